@@ -1,0 +1,51 @@
+//! LightningCLI-style flags (`--trainer.max_epochs 2`, `--data.path=x`) become Hydra tokens
+//! (`trainer.max_epochs=2`) in place, so both dialects mix and keep their command-line order.
+
+/// Rewrites `--a.b value` and `--a.b=value` into `a.b=value`; leaves everything else alone.
+pub fn lightning_to_hydra(argv: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(argv.len());
+    let mut it = argv.into_iter().peekable();
+    while let Some(arg) = it.next() {
+        let Some(flag) = arg.strip_prefix("--") else {
+            out.push(arg);
+            continue;
+        };
+        let key = flag.split('=').next().unwrap_or(flag);
+        if !key.contains('.') || key.starts_with(['.', '-']) {
+            out.push(arg);
+            continue;
+        }
+        if flag.contains('=') {
+            out.push(flag.to_string());
+        } else {
+            // `--a.b` with no value sets it to true (as a boolean flag would).
+            let value = match it.peek() {
+                Some(next) if !next.starts_with("--") => it.next().expect("peeked"),
+                _ => "true".to_string(),
+            };
+            out.push(format!("{flag}={value}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn flags_become_tokens_in_order() {
+        let got = lightning_to_hydra(v(&["wavessm", "fit", "-c", "a.yaml", "--trainer.max_epochs", "2", "model=s4d", "--data.path=../x", "--print-config", "--x.flag"]));
+        assert_eq!(got, v(&["wavessm", "fit", "-c", "a.yaml", "trainer.max_epochs=2", "model=s4d", "data.path=../x", "--print-config", "x.flag=true"]));
+    }
+
+    #[test]
+    fn negative_values_are_values() {
+        let got = lightning_to_hydra(v(&["fit", "--model.x", "-1"]));
+        assert_eq!(got, v(&["fit", "model.x=-1"]));
+    }
+}

@@ -1,0 +1,115 @@
+//! `wavessm bench <case>`: the cases and shapes of `shared/bench/torch_ssm_bench.py`, printing
+//! `<case> median_ms=<x> tokens_per_s=<y>` so the two can be compared side by side.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Distribution, Int, Tensor};
+use clap::{Args, ValueEnum};
+
+use crate::config::ConfigRequest;
+use crate::model::SequenceModel;
+use crate::model::ssm::recurrence::DiagonalRecurrence;
+use crate::model::ssm::s4d::{Activation, S4dConfig, S4dInit};
+use crate::task::classification::ClassificationConfig;
+use crate::train::optim::Optim;
+
+/// Benchmark cases.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Case {
+    /// One S4D layer, forward + backward, B=16 H=128 N=64 L=1024.
+    S4d,
+    /// 4-layer S4D classifier (d_model 128, LayerNorm, mean pool) on L=784, B=32, with AdamW.
+    Model,
+    /// S4D recurrent inference, one token at a time, B=1 H=128 N=64, 1024 tokens.
+    Step,
+}
+
+/// Options of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Which case.
+    pub case: Case,
+    /// Timed repetitions (after one warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+}
+
+fn median_ms(steps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut ts: Vec<f64> = (0..steps.max(1))
+        .map(|_| {
+            let t0 = Instant::now();
+            f();
+            t0.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ts.sort_by(f64::total_cmp);
+    ts[ts.len() / 2]
+}
+
+/// Runs one case and prints its line.
+pub fn run(a: &BenchArgs) -> Result<()> {
+    let device = Device::flex().autodiff();
+    device.seed(0);
+    let (name, ms, tokens) = match a.case {
+        Case::S4d => {
+            let (b, h, l) = (16, 128, 1024);
+            let cfg = S4dConfig { d_state: 64, dt_min: 1e-3, dt_max: 1e-1, lr: None, init: S4dInit::Lin, activation: Activation::Gelu, dropout: 0.0 };
+            let layer = cfg.init(h, &device);
+            let u = Tensor::<3>::random([b, l, h], Distribution::Normal(0.0, 1.0), &device);
+            let ms = median_ms(a.steps, || {
+                let _ = layer.forward(u.clone()).square().mean().backward();
+            });
+            ("s4d", ms, b * l)
+        }
+        Case::Model => {
+            let (b, l) = (32, 784);
+            let tokens = ["model.d_model=128", "model.n_layers=4", "model.norm=layer", "model.prenorm=false", "model.dropout=0.0", "model.pool=mean", "optimizer.lr=0.001", "optimizer.weight_decay=0.01"];
+            let cfg = ConfigRequest { tokens: tokens.iter().map(|s| s.to_string()).collect(), ..Default::default() }.resolve()?;
+            let mut model = Some(SequenceModel::new(&cfg.model, 1, 10, &device)?);
+            let mut optim = Optim::new(&cfg)?;
+            let task = ClassificationConfig::default();
+            let x = Tensor::<3>::random([b, l, 1], Distribution::Normal(0.0, 1.0), &device);
+            let y = Tensor::<1, Int>::random([b], Distribution::Uniform(0.0, 10.0), &device);
+            let mut step = 0;
+            let ms = median_ms(a.steps, || {
+                let m = model.take().expect("model");
+                let out = m.forward(x.clone(), None).reshape([b, 10]);
+                let grads = GradientsParams::from_grads(task.loss(out, y.clone()).backward(), &m);
+                model = Some(optim.step(step, 1000, m, grads));
+                step += 1;
+            });
+            ("model", ms, b * l)
+        }
+        Case::Step => {
+            let (h, n2, l) = (128, 32, 1024);
+            let rng_vals = |scale: f64, shift: f64| -> Vec<f64> {
+                let t = Tensor::<1>::random([h * n2], Distribution::Uniform(0.0, 1.0), &Device::flex());
+                t.try_into_vec_as::<f64>().expect("f64").into_iter().map(|v| v * scale + shift).collect()
+            };
+            let a_re = rng_vals(-0.5, -0.01);
+            let a_im = rng_vals(100.0, 0.0);
+            let (b_re, b_im, c_re, c_im) = (rng_vals(2.0, -1.0), rng_vals(2.0, -1.0), rng_vals(2.0, -1.0), rng_vals(2.0, -1.0));
+            let dt = vec![0.01; h];
+            let rec = DiagonalRecurrence::zoh(h, n2, &dt, (&a_re, &a_im), (&b_re, &b_im), (&c_re, &c_im));
+            let d: Vec<f64> = (0..h).map(|i| ((i % 7) as f64 - 3.0) * 0.1).collect();
+            let ms = median_ms(a.steps, || {
+                let mut state = rec.zero_state();
+                let mut u: Vec<f64> = (0..h).map(|i| (i as f64).sin()).collect();
+                let mut y = vec![0.0; h];
+                for _ in 0..l {
+                    rec.step(&mut state, &u, &mut y);
+                    for i in 0..h {
+                        u[i] = y[i] + d[i] * u[i];
+                    }
+                }
+                std::hint::black_box(&u);
+            });
+            ("step", ms, l)
+        }
+    };
+    println!("{name} median_ms={ms:.1} tokens_per_s={:.0}", tokens as f64 / ms * 1e3);
+    Ok(())
+}

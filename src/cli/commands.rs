@@ -1,0 +1,127 @@
+//! What each subcommand does.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use serde_yaml::Value;
+
+use super::{Cli, Command, ConfigArgs, EvalArgs, PredictArgs};
+use crate::config::{ConfigError, ConfigRequest, ConfigSources, ExperimentConfig, Item, classify};
+use crate::data::BatchIter;
+use crate::task::argmax;
+use crate::train::checkpoint::Checkpoint;
+use crate::train::fit::{format_metrics, load_model, prefixed};
+use crate::train::{FitOptions, Setup, device_for, evaluate, fit};
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Fit(a) => {
+            let cfg = match &a.resume {
+                Some(dir) => {
+                    let text = std::fs::read_to_string(dir.join("config.yaml"))
+                        .with_context(|| format!("{}: not a run folder (no readable config.yaml)", dir.display()))?;
+                    config_over(&text, &a.config, &dir.join("config.yaml"))?
+                }
+                None => request(&a.config).resolve()?,
+            };
+            if a.config.print_config {
+                print!("{}", cfg.to_yaml());
+                return Ok(());
+            }
+            fit(&cfg, &FitOptions { resume: a.resume.clone(), stop_after_epochs: a.stop_after_epochs, quiet: false })?;
+            Ok(())
+        }
+        Command::Validate(a) => eval_command(&a, "val"),
+        Command::Test(a) => eval_command(&a, "test"),
+        Command::Predict(a) => predict(&a),
+        Command::Bench(a) => super::bench::run(&a),
+    }
+}
+
+fn request(c: &ConfigArgs) -> ConfigRequest {
+    ConfigRequest { config_dirs: c.config_dir.clone(), files: c.config.clone(), tokens: c.overrides.clone() }
+}
+
+/// A saved config (run or checkpoint) with command-line key overrides on top.
+fn config_over(yaml: &str, c: &ConfigArgs, origin: &Path) -> Result<ExperimentConfig> {
+    if !c.config.is_empty() {
+        bail!("-c/--config cannot be combined with a saved run's config; override single keys instead");
+    }
+    let mut tree: Value = serde_yaml::from_str(yaml).map_err(|e| ConfigError::File { origin: origin.display().to_string(), msg: e.to_string() })?;
+    let sources = ConfigSources::new(c.config_dir.clone());
+    for t in &c.overrides {
+        match classify(&sources, t)? {
+            Item::Key(o) => o.apply(&mut tree)?,
+            Item::Select { group, .. } => bail!("`{t}`: group `{group}` cannot be re-selected for a saved config; override its keys instead"),
+        }
+    }
+    Ok(ExperimentConfig::from_value(tree)?)
+}
+
+/// Loads a checkpoint and its (overridden) config, and builds everything for evaluation.
+fn load_for_eval(ckpt: &Path, c: &ConfigArgs) -> Result<(ExperimentConfig, Setup, crate::model::SequenceModel)> {
+    let ck = Checkpoint::load(ckpt)?;
+    let cfg = config_over(&ck.state.config, c, ckpt)?;
+    let setup = Setup::new(&cfg, device_for(cfg.trainer.device)?)?;
+    let model = load_model(setup.model.clone(), ck.model, ckpt)?.valid();
+    Ok((cfg, setup, model))
+}
+
+fn eval_command(a: &EvalArgs, split: &str) -> Result<()> {
+    if a.config.print_config {
+        let ck = Checkpoint::load(&a.ckpt)?;
+        print!("{}", config_over(&ck.state.config, &a.config, &a.ckpt)?.to_yaml());
+        return Ok(());
+    }
+    let (cfg, s, model) = load_for_eval(&a.ckpt, &a.config)?;
+    let data = s.data.split(split).expect("known split");
+    let bs = cfg.loader.eval_batch_size.unwrap_or(cfg.loader.batch_size);
+    let m = prefixed(split, &evaluate(&model, data, &s.task, s.d_output, bs, cfg.trainer.limit_eval_batches, &s.device));
+    println!("{} ({} sequences, {})", format_metrics(&m), data.len(), a.ckpt.display());
+    Ok(())
+}
+
+fn predict(a: &PredictArgs) -> Result<()> {
+    let (cfg, s, model) = load_for_eval(&a.ckpt, &a.config)?;
+    let data = s.data.split(&a.split).with_context(|| format!("unknown split `{}`; use train, val or test", a.split))?;
+    let out_path = a.out.clone().unwrap_or_else(|| {
+        let run = a.ckpt.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+        run.join(format!("predictions_{}.csv", a.split))
+    });
+    let bs = cfg.loader.eval_batch_size.unwrap_or(cfg.loader.batch_size);
+    let k = s.d_output;
+    let mut text = String::new();
+    if s.task.is_classification() {
+        text.push_str("index,target,prediction,probability\n");
+    } else {
+        text.push_str("index,target,prediction\n");
+    }
+    let mut index = 0;
+    for idx in BatchIter::sequential(data.len(), bs) {
+        let batch = data.batch(&idx, &s.device);
+        let b = idx.len();
+        let out = model.forward(batch.x.clone(), batch.lengths.as_deref()).reshape([b, k]);
+        let rows: Vec<f32> = out.try_into_vec_as::<f32>().expect("f32 outputs");
+        for (row, &i) in rows.chunks(k).zip(&idx) {
+            match &data.targets {
+                crate::data::Targets::Classes { labels, .. } => {
+                    let p = argmax(row);
+                    let max = row[p];
+                    let z: f32 = row.iter().map(|v| (v - max).exp()).sum();
+                    text.push_str(&format!("{index},{},{p},{:.6}\n", labels[i], 1.0 / z));
+                }
+                crate::data::Targets::Values { values, dim } => {
+                    let join = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(";");
+                    text.push_str(&format!("{index},{},{}\n", join(&values[i * dim..(i + 1) * dim]), join(row)));
+                }
+            }
+            index += 1;
+        }
+    }
+    crate::train::checkpoint::write_atomic(&out_path, |f| f.write_all(text.as_bytes()))?;
+    println!("wrote {index} predictions to {}", out_path.display());
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! The `wavessm` command line: `fit`, `validate`, `test`, `predict`, `bench`.
+
+pub mod args;
+pub mod bench;
+pub mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+const OVERRIDES_HELP: &str = "Config overrides, applied in order after the defaults and -c files. \
+Hydra style: `key.sub=value`, `group=option` (e.g. `model=s4d`, `experiment=smnist/s4d`), \
+`+key=value` (add), `++key=value` (add or replace), `~key` (remove), `key=null`. \
+LightningCLI style: `--key.sub value` or `--key.sub=value`. Values are YAML 1.2 \
+(`no`/`on`/`off` stay strings).";
+
+/// Train, evaluate and benchmark state-space sequence models from YAML experiments.
+#[derive(Debug, Parser)]
+#[command(name = "wavessm", version, about, long_about = None, after_help = "Run `wavessm fit` with no arguments to train the embedded default (S4D on 8x8 digits).")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a model (embedded default: S4D on the 8x8 digits, no download needed).
+    Fit(FitArgs),
+    /// Evaluate a checkpoint on the validation split.
+    Validate(EvalArgs),
+    /// Evaluate a checkpoint on the test split.
+    Test(EvalArgs),
+    /// Write one prediction per input of a split to a CSV file.
+    Predict(PredictArgs),
+    /// Time a benchmark case (same shapes as the PyTorch reference script).
+    Bench(bench::BenchArgs),
+}
+
+/// Options shared by every command that builds a config.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigArgs {
+    /// Config file merged after the defaults (LightningCLI `-c`); repeatable, applied in order.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Vec<PathBuf>,
+    /// Folder searched for config groups before the embedded configs; repeatable.
+    #[arg(long = "config-dir", value_name = "DIR")]
+    pub config_dir: Vec<PathBuf>,
+    /// Print the fully resolved config as YAML and exit.
+    #[arg(long = "print-config", alias = "print_config")]
+    pub print_config: bool,
+    #[arg(value_name = "OVERRIDES", help = OVERRIDES_HELP, allow_hyphen_values = true)]
+    /// Config overrides.
+    pub overrides: Vec<String>,
+}
+
+/// Options of `fit`.
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// Config sources and overrides.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Continue the run in RUN_DIR from its last checkpoint (its config.yaml plus overrides).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
+    /// Stop after this many epochs have completed, leaving a resumable run.
+    #[arg(long, value_name = "N")]
+    pub stop_after_epochs: Option<usize>,
+}
+
+/// Options of `validate` and `test`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Checkpoint to evaluate (e.g. runs/smnist-s4d/version_0/checkpoints/best.bpk).
+    #[arg(long, value_name = "FILE")]
+    pub ckpt: PathBuf,
+    /// Overrides applied to the checkpoint's config (e.g. `data.path=…`).
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// Options of `predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Checkpoint to predict with.
+    #[arg(long, value_name = "FILE")]
+    pub ckpt: PathBuf,
+    /// Split to predict: train, val or test.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Output CSV (default: predictions_<split>.csv beside the checkpoint's run).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Overrides applied to the checkpoint's config.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let argv = args::lightning_to_hydra(std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect());
+    let cli = Cli::parse_from(argv);
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Hydra-style composition: a root `config.yaml` whose `defaults:` list picks one option per
+//! config group (`model: s4d` loads `configs/model/s4d.yaml` under the key `model`), experiment
+//! files that re-select groups with `override /group: option`, LightningCLI `-c FILE`s merged on
+//! top, then key overrides applied in command-line order.
+
+use std::path::Path;
+
+use serde_yaml::{Mapping, Value};
+
+use super::overrides::{Override, merge};
+use super::sources::{ConfigFile, ConfigSources};
+use super::{ConfigError, suggest};
+
+/// One command-line item after classification.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// `group=option` (`option = None` for `group=null`: drop the group).
+    Select { group: String, option: Option<String> },
+    /// A key override.
+    Key(Override),
+}
+
+/// Splits Hydra tokens into group selections and key overrides.
+pub fn classify(sources: &ConfigSources, token: &str) -> Result<Item, ConfigError> {
+    if let Some((key, raw)) = token.split_once('=')
+        && !key.starts_with(['+', '~'])
+        && !key.contains('.')
+        && !key.is_empty()
+        && sources.is_group(key)
+    {
+        return match super::overrides::parse_value(raw) {
+            Value::Null => Ok(Item::Select { group: key.into(), option: None }),
+            Value::String(s) => Ok(Item::Select { group: key.into(), option: Some(s) }),
+            _ => Err(ConfigError::Override {
+                token: token.into(),
+                why: format!("`{key}` is a config group: choose one of {}", sources.options(key).join(", ")),
+            }),
+        };
+    }
+    Ok(Item::Key(Override::parse_hydra(token)?))
+}
+
+/// A parsed config file: its `defaults:` entries, its body, and where the body goes.
+struct Parsed {
+    defaults: Vec<Default>,
+    body: Value,
+    global: bool,
+}
+
+/// One `defaults:` entry.
+#[derive(Debug, Clone)]
+enum Default {
+    SelfMarker,
+    /// `group: option` (`override /group: option` alike); `absolute` for `/group`.
+    Group { group: String, option: Option<String>, absolute: bool },
+}
+
+fn parse_file(file: &ConfigFile) -> Result<Parsed, ConfigError> {
+    let err = |msg: String| ConfigError::File { origin: file.origin.clone(), msg };
+    let global = file
+        .text
+        .lines()
+        .take_while(|l| l.trim_start().starts_with('#') || l.trim().is_empty())
+        .any(|l| l.replace(' ', "").starts_with("#@package_global_"));
+    let mut body: Value = serde_yaml::from_str(&file.text).map_err(|e| err(e.to_string()))?;
+    if body.is_null() {
+        body = Value::Mapping(Mapping::new());
+    }
+    let map = body
+        .as_mapping_mut()
+        .ok_or_else(|| err("the top level must be a mapping of keys".into()))?;
+    let mut defaults = Vec::new();
+    if let Some(list) = map.remove("defaults") {
+        let Value::Sequence(items) = list else {
+            return Err(err("`defaults` must be a list".into()));
+        };
+        for item in items {
+            defaults.push(match item {
+                Value::String(s) if s == "_self_" => Default::SelfMarker,
+                Value::Mapping(m) if m.len() == 1 => {
+                    let (k, v) = m.into_iter().next().expect("one entry");
+                    let key = k.as_str().ok_or_else(|| err("a `defaults` key must be a string".into()))?;
+                    let key = key.strip_prefix("override ").unwrap_or(key).trim();
+                    let (absolute, group) = match key.strip_prefix('/') {
+                        Some(g) => (true, g),
+                        None => (false, key),
+                    };
+                    let option = match v {
+                        Value::Null => None,
+                        Value::String(s) => Some(s),
+                        other => return Err(err(format!("`defaults` entry `{key}` must name an option, got {}", super::inline_yaml(&other)))),
+                    };
+                    Default::Group { group: group.to_string(), option, absolute }
+                }
+                other => return Err(err(format!("unsupported `defaults` entry {}", super::inline_yaml(&other)))),
+            });
+        }
+    }
+    Ok(Parsed { defaults, body, global })
+}
+
+fn read_option(sources: &ConfigSources, group: &str, option: &str) -> Result<ConfigFile, ConfigError> {
+    let rel = format!("{group}/{option}.yaml");
+    let io = |e: std::io::Error| ConfigError::File { origin: rel.clone(), msg: e.to_string() };
+    sources.read(&rel).map_err(io)?.ok_or_else(|| {
+        let options = sources.options(group);
+        ConfigError::Group {
+            group: group.into(),
+            option: option.into(),
+            msg: format!("no config `{rel}`{}; available: {}", suggest(option, &options), options.join(", ")),
+        }
+    })
+}
+
+/// Composes the full config tree from the root, the `-c` files and the command line.
+pub fn compose(sources: &ConfigSources, files: &[&Path], items: &[Item]) -> Result<Value, ConfigError> {
+    let root_file = sources
+        .read("config.yaml")
+        .map_err(|e| ConfigError::File { origin: "config.yaml".into(), msg: e.to_string() })?
+        .ok_or_else(|| ConfigError::File { origin: "config.yaml".into(), msg: "root config not found".into() })?;
+    let root = parse_file(&root_file)?;
+
+    // 1. Which option each group uses: root defaults, then experiment/-c file defaults,
+    //    with command-line selections winning over both.
+    let mut order: Vec<String> = Vec::new();
+    let mut chosen: std::collections::HashMap<String, Option<String>> = std::collections::HashMap::new();
+    let mut self_at = None;
+    for d in &root.defaults {
+        match d {
+            Default::SelfMarker => self_at = Some(order.len()),
+            Default::Group { group, option, .. } => {
+                order.push(group.clone());
+                chosen.insert(group.clone(), option.clone());
+            }
+        }
+    }
+    let cli: std::collections::HashMap<&str, &Option<String>> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Select { group, option } => Some((group.as_str(), option)),
+            Item::Key(_) => None,
+        })
+        .collect();
+    type Chosen = std::collections::HashMap<String, Option<String>>;
+    let select = |group: &str, option: Option<String>, from_cli: bool, order: &mut Vec<String>, chosen: &mut Chosen| {
+        if !from_cli && cli.contains_key(group) {
+            return;
+        }
+        if !order.iter().any(|g| g == group) {
+            order.push(group.to_string());
+        }
+        chosen.insert(group.to_string(), option);
+    };
+    for (g, o) in &cli {
+        select(g, (*o).clone(), true, &mut order, &mut chosen);
+    }
+    // Experiment and -c files act as global overlays; their defaults re-select groups.
+    let mut overlays = Vec::new();
+    if let Some(Some(exp)) = chosen.get("experiment").cloned() {
+        let exp: String = exp;
+        overlays.push(parse_file(&read_option(sources, "experiment", &exp)?)?);
+    }
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| ConfigError::File {
+            origin: f.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        let mut p = parse_file(&ConfigFile { origin: f.display().to_string(), text })?;
+        p.global = true;
+        overlays.push(p);
+    }
+    for o in &overlays {
+        for d in &o.defaults {
+            if let Default::Group { group, option, .. } = d {
+                select(group, option.clone(), false, &mut order, &mut chosen);
+            }
+        }
+    }
+
+    // 2. Build the tree: each selected group under its package, the root body at `_self_`.
+    let mut tree = Value::Mapping(Mapping::new());
+    let self_at = self_at.unwrap_or(order.len());
+    for (i, group) in order.iter().enumerate() {
+        if i == self_at {
+            merge(&mut tree, root.body.clone());
+        }
+        if group == "experiment" {
+            continue;
+        }
+        if let Some(Some(option)) = chosen.get(group) {
+            load_group(sources, group, option, &cli, &mut tree, 0)?;
+        }
+    }
+    if self_at >= order.len() {
+        merge(&mut tree, root.body.clone());
+    }
+    for o in overlays {
+        merge(&mut tree, o.body);
+    }
+    // Groups set to null on the command line drop their section.
+    for (g, o) in &cli {
+        if o.is_none()
+            && let Some(m) = tree.as_mapping_mut()
+        {
+            m.remove(g.replace('/', ".").as_str());
+        }
+    }
+
+    // 3. Key overrides, in order.
+    for item in items {
+        if let Item::Key(o) = item {
+            o.apply(&mut tree)?;
+        }
+    }
+    Ok(tree)
+}
+
+/// Loads `group/option.yaml` (and its own nested defaults) into `tree` at its package.
+fn load_group(
+    sources: &ConfigSources,
+    group: &str,
+    option: &str,
+    cli: &std::collections::HashMap<&str, &Option<String>>,
+    tree: &mut Value,
+    depth: usize,
+) -> Result<(), ConfigError> {
+    if depth > 8 {
+        return Err(ConfigError::Group { group: group.into(), option: option.into(), msg: "defaults nest too deep (a cycle?)".into() });
+    }
+    let parsed = parse_file(&read_option(sources, group, option)?)?;
+    let mut sub = Value::Mapping(Mapping::new());
+    let mut body_done = false;
+    for d in &parsed.defaults {
+        match d {
+            Default::SelfMarker => {
+                merge(&mut sub, parsed.body.clone());
+                body_done = true;
+            }
+            Default::Group { group: g, option: o, absolute, .. } => {
+                let full = if *absolute { g.clone() } else { format!("{group}/{g}") };
+                let o = match cli.get(full.as_str()) {
+                    Some(c) => (*c).clone(),
+                    None => o.clone(),
+                };
+                if let Some(o) = o {
+                    // Nested groups land at their own package, relative to the root.
+                    load_group(sources, &full, &o, cli, tree, depth + 1)?;
+                }
+            }
+        }
+    }
+    if !body_done {
+        merge(&mut sub, parsed.body);
+    }
+    if parsed.global {
+        merge(tree, sub);
+    } else {
+        let mut wrapped = sub;
+        for seg in group.split('/').rev() {
+            let mut m = Mapping::new();
+            m.insert(Value::String(seg.to_string()), wrapped);
+            wrapped = Value::Mapping(m);
+        }
+        merge(tree, wrapped);
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The experiment configuration: composition from YAML groups, command-line overrides in the
+//! Hydra and LightningCLI dialects, and strict typed validation with errors that name the key's
+//! full path and the closest valid names.
+
+pub mod compose;
+pub mod overrides;
+pub mod sources;
+mod types;
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+
+pub use compose::{Item, classify};
+pub use overrides::Override;
+pub use sources::ConfigSources;
+pub use types::*;
+
+/// Everything that can be wrong with a configuration, each naming where.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A malformed or inapplicable command-line override.
+    #[error("override `{token}`: {why}")]
+    Override { token: String, why: String },
+    /// A key with a wrong name, type or value.
+    #[error("`{path}`: {msg}")]
+    Key { path: String, msg: String },
+    /// A config file that cannot be read or parsed.
+    #[error("{origin}: {msg}")]
+    File { origin: String, msg: String },
+    /// A group selection naming no config file.
+    #[error("`{group}={option}`: {msg}")]
+    Group { group: String, option: String, msg: String },
+}
+
+/// What the command line says about the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigRequest {
+    /// Extra config folders searched before the embedded ones (`--config-dir`).
+    pub config_dirs: Vec<PathBuf>,
+    /// LightningCLI `-c FILE`s, merged in order after the defaults.
+    pub files: Vec<PathBuf>,
+    /// Hydra tokens (`a.b=1`, `model=s4d`) and converted `--a.b 1` flags, in order.
+    pub tokens: Vec<String>,
+}
+
+impl ConfigRequest {
+    /// Composes, overrides and validates: the one way a run gets its config.
+    pub fn resolve(&self) -> Result<ExperimentConfig, ConfigError> {
+        let sources = ConfigSources::new(self.config_dirs.clone());
+        let items = self
+            .tokens
+            .iter()
+            .map(|t| classify(&sources, t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let files: Vec<&Path> = self.files.iter().map(|p| p.as_path()).collect();
+        let tree = compose::compose(&sources, &files, &items)?;
+        ExperimentConfig::from_value(tree)
+    }
+}
+
+/// Deserializes `value` into `T`, turning serde's message into one that names `prefix.path`,
+/// the offending key and the closest valid keys.
+pub fn from_value_at<T: DeserializeOwned>(value: Value, prefix: &str) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let mut path = join_path(prefix, if inner == "." { "" } else { &inner });
+        let raw = e.into_inner().to_string();
+        let msg = explain(&raw, &mut path);
+        ConfigError::Key { path, msg }
+    })
+}
+
+/// Joins dotted path pieces, skipping empty ones.
+pub fn join_path(a: &str, b: &str) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b.to_string(),
+        (_, true) => a.to_string(),
+        _ => format!("{a}.{b}"),
+    }
+}
+
+/// Rewrites serde's standard messages ("unknown field `x`, expected one of ...").
+fn explain(raw: &str, path: &mut String) -> String {
+    let ticked = |s: &str| -> Vec<String> { s.split('`').skip(1).step_by(2).map(str::to_string).collect() };
+    if let Some(rest) = raw.strip_prefix("unknown field `") {
+        let (field, tail) = rest.split_once('`').unwrap_or((rest, ""));
+        let valid = ticked(tail);
+        if !path.ends_with(field) {
+            *path = join_path(path, field);
+        }
+        return format!(
+            "unknown key{}; valid keys: {}",
+            suggest(field, &valid),
+            if valid.is_empty() { "none".to_string() } else { valid.join(", ") }
+        );
+    }
+    if let Some(rest) = raw.strip_prefix("unknown variant `") {
+        let (variant, tail) = rest.split_once('`').unwrap_or((rest, ""));
+        let valid = ticked(tail);
+        return format!("unknown value `{variant}`{}; allowed: {}", suggest(variant, &valid), valid.join(", "));
+    }
+    if let Some(rest) = raw.strip_prefix("invalid type: ")
+        && let Some((got, expected)) = rest.split_once(", expected ")
+    {
+        return format!("wrong type: expected {expected}, got {got}");
+    }
+    if let Some(rest) = raw.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or(rest);
+        *path = join_path(path, field);
+        return "required key is missing".into();
+    }
+    raw.to_string()
+}
+
+/// "; did you mean `x`?" when a candidate is close to `word`, else "".
+pub fn suggest(word: &str, candidates: &[String]) -> String {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(s, _)| *s >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| format!("; did you mean `{c}`?"))
+        .unwrap_or_default()
+}
+
+/// A value as one line of YAML, for messages.
+pub fn inline_yaml(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        _ => serde_yaml::to_string(v).map(|s| s.trim().replace('\n', " ")).unwrap_or_default(),
+    }
+}

@@ -1,0 +1,240 @@
+//! Datasets as in-memory sequences, a registry selecting them by `data._name_`, and batching.
+
+pub mod adding;
+pub mod digits;
+pub mod idx;
+pub mod loader;
+pub mod mnist;
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+pub use loader::BatchIter;
+
+crate::registry! {
+    /// Datasets selectable as `data` (one line per dataset).
+    pub enum DataConfig ("dataset") {
+        "digits" => Digits(digits::DigitsConfig),
+        "smnist" => Smnist(mnist::MnistConfig),
+        "psmnist" => Psmnist(mnist::MnistConfig),
+        "adding" => Adding(adding::AddingConfig),
+    }
+}
+
+impl DataConfig {
+    /// Loads (or generates) the train/val/test splits.
+    pub fn load(&self) -> Result<DataModule, DataError> {
+        match self {
+            DataConfig::Digits(c) => digits::load(c),
+            DataConfig::Smnist(c) => mnist::load(c, c.permute),
+            DataConfig::Psmnist(c) => mnist::load(c, true),
+            DataConfig::Adding(c) => adding::load(c),
+        }
+    }
+}
+
+/// A problem with data on disk, naming the file and what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A file that is not there.
+    #[error("{path}: not found ({what}); set `data.path` or $DATA_PATH")]
+    Missing { path: PathBuf, what: String },
+    /// A file whose content is not what its format promises.
+    #[error("{path}: {msg}")]
+    Corrupt { path: PathBuf, msg: String },
+    /// An I/O failure.
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// Options that cannot produce a dataset.
+    #[error("data: {0}")]
+    Invalid(String),
+}
+
+/// Targets of a split.
+#[derive(Debug, Clone)]
+pub enum Targets {
+    /// One class index per sample.
+    Classes {
+        /// Labels in `0..n_classes`.
+        labels: Vec<u32>,
+        /// Number of classes.
+        n_classes: usize,
+    },
+    /// `dim` real values per sample.
+    Values {
+        /// Row-major [n, dim].
+        values: Vec<f32>,
+        /// Values per sample.
+        dim: usize,
+    },
+}
+
+/// One split: `n` sequences of `seq_len` steps with `channels` features each.
+#[derive(Debug, Clone)]
+pub struct SeqData {
+    /// Row-major [n, L, D].
+    pub inputs: Vec<f32>,
+    /// L.
+    pub seq_len: usize,
+    /// D.
+    pub channels: usize,
+    /// One target per sequence.
+    pub targets: Targets,
+}
+
+/// What a task needs to know about the targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// Classification into this many classes.
+    Classes(usize),
+    /// Regression with this many outputs.
+    Values(usize),
+}
+
+/// The three splits of a dataset.
+#[derive(Debug, Clone)]
+pub struct DataModule {
+    /// Training split.
+    pub train: SeqData,
+    /// Validation split (model selection).
+    pub val: SeqData,
+    /// Test split (reported once at the end).
+    pub test: SeqData,
+}
+
+impl DataModule {
+    /// Features per step D.
+    pub fn d_input(&self) -> usize {
+        self.train.channels
+    }
+
+    /// Target kind (shared by all splits).
+    pub fn target_kind(&self) -> TargetKind {
+        self.train.target_kind()
+    }
+
+    /// A split by name (`train`, `val`, `test`).
+    pub fn split(&self, name: &str) -> Option<&SeqData> {
+        match name {
+            "train" => Some(&self.train),
+            "val" | "validation" => Some(&self.val),
+            "test" => Some(&self.test),
+            _ => None,
+        }
+    }
+}
+
+/// A batch on a device.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Inputs [B, L, D].
+    pub x: Tensor<3>,
+    /// Targets.
+    pub y: BatchTargets,
+    /// Valid steps per sample (None: all L).
+    pub lengths: Option<Vec<usize>>,
+}
+
+/// Targets of a batch.
+#[derive(Debug, Clone)]
+pub enum BatchTargets {
+    /// Class indices [B].
+    Classes(Tensor<1, Int>),
+    /// Values [B, K].
+    Values(Tensor<2>),
+}
+
+impl SeqData {
+    /// Number of sequences.
+    pub fn len(&self) -> usize {
+        match &self.targets {
+            Targets::Classes { labels, .. } => labels.len(),
+            Targets::Values { values, dim } => values.len() / dim,
+        }
+    }
+
+    /// Whether the split is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Target kind.
+    pub fn target_kind(&self) -> TargetKind {
+        match &self.targets {
+            Targets::Classes { n_classes, .. } => TargetKind::Classes(*n_classes),
+            Targets::Values { dim, .. } => TargetKind::Values(*dim),
+        }
+    }
+
+    /// The sequences at `idx`, as a new split.
+    pub fn subset(&self, idx: &[usize]) -> SeqData {
+        let row = self.seq_len * self.channels;
+        let mut inputs = Vec::with_capacity(idx.len() * row);
+        for &i in idx {
+            inputs.extend_from_slice(&self.inputs[i * row..(i + 1) * row]);
+        }
+        let targets = match &self.targets {
+            Targets::Classes { labels, n_classes } => Targets::Classes {
+                labels: idx.iter().map(|&i| labels[i]).collect(),
+                n_classes: *n_classes,
+            },
+            Targets::Values { values, dim } => Targets::Values {
+                values: idx.iter().flat_map(|&i| values[i * dim..(i + 1) * dim].iter().copied()).collect(),
+                dim: *dim,
+            },
+        };
+        SeqData { inputs, seq_len: self.seq_len, channels: self.channels, targets }
+    }
+
+    /// Builds the batch of sequences `idx` on `device`.
+    pub fn batch(&self, idx: &[usize], device: &Device) -> Batch {
+        let (l, d) = (self.seq_len, self.channels);
+        let row = l * d;
+        let mut x = Vec::with_capacity(idx.len() * row);
+        for &i in idx {
+            x.extend_from_slice(&self.inputs[i * row..(i + 1) * row]);
+        }
+        let x = Tensor::<3>::from_data(TensorData::new(x, [idx.len(), l, d]), device);
+        let y = match &self.targets {
+            Targets::Classes { labels, .. } => {
+                let y: Vec<i64> = idx.iter().map(|&i| labels[i] as i64).collect();
+                BatchTargets::Classes(Tensor::<1, Int>::from_data(TensorData::new(y, [idx.len()]), device))
+            }
+            Targets::Values { values, dim } => {
+                let y: Vec<f32> = idx.iter().flat_map(|&i| values[i * dim..(i + 1) * dim].iter().copied()).collect();
+                BatchTargets::Values(Tensor::<2>::from_data(TensorData::new(y, [idx.len(), *dim]), device))
+            }
+        };
+        Batch { x, y, lengths: None }
+    }
+}
+
+/// Splits `0..n` into (train, val) index lists with a seeded shuffle; `val_fraction` of them to val.
+pub fn split_indices(n: usize, val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let n_val = ((n as f64) * val_fraction).round() as usize;
+    let val = idx.split_off(n - n_val.min(n));
+    (idx, val)
+}
+
+/// Checks a split fraction.
+pub fn check_fraction(name: &str, f: f64) -> Result<(), DataError> {
+    if (0.0..1.0).contains(&f) {
+        Ok(())
+    } else {
+        Err(DataError::Invalid(format!("`{name}` must be in [0, 1), got {f}")))
+    }
+}
+
+/// The folder of a dataset: `data.path`, else `$DATA_PATH/<sub>`, else `./data/<sub>`.
+pub fn data_dir(path: &Option<PathBuf>, sub: &str) -> PathBuf {
+    match path {
+        Some(p) => p.clone(),
+        None => std::env::var_os("DATA_PATH").map(PathBuf::from).unwrap_or_else(|| Path::new("data").to_path_buf()).join(sub),
+    }
+}

@@ -1,0 +1,5 @@
+//! The `wavessm` binary.
+
+fn main() -> std::process::ExitCode {
+    wavessm::cli::main()
+}

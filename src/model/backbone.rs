@@ -1,0 +1,81 @@
+//! `SequenceModel`: encoder → residual blocks → (final norm) → pooling → decoder.
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+
+use super::LayerConfig;
+use super::block::{Norm, ResidualBlock};
+use crate::config::{ConfigError, ModelConfig, PoolKind};
+
+/// The backbone used by every task.
+#[derive(Module, Debug)]
+pub struct SequenceModel {
+    /// Per-step input projection D → H.
+    pub encoder: Linear,
+    /// Residual blocks.
+    pub layers: Vec<ResidualBlock>,
+    /// Final norm (prenorm models only, as in state-spaces/s4).
+    pub norm: Option<Norm>,
+    /// Output projection H → K.
+    pub decoder: Linear,
+    /// Sequence reduction.
+    #[module(skip)]
+    pub pool: PoolKind,
+}
+
+impl SequenceModel {
+    /// Builds the model for `d_input` features per step and `d_output` outputs.
+    pub fn new(cfg: &ModelConfig, d_input: usize, d_output: usize, device: &Device) -> Result<Self, ConfigError> {
+        let layer = LayerConfig::from_named(&cfg.layer, "model.layer")?;
+        layer.validate("model.layer")?;
+        let h = cfg.d_model;
+        let layers = (0..cfg.n_layers)
+            .map(|_| ResidualBlock::new(layer.init(h, device), h, cfg.norm, cfg.prenorm, cfg.ff, cfg.dropout, device))
+            .collect();
+        Ok(Self {
+            encoder: LinearConfig::new(d_input, h).init(device),
+            layers,
+            norm: if cfg.prenorm { Norm::new(cfg.norm, h, device) } else { None },
+            decoder: LinearConfig::new(h, d_output).init(device),
+            pool: cfg.pool,
+        })
+    }
+
+    /// Args: `x` [B, L, D]; `lengths` valid steps per sample (None: all L).
+    /// Returns [B, 1, K] after pooling, or [B, L, K] with `pool: none`.
+    pub fn forward(&self, x: Tensor<3>, lengths: Option<&[usize]>) -> Tensor<3> {
+        let mut z = self.encoder.forward(x); // [B, L, H]
+        for block in &self.layers {
+            z = block.forward(z);
+        }
+        if let Some(n) = &self.norm {
+            z = n.forward(z);
+        }
+        let z = pool(z, self.pool, lengths);
+        self.decoder.forward(z)
+    }
+}
+
+/// Reduces [B, L, H] to [B, 1, H] (mean over valid steps, or the last valid step).
+pub fn pool(z: Tensor<3>, kind: PoolKind, lengths: Option<&[usize]>) -> Tensor<3> {
+    let [b, l, h] = z.dims();
+    match (kind, lengths) {
+        (PoolKind::None, _) => z,
+        (PoolKind::Mean, None) => z.mean_dim(1),
+        (PoolKind::Last, None) => z.narrow(1, l - 1, 1),
+        (kind, Some(lens)) => {
+            // Weights over time: 1/len on valid steps (mean) or 1 on the last valid step.
+            let mut w = vec![0f32; b * l];
+            for (i, &n) in lens.iter().enumerate() {
+                let n = n.clamp(1, l);
+                match kind {
+                    PoolKind::Mean => w[i * l..i * l + n].fill(1.0 / n as f32),
+                    _ => w[i * l + n - 1] = 1.0,
+                }
+            }
+            let w = Tensor::<1>::from_floats(w.as_slice(), &z.device()).reshape([b, l, 1]);
+            (z * w).sum_dim(1).reshape([b, 1, h])
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Sequence models: a residual backbone whose layer is picked by name.
+//!
+//! Dimension letters used in shape comments throughout the crate:
+//!
+//! | letter | meaning |
+//! |---|---|
+//! | `B` | batch size |
+//! | `L` | sequence length |
+//! | `D` | input features per step (`d_input`) |
+//! | `H` | model width (`d_model`), one independent SSM per channel |
+//! | `N` | SSM state size (`d_state`, real); `N2 = N/2` complex modes are stored |
+//! | `C` | kernel output channels |
+//! | `K` | outputs of the decoder (classes, regression targets) |
+
+pub mod backbone;
+pub mod block;
+pub mod ssm;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+
+pub use backbone::SequenceModel;
+
+use crate::config::ConfigError;
+
+crate::registry! {
+    /// Sequence layers selectable as `model.layer` (one line per layer).
+    pub enum LayerConfig ("layer") {
+        "s4d" => S4d(ssm::S4dConfig),
+    }
+}
+
+impl LayerConfig {
+    /// Validates option values beyond their types.
+    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        match self {
+            LayerConfig::S4d(c) => c.validate(path),
+        }
+    }
+
+    /// Builds the layer for width `h`.
+    pub fn init(&self, h: usize, device: &Device) -> Layer {
+        match self {
+            LayerConfig::S4d(c) => Layer::S4d(c.init(h, device)),
+        }
+    }
+
+    /// SSM parameter names (relative to the layer) and their learning rate; their weight decay is 0.
+    pub fn ssm_params(&self) -> (&'static [&'static str], Option<f64>) {
+        match self {
+            LayerConfig::S4d(c) => (ssm::S4dConfig::SSM_PARAMS, c.lr),
+        }
+    }
+}
+
+/// A built sequence layer: maps [B, L, H] to [B, L, H].
+#[derive(Module, Debug)]
+pub enum Layer {
+    /// Diagonal SSM.
+    S4d(ssm::S4d),
+}
+
+impl Layer {
+    /// Args: `x` [B, L, H]. Returns [B, L, H].
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        match self {
+            Layer::S4d(l) => l.forward(x),
+        }
+    }
+}

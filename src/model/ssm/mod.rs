@@ -1,0 +1,8 @@
+//! State-space layers.
+
+pub mod conv;
+pub mod recurrence;
+pub mod s4d;
+pub mod vandermonde;
+
+pub use s4d::{S4d, S4dConfig, S4dKernel};

@@ -1,0 +1,244 @@
+//! S4D (Gu et al. 2022, "On the Parameterization and Initialization of Diagonal State Space
+//! Models"): a diagonal state space `x' = Ax + Bu, y = Cx + Du` per channel, discretized with
+//! zero-order hold, applied as a long convolution. Parameter names follow the minimal
+//! state-spaces/s4 `s4d.py` state_dict (`kernel.log_dt`, `kernel.C`, `kernel.log_A_real`,
+//! `kernel.A_imag`, `D`, `output_linear`).
+
+// Field names mirror the PyTorch state_dict keys (`D`, `C`, `log_A_real`).
+#![allow(non_snake_case)]
+
+use std::f64::consts::PI;
+
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::tensor::activation::{gelu, glu};
+use burn::tensor::{Device, Distribution, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::conv::fft_conv;
+use super::recurrence::DiagonalRecurrence;
+use super::vandermonde::vandermonde;
+
+/// Initialization of the diagonal `A` (S4D paper, section 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum S4dInit {
+    /// S4D-Lin: `A_n = -1/2 + iπn`.
+    #[default]
+    Lin,
+    /// S4D-Inv: `A_n = -1/2 + i(N/π)(N/(2n+1) - 1)`.
+    Inv,
+}
+
+/// Options of the `s4d` layer (`model.layer`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S4dConfig {
+    /// State size N (real); N/2 complex modes are stored.
+    #[serde(default = "d_state")]
+    pub d_state: usize,
+    /// Smallest initial step size.
+    #[serde(default = "dt_min")]
+    pub dt_min: f64,
+    /// Largest initial step size.
+    #[serde(default = "dt_max")]
+    pub dt_max: f64,
+    /// Learning rate of `log_dt`, `log_A_real`, `A_imag` (null: the optimizer's); their weight
+    /// decay is always 0.
+    #[serde(default = "ssm_lr")]
+    pub lr: Option<f64>,
+    /// Initialization of A.
+    #[serde(default)]
+    pub init: S4dInit,
+    /// Activation after the SSM.
+    #[serde(default)]
+    pub activation: Activation,
+    /// Dropout after the activation.
+    #[serde(default)]
+    pub dropout: f64,
+}
+
+fn d_state() -> usize {
+    64
+}
+fn dt_min() -> f64 {
+    1e-3
+}
+fn dt_max() -> f64 {
+    1e-1
+}
+fn ssm_lr() -> Option<f64> {
+    Some(1e-3)
+}
+
+/// Pointwise activation inside a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// Gaussian error linear unit (exact erf form, as `nn.GELU()`).
+    #[default]
+    Gelu,
+    /// Identity.
+    Id,
+}
+
+impl S4dConfig {
+    /// Parameter names (relative to the layer) that are SSM parameters.
+    pub const SSM_PARAMS: &'static [&'static str] = &["kernel.log_dt", "kernel.log_A_real", "kernel.A_imag"];
+
+    /// Checks values the type system does not.
+    pub fn validate(&self, path: &str) -> Result<(), crate::config::ConfigError> {
+        let bad = |key: &str, msg: String| Err(crate::config::ConfigError::Key { path: format!("{path}.{key}"), msg });
+        if self.d_state < 2 || self.d_state % 2 != 0 {
+            return bad("d_state", format!("must be an even number ≥ 2 (N/2 complex modes), got {}", self.d_state));
+        }
+        if !(self.dt_min > 0.0 && self.dt_min <= self.dt_max) {
+            return bad("dt_min", format!("need 0 < dt_min ≤ dt_max, got {} and {}", self.dt_min, self.dt_max));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad("dropout", format!("must be in [0, 1), got {}", self.dropout));
+        }
+        Ok(())
+    }
+
+    /// Builds the layer for width `h` (random init from the device's seeded RNG).
+    pub fn init(&self, h: usize, device: &Device) -> S4d {
+        S4d {
+            D: Param::from_tensor(Tensor::random([h], Distribution::Normal(0.0, 1.0), device)),
+            kernel: S4dKernel::new(h, self.d_state, self.dt_min, self.dt_max, self.init, device),
+            output_linear: LinearConfig::new(h, 2 * h).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            activation: self.activation,
+        }
+    }
+}
+
+/// The diagonal SSM parameters; generates the convolution kernel.
+#[derive(Module, Debug)]
+pub struct S4dKernel {
+    /// log step size, [H].
+    pub log_dt: Param<Tensor<1>>,
+    /// Output matrix as (re, im) pairs, [H, N2, 2] (`torch.view_as_real`).
+    pub C: Param<Tensor<3>>,
+    /// log(-Re A), [H, N2].
+    pub log_A_real: Param<Tensor<2>>,
+    /// Im A, [H, N2].
+    pub A_imag: Param<Tensor<2>>,
+}
+
+impl S4dKernel {
+    /// S4D init: log-uniform dt, complex normal C, `Re A = -1/2`, `Im A` by `init`.
+    pub fn new(h: usize, n: usize, dt_min: f64, dt_max: f64, init: S4dInit, device: &Device) -> Self {
+        let n2 = n / 2;
+        let log_dt = Tensor::random([h], Distribution::Uniform(dt_min.ln(), dt_max.ln()), device);
+        // torch.randn(cfloat) draws re and im with variance 1/2 each.
+        let c = Tensor::random([h, n2, 2], Distribution::Normal(0.0, 0.5f64.sqrt()), device);
+        let imag: Vec<f32> = (0..n2).map(|i| init.imag(i, n) as f32).collect();
+        let a_imag = Tensor::<1>::from_floats(imag.as_slice(), device).unsqueeze_dim::<2>(0).repeat_dim(0, h);
+        Self {
+            log_dt: Param::from_tensor(log_dt),
+            C: Param::from_tensor(c),
+            log_A_real: Param::from_tensor(Tensor::full([h, n2], 0.5f64.ln(), device)),
+            A_imag: Param::from_tensor(a_imag),
+        }
+    }
+
+    /// Effective `(dt [H], A_re [H,N2], A_im [H,N2], C_re [H,N2], C_im [H,N2])`.
+    fn materialize(&self) -> (Tensor<1>, Tensor<2>, Tensor<2>, Tensor<2>, Tensor<2>) {
+        let [h, n2, _] = self.C.dims();
+        let c = self.C.val();
+        let c_re = c.clone().narrow(2, 0, 1).reshape([h, n2]);
+        let c_im = c.narrow(2, 1, 1).reshape([h, n2]);
+        (self.log_dt.val().exp(), -self.log_A_real.val().exp(), self.A_imag.val(), c_re, c_im)
+    }
+
+    /// The convolution kernel. Returns [H, L].
+    pub fn forward(&self, l: usize) -> Tensor<2> {
+        let (dt, a_re, a_im, c_re, c_im) = self.materialize();
+        let [h, n2] = a_re.dims();
+        let dt = dt.unsqueeze_dim::<2>(1); // [H, 1]
+        let (dta_re, dta_im) = (a_re.clone() * dt.clone(), a_im.clone() * dt);
+        let (w_re, w_im) = zoh_weights(c_re, c_im, a_re, a_im, dta_re.clone(), dta_im.clone());
+        vandermonde(w_re.reshape([1, h, n2]), w_im.reshape([1, h, n2]), dta_re, dta_im, l).reshape([h, l])
+    }
+
+    /// The discretized diagonal recurrence on the host, for step mode.
+    pub fn recurrence(&self) -> DiagonalRecurrence {
+        let (dt, a_re, a_im, c_re, c_im) = self.materialize();
+        let [h, n2] = a_re.dims();
+        let host = |t: Tensor<2>| t.try_into_vec_as::<f64>().expect("f64 data");
+        let dt = dt.try_into_vec_as::<f64>().expect("f64 data");
+        let ones = vec![1.0; h * n2];
+        let zeros = vec![0.0; h * n2];
+        let a = (host(a_re), host(a_im));
+        DiagonalRecurrence::zoh(h, n2, &dt, (&a.0, &a.1), (&ones, &zeros), (&host(c_re), &host(c_im)))
+    }
+}
+
+impl S4dInit {
+    /// `-Im A_n` for mode `n` of a state of size `big_n`, clamped at 1e-4 as the reference stores it.
+    pub fn imag(self, n: usize, big_n: usize) -> f64 {
+        let v = match self {
+            S4dInit::Lin => PI * n as f64,
+            S4dInit::Inv => {
+                let nf = big_n as f64;
+                nf / PI * (nf / (2 * n + 1) as f64 - 1.0)
+            }
+        };
+        v.max(1e-4)
+    }
+}
+
+/// ZOH folds the input matrix into the output weights: `W = C·(exp(dtA) - 1)/A` (B = 1).
+///
+/// All arguments [H, N2] (C may carry a leading channel axis through broadcasting).
+pub fn zoh_weights(
+    c_re: Tensor<2>,
+    c_im: Tensor<2>,
+    a_re: Tensor<2>,
+    a_im: Tensor<2>,
+    dta_re: Tensor<2>,
+    dta_im: Tensor<2>,
+) -> (Tensor<2>, Tensor<2>) {
+    // (exp(dtA) - 1)
+    let e = dta_re.exp();
+    let (num_re, num_im) = (e.clone() * dta_im.clone().cos() - 1.0, e * dta_im.sin());
+    // / A  (multiply by conj(A)/|A|²)
+    let den = a_re.clone().square() + a_im.clone().square();
+    let q_re = (num_re.clone() * a_re.clone() + num_im.clone() * a_im.clone()) / den.clone();
+    let q_im = (num_im * a_re - num_re * a_im) / den;
+    // C · q
+    (c_re.clone() * q_re.clone() - c_im.clone() * q_im.clone(), c_re * q_im + c_im * q_re)
+}
+
+/// The S4D layer: SSM convolution, D skip, activation, dropout, then a GLU output projection.
+#[derive(Module, Debug)]
+pub struct S4d {
+    /// Skip connection, [H].
+    pub D: Param<Tensor<1>>,
+    /// The SSM kernel.
+    pub kernel: S4dKernel,
+    /// Position-wise H → 2H projection followed by GLU.
+    pub output_linear: Linear,
+    /// Dropout after the activation.
+    pub dropout: Dropout,
+    /// Activation after the SSM.
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl S4d {
+    /// Args: `u` [B, L, H]. Returns [B, L, H].
+    pub fn forward(&self, u: Tensor<3>) -> Tensor<3> {
+        let [_, l, h] = u.dims();
+        let u = u.swap_dims(1, 2); // [B, H, L]
+        let k = self.kernel.forward(l); // [H, L]
+        let y = fft_conv(u.clone(), k) + u * self.D.val().reshape([1, h, 1]); // [B, H, L]
+        let y = match self.activation {
+            Activation::Gelu => gelu(y),
+            Activation::Id => y,
+        };
+        let y = self.dropout.forward(y).swap_dims(1, 2); // [B, L, H]
+        glu(self.output_linear.forward(y), 2)
+    }
+}

@@ -1,0 +1,119 @@
+//! Tasks own the loss, the metrics and the decoder's output size; selected by `task._name_`.
+
+pub mod classification;
+pub mod regression;
+
+use std::collections::BTreeMap;
+
+use burn::tensor::Tensor;
+
+use crate::config::ConfigError;
+use crate::data::{BatchTargets, TargetKind};
+
+crate::registry! {
+    /// Tasks selectable as `task` (one line per task).
+    pub enum TaskConfig ("task") {
+        "classification" => Classification(classification::ClassificationConfig),
+        "regression" => Regression(regression::RegressionConfig),
+    }
+}
+
+impl TaskConfig {
+    /// Decoder outputs K for a dataset's targets, or why the pair does not fit.
+    pub fn d_output(&self, kind: TargetKind) -> Result<usize, ConfigError> {
+        let mismatch = |want: &str| ConfigError::Key {
+            path: "task._name_".into(),
+            msg: format!("task `{}` needs {want}, but the dataset has {kind:?} targets", self.name()),
+        };
+        match (self, kind) {
+            (TaskConfig::Classification(_), TargetKind::Classes(k)) => Ok(k),
+            (TaskConfig::Regression(_), TargetKind::Values(k)) => Ok(k),
+            (TaskConfig::Classification(_), _) => Err(mismatch("class labels")),
+            (TaskConfig::Regression(_), _) => Err(mismatch("real-valued targets")),
+        }
+    }
+
+    /// Mean loss of a batch. Args: `out` [B, K] (pooled decoder output).
+    pub fn loss(&self, out: Tensor<2>, y: &BatchTargets) -> Tensor<1> {
+        match (self, y) {
+            (TaskConfig::Classification(c), BatchTargets::Classes(t)) => c.loss(out, t.clone()),
+            (TaskConfig::Regression(r), BatchTargets::Values(t)) => r.loss(out, t.clone()),
+            _ => unreachable!("d_output() checked that task and targets agree"),
+        }
+    }
+
+    /// A fresh metric accumulator for an evaluation pass.
+    pub fn metrics(&self) -> Metrics {
+        Metrics { classification: matches!(self, TaskConfig::Classification(_)), ..Default::default() }
+    }
+
+    /// Name of the metric that defines a prediction's "score" column in `predict`.
+    pub fn is_classification(&self) -> bool {
+        matches!(self, TaskConfig::Classification(_))
+    }
+}
+
+/// Sums over batches, turned into metric values at the end of a pass.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    classification: bool,
+    n: usize,
+    loss_sum: f64,
+    correct: usize,
+    sq_err: f64,
+    abs_err: f64,
+    values: usize,
+}
+
+impl Metrics {
+    /// Adds one batch. Args: `out` [B, K] on the host as row-major `f32`.
+    pub fn update(&mut self, out: &[f32], k: usize, y: &BatchTargets, loss: f64) {
+        let b = out.len() / k;
+        self.n += b;
+        self.loss_sum += loss * b as f64;
+        match y {
+            BatchTargets::Classes(t) => {
+                let labels: Vec<i64> = t.clone().try_into_vec_as::<i64>().expect("int labels");
+                for (row, &label) in out.chunks(k).zip(&labels) {
+                    if argmax(row) == label as usize {
+                        self.correct += 1;
+                    }
+                }
+            }
+            BatchTargets::Values(t) => {
+                let vals: Vec<f32> = t.clone().try_into_vec_as::<f32>().expect("float targets");
+                for (p, v) in out.iter().zip(&vals) {
+                    let e = (*p - *v) as f64;
+                    self.sq_err += e * e;
+                    self.abs_err += e.abs();
+                }
+                self.values += vals.len();
+            }
+        }
+    }
+
+    /// Metric values by name (`loss`, `accuracy` or `mse`/`mae`).
+    pub fn finish(&self) -> BTreeMap<String, f64> {
+        let mut m = BTreeMap::new();
+        let n = self.n.max(1) as f64;
+        m.insert("loss".into(), self.loss_sum / n);
+        if self.classification {
+            m.insert("accuracy".into(), self.correct as f64 / n);
+        } else {
+            let v = self.values.max(1) as f64;
+            m.insert("mse".into(), self.sq_err / v);
+            m.insert("mae".into(), self.abs_err / v);
+        }
+        m
+    }
+
+    /// Samples seen.
+    pub fn count(&self) -> usize {
+        self.n
+    }
+}
+
+/// Index of the largest value (first on ties).
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0
+}

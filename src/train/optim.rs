@@ -1,0 +1,203 @@
+//! AdamW with parameter groups: the whole model, then the SSM parameters that layers mark
+//! (S4 convention: their own lr, weight decay 0), then the user's regex groups (last match wins).
+//! Each group's learning rate follows its own schedule.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
+use burn::optim::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
+use burn::optim::lr_scheduler::{LrScheduler, LrSchedulerRecord};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::Tensor;
+
+use super::scheduler::{ScheduleState, SchedulerConfig};
+use crate::config::{ConfigError, ExperimentConfig};
+use crate::model::LayerConfig;
+
+/// A learning rate that the trainer sets before each step (burn's schedulers cannot see
+/// validation metrics, so ours computes the value and this hands it over).
+#[derive(Clone)]
+struct SharedLr(Arc<AtomicU64>);
+
+impl LrScheduler for SharedLr {
+    fn step(&mut self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+    fn to_record(&self) -> LrSchedulerRecord {
+        LrSchedulerRecord::new()
+    }
+    fn load_record(&mut self, _record: LrSchedulerRecord) {}
+}
+
+/// One parameter group's learning-rate plan.
+#[derive(Debug, Clone)]
+pub struct GroupPlan {
+    /// Display name (`default`, `ssm`, `groups.0`, …).
+    pub name: String,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Schedule applied to it.
+    pub schedule: SchedulerConfig,
+    /// Index into the schedule states (groups without their own schedule share state 0).
+    pub state: usize,
+}
+
+/// The optimizer and the learning-rate policy of every group.
+pub struct Optim {
+    /// burn's module optimizer (one AdamW per group).
+    pub inner: ModuleOptimizer,
+    policy: ModuleLrScheduler,
+    cells: Vec<Arc<AtomicU64>>,
+    /// Groups in precedence order (index 0 matches everything).
+    pub groups: Vec<GroupPlan>,
+    /// Schedule states: 0 is the global schedule, then one per group with its own.
+    pub states: Vec<ScheduleState>,
+}
+
+/// Regex matching `names` (layer-relative, like `kernel.log_dt`) at the end of a parameter path.
+pub fn suffix_regex(names: &[&str]) -> String {
+    let alts: Vec<String> = names.iter().map(|n| regex::escape(n)).collect();
+    format!(r"(^|\.)({})$", alts.join("|"))
+}
+
+impl Optim {
+    /// Builds the optimizer for a config (the layer config supplies the SSM group).
+    pub fn new(cfg: &ExperimentConfig) -> Result<Self, ConfigError> {
+        let o = &cfg.optimizer;
+        let adamw = |wd: f64| {
+            AdamWConfig::new()
+                .with_beta_1(o.betas[0] as f32)
+                .with_beta_2(o.betas[1] as f32)
+                .with_epsilon(o.eps as f32)
+                .with_weight_decay(wd as f32)
+        };
+        let global = SchedulerConfig::from_named(&cfg.scheduler, "scheduler")?;
+        let mut inner = adamw(o.weight_decay).init();
+        let mut groups = vec![GroupPlan { name: "default".into(), lr: o.lr, schedule: global.clone(), state: 0 }];
+        let mut matchers = vec![ParamGroup::all()];
+        let mut states = vec![ScheduleState::default()];
+
+        let layer = LayerConfig::from_named(&cfg.model.layer, "model.layer")?;
+        let (ssm_names, ssm_lr) = layer.ssm_params();
+        if !ssm_names.is_empty() {
+            let g = ParamGroup::from_regex(suffix_regex(ssm_names)).expect("escaped names form a valid regex");
+            inner = inner.with_group(g.clone(), adamw(0.0).build(), None);
+            matchers.push(g);
+            groups.push(GroupPlan { name: "ssm".into(), lr: ssm_lr.unwrap_or(o.lr), schedule: global.clone(), state: 0 });
+        }
+        for (i, gc) in o.groups.iter().enumerate() {
+            let path = format!("optimizer.groups.{i}");
+            let g = ParamGroup::from_regex(&gc.params).map_err(|e| ConfigError::Key {
+                path: format!("{path}.params"),
+                msg: format!("{e:?}"),
+            })?;
+            inner = inner.with_group(g.clone(), adamw(gc.weight_decay.unwrap_or(o.weight_decay)).build(), None);
+            matchers.push(g);
+            let (schedule, state) = match &gc.scheduler {
+                Some(s) => {
+                    states.push(ScheduleState::default());
+                    (SchedulerConfig::from_named(s, &format!("{path}.scheduler"))?, states.len() - 1)
+                }
+                None => (global.clone(), 0),
+            };
+            groups.push(GroupPlan { name: format!("groups.{i}"), lr: gc.lr.unwrap_or(o.lr), schedule, state });
+        }
+
+        let cells: Vec<Arc<AtomicU64>> = groups.iter().map(|g| Arc::new(AtomicU64::new(g.lr.to_bits()))).collect();
+        let mut policy = ModuleLrScheduler::new(SharedLr(cells[0].clone()));
+        for (m, c) in matchers.into_iter().zip(&cells).skip(1) {
+            policy = policy.with_group(m, SharedLr(c.clone()));
+        }
+        Ok(Self { inner, policy, cells, groups, states })
+    }
+
+    /// Learning rate of every group at `step` of `total`.
+    pub fn lrs(&self, step: usize, total: usize) -> Vec<f64> {
+        self.groups.iter().map(|g| g.schedule.lr(g.lr, step, total, &self.states[g.state])).collect()
+    }
+
+    /// One AdamW update with the scheduled rates; returns the updated module.
+    pub fn step<M: Module>(&mut self, step: usize, total: usize, module: M, grads: GradientsParams) -> M {
+        for (cell, lr) in self.cells.iter().zip(self.lrs(step, total)) {
+            cell.store(lr.to_bits(), Ordering::Relaxed);
+        }
+        let lr: ModuleLearningRate = self.policy.step();
+        self.inner.step(lr, module, grads)
+    }
+
+    /// Feeds validation metrics to every schedule that watches them.
+    pub fn on_validation(&mut self, metrics: &std::collections::BTreeMap<String, f64>) -> Result<(), String> {
+        let mut done = vec![false; self.states.len()];
+        for g in &self.groups {
+            if !done[g.state] {
+                g.schedule.on_validation(metrics, &mut self.states[g.state])?;
+                done[g.state] = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parameter paths of a module with the id of each (for group listings and tests).
+pub fn param_paths<M: Module>(module: &M) -> Vec<(String, ParamId)> {
+    struct V {
+        path: Vec<String>,
+        out: Vec<(String, ParamId)>,
+    }
+    impl ModuleVisitor for V {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.out.push((self.path.join("."), p.id));
+        }
+    }
+    let mut v = V { path: vec![], out: vec![] };
+    module.visit(&mut v);
+    v.out
+}
+
+/// Scales all gradients so their global L2 norm is at most `max_norm` (as
+/// `torch.nn.utils.clip_grad_norm_`); returns the norm before clipping.
+pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: Option<f64>) -> f64 {
+    struct Norm<'a> {
+        grads: &'a GradientsParams,
+        sum: Option<Tensor<1>>,
+    }
+    impl ModuleVisitor for Norm<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(p.id) {
+                let s = g.square().sum();
+                self.sum = Some(match self.sum.take() {
+                    Some(acc) => acc + s,
+                    None => s,
+                });
+            }
+        }
+    }
+    struct Scale<'a> {
+        grads: &'a mut GradientsParams,
+        factor: f64,
+    }
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.remove::<D>(p.id) {
+                self.grads.register(p.id, g * self.factor);
+            }
+        }
+    }
+    let mut n = Norm { grads, sum: None };
+    module.visit(&mut n);
+    let norm = n.sum.map_or(0.0, |s| s.into_scalar::<f64>().sqrt());
+    if let Some(max) = max_norm
+        && norm > max
+    {
+        let factor = max / (norm + 1e-6);
+        module.visit(&mut Scale { grads, factor });
+    }
+    norm
+}
