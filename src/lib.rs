@@ -9,5 +9,6 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod model;
+pub mod ops;
 pub mod task;
 pub mod train;

@@ -1,7 +1,11 @@
 //! LightningCLI-style flags (`--trainer.max_epochs 2`, `--data.path=x`) become Hydra tokens
 //! (`trainer.max_epochs=2`) in place, so both dialects mix and keep their command-line order.
 
-/// Rewrites `--a.b value` and `--a.b=value` into `a.b=value`; leaves everything else alone.
+/// Top-level config keys that may be given as `--key value` (they are no command flags).
+const TOP_LEVEL_KEYS: &[&str] = &["seed", "name"];
+
+/// Rewrites `--a.b value` and `--a.b=value` (and `--seed 1`, `--name x`) into `a.b=value`;
+/// leaves everything else alone.
 pub fn lightning_to_hydra(argv: Vec<String>) -> Vec<String> {
     let mut out = Vec::with_capacity(argv.len());
     let mut it = argv.into_iter().peekable();
@@ -11,7 +15,7 @@ pub fn lightning_to_hydra(argv: Vec<String>) -> Vec<String> {
             continue;
         };
         let key = flag.split('=').next().unwrap_or(flag);
-        if !key.contains('.') || key.starts_with(['.', '-']) {
+        if !(key.contains('.') || TOP_LEVEL_KEYS.contains(&key)) || key.starts_with(['.', '-']) {
             out.push(arg);
             continue;
         }

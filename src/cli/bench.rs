@@ -45,6 +45,9 @@ fn median_ms(steps: usize, mut f: impl FnMut()) -> f64 {
             t0.elapsed().as_secs_f64() * 1e3
         })
         .collect();
+    if std::env::var_os("WAVESSM_BENCH_VERBOSE").is_some() {
+        eprintln!("times (ms): {ts:.1?}");
+    }
     ts.sort_by(f64::total_cmp);
     ts[ts.len() / 2]
 }

@@ -195,8 +195,16 @@ fn slot<'a>(root: &'a mut Value, path: &str, create: bool) -> Result<Option<&'a 
     Ok(Some(cur))
 }
 
-/// Deep-merges `over` into `base`: mappings merge key by key, anything else replaces.
+/// Deep-merges `over` into `base`: mappings merge key by key, anything else replaces. A name
+/// shorthand (`layer: s4d`) merged with options becomes `{_name_: s4d, ...options}`.
 pub fn merge(base: &mut Value, over: Value) {
+    if let (Value::String(name), Value::Mapping(o)) = (&*base, &over)
+        && !o.contains_key("_name_")
+    {
+        let mut m = Mapping::new();
+        m.insert("_name_".into(), Value::String(name.clone()));
+        *base = Value::Mapping(m);
+    }
     match (base, over) {
         (Value::Mapping(b), Value::Mapping(o)) => {
             for (k, v) in o {

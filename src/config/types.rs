@@ -125,7 +125,9 @@ impl ExperimentConfig {
 
     /// Checks every registry choice and rewrites it with all its defaults filled in.
     pub fn canonicalize(&mut self) -> Result<(), ConfigError> {
-        self.model.layer = crate::model::LayerConfig::from_named(&self.model.layer, "model.layer")?.to_named();
+        let layer = crate::model::LayerConfig::from_named(&self.model.layer, "model.layer")?;
+        layer.validate("model.layer")?;
+        self.model.layer = layer.to_named();
         self.data = crate::data::DataConfig::from_named(&self.data, "data")?.to_named();
         self.task = crate::task::TaskConfig::from_named(&self.task, "task")?.to_named();
         self.scheduler = crate::train::SchedulerConfig::from_named(&self.scheduler, "scheduler")?.to_named();

@@ -3,6 +3,29 @@
 use burn::signal::{irfft, rfft};
 use burn::tensor::Tensor;
 
+/// Causal convolution with skip on the backbone's layout, then the activation:
+/// `y = act(k * u + D·u)` with `act` = exact GELU or identity.
+///
+/// Args: `u` [B, L, H], `k` [H, L], `d` [H]. Returns [B, L, H].
+pub fn causal_conv(u: Tensor<3>, k: Tensor<2>, d: Tensor<1>, gelu: bool) -> Tensor<3> {
+    if crate::ops::supported(&u.device()) {
+        return crate::ops::causal_conv(u, k, d, gelu);
+    }
+    let h = d.dims()[0];
+    let u = u.swap_dims(1, 2); // [B, H, L]
+    let y = (fft_conv(u.clone(), k) + u * d.reshape([1, h, 1])).swap_dims(1, 2);
+    if gelu { burn::tensor::activation::gelu(y) } else { y }
+}
+
+/// GLU over the last axis, fused on the CPU.
+pub fn glu_last(x: Tensor<3>) -> Tensor<3> {
+    if crate::ops::supported(&x.device()) {
+        crate::ops::glu_last(x)
+    } else {
+        burn::tensor::activation::glu(x, 2)
+    }
+}
+
 /// Causal convolution `y[b,h,l] = Σ_{j≤l} k[h,j]·u[b,h,l-j]` by FFT.
 ///
 /// The FFT length is `2L` rounded up to a power of two (burn's FFT needs one); zero padding to

@@ -11,11 +11,10 @@ use std::f64::consts::PI;
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, glu};
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::conv::fft_conv;
+use super::conv::{causal_conv, glu_last};
 use super::recurrence::DiagonalRecurrence;
 use super::vandermonde::vandermonde;
 
@@ -158,7 +157,8 @@ impl S4dKernel {
         let [h, n2] = a_re.dims();
         let dt = dt.unsqueeze_dim::<2>(1); // [H, 1]
         let (dta_re, dta_im) = (a_re.clone() * dt.clone(), a_im.clone() * dt);
-        let (w_re, w_im) = zoh_weights(c_re, c_im, a_re, a_im, dta_re.clone(), dta_im.clone());
+        // B is folded into C in S4D's minimal parameterization (B = 1).
+        let (w_re, w_im) = complex_mul((c_re, c_im), zoh_factor(a_re, a_im, dta_re.clone(), dta_im.clone()));
         vandermonde(w_re.reshape([1, h, n2]), w_im.reshape([1, h, n2]), dta_re, dta_im, l).reshape([h, l])
     }
 
@@ -189,26 +189,24 @@ impl S4dInit {
     }
 }
 
-/// ZOH folds the input matrix into the output weights: `W = C·(exp(dtA) - 1)/A` (B = 1).
+/// ZOH's input factor `(exp(dtA) - 1)/A` per mode, so that `dB = factor·B`.
 ///
-/// All arguments [H, N2] (C may carry a leading channel axis through broadcasting).
-pub fn zoh_weights(
-    c_re: Tensor<2>,
-    c_im: Tensor<2>,
-    a_re: Tensor<2>,
-    a_im: Tensor<2>,
-    dta_re: Tensor<2>,
-    dta_im: Tensor<2>,
-) -> (Tensor<2>, Tensor<2>) {
-    // (exp(dtA) - 1)
+/// Args: `a_*`, `dta_*` [H, N2]. Returns (re, im) [H, N2].
+pub fn zoh_factor(a_re: Tensor<2>, a_im: Tensor<2>, dta_re: Tensor<2>, dta_im: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
     let e = dta_re.exp();
     let (num_re, num_im) = (e.clone() * dta_im.clone().cos() - 1.0, e * dta_im.sin());
-    // / A  (multiply by conj(A)/|A|²)
+    // Division by A as multiplication by conj(A)/|A|².
     let den = a_re.clone().square() + a_im.clone().square();
     let q_re = (num_re.clone() * a_re.clone() + num_im.clone() * a_im.clone()) / den.clone();
     let q_im = (num_im * a_re - num_re * a_im) / den;
-    // C · q
-    (c_re.clone() * q_re.clone() - c_im.clone() * q_im.clone(), c_re * q_im + c_im * q_re)
+    (q_re, q_im)
+}
+
+/// Complex product `(a_re + i·a_im)·(b_re + i·b_im)` with broadcasting.
+pub fn complex_mul<const D: usize>(a: (Tensor<D>, Tensor<D>), b: (Tensor<D>, Tensor<D>)) -> (Tensor<D>, Tensor<D>) {
+    let (ar, ai) = a;
+    let (br, bi) = b;
+    (ar.clone() * br.clone() - ai.clone() * bi.clone(), ar * bi + ai * br)
 }
 
 /// The S4D layer: SSM convolution, D skip, activation, dropout, then a GLU output projection.
@@ -230,15 +228,10 @@ pub struct S4d {
 impl S4d {
     /// Args: `u` [B, L, H]. Returns [B, L, H].
     pub fn forward(&self, u: Tensor<3>) -> Tensor<3> {
-        let [_, l, h] = u.dims();
-        let u = u.swap_dims(1, 2); // [B, H, L]
+        let l = u.dims()[1];
         let k = self.kernel.forward(l); // [H, L]
-        let y = fft_conv(u.clone(), k) + u * self.D.val().reshape([1, h, 1]); // [B, H, L]
-        let y = match self.activation {
-            Activation::Gelu => gelu(y),
-            Activation::Id => y,
-        };
-        let y = self.dropout.forward(y).swap_dims(1, 2); // [B, L, H]
-        glu(self.output_linear.forward(y), 2)
+        let y = causal_conv(u, k, self.D.val(), self.activation == Activation::Gelu); // [B, L, H]
+        let y = self.dropout.forward(y);
+        glu_last(self.output_linear.forward(y)) // [B, L, 2H] -> [B, L, H]
     }
 }

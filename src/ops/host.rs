@@ -1,0 +1,385 @@
+//! The math of the fused kernels on plain slices (f64 accumulation, rayon over channels).
+//! Kept free of tensor types so tests can compare them with direct formulas.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rayon::prelude::*;
+use realfft::num_complex::Complex;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+
+/// `K[c,h,l] = 2·Re Σ_n W[c,h,n]·z[h,n]^l`, `z = exp(dtA)`.
+///
+/// Args: `w` [C,H,N2] and `dta` [H,N2] as (re, im). Returns [C,H,L].
+pub fn vandermonde(w: (&[f32], &[f32]), dta: (&[f32], &[f32]), c: usize, h: usize, n2: usize, l: usize) -> Vec<f32> {
+    let mut out = vec![0f32; c * h * l];
+    // One task per h: all channels share the powers z^l.
+    let mut per_h: Vec<Vec<f32>> = (0..h)
+        .into_par_iter()
+        .map(|hi| {
+            let (zr, zi) = exp_modes(dta, hi, n2);
+            let (mut pr, mut pi) = (vec![1f64; n2], vec![0f64; n2]); // z^l
+            let mut k = vec![0f32; c * l];
+            for li in 0..l {
+                for ci in 0..c {
+                    let base = (ci * h + hi) * n2;
+                    let mut acc = 0f64;
+                    for n in 0..n2 {
+                        acc += w.0[base + n] as f64 * pr[n] - w.1[base + n] as f64 * pi[n];
+                    }
+                    k[ci * l + li] = (2.0 * acc) as f32;
+                }
+                advance(&mut pr, &mut pi, &zr, &zi);
+            }
+            k
+        })
+        .collect();
+    for (hi, k) in per_h.iter_mut().enumerate() {
+        for ci in 0..c {
+            out[(ci * h + hi) * l..][..l].copy_from_slice(&k[ci * l..][..l]);
+        }
+    }
+    out
+}
+
+/// Gradients of [`vandermonde`] given `g = ∂loss/∂K` [C,H,L]:
+/// returns (∂W re, ∂W im) [C,H,N2] and (∂dtA re, ∂dtA im) [H,N2].
+#[allow(clippy::type_complexity)]
+pub fn vandermonde_grad(
+    w: (&[f32], &[f32]),
+    dta: (&[f32], &[f32]),
+    g: &[f32],
+    c: usize,
+    h: usize,
+    n2: usize,
+    l: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let parts: Vec<(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>)> = (0..h)
+        .into_par_iter()
+        .map(|hi| {
+            let (zr, zi) = exp_modes(dta, hi, n2);
+            let (mut pr, mut pi) = (vec![1f64; n2], vec![0f64; n2]);
+            // S0 = Σ_l g_l z^l, S1 = Σ_l g_l·l·z^l per (c, n).
+            let (mut s0r, mut s0i, mut s1r, mut s1i) = (vec![0f64; c * n2], vec![0f64; c * n2], vec![0f64; c * n2], vec![0f64; c * n2]);
+            for li in 0..l {
+                for ci in 0..c {
+                    let gl = g[(ci * h + hi) * l + li] as f64;
+                    let glm = gl * li as f64;
+                    let o = ci * n2;
+                    for n in 0..n2 {
+                        s0r[o + n] += gl * pr[n];
+                        s0i[o + n] += gl * pi[n];
+                        s1r[o + n] += glm * pr[n];
+                        s1i[o + n] += glm * pi[n];
+                    }
+                }
+                advance(&mut pr, &mut pi, &zr, &zi);
+            }
+            // K = 2 Re(W z^l): ∂W = 2·conj(S0) in (re, -im) form; ∂dtA = 2·conj(Σ_c W·S1).
+            let (mut gwr, mut gwi) = (vec![0f32; c * n2], vec![0f32; c * n2]);
+            let (mut gdr, mut gdi) = (vec![0f64; n2], vec![0f64; n2]);
+            for ci in 0..c {
+                let base = (ci * h + hi) * n2;
+                for n in 0..n2 {
+                    let o = ci * n2 + n;
+                    gwr[o] = (2.0 * s0r[o]) as f32;
+                    gwi[o] = (-2.0 * s0i[o]) as f32;
+                    let (wr, wi) = (w.0[base + n] as f64, w.1[base + n] as f64);
+                    gdr[n] += 2.0 * (wr * s1r[o] - wi * s1i[o]);
+                    gdi[n] += -2.0 * (wr * s1i[o] + wi * s1r[o]);
+                }
+            }
+            (gwr, gwi, gdr.iter().map(|v| *v as f32).collect(), gdi.iter().map(|v| *v as f32).collect())
+        })
+        .collect();
+    let (mut gwr, mut gwi) = (vec![0f32; c * h * n2], vec![0f32; c * h * n2]);
+    let (mut gdr, mut gdi) = (vec![0f32; h * n2], vec![0f32; h * n2]);
+    for (hi, (pwr, pwi, pdr, pdi)) in parts.into_iter().enumerate() {
+        for ci in 0..c {
+            let dst = (ci * h + hi) * n2;
+            gwr[dst..dst + n2].copy_from_slice(&pwr[ci * n2..][..n2]);
+            gwi[dst..dst + n2].copy_from_slice(&pwi[ci * n2..][..n2]);
+        }
+        gdr[hi * n2..][..n2].copy_from_slice(&pdr);
+        gdi[hi * n2..][..n2].copy_from_slice(&pdi);
+    }
+    (gwr, gwi, gdr, gdi)
+}
+
+fn exp_modes(dta: (&[f32], &[f32]), hi: usize, n2: usize) -> (Vec<f64>, Vec<f64>) {
+    (0..n2)
+        .map(|n| {
+            let (a, b) = (dta.0[hi * n2 + n] as f64, dta.1[hi * n2 + n] as f64);
+            let e = a.exp();
+            (e * b.cos(), e * b.sin())
+        })
+        .unzip()
+}
+
+#[inline]
+fn advance(pr: &mut [f64], pi: &mut [f64], zr: &[f64], zi: &[f64]) {
+    for n in 0..pr.len() {
+        let (r, i) = (pr[n], pi[n]);
+        pr[n] = r * zr[n] - i * zi[n];
+        pi[n] = r * zi[n] + i * zr[n];
+    }
+}
+
+type Plans = (Arc<dyn RealToComplex<f32>>, Arc<dyn ComplexToReal<f32>>);
+
+/// Cached forward/inverse real FFT plans of length `n`.
+fn plans(n: usize) -> Plans {
+    static CACHE: OnceLock<Mutex<HashMap<usize, Plans>>> = OnceLock::new();
+    let mut cache = CACHE.get_or_init(Default::default).lock().expect("fft plan cache");
+    cache
+        .entry(n)
+        .or_insert_with(|| {
+            let mut p = RealFftPlanner::<f32>::new();
+            (p.plan_fft_forward(n), p.plan_fft_inverse(n))
+        })
+        .clone()
+}
+
+/// FFT length for a causal convolution of length `l`: the smallest even n ≥ 2l-1 whose prime
+/// factors are 2, 3, 5, 7 (any n ≥ 2l-1 gives the exact linear convolution; these are fast).
+pub fn fft_len(l: usize) -> usize {
+    let smooth = |mut n: usize| {
+        for p in [2, 3, 5, 7] {
+            while n % p == 0 {
+                n /= p;
+            }
+        }
+        n == 1
+    };
+    let mut n = (2 * l).saturating_sub(1).max(2);
+    while n % 2 != 0 || !smooth(n) {
+        n += 1;
+    }
+    n
+}
+
+/// Per-thread buffers of one FFT size.
+struct Scratch {
+    time: Vec<f32>,
+    freq: Vec<Complex<f32>>,
+    work: Vec<Complex<f32>>,
+}
+
+impl Scratch {
+    fn new(p: &Plans) -> Self {
+        let n = p.0.len();
+        let work = p.0.get_scratch_len().max(p.1.get_scratch_len());
+        Self { time: vec![0.0; n], freq: vec![Complex::default(); n / 2 + 1], work: vec![Complex::default(); work] }
+    }
+
+    /// FFT of `x` zero-padded to n into `self.freq`.
+    fn forward(&mut self, p: &Plans, x: impl Iterator<Item = f32>) {
+        self.time.fill(0.0);
+        for (t, v) in self.time.iter_mut().zip(x) {
+            *t = v;
+        }
+        p.0.process_with_scratch(&mut self.time, &mut self.freq, &mut self.work).expect("sizes match the plan");
+    }
+
+    /// Inverse FFT of `spec` (scaled by 1/n) into `self.time`.
+    fn inverse(&mut self, p: &Plans, spec: impl Iterator<Item = Complex<f32>>) {
+        let n = self.time.len();
+        for (f, s) in self.freq.iter_mut().zip(spec) {
+            *f = s / n as f32;
+        }
+        // Bins 0 and n/2 of a real signal's spectrum are real; drop rounding residue.
+        self.freq[0].im = 0.0;
+        self.freq[n / 2].im = 0.0;
+        p.1.process_with_scratch(&mut self.freq, &mut self.time, &mut self.work).expect("sizes match the plan");
+    }
+}
+
+/// `erf(x)` to 1.5e-7 absolute (Abramowitz & Stegun 7.1.26): one `exp`, no branches on the
+/// magnitude, several times faster than a correctly rounded `erff` and below f32 resolution
+/// where GELU uses it.
+#[inline]
+pub fn erf(x: f32) -> f32 {
+    let a = x.abs() as f64;
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let y = 1.0 - poly * (-a * a).exp();
+    (y as f32).copysign(x)
+}
+
+/// Exact-form GELU `z·Φ(z)` (as `torch.nn.GELU()`, not the tanh approximation).
+#[inline]
+pub fn gelu(z: f32) -> f32 {
+    0.5 * z * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// Derivative of [`gelu`]: `Φ(z) + z·φ(z)`.
+#[inline]
+pub fn gelu_grad(z: f32) -> f32 {
+    let cdf = 0.5 * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2));
+    let pdf = (-0.5 * z * z).exp() * 0.398_942_3;
+    cdf + z * pdf
+}
+
+/// `y = act(z)`, `z[b,l,h] = Σ_{j≤l} k[h,j]·u[b,l-j,h] + d[h]·u[b,l,h]`, plus what the backward
+/// pass needs: the spectra of `u` and (for GELU) `z`.
+///
+/// Args: `u` [B,L,H], `k` [H,L], `d` [H]. Returns `y` [B,L,H], `û` [H,B,F] (F = n/2+1) as
+/// interleaved (re, im), and `z` [B,L,H] (empty without activation).
+pub fn causal_conv(u: &[f32], k: &[f32], d: &[f32], gelu_act: bool, b: usize, l: usize, h: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let n = fft_len(l);
+    let f = n / 2 + 1;
+    let p = plans(n);
+    let u_hbl = blh_to_hbl(u, b, l, h);
+    let mut y_hbl = vec![0f32; h * b * l];
+    let mut spec = vec![0f32; h * b * f * 2];
+    y_hbl.par_chunks_mut(b * l).zip(spec.par_chunks_mut(b * f * 2)).enumerate().for_each(|(hi, (y, s))| {
+        let mut sc = Scratch::new(&p);
+        sc.forward(&p, k[hi * l..][..l].iter().copied());
+        let kh = sc.freq.clone();
+        let mut prod = vec![Complex::<f32>::default(); f];
+        for bi in 0..b {
+            let row = &u_hbl[(hi * b + bi) * l..][..l];
+            sc.forward(&p, row.iter().copied());
+            for (j, v) in sc.freq.iter().enumerate() {
+                s[(bi * f + j) * 2] = v.re;
+                s[(bi * f + j) * 2 + 1] = v.im;
+            }
+            for ((p, a), b) in prod.iter_mut().zip(&sc.freq).zip(&kh) {
+                *p = a * b;
+            }
+            sc.inverse(&p, prod.iter().copied());
+            for (t, yt) in y[bi * l..][..l].iter_mut().enumerate() {
+                *yt = sc.time[t] + d[hi] * row[t];
+            }
+        }
+    });
+    let z = hbl_to_blh(&y_hbl, b, l, h);
+    if gelu_act {
+        let y = z.par_iter().map(|&v| gelu(v)).collect();
+        (y, spec, z)
+    } else {
+        (z, spec, Vec::new())
+    }
+}
+
+/// Gradients of [`causal_conv`] given `g = ∂loss/∂y` [B,L,H] and the saved `z` (empty: no
+/// activation): (∂u [B,L,H], ∂k [H,L], ∂d [H]).
+#[allow(clippy::too_many_arguments)]
+pub fn causal_conv_grad(u: &[f32], k: &[f32], d: &[f32], spec: &[f32], z: &[f32], g: &[f32], b: usize, l: usize, h: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let gz: Vec<f32>;
+    let g = if z.is_empty() {
+        g
+    } else {
+        gz = g.par_iter().zip(z).map(|(g, z)| g * gelu_grad(*z)).collect();
+        &gz
+    };
+    let n = fft_len(l);
+    let f = n / 2 + 1;
+    let p = plans(n);
+    let mut gu_hbl = vec![0f32; h * b * l];
+    let mut gk = vec![0f32; h * l];
+    let mut gd = vec![0f32; h];
+    let (u_hbl, g_hbl) = (blh_to_hbl(u, b, l, h), blh_to_hbl(g, b, l, h));
+    gu_hbl.par_chunks_mut(b * l).zip(gk.par_chunks_mut(l)).zip(gd.par_iter_mut()).enumerate().for_each(|(hi, ((gu, gkh), gdh))| {
+        let mut sc = Scratch::new(&p);
+        sc.forward(&p, k[hi * l..][..l].iter().copied());
+        let kh = sc.freq.clone();
+        let mut acc = vec![Complex::<f32>::default(); f];
+        let mut dsum = 0f64;
+        for bi in 0..b {
+            // The adjoint of a causal convolution is a correlation: multiply by conj spectra.
+            let (grow, urow) = (&g_hbl[(hi * b + bi) * l..][..l], &u_hbl[(hi * b + bi) * l..][..l]);
+            sc.forward(&p, grow.iter().copied());
+            let gs = sc.freq.clone();
+            let s = &spec[(hi * b + bi) * f * 2..][..f * 2];
+            for (j, a) in acc.iter_mut().enumerate() {
+                *a += gs[j] * Complex::new(s[2 * j], -s[2 * j + 1]);
+            }
+            sc.inverse(&p, gs.iter().zip(&kh).map(|(a, b)| a * b.conj()));
+            for t in 0..l {
+                gu[bi * l + t] = sc.time[t] + d[hi] * grow[t];
+                dsum += grow[t] as f64 * urow[t] as f64;
+            }
+        }
+        sc.inverse(&p, acc.into_iter());
+        gkh.copy_from_slice(&sc.time[..l]);
+        *gdh = dsum as f32;
+    });
+    (hbl_to_blh(&gu_hbl, b, l, h), gk, gd)
+}
+
+const TILE: usize = 32;
+
+/// [H,B,L] → [B,L,H], in cache-sized tiles.
+pub fn hbl_to_blh(x: &[f32], b: usize, l: usize, h: usize) -> Vec<f32> {
+    let mut out = vec![0f32; b * l * h];
+    out.par_chunks_mut(l * h).enumerate().for_each(|(bi, o)| {
+        for h0 in (0..h).step_by(TILE) {
+            for t0 in (0..l).step_by(TILE) {
+                for hi in h0..(h0 + TILE).min(h) {
+                    let src = &x[(hi * b + bi) * l..][..l];
+                    for t in t0..(t0 + TILE).min(l) {
+                        o[t * h + hi] = src[t];
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+/// [B,L,H] → [H,B,L], in cache-sized tiles.
+pub fn blh_to_hbl(x: &[f32], b: usize, l: usize, h: usize) -> Vec<f32> {
+    let per_b: Vec<Vec<f32>> = x
+        .par_chunks(l * h)
+        .map(|src| {
+            let mut t_hl = vec![0f32; h * l];
+            for t0 in (0..l).step_by(TILE) {
+                for h0 in (0..h).step_by(TILE) {
+                    for t in t0..(t0 + TILE).min(l) {
+                        for hi in h0..(h0 + TILE).min(h) {
+                            t_hl[hi * l + t] = src[t * h + hi];
+                        }
+                    }
+                }
+            }
+            t_hl
+        })
+        .collect();
+    let mut out = vec![0f32; h * b * l];
+    for (bi, t_hl) in per_b.iter().enumerate() {
+        for hi in 0..h {
+            out[(hi * b + bi) * l..][..l].copy_from_slice(&t_hl[hi * l..][..l]);
+        }
+    }
+    out
+}
+
+/// GLU over the last axis: `[a, b] -> a·σ(b)`. Args: `x` [R, 2H]. Returns [R, H].
+pub fn glu(x: &[f32], h: usize) -> Vec<f32> {
+    let mut y = vec![0f32; x.len() / 2];
+    y.par_chunks_mut(h).zip(x.par_chunks(2 * h)).for_each(|(y, x)| {
+        for j in 0..h {
+            y[j] = x[j] * sigmoid(x[h + j]);
+        }
+    });
+    y
+}
+
+/// Gradient of [`glu`]: `∂a = g·σ(b)`, `∂b = g·a·σ(b)·(1-σ(b))`.
+pub fn glu_grad(x: &[f32], g: &[f32], h: usize) -> Vec<f32> {
+    let mut gx = vec![0f32; x.len()];
+    gx.par_chunks_mut(2 * h).zip(x.par_chunks(2 * h)).zip(g.par_chunks(h)).for_each(|((gx, x), g)| {
+        for j in 0..h {
+            let s = sigmoid(x[h + j]);
+            gx[j] = g[j] * s;
+            gx[h + j] = g[j] * x[j] * s * (1.0 - s);
+        }
+    });
+    gx
+}
+
+#[inline]
+fn sigmoid(v: f32) -> f32 {
+    1.0 / (1.0 + (-v).exp())
+}

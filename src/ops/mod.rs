@@ -1,0 +1,249 @@
+//! Fused CPU kernels with hand-written backward passes, registered as a burn backend
+//! extension for `flex` and `Autodiff<flex>`.
+//!
+//! Why: built from generic tensor ops, the S4D kernel materializes several `[H, N2, L]`
+//! intermediates and the FFT convolution makes three strided transposes; fused on the host
+//! the same math runs several times faster on a CPU (see `wavessm bench s4d`). Other backends
+//! (CUDA) use the tensor-op formulation in `model::ssm`, which computes the same function.
+
+pub mod host;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::Autodiff;
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
+
+/// A float tensor of the autodiff backend over `B`.
+type AdTensor<B, C> = FloatTensor<Autodiff<B, C>>;
+use burn::tensor::{DType, Device, Tensor, TensorData};
+
+/// SSM kernels: Vandermonde kernel generation and FFT causal convolution with a D skip.
+#[backend_extension(Flex, Autodiff)]
+pub trait SsmOps: Backend {
+    /// `K[c,h,l] = 2·Re Σ_n W[c,h,n]·exp(dtA[h,n]·l)`; `w_*` [C,H,N2], `dta_*` [H,N2] → [C,H,L].
+    fn vandermonde(w_re: FloatTensor<Self>, w_im: FloatTensor<Self>, dta_re: FloatTensor<Self>, dta_im: FloatTensor<Self>, l: usize) -> FloatTensor<Self>;
+
+    /// Gradients of `vandermonde` for output gradient `grad` [C,H,L].
+    #[allow(clippy::type_complexity)]
+    fn vandermonde_grad(
+        w_re: FloatTensor<Self>,
+        w_im: FloatTensor<Self>,
+        dta_re: FloatTensor<Self>,
+        dta_im: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// `act(k * u + d·u)` (causal convolution, skip, optional exact GELU):
+    /// `u` [B,L,H], `k` [H,L], `d` [H] → [B,L,H].
+    fn causal_conv(u: FloatTensor<Self>, k: FloatTensor<Self>, d: FloatTensor<Self>, gelu: bool) -> FloatTensor<Self>;
+
+    /// `causal_conv` that also returns what its backward pass needs: the spectra of `u` and the
+    /// pre-activation (an empty tensor without activation).
+    fn causal_conv_saving(u: FloatTensor<Self>, k: FloatTensor<Self>, d: FloatTensor<Self>, gelu: bool) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Gradients of `causal_conv` (∂u, ∂k, ∂d) for output gradient `grad`.
+    fn causal_conv_grad(
+        u: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        d: FloatTensor<Self>,
+        spec: FloatTensor<Self>,
+        pre: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// GLU over the last axis, `[a, b] ↦ a·σ(b)`: [.., 2H] → [.., H].
+    fn glu_last(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Gradient of `glu_last` with respect to its input.
+    fn glu_last_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// Host copy of a flex tensor as contiguous f32.
+fn host(t: &FlexTensor) -> Vec<f32> {
+    assert_eq!(t.dtype(), DType::F32, "wavessm's fused kernels run in f32");
+    match t.as_slice::<f32>() {
+        Some(s) => s.to_vec(),
+        None => t.to_contiguous().as_slice::<f32>().expect("contiguous f32").to_vec(),
+    }
+}
+
+fn flex(v: Vec<f32>, shape: &[usize]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(v, shape.to_vec()))
+}
+
+fn dims(t: &FlexTensor) -> Vec<usize> {
+    t.shape().to_vec()
+}
+
+impl SsmOps for Flex {
+    fn vandermonde(w_re: FlexTensor, w_im: FlexTensor, dta_re: FlexTensor, dta_im: FlexTensor, l: usize) -> FlexTensor {
+        let [c, h, n2] = dims(&w_re)[..] else { panic!("vandermonde: W must be [C, H, N2]") };
+        let k = host::vandermonde((&host(&w_re), &host(&w_im)), (&host(&dta_re), &host(&dta_im)), c, h, n2, l);
+        flex(k, &[c, h, l])
+    }
+
+    fn vandermonde_grad(w_re: FlexTensor, w_im: FlexTensor, dta_re: FlexTensor, dta_im: FlexTensor, grad: FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor, FlexTensor) {
+        let [c, h, n2] = dims(&w_re)[..] else { panic!("vandermonde: W must be [C, H, N2]") };
+        let l = dims(&grad)[2];
+        let (a, b, cc, d) = host::vandermonde_grad((&host(&w_re), &host(&w_im)), (&host(&dta_re), &host(&dta_im)), &host(&grad), c, h, n2, l);
+        (flex(a, &[c, h, n2]), flex(b, &[c, h, n2]), flex(cc, &[h, n2]), flex(d, &[h, n2]))
+    }
+
+    fn causal_conv(u: FlexTensor, k: FlexTensor, d: FlexTensor, gelu: bool) -> FlexTensor {
+        Self::causal_conv_saving(u, k, d, gelu).0
+    }
+
+    fn causal_conv_saving(u: FlexTensor, k: FlexTensor, d: FlexTensor, gelu: bool) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let [b, l, h] = dims(&u)[..] else { panic!("causal_conv: u must be [B, L, H]") };
+        let (y, spec, pre) = host::causal_conv(&host(&u), &host(&k), &host(&d), gelu, b, l, h);
+        let f = host::fft_len(l) / 2 + 1;
+        let pre_len = pre.len();
+        (flex(y, &[b, l, h]), flex(spec, &[h, b, f, 2]), flex(pre, &[pre_len]))
+    }
+
+    fn causal_conv_grad(u: FlexTensor, k: FlexTensor, d: FlexTensor, spec: FlexTensor, pre: FlexTensor, grad: FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let [b, l, h] = dims(&u)[..] else { panic!("causal_conv: u must be [B, L, H]") };
+        let (gu, gk, gd) = host::causal_conv_grad(&host(&u), &host(&k), &host(&d), &host(&spec), &host(&pre), &host(&grad), b, l, h);
+        (flex(gu, &[b, l, h]), flex(gk, &[h, l]), flex(gd, &[h]))
+    }
+
+    fn glu_last(x: FlexTensor) -> FlexTensor {
+        let mut shape = dims(&x);
+        let h = shape.last().copied().unwrap_or(0) / 2;
+        *shape.last_mut().expect("rank ≥ 1") = h;
+        flex(host::glu(&host(&x), h), &shape)
+    }
+
+    fn glu_last_grad(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        let shape = dims(&x);
+        let h = shape[shape.len() - 1] / 2;
+        flex(host::glu_grad(&host(&x), &host(&grad), h), &shape)
+    }
+}
+
+impl<B: Backend + SsmOps, C: CheckpointStrategy> SsmOps for Autodiff<B, C> {
+    fn vandermonde(w_re: AdTensor<B, C>, w_im: AdTensor<B, C>, dta_re: AdTensor<B, C>, dta_im: AdTensor<B, C>, l: usize) -> AdTensor<B, C> {
+        #[derive(Debug)]
+        struct Vandermonde;
+        impl<B: Backend + SsmOps> Backward<B, 4> for Vandermonde {
+            type State = [B::FloatTensorPrimitive; 4];
+            fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let g = grads.consume::<B>(&ops.node);
+                let [a, b, c, d] = ops.state;
+                let (ga, gb, gc, gd) = B::vandermonde_grad(a, b, c, d, g);
+                for (node, grad) in ops.parents.into_iter().zip([ga, gb, gc, gd]) {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, grad);
+                    }
+                }
+            }
+        }
+        let guards = [w_re.node(), w_im.node(), dta_re.node(), dta_im.node()];
+        let prims = [w_re.into_primitive(), w_im.into_primitive(), dta_re.into_primitive(), dta_im.into_primitive()];
+        let k = B::vandermonde(prims[0].clone(), prims[1].clone(), prims[2].clone(), prims[3].clone(), l);
+        match Vandermonde.prepare::<C>(guards).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(prims, k),
+            OpsKind::UnTracked(prep) => prep.finish(k),
+        }
+    }
+
+    fn vandermonde_grad(
+        _w_re: AdTensor<B, C>,
+        _w_im: AdTensor<B, C>,
+        _dta_re: AdTensor<B, C>,
+        _dta_im: AdTensor<B, C>,
+        _grad: AdTensor<B, C>,
+    ) -> (AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>) {
+        unimplemented!("second-order gradients of the Vandermonde kernel")
+    }
+
+    fn causal_conv(u: AdTensor<B, C>, k: AdTensor<B, C>, d: AdTensor<B, C>, gelu: bool) -> AdTensor<B, C> {
+        #[derive(Debug)]
+        struct CausalConv;
+        impl<B: Backend + SsmOps> Backward<B, 3> for CausalConv {
+            type State = [B::FloatTensorPrimitive; 5];
+            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let g = grads.consume::<B>(&ops.node);
+                let [u, k, d, spec, pre] = ops.state;
+                let (gu, gk, gd) = B::causal_conv_grad(u, k, d, spec, pre, g);
+                for (node, grad) in ops.parents.into_iter().zip([gu, gk, gd]) {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, grad);
+                    }
+                }
+            }
+        }
+        let guards = [u.node(), k.node(), d.node()];
+        let (u, k, d) = (u.into_primitive(), k.into_primitive(), d.into_primitive());
+        let (y, spec, pre) = B::causal_conv_saving(u.clone(), k.clone(), d.clone(), gelu);
+        match CausalConv.prepare::<C>(guards).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish([u, k, d, spec, pre], y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
+    fn causal_conv_saving(u: AdTensor<B, C>, k: AdTensor<B, C>, d: AdTensor<B, C>, gelu: bool) -> (AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>) {
+        let (y, spec, pre) = B::causal_conv_saving(u.into_primitive(), k.into_primitive(), d.into_primitive(), gelu);
+        (Self::from_inner(y), Self::from_inner(spec), Self::from_inner(pre))
+    }
+
+    fn glu_last(x: AdTensor<B, C>) -> AdTensor<B, C> {
+        #[derive(Debug)]
+        struct Glu;
+        impl<B: Backend + SsmOps> Backward<B, 1> for Glu {
+            type State = B::FloatTensorPrimitive;
+            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let g = grads.consume::<B>(&ops.node);
+                if let [Some(node)] = ops.parents {
+                    grads.register::<B>(node.id, B::glu_last_grad(ops.state, g));
+                }
+            }
+        }
+        let guards = [x.node()];
+        let x = x.into_primitive();
+        let y = B::glu_last(x.clone());
+        match Glu.prepare::<C>(guards).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(x, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
+    fn glu_last_grad(_x: AdTensor<B, C>, _grad: AdTensor<B, C>) -> AdTensor<B, C> {
+        unimplemented!("second-order gradients of GLU")
+    }
+
+    fn causal_conv_grad(
+        _u: AdTensor<B, C>,
+        _k: AdTensor<B, C>,
+        _d: AdTensor<B, C>,
+        _spec: AdTensor<B, C>,
+        _pre: AdTensor<B, C>,
+        _grad: AdTensor<B, C>,
+    ) -> (AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>) {
+        unimplemented!("second-order gradients of the causal convolution")
+    }
+}
+
+/// Whether tensors on `device` can use the fused kernels (the `flex` CPU backend).
+pub fn supported(device: &Device) -> bool {
+    device.clone().inner() == Device::flex()
+}
+
+/// Fused Vandermonde kernel (see [`SsmOps::vandermonde`]).
+pub fn vandermonde(w_re: Tensor<3>, w_im: Tensor<3>, dta_re: Tensor<2>, dta_im: Tensor<2>, l: usize) -> Tensor<3> {
+    Tensor::from_dispatch(<Dispatch as SsmOps>::vandermonde(w_re.into_dispatch(), w_im.into_dispatch(), dta_re.into_dispatch(), dta_im.into_dispatch(), l))
+}
+
+/// Fused causal convolution with skip and optional GELU (see [`SsmOps::causal_conv`]).
+pub fn causal_conv(u: Tensor<3>, k: Tensor<2>, d: Tensor<1>, gelu: bool) -> Tensor<3> {
+    Tensor::from_dispatch(<Dispatch as SsmOps>::causal_conv(u.into_dispatch(), k.into_dispatch(), d.into_dispatch(), gelu))
+}
+
+/// Fused GLU over the last axis (see [`SsmOps::glu_last`]).
+pub fn glu_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as SsmOps>::glu_last(x.into_dispatch()))
+}

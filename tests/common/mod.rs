@@ -1,0 +1,95 @@
+//! Shared helpers of the integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::Deserialize;
+
+/// Folder of the reference vectors: `$WAVESSM_GOLDEN_DIR`, default `../shared/golden`.
+pub fn golden_dir() -> PathBuf {
+    std::env::var_os("WAVESSM_GOLDEN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden"))
+}
+
+/// Folder of the shared datasets: `$WAVESSM_DATA_DIR`, default `../shared/data`.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("WAVESSM_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+}
+
+/// One array of a golden file.
+#[derive(Debug, Deserialize, Clone)]
+pub struct Array {
+    pub shape: Vec<usize>,
+    pub data: Vec<f64>,
+}
+
+/// A golden file (schema in `shared/golden/README.md`).
+#[derive(Debug, Deserialize)]
+pub struct Golden {
+    pub name: String,
+    pub config: BTreeMap<String, serde_json::Value>,
+    pub inputs: BTreeMap<String, Array>,
+    pub outputs: BTreeMap<String, Array>,
+    pub atol: f64,
+    pub rtol: f64,
+}
+
+impl Golden {
+    pub fn input(&self, k: &str) -> &Array {
+        self.inputs.get(k).unwrap_or_else(|| panic!("{}: no input `{k}`", self.name))
+    }
+    pub fn output(&self, k: &str) -> &Array {
+        self.outputs.get(k).unwrap_or_else(|| panic!("{}: no output `{k}`", self.name))
+    }
+    pub fn cfg_usize(&self, k: &str) -> usize {
+        self.config.get(k).and_then(|v| v.as_u64()).unwrap_or_else(|| panic!("{}: config `{k}`", self.name)) as usize
+    }
+
+    /// Asserts `|actual - expected| <= atol + rtol·|expected|` elementwise; returns the worst ratio.
+    pub fn check(&self, what: &str, actual: &[f64], expected: &Array) -> f64 {
+        assert_eq!(actual.len(), expected.data.len(), "{}: `{what}` has {} values, expected {}", self.name, actual.len(), expected.data.len());
+        let mut worst = 0f64;
+        for (i, (a, e)) in actual.iter().zip(&expected.data).enumerate() {
+            let tol = self.atol + self.rtol * e.abs();
+            let err = (a - e).abs();
+            assert!(err <= tol, "{}: `{what}`[{i}] = {a}, expected {e} (|diff| {err:.3e} > tol {tol:.3e})", self.name);
+            worst = worst.max(err / tol);
+        }
+        worst
+    }
+}
+
+/// Loads one golden file.
+pub fn load(path: &std::path::Path) -> Golden {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// An f32 tensor from an array (shape taken from the array).
+pub fn tensor<const D: usize>(a: &Array, device: &Device) -> Tensor<D> {
+    let data: Vec<f32> = a.data.iter().map(|v| *v as f32).collect();
+    Tensor::from_data(TensorData::new(data, a.shape.clone()), device)
+}
+
+/// Host values of a tensor as f64.
+pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.try_into_vec_as::<f64>().expect("float tensor")
+}
+
+/// Random values with a fixed seed (xorshift), uniform in [-1, 1).
+pub fn randn(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}

@@ -1,0 +1,166 @@
+//! Composition, both override dialects, and every error message of the config system.
+
+use std::path::PathBuf;
+
+use wavessm::config::{ConfigRequest, ExperimentConfig};
+
+fn resolve(tokens: &[&str]) -> Result<ExperimentConfig, String> {
+    ConfigRequest { tokens: tokens.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+        .resolve()
+        .map_err(|e| e.to_string())
+}
+
+fn err(tokens: &[&str]) -> String {
+    resolve(tokens).expect_err("should fail")
+}
+
+#[test]
+fn embedded_default_composes_from_groups() {
+    let c = resolve(&[]).unwrap();
+    assert_eq!(c.name, "digits-s4d");
+    assert_eq!(c.data.name, "digits");
+    assert_eq!(c.model.layer.name, "s4d");
+    assert_eq!(c.model.d_model, 64, "root body overrides the model group (`_self_` last)");
+    assert_eq!(c.trainer.max_epochs, 20);
+    // Defaults of the typed configs are filled in and printed.
+    assert!(c.to_yaml().contains("dt_min: 0.001"), "{}", c.to_yaml());
+}
+
+#[test]
+fn hydra_overrides_groups_and_experiments() {
+    let c = resolve(&["trainer.max_epochs=2", "model.layer.d_state=32", "seed=7", "loader.batch_size=8"]).unwrap();
+    assert_eq!((c.trainer.max_epochs, c.seed, c.loader.batch_size), (2, 7, 8));
+    assert_eq!(c.model.layer.options.get("d_state").and_then(|v| v.as_u64()), Some(32));
+
+    let c = resolve(&["experiment=smnist/s4d", "model.n_layers=2"]).unwrap();
+    assert_eq!(c.name, "smnist-s4d");
+    assert_eq!(c.data.name, "smnist", "experiment's `override /data` applies");
+    assert_eq!((c.model.n_layers, c.model.d_model, c.trainer.max_epochs), (2, 128, 100));
+
+    // A command-line group choice wins over the experiment's.
+    let c = resolve(&["experiment=smnist/s4d", "data=psmnist"]).unwrap();
+    assert_eq!(c.data.name, "psmnist");
+
+    // + adds, ++ forces, ~ removes, null sets null.
+    let c = resolve(&["+trainer.limit_train_batches=3", "trainer.max_steps=null", "~trainer.log_every_n_steps"]).unwrap();
+    assert_eq!(c.trainer.limit_train_batches, Some(3));
+    assert_eq!(c.trainer.max_steps, None);
+    assert_eq!(c.trainer.log_every_n_steps, 50, "removed key falls back to its default");
+    assert!(err(&["+trainer.max_epochs=3"]).contains("already exists"));
+    let c = resolve(&["++trainer.max_epochs=3"]).unwrap();
+    assert_eq!(c.trainer.max_epochs, 3);
+    assert!(err(&["~trainer.nope"]).contains("does not exist"));
+
+    // Later overrides win.
+    let c = resolve(&["trainer.max_epochs=2", "trainer.max_epochs=5"]).unwrap();
+    assert_eq!(c.trainer.max_epochs, 5);
+}
+
+#[test]
+fn lightning_files_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.yaml");
+    let b = dir.path().join("b.yaml");
+    std::fs::write(&a, "name: from-a\ntrainer:\n  max_epochs: 4\n").unwrap();
+    std::fs::write(&b, "defaults:\n  - override /data: adding\n  - override /task: regression\ntrainer:\n  max_epochs: 6\n  monitor: val/mse\n  mode: min\nname: no\n").unwrap();
+    let req = |files: Vec<PathBuf>, tokens: Vec<String>| ConfigRequest { files, tokens, ..Default::default() }.resolve();
+    let c = req(vec![a.clone()], vec![]).unwrap();
+    assert_eq!((c.name.as_str(), c.trainer.max_epochs), ("from-a", 4));
+    // Files apply in order; a file's defaults re-select groups; YAML 1.2 keeps `no` a string.
+    let c = req(vec![a.clone(), b.clone()], vec![]).unwrap();
+    assert_eq!(c.trainer.max_epochs, 6);
+    assert_eq!(c.data.name, "adding");
+    assert_eq!(c.name, "no");
+    // `--key value` flags arrive as tokens after argv rewriting and win over files.
+    let argv = wavessm::cli::args::lightning_to_hydra(vec!["--trainer.max_epochs".into(), "9".into(), "--seed=3".into()]);
+    let c = req(vec![a], argv).unwrap();
+    assert_eq!((c.trainer.max_epochs, c.seed), (9, 3));
+}
+
+#[test]
+fn user_config_dir_overrides_embedded_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("model")).unwrap();
+    std::fs::write(dir.path().join("model/tiny.yaml"), "d_model: 8\nn_layers: 1\nff: 2\nlayer: s4d\n").unwrap();
+    let c = ConfigRequest { config_dirs: vec![dir.path().into()], tokens: vec!["model=tiny".into()], ..Default::default() }.resolve().unwrap();
+    assert_eq!(c.model.ff, 2, "the user's group file is used");
+    assert_eq!((c.model.d_model, c.model.n_layers), (64, 4), "the root body still applies after the group");
+    assert_eq!(c.model.layer.name, "s4d");
+}
+
+#[test]
+fn unknown_key_names_path_and_suggestion() {
+    let e = err(&["trainer.max_epoch=3"]);
+    assert!(e.contains("`trainer.max_epoch`"), "{e}");
+    assert!(e.contains("unknown key"), "{e}");
+    assert!(e.contains("did you mean `max_epochs`?"), "{e}");
+    assert!(e.contains("max_steps"), "lists valid keys: {e}");
+    let e = err(&["model.layer.d_stat=3"]);
+    assert!(e.contains("`model.layer.d_stat`") && e.contains("did you mean `d_state`?"), "{e}");
+    let e = err(&["optimizer.lrr=0.1"]);
+    assert!(e.contains("`optimizer.lrr`") && e.contains("`lr`"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_path_expected_type_and_value() {
+    let e = err(&["trainer.max_epochs=abc"]);
+    assert!(e.contains("`trainer.max_epochs`"), "{e}");
+    assert!(e.contains("wrong type"), "{e}");
+    assert!(e.contains("\"abc\""), "{e}");
+    let e = err(&["model.layer.dt_min=fast"]);
+    assert!(e.contains("`model.layer.dt_min`") && e.contains("f64"), "{e}");
+    let e = err(&["model.norm=group"]);
+    assert!(e.contains("`model.norm`") && e.contains("layer, batch, none"), "{e}");
+}
+
+#[test]
+fn unknown_registry_name_lists_the_valid_ones() {
+    let e = err(&["model.layer._name_=s4x"]);
+    assert!(e.contains("`model.layer._name_`") && e.contains("unknown layer `s4x`") && e.contains("registered: s4d"), "{e}");
+    let e = err(&["data._name_=mnits"]);
+    assert!(e.contains("registered: digits, smnist, psmnist, adding"), "{e}");
+    let e = err(&["task._name_=clasification"]);
+    assert!(e.contains("did you mean `classification`?"), "{e}");
+    let e = err(&["data=cifar"]);
+    assert!(e.contains("no config `data/cifar.yaml`") && e.contains("available: adding, digits, psmnist, smnist"), "{e}");
+    let e = err(&["experiment=smnist/s4"]);
+    assert!(e.contains("did you mean `smnist/s4d`?"), "{e}");
+}
+
+#[test]
+fn invalid_values_are_rejected_with_their_path() {
+    let e = err(&["model.layer.d_state=7"]);
+    assert!(e.contains("`model.layer.d_state`") && e.contains("even"), "{e}");
+    let e = err(&["model.dropout=1.5"]);
+    assert!(e.contains("`model.dropout`"), "{e}");
+    let e = err(&["optimizer.groups=[{params: '(', lr: 0.1}]"]);
+    assert!(e.contains("`optimizer.groups.0.params`") && e.contains("regex"), "{e}");
+    let e = err(&["loader.batch_size=0"]);
+    assert!(e.contains("`loader.batch_size`"), "{e}");
+}
+
+#[test]
+fn every_shipped_experiment_resolves() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/experiment");
+    let mut n = 0;
+    for entry in walk(&root) {
+        let rel = entry.strip_prefix(&root).unwrap().with_extension("");
+        let name = rel.to_string_lossy().replace('\\', "/");
+        resolve(&[&format!("experiment={name}")]).unwrap_or_else(|e| panic!("experiment={name}: {e}"));
+        n += 1;
+    }
+    assert!(n >= 3, "found {n} experiments");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.extension().is_some_and(|x| x == "yaml") {
+            out.push(p);
+        }
+    }
+    out
+}

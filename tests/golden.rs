@@ -1,0 +1,119 @@
+//! Reference vectors from the official PyTorch implementations (`$WAVESSM_GOLDEN_DIR`, default
+//! `../shared/golden`): every file is dispatched on its name; sizes come from the file.
+
+mod common;
+
+use burn::tensor::{Device, Tensor};
+use common::{Golden, host, tensor};
+use wavessm::model::ssm::conv::causal_conv;
+use wavessm::model::ssm::recurrence::DiagonalRecurrence;
+use wavessm::model::ssm::s4d::{S4dInit, complex_mul, zoh_factor};
+use wavessm::model::ssm::vandermonde::{vandermonde, vandermonde_tensor_ops};
+
+/// Diagonal ZOH kernel `K [C,H,L]` from the file's effective parameters, by `path`
+/// (fused CPU kernel or generic tensor ops).
+fn zoh_kernel(g: &Golden, l: usize, fused: bool, device: &Device) -> Tensor<3> {
+    let dt: Tensor<1> = tensor(g.input("dt"), device);
+    let h = dt.dims()[0];
+    let (a_re, a_im): (Tensor<2>, Tensor<2>) = (tensor(g.input("A_re"), device), tensor(g.input("A_im"), device));
+    let n2 = a_re.dims()[1];
+    let dt = dt.reshape([h, 1]);
+    let (dta_re, dta_im) = (a_re.clone() * dt.clone(), a_im.clone() * dt);
+    let (q_re, q_im) = zoh_factor(a_re, a_im, dta_re.clone(), dta_im.clone());
+    let b = (tensor::<2>(g.input("B_re"), device), tensor::<2>(g.input("B_im"), device));
+    let (db_re, db_im) = complex_mul(b, (q_re, q_im));
+    let c: (Tensor<3>, Tensor<3>) = (tensor(g.input("C_re"), device), tensor(g.input("C_im"), device));
+    let (w_re, w_im) = complex_mul(c, (db_re.reshape([1, h, n2]), db_im.reshape([1, h, n2])));
+    if fused { vandermonde(w_re, w_im, dta_re, dta_im, l) } else { vandermonde_tensor_ops(w_re, w_im, dta_re, dta_im, l) }
+}
+
+fn check_s4d_kernel_zoh(g: &Golden) {
+    let l = g.cfg_usize("L");
+    for (fused, device) in [(true, Device::flex()), (false, Device::flex().autodiff())] {
+        // The fused kernel only runs on the plain flex device; on autodiff the generic path is
+        // exercised by calling it directly.
+        let k = zoh_kernel(g, l, fused, &device);
+        g.check(if fused { "K (fused)" } else { "K (tensor ops)" }, &host(k), g.output("K"));
+    }
+}
+
+fn check_s4d_init(g: &Golden, init: S4dInit) {
+    let n = g.cfg_usize("N");
+    let a_im: Vec<f64> = (0..n / 2).map(|i| -init.imag(i, n)).collect();
+    let a_re = vec![-0.5; n / 2];
+    g.check("A_re", &a_re, g.output("A_re"));
+    g.check("A_im", &a_im, g.output("A_im"));
+    g.check("B_re", &vec![1.0; n / 2], g.output("B_re"));
+    g.check("B_im", &vec![0.0; n / 2], g.output("B_im"));
+}
+
+fn check_s4d_step(g: &Golden) {
+    let device = Device::flex();
+    let u = g.input("u");
+    let [b, h, l] = u.shape[..] else { panic!("u must be [B,H,L]") };
+    let n2 = g.input("A_re").shape[1];
+    let c = g.input("C_re").shape[0];
+    // Conv mode: K [C,H,L] and a causal convolution per channel.
+    let k = zoh_kernel(g, l, true, &device);
+    let u_t: Tensor<3> = tensor::<3>(u, &device).swap_dims(1, 2); // [B, L, H]
+    let mut y_conv = vec![0.0; b * c * h * l];
+    for ci in 0..c {
+        let kc = k.clone().narrow(0, ci, 1).reshape([h, l]);
+        let y = host(causal_conv(u_t.clone(), kc, Tensor::zeros([h], &device), false)); // [B, L, H]
+        for bi in 0..b {
+            for t in 0..l {
+                for hi in 0..h {
+                    y_conv[((bi * c + ci) * h + hi) * l + t] = y[(bi * l + t) * h + hi];
+                }
+            }
+        }
+    }
+    g.check("y_conv", &y_conv, g.output("y_conv"));
+    // Step mode from the same parameters, in f64 on the host.
+    let d = |k: &str| g.input(k).data.clone();
+    let rec = DiagonalRecurrence::zoh(h, n2, &d("dt"), (&d("A_re"), &d("A_im")), (&d("B_re"), &d("B_im")), (&d("C_re"), &d("C_im")));
+    let (mut y_step, mut fs_re, mut fs_im) = (vec![0.0; b * c * h * l], vec![], vec![]);
+    for bi in 0..b {
+        let mut state = rec.zero_state();
+        let y = rec.run(&mut state, &u.data[bi * h * l..][..h * l], l);
+        y_step[bi * c * h * l..][..c * h * l].copy_from_slice(&y);
+        fs_re.extend(state.re);
+        fs_im.extend(state.im);
+    }
+    g.check("y_step", &y_step, g.output("y_step"));
+    g.check("final_state_re", &fs_re, g.output("final_state_re"));
+    g.check("final_state_im", &fs_im, g.output("final_state_im"));
+    // And the two modes agree with each other (to float32 conv precision).
+    let worst = y_conv.iter().zip(&y_step).map(|(a, b)| (a - b).abs() / (1.0 + b.abs())).fold(0.0, f64::max);
+    assert!(worst < 1e-4, "conv and step modes differ by {worst}");
+}
+
+#[test]
+fn golden_vectors() {
+    let dir = common::golden_dir();
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        println!("SKIP golden vectors: {} not found (set WAVESSM_GOLDEN_DIR)", dir.display());
+        return;
+    };
+    let mut files: Vec<_> = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    files.sort();
+    let (mut checked, mut pending) = (Vec::new(), Vec::new());
+    for path in files {
+        let case = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let g = common::load(&path);
+        match case.as_str() {
+            "s4d_kernel_zoh" => check_s4d_kernel_zoh(&g),
+            "s4d_init_lin" => check_s4d_init(&g, S4dInit::Lin),
+            "s4d_init_inv" => check_s4d_init(&g, S4dInit::Inv),
+            "s4d_step" => check_s4d_step(&g),
+            _ => {
+                pending.push(case);
+                continue;
+            }
+        }
+        checked.push(case);
+    }
+    println!("golden: checked {}", checked.join(", "));
+    println!("golden: not yet covered (later layers): {}", pending.join(", "));
+    assert!(checked.iter().any(|c| c == "s4d_kernel_zoh"), "s4d_kernel_zoh.json must be present in {}", dir.display());
+}

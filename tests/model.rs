@@ -1,0 +1,162 @@
+//! The S4D layer's pieces: convolution by FFT equals direct convolution, the fused CPU kernels
+//! equal the generic tensor-op formulation (values and gradients), and a finite-difference
+//! gradient check of the whole layer.
+
+mod common;
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+use common::{host, randn};
+use wavessm::model::ssm::conv::{causal_conv, direct_conv, fft_conv};
+use wavessm::model::ssm::s4d::{Activation, S4dConfig, S4dInit};
+use wavessm::model::ssm::vandermonde::{vandermonde, vandermonde_tensor_ops};
+
+fn t<const D: usize>(v: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(v, shape), device)
+}
+
+fn max_rel(a: &[f64], b: &[f64]) -> f64 {
+    let scale = b.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
+    a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+#[test]
+fn fft_convolution_equals_direct_convolution() {
+    // Odd and power-of-two lengths: the FFT length never changes the linear convolution.
+    for (b, h, l) in [(2, 3, 17), (1, 2, 64), (3, 1, 100)] {
+        let u = randn(b * h * l, 1);
+        let k = randn(h * l, 2);
+        let u64_: Vec<f64> = u.iter().map(|v| *v as f64).collect();
+        let k64: Vec<f64> = k.iter().map(|v| *v as f64).collect();
+        let direct = direct_conv(&u64_, &k64, b, h, l); // [B, H, L]
+        let dev = Device::flex();
+        let generic = host(fft_conv(t(u.clone(), [b, h, l], &dev), t(k.clone(), [h, l], &dev)));
+        assert!(max_rel(&generic, &direct) < 1e-5, "tensor-op FFT conv, L={l}: {}", max_rel(&generic, &direct));
+        // Fused kernel, on the backbone's [B, L, H] layout, with D = 0 and no activation.
+        let u_blh = t(u, [b, h, l], &dev).swap_dims(1, 2);
+        let fused = host(causal_conv(u_blh, t(k, [h, l], &dev), Tensor::zeros([h], &dev), false).swap_dims(1, 2));
+        assert!(max_rel(&fused, &direct) < 1e-5, "fused conv, L={l}: {}", max_rel(&fused, &direct));
+    }
+}
+
+/// Sum of `y·w` for a fixed random `w`, so every output element matters to the gradient.
+fn probe<const D: usize>(y: Tensor<D>, seed: u64) -> Tensor<1> {
+    let n = y.shape().num_elements();
+    let w = Tensor::<1>::from_data(TensorData::new(randn(n, seed), [n]), &y.device()).reshape(y.dims());
+    (y * w).sum()
+}
+
+#[test]
+fn fused_kernels_match_tensor_ops_in_value_and_gradient() {
+    let dev = Device::flex().autodiff();
+    let (c, h, n2, l) = (2, 3, 4, 37);
+    let leaf = |v: Vec<f32>, s: [usize; 3]| t(v, s, &dev).require_grad();
+    let leaf2 = |v: Vec<f32>, s: [usize; 2]| t(v, s, &dev).require_grad();
+    let wr = leaf(randn(c * h * n2, 3), [c, h, n2]);
+    let wi = leaf(randn(c * h * n2, 4), [c, h, n2]);
+    let dr = leaf2(randn(h * n2, 5).iter().map(|v| -0.05 - 0.05 * v.abs()).collect(), [h, n2]);
+    let di = leaf2(randn(h * n2, 6).iter().map(|v| 0.5 * v).collect(), [h, n2]);
+    let grads = |fused: bool| {
+        let k = if fused {
+            vandermonde(wr.clone(), wi.clone(), dr.clone(), di.clone(), l)
+        } else {
+            vandermonde_tensor_ops(wr.clone(), wi.clone(), dr.clone(), di.clone(), l)
+        };
+        let value = host(k.clone());
+        let g = probe(k, 9).backward();
+        let gs: Vec<Vec<f64>> = vec![
+            host(wr.grad(&g).unwrap()),
+            host(wi.grad(&g).unwrap()),
+            host(dr.grad(&g).unwrap()),
+            host(di.grad(&g).unwrap()),
+        ];
+        (value, gs)
+    };
+    let (v1, g1) = grads(true);
+    let (v2, g2) = grads(false);
+    assert!(max_rel(&v1, &v2) < 1e-5, "kernel values: {}", max_rel(&v1, &v2));
+    for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
+        assert!(max_rel(a, b) < 1e-4, "kernel gradient {i}: {}", max_rel(a, b));
+    }
+
+    // Convolution with skip and GELU: fused vs generic.
+    let b = 2;
+    let u = t(randn(b * l * h, 7), [b, l, h], &dev).require_grad();
+    let k = leaf2(randn(h * l, 8).iter().map(|v| v * 0.3).collect(), [h, l]);
+    let d = t(randn(h, 10), [h], &dev).require_grad();
+    let run = |fused: bool| {
+        let y = if fused {
+            wavessm::ops::causal_conv(u.clone(), k.clone(), d.clone(), true)
+        } else {
+            let ut = u.clone().swap_dims(1, 2);
+            burn::tensor::activation::gelu((fft_conv(ut.clone(), k.clone()) + ut * d.clone().reshape([1, h, 1])).swap_dims(1, 2))
+        };
+        let value = host(y.clone());
+        let g = probe(y, 11).backward();
+        (value, [host(u.grad(&g).unwrap()), host(k.grad(&g).unwrap()), host(d.grad(&g).unwrap())])
+    };
+    let (v1, g1) = run(true);
+    let (v2, g2) = run(false);
+    assert!(max_rel(&v1, &v2) < 1e-5, "conv values: {}", max_rel(&v1, &v2));
+    for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
+        assert!(max_rel(a, b) < 1e-4, "conv gradient {i}: {}", max_rel(a, b));
+    }
+
+    // GLU.
+    let x = t(randn(b * l * 2 * h, 12), [b, l, 2 * h], &dev).require_grad();
+    let gl = |fused: bool| {
+        let y = if fused { wavessm::ops::glu_last(x.clone()) } else { burn::tensor::activation::glu(x.clone(), 2) };
+        let value = host(y.clone());
+        let g = probe(y, 13).backward();
+        (value, host(x.grad(&g).unwrap()))
+    };
+    let ((v1, g1), (v2, g2)) = (gl(true), gl(false));
+    assert!(max_rel(&v1, &v2) < 1e-6 && max_rel(&g1, &g2) < 1e-5, "glu");
+}
+
+#[test]
+fn s4d_layer_gradient_matches_finite_differences() {
+    let dev = Device::flex().autodiff();
+    dev.seed(3);
+    let (b, l, h) = (2, 24, 4);
+    let cfg = S4dConfig { d_state: 8, dt_min: 0.01, dt_max: 0.1, lr: None, init: S4dInit::Lin, activation: Activation::Gelu, dropout: 0.0 };
+    let layer = cfg.init(h, &dev);
+    let u = t(randn(b * l * h, 21), [b, l, h], &dev);
+    let loss = |m: &wavessm::model::ssm::S4d| probe(m.forward(u.clone()), 22);
+    let g = loss(&layer).backward();
+
+    // Directional derivative along a random direction of each SSM parameter, by central
+    // differences in f64 arithmetic on f32 parameters: eps large enough for f32 rounding.
+    let eps = 2e-3;
+    type Get = fn(&wavessm::model::ssm::S4d) -> &Param<Tensor<2>>;
+    type Set = fn(&mut wavessm::model::ssm::S4d, Param<Tensor<2>>);
+    let params: [(&str, Get, Set); 2] = [
+        ("log_A_real", |m| &m.kernel.log_A_real, |m, p| m.kernel.log_A_real = p),
+        ("A_imag", |m| &m.kernel.A_imag, |m, p| m.kernel.A_imag = p),
+    ];
+    for (name, get, set) in params {
+        let p = get(&layer).val();
+        let n = p.shape().num_elements();
+        let dir = t(randn(n, 30), p.dims(), &dev);
+        let analytic: f64 = host(get(&layer).grad(&g).unwrap()).iter().zip(host(dir.clone())).map(|(a, b)| a * b).sum();
+        let eval = |s: f64| {
+            let mut m = layer.clone().valid();
+            set(&mut m, Param::from_tensor(p.clone().inner() + dir.clone().inner() * s));
+            host(loss(&m))[0]
+        };
+        let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
+        let rel = (analytic - numeric).abs() / analytic.abs().max(1e-3);
+        assert!(rel < 2e-2, "{name}: analytic {analytic} vs numeric {numeric} (rel {rel})");
+    }
+    // Linear parameters and D go through the same autodiff graph; check D too.
+    let d = layer.D.val();
+    let dir = t(randn(h, 31), [h], &dev);
+    let analytic: f64 = host(layer.D.grad(&g).unwrap()).iter().zip(host(dir.clone())).map(|(a, b)| a * b).sum();
+    let eval = |s: f64| {
+        let mut m = layer.clone().valid();
+        m.D = Param::from_tensor(d.clone().inner() + dir.clone().inner() * s);
+        host(loss(&m))[0]
+    };
+    let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
+    assert!((analytic - numeric).abs() / analytic.abs().max(1e-3) < 2e-2, "D: {analytic} vs {numeric}");
+}
