@@ -92,10 +92,11 @@ impl MetricsCsv {
         Ok(())
     }
 
-    /// Writes every metric of a split.
+    /// Writes every metric of a split (a `split/` prefix of the names is dropped).
     pub fn rows(&mut self, step: usize, epoch: usize, split: &str, metrics: &std::collections::BTreeMap<String, f64>) -> Result<()> {
+        let prefix = format!("{split}/");
         for (k, v) in metrics {
-            self.row(step, epoch, split, k, *v)?;
+            self.row(step, epoch, split, k.strip_prefix(&prefix).unwrap_or(k), *v)?;
         }
         self.file.flush()?;
         Ok(())

@@ -1,0 +1,141 @@
+//! Loaders: IDX parsing (raw, gzip, damaged), MNIST from the shared folder, the embedded digits
+//! and the adding problem.
+
+mod common;
+
+use std::io::Write;
+
+use wavessm::data::mnist::{MnistConfig, permutation};
+use wavessm::data::{DataConfig, DataError, Targets, idx};
+
+fn write_mnist(dir: &std::path::Path, prefix: &str, n: usize, gzip: bool) {
+    let images: Vec<u8> = (0..n * 784).map(|i| (i % 251) as u8).collect();
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    for (stem, bytes) in [
+        (format!("{prefix}-images-idx3-ubyte"), idx::encode(&[n, 28, 28], &images)),
+        (format!("{prefix}-labels-idx1-ubyte"), idx::encode(&[n], &labels)),
+    ] {
+        if gzip {
+            let f = std::fs::File::create(dir.join(format!("{stem}.gz"))).unwrap();
+            let mut enc = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+            enc.write_all(&bytes).unwrap();
+            enc.finish().unwrap();
+        } else {
+            std::fs::write(dir.join(stem), bytes).unwrap();
+        }
+    }
+}
+
+fn mnist_cfg(dir: &std::path::Path) -> MnistConfig {
+    serde_yaml::from_str(&format!("path: {}", dir.display())).unwrap()
+}
+
+#[test]
+fn idx_raw_and_gzip_load_identically() {
+    for gzip in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        write_mnist(dir.path(), "train", 20, gzip);
+        write_mnist(dir.path(), "t10k", 5, gzip);
+        let dm = DataConfig::Smnist(mnist_cfg(dir.path())).load().unwrap();
+        assert_eq!(dm.train.len() + dm.val.len(), 20);
+        assert_eq!(dm.val.len(), 2, "10% validation split");
+        assert_eq!(dm.test.len(), 5);
+        assert_eq!((dm.test.seq_len, dm.test.channels), (784, 1));
+        assert_eq!(dm.test.inputs[1], 1.0 / 255.0);
+        let Targets::Classes { labels, n_classes } = &dm.test.targets else { panic!() };
+        assert_eq!((labels.as_slice(), *n_classes), (&[0u32, 1, 2, 3, 4][..], 10));
+    }
+}
+
+#[test]
+fn permuted_mnist_applies_one_fixed_permutation() {
+    let dir = tempfile::tempdir().unwrap();
+    write_mnist(dir.path(), "train", 10, false);
+    write_mnist(dir.path(), "t10k", 3, false);
+    let plain = DataConfig::Smnist(mnist_cfg(dir.path())).load().unwrap();
+    let perm = DataConfig::Psmnist(mnist_cfg(dir.path())).load().unwrap();
+    let p = permutation(784, 42);
+    assert_eq!(p, permutation(784, 42), "fixed by its seed");
+    assert_ne!(p, permutation(784, 43));
+    for j in 0..784 {
+        assert_eq!(perm.test.inputs[j], plain.test.inputs[p[j]]);
+    }
+}
+
+#[test]
+fn damaged_files_are_named_with_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    write_mnist(dir.path(), "train", 10, false);
+    write_mnist(dir.path(), "t10k", 3, false);
+    let img = dir.path().join("train-images-idx3-ubyte");
+    let bytes = std::fs::read(&img).unwrap();
+    std::fs::write(&img, &bytes[..bytes.len() - 100]).unwrap();
+    let e = DataConfig::Smnist(mnist_cfg(dir.path())).load().unwrap_err();
+    assert!(matches!(e, DataError::Corrupt { .. }));
+    let msg = e.to_string();
+    assert!(msg.contains("train-images-idx3-ubyte") && msg.contains("truncated") && msg.contains("10×28×28"), "{msg}");
+
+    // A truncated gzip stream.
+    let gz = dir.path().join("train-images-idx3-ubyte.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&bytes).unwrap();
+    let z = enc.finish().unwrap();
+    std::fs::write(&gz, &z[..z.len() / 2]).unwrap();
+    let msg = DataConfig::Smnist(mnist_cfg(dir.path())).load().unwrap_err().to_string();
+    assert!(msg.contains("train-images-idx3-ubyte.gz") && msg.contains("gzip"), "{msg}");
+    std::fs::remove_file(&gz).unwrap();
+
+    // Wrong magic, wrong rank, label out of range.
+    std::fs::write(&img, b"\x01\x02\x08\x03rest").unwrap();
+    assert!(DataConfig::Smnist(mnist_cfg(dir.path())).load().unwrap_err().to_string().contains("bad magic"));
+    std::fs::write(&img, idx::encode(&[10, 784], &vec![0; 7840])).unwrap();
+    assert!(DataConfig::Smnist(mnist_cfg(dir.path())).load().unwrap_err().to_string().contains("2 dimensions; expected 3"));
+    write_mnist(dir.path(), "train", 10, false);
+    std::fs::write(dir.path().join("t10k-labels-idx1-ubyte"), idx::encode(&[3], &[1, 12, 3])).unwrap();
+    let msg = DataConfig::Smnist(mnist_cfg(dir.path())).load().unwrap_err().to_string();
+    assert!(msg.contains("t10k-labels-idx1-ubyte") && msg.contains("label 12"), "{msg}");
+}
+
+#[test]
+fn missing_files_say_what_was_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let msg = DataConfig::Smnist(mnist_cfg(dir.path())).load().unwrap_err().to_string();
+    assert!(msg.contains("train-images-idx3-ubyte") && msg.contains("not found") && msg.contains("data.path"), "{msg}");
+}
+
+#[test]
+fn real_mnist_from_the_shared_folder() {
+    let dir = common::data_dir().join("mnist");
+    if !dir.join("train-images-idx3-ubyte.gz").is_file() {
+        println!("SKIP real MNIST: {} not found (set WAVESSM_DATA_DIR)", dir.display());
+        return;
+    }
+    let mut cfg = mnist_cfg(&dir);
+    cfg.limit_train = Some(1000);
+    let dm = DataConfig::Smnist(cfg).load().unwrap();
+    assert_eq!(dm.train.len() + dm.val.len(), 1000);
+    assert_eq!(dm.test.len(), 10_000);
+    let Targets::Classes { labels, .. } = &dm.test.targets else { panic!() };
+    // The canonical test set starts with 7, 2, 1, 0, 4.
+    assert_eq!(&labels[..5], &[7, 2, 1, 0, 4]);
+    let mean = dm.test.inputs.iter().map(|v| *v as f64).sum::<f64>() / dm.test.inputs.len() as f64;
+    assert!((mean - 0.1325).abs() < 0.002, "MNIST mean intensity {mean}");
+}
+
+#[test]
+fn embedded_digits_and_adding_problem() {
+    let dm = DataConfig::from_named(&serde_yaml::from_str("_name_: digits").unwrap(), "data").unwrap().load().unwrap();
+    assert_eq!(dm.train.len() + dm.val.len() + dm.test.len(), 1797);
+    assert_eq!((dm.train.seq_len, dm.train.channels), (64, 1));
+    assert!(dm.train.inputs.iter().all(|v| (0.0..=1.0).contains(v)));
+
+    let dm = DataConfig::from_named(&serde_yaml::from_str("{_name_: adding, seq_len: 50, n_train: 20, n_val: 5, n_test: 5}").unwrap(), "data").unwrap().load().unwrap();
+    let Targets::Values { values, dim } = &dm.train.targets else { panic!() };
+    assert_eq!(*dim, 1);
+    for (i, target) in values.iter().enumerate() {
+        let row = &dm.train.inputs[i * 100..(i + 1) * 100];
+        let marked: Vec<f32> = (0..50).filter(|t| row[2 * t + 1] == 1.0).map(|t| row[2 * t]).collect();
+        assert_eq!(marked.len(), 2, "exactly two markers");
+        assert!((marked[0] + marked[1] - target).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,167 @@
+//! Training on the embedded default: loss goes down, runs land on disk, resuming after an
+//! interruption reproduces the uninterrupted run, optimizer groups and clipping behave.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::ParamGroup;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Distribution, Tensor};
+use wavessm::config::{ConfigRequest, ExperimentConfig};
+use wavessm::model::SequenceModel;
+use wavessm::train::checkpoint::Checkpoint;
+use wavessm::train::optim::{Optim, clip_global_norm, param_paths, suffix_regex};
+use wavessm::train::{FitOptions, fit};
+
+fn config(save_dir: &Path, extra: &[&str]) -> ExperimentConfig {
+    let mut tokens: Vec<String> = [
+        "model.d_model=16",
+        "model.n_layers=2",
+        "model.layer.d_state=8",
+        "loader.batch_size=16",
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=12",
+        "trainer.progress_bar=never",
+        "scheduler.warmup_steps=0",
+        "optimizer.lr=0.01",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    tokens.push(format!("logger.save_dir={}", save_dir.display()));
+    tokens.extend(extra.iter().map(|s| s.to_string()));
+    ConfigRequest { tokens, ..Default::default() }.resolve().unwrap()
+}
+
+/// burn's random generator is process-wide: runs in parallel test threads would interleave
+/// their draws (dropout masks, init), so fits in this file take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn quiet() -> FitOptions {
+    FitOptions { quiet: true, ..Default::default() }
+}
+
+#[test]
+fn short_fit_lowers_the_loss_and_writes_the_run() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &["model.d_model=32", "model.layer.d_state=64", "trainer.max_epochs=3", "trainer.limit_train_batches=null", "loader.batch_size=32"]);
+    let s = fit(&cfg, &quiet()).unwrap();
+    let first = s.train_history.first().unwrap()["train/loss"];
+    let last = s.train_history.last().unwrap()["train/loss"];
+    assert!(last < first * 0.85, "train loss {first} -> {last}");
+    assert_eq!((s.epochs, s.steps), (3, 123));
+    let test = s.test.expect("tested after fit");
+    assert!(test["test/accuracy"] > 0.2, "{test:?}");
+
+    let run = &s.run;
+    assert!(run.ends_with("digits-s4d/version_0"), "{}", run.display());
+    let saved: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(run.join("config.yaml")).unwrap()).unwrap();
+    assert_eq!(saved["trainer"]["max_epochs"], serde_yaml::Value::from(3));
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert!(csv.starts_with("step,epoch,split,name,value\n"));
+    assert!(csv.contains(",val,accuracy,") && csv.contains(",test,accuracy,") && csv.contains(",train,lr/ssm,"), "{csv}");
+    for name in ["last", "best"] {
+        let ck = Checkpoint::load(&run.join(format!("checkpoints/{name}.bpk"))).unwrap();
+        assert!(ck.state.epoch >= 1 && !ck.model.is_empty() && !ck.optimizer.is_empty());
+    }
+    // A second run gets the next version.
+    let s2 = fit(&config(dir.path(), &["trainer.max_epochs=1"]), &quiet()).unwrap();
+    assert!(s2.run.ends_with("version_1"));
+}
+
+#[test]
+fn resume_after_an_interruption_equals_an_uninterrupted_run() {
+    // Dropout, accumulation and a plateau schedule all carry state across the interruption.
+    let _turn = serial();
+    let extra = ["model.dropout=0.1", "trainer.accumulate_grad_batches=2", "scheduler=plateau", "scheduler.patience=0", "scheduler.factor=0.5"];
+    let a_dir = tempfile::tempdir().unwrap();
+    let b_dir = tempfile::tempdir().unwrap();
+    let full = fit(&config(a_dir.path(), &extra), &quiet()).unwrap();
+
+    let cfg = config(b_dir.path(), &extra);
+    let stopped = fit(&cfg, &FitOptions { stop_after_epochs: Some(1), quiet: true, ..Default::default() }).unwrap();
+    assert_eq!(stopped.epochs, 1);
+    assert!(stopped.test.is_none(), "an interrupted run is not tested");
+    let resumed = fit(&cfg, &FitOptions { resume: Some(stopped.run.clone()), quiet: true, ..Default::default() }).unwrap();
+    assert_eq!((resumed.epochs, resumed.steps), (full.epochs, full.steps));
+    assert_eq!(resumed.train_history, full.train_history[1..].to_vec(), "epochs 2.. train identically");
+    assert_eq!(resumed.val, full.val);
+    assert_eq!(resumed.test, full.test);
+    assert_eq!(resumed.best, full.best);
+    assert!(params(&cfg, &resumed.run) == params(&cfg, &full.run), "identical parameters");
+    // metrics.csv holds each step once.
+    let rows = |run: &Path| std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().filter(|l| l.contains(",val,loss,")).count();
+    assert_eq!(rows(&resumed.run), 3);
+}
+
+/// Every parameter value of a run's `last.bpk`, in visiting order.
+fn params(cfg: &ExperimentConfig, run: &Path) -> Vec<f32> {
+    struct Collect(Vec<f32>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            self.0.extend(p.val().try_into_vec_as::<f32>().unwrap());
+        }
+    }
+    let path = run.join("checkpoints/last.bpk");
+    let model = SequenceModel::new(&cfg.model, 1, 10, &Device::flex()).unwrap();
+    let model = wavessm::train::fit::load_model(model, Checkpoint::load(&path).unwrap().model, &path).unwrap();
+    let mut c = Collect(Vec::new());
+    burn::module::Module::visit(&model, &mut c);
+    c.0
+}
+
+#[test]
+fn damaged_last_checkpoint_is_reported_not_used() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &["trainer.max_epochs=2"]);
+    let s = fit(&cfg, &FitOptions { stop_after_epochs: Some(1), quiet: true, ..Default::default() }).unwrap();
+    let last = s.run.join("checkpoints/last.bpk");
+    let bytes = std::fs::read(&last).unwrap();
+    std::fs::write(&last, &bytes[..bytes.len() / 2]).unwrap();
+    let e = fit(&cfg, &FitOptions { resume: Some(s.run.clone()), quiet: true, ..Default::default() }).unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(msg.contains("last.bpk") && msg.contains("truncated"), "{msg}");
+}
+
+#[test]
+fn ssm_parameters_form_their_own_group() {
+    let cfg = config(Path::new("unused"), &[]);
+    let device = Device::flex().autodiff();
+    let model = SequenceModel::new(&cfg.model, 1, 10, &device).unwrap();
+    let group = ParamGroup::from_regex(suffix_regex(wavessm::model::ssm::S4dConfig::SSM_PARAMS)).unwrap();
+    let paths = param_paths(&model);
+    let matched: Vec<&str> = paths.iter().filter(|(p, id)| group.matches(id, Some(p))).map(|(p, _)| p.as_str()).collect();
+    assert_eq!(matched.len(), 3 * cfg.model.n_layers, "{matched:?}");
+    assert!(matched.iter().all(|p| p.contains(".kernel.") && !p.ends_with(".C")), "{matched:?}");
+    assert!(paths.iter().any(|(p, _)| p.ends_with("kernel.C")), "C stays in the default group");
+    // S4 defaults: their lr is the layer's (1e-3), the rest the optimizer's.
+    let optim = Optim::new(&cfg).unwrap();
+    let lrs: BTreeMap<String, f64> = optim.groups.iter().map(|g| g.name.clone()).zip(optim.lrs(0, 100)).collect();
+    assert_eq!(lrs["ssm"], 0.001);
+    assert_eq!(lrs["default"], 0.01);
+    // A user group with its own schedule.
+    let cfg = config(Path::new("unused"), &["optimizer.groups=[{params: 'decoder', lr: 0.5, scheduler: constant}]"]);
+    let optim = Optim::new(&cfg).unwrap();
+    assert_eq!(optim.lrs(99, 100)[2], 0.5, "constant schedule keeps the group's lr to the end");
+    assert!(optim.lrs(99, 100)[0] < 0.001, "the global cosine schedule decays");
+}
+
+#[test]
+fn global_norm_clipping_bounds_the_gradient() {
+    let cfg = config(Path::new("unused"), &[]);
+    let device = Device::flex().autodiff();
+    let model = SequenceModel::new(&cfg.model, 1, 10, &device).unwrap();
+    let x = Tensor::<3>::random([4, 32, 1], Distribution::Normal(0.0, 1.0), &device);
+    let loss = model.forward(x, None).square().sum() * 100.0;
+    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+    let before = clip_global_norm(&model, &mut grads, Some(0.5));
+    assert!(before > 0.5, "norm {before}");
+    let after = clip_global_norm(&model, &mut grads, None);
+    assert!((after - 0.5).abs() < 1e-3, "clipped norm {after}");
+}
