@@ -42,7 +42,8 @@ fn hydra_overrides_groups_and_experiments() {
     assert_eq!(c.data.name, "psmnist");
 
     // + adds, ++ forces, ~ removes, null sets null.
-    let c = resolve(&["+trainer.limit_train_batches=3", "trainer.max_steps=null", "~trainer.log_every_n_steps"]).unwrap();
+    let c =
+        resolve(&["+trainer.limit_train_batches=3", "trainer.max_steps=null", "~trainer.log_every_n_steps"]).unwrap();
     assert_eq!(c.trainer.limit_train_batches, Some(3));
     assert_eq!(c.trainer.max_steps, None);
     assert_eq!(c.trainer.log_every_n_steps, 50, "removed key falls back to its default");
@@ -63,7 +64,8 @@ fn lightning_files_and_flags() {
     let b = dir.path().join("b.yaml");
     std::fs::write(&a, "name: from-a\ntrainer:\n  max_epochs: 4\n").unwrap();
     std::fs::write(&b, "defaults:\n  - override /data: adding\n  - override /task: regression\ntrainer:\n  max_epochs: 6\n  monitor: val/mse\n  mode: min\nname: no\n").unwrap();
-    let req = |files: Vec<PathBuf>, tokens: Vec<String>| ConfigRequest { files, tokens, ..Default::default() }.resolve();
+    let req =
+        |files: Vec<PathBuf>, tokens: Vec<String>| ConfigRequest { files, tokens, ..Default::default() }.resolve();
     let c = req(vec![a.clone()], vec![]).unwrap();
     assert_eq!((c.name.as_str(), c.trainer.max_epochs), ("from-a", 4));
     // Files apply in order; a file's defaults re-select groups; YAML 1.2 keeps `no` a string.
@@ -72,7 +74,8 @@ fn lightning_files_and_flags() {
     assert_eq!(c.data.name, "adding");
     assert_eq!(c.name, "no");
     // `--key value` flags arrive as tokens after argv rewriting and win over files.
-    let argv = wavessm::cli::args::lightning_to_hydra(vec!["--trainer.max_epochs".into(), "9".into(), "--seed=3".into()]);
+    let argv =
+        wavessm::cli::args::lightning_to_hydra(vec!["--trainer.max_epochs".into(), "9".into(), "--seed=3".into()]);
     let c = req(vec![a], argv).unwrap();
     assert_eq!((c.trainer.max_epochs, c.seed), (9, 3));
 }
@@ -82,7 +85,10 @@ fn user_config_dir_overrides_embedded_groups() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("model")).unwrap();
     std::fs::write(dir.path().join("model/tiny.yaml"), "d_model: 8\nn_layers: 1\nff: 2\nlayer: s4d\n").unwrap();
-    let c = ConfigRequest { config_dirs: vec![dir.path().into()], tokens: vec!["model=tiny".into()], ..Default::default() }.resolve().unwrap();
+    let c =
+        ConfigRequest { config_dirs: vec![dir.path().into()], tokens: vec!["model=tiny".into()], ..Default::default() }
+            .resolve()
+            .unwrap();
     assert_eq!(c.model.ff, 2, "the user's group file is used");
     assert_eq!((c.model.d_model, c.model.n_layers), (64, 4), "the root body still applies after the group");
     assert_eq!(c.model.layer.name, "s4d");
@@ -116,13 +122,19 @@ fn wrong_type_names_path_expected_type_and_value() {
 #[test]
 fn unknown_registry_name_lists_the_valid_ones() {
     let e = err(&["model.layer._name_=s4x"]);
-    assert!(e.contains("`model.layer._name_`") && e.contains("unknown layer `s4x`") && e.contains("registered: s4d"), "{e}");
+    assert!(
+        e.contains("`model.layer._name_`") && e.contains("unknown layer `s4x`") && e.contains("registered: s4d"),
+        "{e}"
+    );
     let e = err(&["data._name_=mnits"]);
     assert!(e.contains("registered: digits, smnist, psmnist, adding"), "{e}");
     let e = err(&["task._name_=clasification"]);
     assert!(e.contains("did you mean `classification`?"), "{e}");
     let e = err(&["data=cifar"]);
-    assert!(e.contains("no config `data/cifar.yaml`") && e.contains("available: adding, digits, psmnist, smnist"), "{e}");
+    assert!(
+        e.contains("no config `data/cifar.yaml`") && e.contains("available: adding, digits, psmnist, smnist"),
+        "{e}"
+    );
     let e = err(&["experiment=smnist/s4"]);
     assert!(e.contains("did you mean `smnist/s4d`?"), "{e}");
 }

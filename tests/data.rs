@@ -57,8 +57,8 @@ fn permuted_mnist_applies_one_fixed_permutation() {
     let p = permutation(784, 42);
     assert_eq!(p, permutation(784, 42), "fixed by its seed");
     assert_ne!(p, permutation(784, 43));
-    for j in 0..784 {
-        assert_eq!(perm.test.inputs[j], plain.test.inputs[p[j]]);
+    for (j, &src) in p.iter().enumerate() {
+        assert_eq!(perm.test.inputs[j], plain.test.inputs[src]);
     }
 }
 
@@ -89,7 +89,9 @@ fn damaged_files_are_named_with_what_is_wrong() {
     std::fs::write(&img, b"\x01\x02\x08\x03rest").unwrap();
     assert!(DataConfig::Smnist(mnist_cfg(dir.path())).load().unwrap_err().to_string().contains("bad magic"));
     std::fs::write(&img, idx::encode(&[10, 784], &vec![0; 7840])).unwrap();
-    assert!(DataConfig::Smnist(mnist_cfg(dir.path())).load().unwrap_err().to_string().contains("2 dimensions; expected 3"));
+    assert!(
+        DataConfig::Smnist(mnist_cfg(dir.path())).load().unwrap_err().to_string().contains("2 dimensions; expected 3")
+    );
     write_mnist(dir.path(), "train", 10, false);
     std::fs::write(dir.path().join("t10k-labels-idx1-ubyte"), idx::encode(&[3], &[1, 12, 3])).unwrap();
     let msg = DataConfig::Smnist(mnist_cfg(dir.path())).load().unwrap_err().to_string();
@@ -129,7 +131,13 @@ fn embedded_digits_and_adding_problem() {
     assert_eq!((dm.train.seq_len, dm.train.channels), (64, 1));
     assert!(dm.train.inputs.iter().all(|v| (0.0..=1.0).contains(v)));
 
-    let dm = DataConfig::from_named(&serde_yaml::from_str("{_name_: adding, seq_len: 50, n_train: 20, n_val: 5, n_test: 5}").unwrap(), "data").unwrap().load().unwrap();
+    let dm = DataConfig::from_named(
+        &serde_yaml::from_str("{_name_: adding, seq_len: 50, n_train: 20, n_val: 5, n_test: 5}").unwrap(),
+        "data",
+    )
+    .unwrap()
+    .load()
+    .unwrap();
     let Targets::Values { values, dim } = &dm.train.targets else { panic!() };
     assert_eq!(*dim, 1);
     for (i, target) in values.iter().enumerate() {

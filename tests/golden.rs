@@ -24,7 +24,11 @@ fn zoh_kernel(g: &Golden, l: usize, fused: bool, device: &Device) -> Tensor<3> {
     let (db_re, db_im) = complex_mul(b, (q_re, q_im));
     let c: (Tensor<3>, Tensor<3>) = (tensor(g.input("C_re"), device), tensor(g.input("C_im"), device));
     let (w_re, w_im) = complex_mul(c, (db_re.reshape([1, h, n2]), db_im.reshape([1, h, n2])));
-    if fused { vandermonde(w_re, w_im, dta_re, dta_im, l) } else { vandermonde_tensor_ops(w_re, w_im, dta_re, dta_im, l) }
+    if fused {
+        vandermonde(w_re, w_im, dta_re, dta_im, l)
+    } else {
+        vandermonde_tensor_ops(w_re, w_im, dta_re, dta_im, l)
+    }
 }
 
 fn check_s4d_kernel_zoh(g: &Golden) {
@@ -71,7 +75,14 @@ fn check_s4d_step(g: &Golden) {
     g.check("y_conv", &y_conv, g.output("y_conv"));
     // Step mode from the same parameters, in f64 on the host.
     let d = |k: &str| g.input(k).data.clone();
-    let rec = DiagonalRecurrence::zoh(h, n2, &d("dt"), (&d("A_re"), &d("A_im")), (&d("B_re"), &d("B_im")), (&d("C_re"), &d("C_im")));
+    let rec = DiagonalRecurrence::zoh(
+        h,
+        n2,
+        &d("dt"),
+        (&d("A_re"), &d("A_im")),
+        (&d("B_re"), &d("B_im")),
+        (&d("C_re"), &d("C_im")),
+    );
     let (mut y_step, mut fs_re, mut fs_im) = (vec![0.0; b * c * h * l], vec![], vec![]);
     for bi in 0..b {
         let mut state = rec.zero_state();
@@ -95,7 +106,8 @@ fn golden_vectors() {
         println!("SKIP golden vectors: {} not found (set WAVESSM_GOLDEN_DIR)", dir.display());
         return;
     };
-    let mut files: Vec<_> = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    let mut files: Vec<_> =
+        rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
     files.sort();
     let (mut checked, mut pending) = (Vec::new(), Vec::new());
     for path in files {

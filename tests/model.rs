@@ -89,7 +89,9 @@ fn fused_kernels_match_tensor_ops_in_value_and_gradient() {
             wavessm::ops::causal_conv(u.clone(), k.clone(), d.clone(), true)
         } else {
             let ut = u.clone().swap_dims(1, 2);
-            burn::tensor::activation::gelu((fft_conv(ut.clone(), k.clone()) + ut * d.clone().reshape([1, h, 1])).swap_dims(1, 2))
+            burn::tensor::activation::gelu(
+                (fft_conv(ut.clone(), k.clone()) + ut * d.clone().reshape([1, h, 1])).swap_dims(1, 2),
+            )
         };
         let value = host(y.clone());
         let g = probe(y, 11).backward();
@@ -119,7 +121,15 @@ fn s4d_layer_gradient_matches_finite_differences() {
     let dev = Device::flex().autodiff();
     dev.seed(3);
     let (b, l, h) = (2, 24, 4);
-    let cfg = S4dConfig { d_state: 8, dt_min: 0.01, dt_max: 0.1, lr: None, init: S4dInit::Lin, activation: Activation::Gelu, dropout: 0.0 };
+    let cfg = S4dConfig {
+        d_state: 8,
+        dt_min: 0.01,
+        dt_max: 0.1,
+        lr: None,
+        init: S4dInit::Lin,
+        activation: Activation::Gelu,
+        dropout: 0.0,
+    };
     let layer = cfg.init(h, &dev);
     let u = t(randn(b * l * h, 21), [b, l, h], &dev);
     let loss = |m: &wavessm::model::ssm::S4d| probe(m.forward(u.clone()), 22);

@@ -49,7 +49,16 @@ fn quiet() -> FitOptions {
 fn short_fit_lowers_the_loss_and_writes_the_run() {
     let _turn = serial();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &["model.d_model=32", "model.layer.d_state=64", "trainer.max_epochs=3", "trainer.limit_train_batches=null", "loader.batch_size=32"]);
+    let cfg = config(
+        dir.path(),
+        &[
+            "model.d_model=32",
+            "model.layer.d_state=64",
+            "trainer.max_epochs=3",
+            "trainer.limit_train_batches=null",
+            "loader.batch_size=32",
+        ],
+    );
     let s = fit(&cfg, &quiet()).unwrap();
     let first = s.train_history.first().unwrap()["train/loss"];
     let last = s.train_history.last().unwrap()["train/loss"];
@@ -60,11 +69,15 @@ fn short_fit_lowers_the_loss_and_writes_the_run() {
 
     let run = &s.run;
     assert!(run.ends_with("digits-s4d/version_0"), "{}", run.display());
-    let saved: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(run.join("config.yaml")).unwrap()).unwrap();
+    let saved: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(run.join("config.yaml")).unwrap()).unwrap();
     assert_eq!(saved["trainer"]["max_epochs"], serde_yaml::Value::from(3));
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert!(csv.starts_with("step,epoch,split,name,value\n"));
-    assert!(csv.contains(",val,accuracy,") && csv.contains(",test,accuracy,") && csv.contains(",train,lr/ssm,"), "{csv}");
+    assert!(
+        csv.contains(",val,accuracy,") && csv.contains(",test,accuracy,") && csv.contains(",train,lr/ssm,"),
+        "{csv}"
+    );
     for name in ["last", "best"] {
         let ck = Checkpoint::load(&run.join(format!("checkpoints/{name}.bpk"))).unwrap();
         assert!(ck.state.epoch >= 1 && !ck.model.is_empty() && !ck.optimizer.is_empty());
@@ -78,7 +91,13 @@ fn short_fit_lowers_the_loss_and_writes_the_run() {
 fn resume_after_an_interruption_equals_an_uninterrupted_run() {
     // Dropout, accumulation and a plateau schedule all carry state across the interruption.
     let _turn = serial();
-    let extra = ["model.dropout=0.1", "trainer.accumulate_grad_batches=2", "scheduler=plateau", "scheduler.patience=0", "scheduler.factor=0.5"];
+    let extra = [
+        "model.dropout=0.1",
+        "trainer.accumulate_grad_batches=2",
+        "scheduler=plateau",
+        "scheduler.patience=0",
+        "scheduler.factor=0.5",
+    ];
     let a_dir = tempfile::tempdir().unwrap();
     let b_dir = tempfile::tempdir().unwrap();
     let full = fit(&config(a_dir.path(), &extra), &quiet()).unwrap();
@@ -87,7 +106,8 @@ fn resume_after_an_interruption_equals_an_uninterrupted_run() {
     let stopped = fit(&cfg, &FitOptions { stop_after_epochs: Some(1), quiet: true, ..Default::default() }).unwrap();
     assert_eq!(stopped.epochs, 1);
     assert!(stopped.test.is_none(), "an interrupted run is not tested");
-    let resumed = fit(&cfg, &FitOptions { resume: Some(stopped.run.clone()), quiet: true, ..Default::default() }).unwrap();
+    let resumed =
+        fit(&cfg, &FitOptions { resume: Some(stopped.run.clone()), quiet: true, ..Default::default() }).unwrap();
     assert_eq!((resumed.epochs, resumed.steps), (full.epochs, full.steps));
     assert_eq!(resumed.train_history, full.train_history[1..].to_vec(), "epochs 2.. train identically");
     assert_eq!(resumed.val, full.val);
@@ -95,7 +115,9 @@ fn resume_after_an_interruption_equals_an_uninterrupted_run() {
     assert_eq!(resumed.best, full.best);
     assert!(params(&cfg, &resumed.run) == params(&cfg, &full.run), "identical parameters");
     // metrics.csv holds each step once.
-    let rows = |run: &Path| std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().filter(|l| l.contains(",val,loss,")).count();
+    let rows = |run: &Path| {
+        std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().filter(|l| l.contains(",val,loss,")).count()
+    };
     assert_eq!(rows(&resumed.run), 3);
 }
 
@@ -136,7 +158,8 @@ fn ssm_parameters_form_their_own_group() {
     let model = SequenceModel::new(&cfg.model, 1, 10, &device).unwrap();
     let group = ParamGroup::from_regex(suffix_regex(wavessm::model::ssm::S4dConfig::SSM_PARAMS)).unwrap();
     let paths = param_paths(&model);
-    let matched: Vec<&str> = paths.iter().filter(|(p, id)| group.matches(id, Some(p))).map(|(p, _)| p.as_str()).collect();
+    let matched: Vec<&str> =
+        paths.iter().filter(|(p, id)| group.matches(id, Some(p))).map(|(p, _)| p.as_str()).collect();
     assert_eq!(matched.len(), 3 * cfg.model.n_layers, "{matched:?}");
     assert!(matched.iter().all(|p| p.contains(".kernel.") && !p.ends_with(".C")), "{matched:?}");
     assert!(paths.iter().any(|(p, _)| p.ends_with("kernel.C")), "C stays in the default group");

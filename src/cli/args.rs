@@ -43,8 +43,32 @@ mod tests {
 
     #[test]
     fn flags_become_tokens_in_order() {
-        let got = lightning_to_hydra(v(&["wavessm", "fit", "-c", "a.yaml", "--trainer.max_epochs", "2", "model=s4d", "--data.path=../x", "--print-config", "--x.flag"]));
-        assert_eq!(got, v(&["wavessm", "fit", "-c", "a.yaml", "trainer.max_epochs=2", "model=s4d", "data.path=../x", "--print-config", "x.flag=true"]));
+        let got = lightning_to_hydra(v(&[
+            "wavessm",
+            "fit",
+            "-c",
+            "a.yaml",
+            "--trainer.max_epochs",
+            "2",
+            "model=s4d",
+            "--data.path=../x",
+            "--print-config",
+            "--x.flag",
+        ]));
+        assert_eq!(
+            got,
+            v(&[
+                "wavessm",
+                "fit",
+                "-c",
+                "a.yaml",
+                "trainer.max_epochs=2",
+                "model=s4d",
+                "data.path=../x",
+                "--print-config",
+                "x.flag=true"
+            ])
+        );
     }
 
     #[test]

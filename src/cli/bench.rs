@@ -59,7 +59,15 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let (name, ms, tokens) = match a.case {
         Case::S4d => {
             let (b, h, l) = (16, 128, 1024);
-            let cfg = S4dConfig { d_state: 64, dt_min: 1e-3, dt_max: 1e-1, lr: None, init: S4dInit::Lin, activation: Activation::Gelu, dropout: 0.0 };
+            let cfg = S4dConfig {
+                d_state: 64,
+                dt_min: 1e-3,
+                dt_max: 1e-1,
+                lr: None,
+                init: S4dInit::Lin,
+                activation: Activation::Gelu,
+                dropout: 0.0,
+            };
             let layer = cfg.init(h, &device);
             let u = Tensor::<3>::random([b, l, h], Distribution::Normal(0.0, 1.0), &device);
             let ms = median_ms(a.steps, || {
@@ -69,8 +77,18 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         }
         Case::Model => {
             let (b, l) = (32, 784);
-            let tokens = ["model.d_model=128", "model.n_layers=4", "model.norm=layer", "model.prenorm=false", "model.dropout=0.0", "model.pool=mean", "optimizer.lr=0.001", "optimizer.weight_decay=0.01"];
-            let cfg = ConfigRequest { tokens: tokens.iter().map(|s| s.to_string()).collect(), ..Default::default() }.resolve()?;
+            let tokens = [
+                "model.d_model=128",
+                "model.n_layers=4",
+                "model.norm=layer",
+                "model.prenorm=false",
+                "model.dropout=0.0",
+                "model.pool=mean",
+                "optimizer.lr=0.001",
+                "optimizer.weight_decay=0.01",
+            ];
+            let cfg = ConfigRequest { tokens: tokens.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+                .resolve()?;
             let mut model = Some(SequenceModel::new(&cfg.model, 1, 10, &device)?);
             let mut optim = Optim::new(&cfg)?;
             let task = ClassificationConfig::default();
@@ -94,7 +112,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             };
             let a_re = rng_vals(-0.5, -0.01);
             let a_im = rng_vals(100.0, 0.0);
-            let (b_re, b_im, c_re, c_im) = (rng_vals(2.0, -1.0), rng_vals(2.0, -1.0), rng_vals(2.0, -1.0), rng_vals(2.0, -1.0));
+            let (b_re, b_im, c_re, c_im) =
+                (rng_vals(2.0, -1.0), rng_vals(2.0, -1.0), rng_vals(2.0, -1.0), rng_vals(2.0, -1.0));
             let dt = vec![0.01; h];
             let rec = DiagonalRecurrence::zoh(h, n2, &dt, (&a_re, &a_im), (&b_re, &b_im), (&c_re, &c_im));
             let d: Vec<f64> = (0..h).map(|i| ((i % 7) as f64 - 3.0) * 0.1).collect();

@@ -50,12 +50,15 @@ fn config_over(yaml: &str, c: &ConfigArgs, origin: &Path) -> Result<ExperimentCo
     if !c.config.is_empty() {
         bail!("-c/--config cannot be combined with a saved run's config; override single keys instead");
     }
-    let mut tree: Value = serde_yaml::from_str(yaml).map_err(|e| ConfigError::File { origin: origin.display().to_string(), msg: e.to_string() })?;
+    let mut tree: Value = serde_yaml::from_str(yaml)
+        .map_err(|e| ConfigError::File { origin: origin.display().to_string(), msg: e.to_string() })?;
     let sources = ConfigSources::new(c.config_dir.clone());
     for t in &c.overrides {
         match classify(&sources, t)? {
             Item::Key(o) => o.apply(&mut tree)?,
-            Item::Select { group, .. } => bail!("`{t}`: group `{group}` cannot be re-selected for a saved config; override its keys instead"),
+            Item::Select { group, .. } => {
+                bail!("`{t}`: group `{group}` cannot be re-selected for a saved config; override its keys instead")
+            }
         }
     }
     Ok(ExperimentConfig::from_value(tree)?)
@@ -79,14 +82,16 @@ fn eval_command(a: &EvalArgs, split: &str) -> Result<()> {
     let (cfg, s, model) = load_for_eval(&a.ckpt, &a.config)?;
     let data = s.data.split(split).expect("known split");
     let bs = cfg.loader.eval_batch_size.unwrap_or(cfg.loader.batch_size);
-    let m = prefixed(split, &evaluate(&model, data, &s.task, s.d_output, bs, cfg.trainer.limit_eval_batches, &s.device));
+    let m =
+        prefixed(split, &evaluate(&model, data, &s.task, s.d_output, bs, cfg.trainer.limit_eval_batches, &s.device));
     println!("{} ({} sequences, {})", format_metrics(&m), data.len(), a.ckpt.display());
     Ok(())
 }
 
 fn predict(a: &PredictArgs) -> Result<()> {
     let (cfg, s, model) = load_for_eval(&a.ckpt, &a.config)?;
-    let data = s.data.split(&a.split).with_context(|| format!("unknown split `{}`; use train, val or test", a.split))?;
+    let data =
+        s.data.split(&a.split).with_context(|| format!("unknown split `{}`; use train, val or test", a.split))?;
     let out_path = a.out.clone().unwrap_or_else(|| {
         let run = a.ckpt.parent().and_then(Path::parent).unwrap_or(Path::new("."));
         run.join(format!("predictions_{}.csv", a.split))

@@ -51,7 +51,7 @@ pub struct ConfigArgs {
     /// Print the fully resolved config as YAML and exit.
     #[arg(long = "print-config", alias = "print_config")]
     pub print_config: bool,
-    #[arg(value_name = "OVERRIDES", help = OVERRIDES_HELP, allow_hyphen_values = true)]
+    #[arg(value_name = "OVERRIDES", help = OVERRIDES_HELP)]
     /// Config overrides.
     pub overrides: Vec<String>,
 }
@@ -102,7 +102,10 @@ pub struct PredictArgs {
 pub fn main() -> ExitCode {
     let argv = args::lightning_to_hydra(std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect());
     let cli = Cli::parse_from(argv);
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -52,7 +52,11 @@ struct Parsed {
 enum Default {
     SelfMarker,
     /// `group: option` (`override /group: option` alike); `absolute` for `/group`.
-    Group { group: String, option: Option<String>, absolute: bool },
+    Group {
+        group: String,
+        option: Option<String>,
+        absolute: bool,
+    },
 }
 
 fn parse_file(file: &ConfigFile) -> Result<Parsed, ConfigError> {
@@ -66,9 +70,7 @@ fn parse_file(file: &ConfigFile) -> Result<Parsed, ConfigError> {
     if body.is_null() {
         body = Value::Mapping(Mapping::new());
     }
-    let map = body
-        .as_mapping_mut()
-        .ok_or_else(|| err("the top level must be a mapping of keys".into()))?;
+    let map = body.as_mapping_mut().ok_or_else(|| err("the top level must be a mapping of keys".into()))?;
     let mut defaults = Vec::new();
     if let Some(list) = map.remove("defaults") {
         let Value::Sequence(items) = list else {
@@ -88,7 +90,12 @@ fn parse_file(file: &ConfigFile) -> Result<Parsed, ConfigError> {
                     let option = match v {
                         Value::Null => None,
                         Value::String(s) => Some(s),
-                        other => return Err(err(format!("`defaults` entry `{key}` must name an option, got {}", super::inline_yaml(&other)))),
+                        other => {
+                            return Err(err(format!(
+                                "`defaults` entry `{key}` must name an option, got {}",
+                                super::inline_yaml(&other)
+                            )));
+                        }
                     };
                     Default::Group { group: group.to_string(), option, absolute }
                 }
@@ -161,10 +168,8 @@ pub fn compose(sources: &ConfigSources, files: &[&Path], items: &[Item]) -> Resu
         overlays.push(parse_file(&read_option(sources, "experiment", &exp)?)?);
     }
     for f in files {
-        let text = std::fs::read_to_string(f).map_err(|e| ConfigError::File {
-            origin: f.display().to_string(),
-            msg: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| ConfigError::File { origin: f.display().to_string(), msg: e.to_string() })?;
         let mut p = parse_file(&ConfigFile { origin: f.display().to_string(), text })?;
         p.global = true;
         overlays.push(p);
@@ -225,7 +230,11 @@ fn load_group(
     depth: usize,
 ) -> Result<(), ConfigError> {
     if depth > 8 {
-        return Err(ConfigError::Group { group: group.into(), option: option.into(), msg: "defaults nest too deep (a cycle?)".into() });
+        return Err(ConfigError::Group {
+            group: group.into(),
+            option: option.into(),
+            msg: "defaults nest too deep (a cycle?)".into(),
+        });
     }
     let parsed = parse_file(&read_option(sources, group, option)?)?;
     let mut sub = Value::Mapping(Mapping::new());

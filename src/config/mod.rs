@@ -49,11 +49,7 @@ impl ConfigRequest {
     /// Composes, overrides and validates: the one way a run gets its config.
     pub fn resolve(&self) -> Result<ExperimentConfig, ConfigError> {
         let sources = ConfigSources::new(self.config_dirs.clone());
-        let items = self
-            .tokens
-            .iter()
-            .map(|t| classify(&sources, t))
-            .collect::<Result<Vec<_>, _>>()?;
+        let items = self.tokens.iter().map(|t| classify(&sources, t)).collect::<Result<Vec<_>, _>>()?;
         let files: Vec<&Path> = self.files.iter().map(|p| p.as_path()).collect();
         let tree = compose::compose(&sources, &files, &items)?;
         ExperimentConfig::from_value(tree)

@@ -22,20 +22,14 @@ pub enum Override {
 impl Override {
     /// Parses one Hydra-style token (`a.b=1`, `+a=1`, `~a`).
     pub fn parse_hydra(token: &str) -> Result<Self, ConfigError> {
-        let bad = |why: &str| ConfigError::Override {
-            token: token.to_string(),
-            why: why.to_string(),
-        };
+        let bad = |why: &str| ConfigError::Override { token: token.to_string(), why: why.to_string() };
         if let Some(rest) = token.strip_prefix('~') {
             let (path, value) = match rest.split_once('=') {
                 Some((p, v)) => (p, Some(parse_value(v))),
                 None => (rest, None),
             };
             check_path(path).map_err(|w| bad(&w))?;
-            return Ok(Override::Remove {
-                path: path.to_string(),
-                value,
-            });
+            return Ok(Override::Remove { path: path.to_string(), value });
         }
         let (force, add, rest) = if let Some(r) = token.strip_prefix("++") {
             (true, true, r)
@@ -44,17 +38,11 @@ impl Override {
         } else {
             (false, false, token)
         };
-        let (path, raw) = rest
-            .split_once('=')
-            .ok_or_else(|| bad("expected `key=value`"))?;
+        let (path, raw) = rest.split_once('=').ok_or_else(|| bad("expected `key=value`"))?;
         check_path(path).map_err(|w| bad(&w))?;
         let value = parse_value(raw);
         let path = path.to_string();
-        Ok(if add {
-            Override::Add { path, value, force }
-        } else {
-            Override::Set { path, value }
-        })
+        Ok(if add { Override::Add { path, value, force } } else { Override::Set { path, value } })
     }
 
     /// The dotted key this override touches.
@@ -85,10 +73,8 @@ impl Override {
                     Some((p, k)) => (Some(p), k),
                     None => (None, path.as_str()),
                 };
-                let missing = || ConfigError::Override {
-                    token: format!("~{path}"),
-                    why: format!("`{path}` does not exist"),
-                };
+                let missing =
+                    || ConfigError::Override { token: format!("~{path}"), why: format!("`{path}` does not exist") };
                 let map = match parent {
                     Some(p) => slot(root, p, false)?.ok_or_else(missing)?,
                     None => root,
@@ -166,11 +152,9 @@ fn slot<'a>(root: &'a mut Value, path: &str, create: bool) -> Result<Option<&'a 
             }
             Value::Sequence(s) => {
                 let len = s.len();
-                let i = seg.parse::<usize>().ok().filter(|&i| i < len).ok_or_else(|| {
-                    ConfigError::Override {
-                        token: path.to_string(),
-                        why: format!("`{walked}` is a list of {len}; `{seg}` is not an index into it"),
-                    }
+                let i = seg.parse::<usize>().ok().filter(|&i| i < len).ok_or_else(|| ConfigError::Override {
+                    token: path.to_string(),
+                    why: format!("`{walked}` is a list of {len}; `{seg}` is not an index into it"),
                 })?;
                 &mut s[i]
             }
@@ -180,10 +164,7 @@ fn slot<'a>(root: &'a mut Value, path: &str, create: bool) -> Result<Option<&'a 
                 }
                 return Err(ConfigError::Override {
                     token: path.to_string(),
-                    why: format!(
-                        "`{walked}` is the value {}, it has no key `{seg}`",
-                        super::inline_yaml(other)
-                    ),
+                    why: format!("`{walked}` is the value {}, it has no key `{seg}`", super::inline_yaml(other)),
                 });
             }
         };
@@ -225,7 +206,8 @@ mod tests {
     use super::*;
 
     fn tree() -> Value {
-        serde_yaml::from_str("trainer: {max_epochs: 3}\nmodel: {layer: {_name_: s4d, d_state: 64}}\nlist: [1, 2]").unwrap()
+        serde_yaml::from_str("trainer: {max_epochs: 3}\nmodel: {layer: {_name_: s4d, d_state: 64}}\nlist: [1, 2]")
+            .unwrap()
     }
 
     #[test]

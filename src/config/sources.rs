@@ -41,10 +41,7 @@ impl ConfigSources {
         for dir in &self.dirs {
             let p = dir.join(rel);
             if p.is_file() {
-                return Ok(Some(ConfigFile {
-                    origin: p.display().to_string(),
-                    text: std::fs::read_to_string(&p)?,
-                }));
+                return Ok(Some(ConfigFile { origin: p.display().to_string(), text: std::fs::read_to_string(&p)? }));
             }
         }
         Ok(EMBEDDED.get_file(rel).map(|f| ConfigFile {

@@ -142,11 +142,7 @@ impl ExperimentConfig {
             }
         }
         let positive = |path: &str, v: usize| {
-            if v == 0 {
-                Err(ConfigError::Key { path: path.into(), msg: "must be at least 1".into() })
-            } else {
-                Ok(())
-            }
+            if v == 0 { Err(ConfigError::Key { path: path.into(), msg: "must be at least 1".into() }) } else { Ok(()) }
         };
         positive("model.d_model", self.model.d_model)?;
         positive("loader.batch_size", self.loader.batch_size)?;

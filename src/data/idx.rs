@@ -23,7 +23,10 @@ pub fn find(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
             return Ok(p);
         }
     }
-    Err(DataError::Missing { path: dir.join(format!("{stem}.gz")), what: format!("MNIST IDX file `{stem}` or `{stem}.gz`") })
+    Err(DataError::Missing {
+        path: dir.join(format!("{stem}.gz")),
+        what: format!("MNIST IDX file `{stem}` or `{stem}.gz`"),
+    })
 }
 
 /// Reads an IDX file of `expected_rank` dimensions, checking magic, sizes and length.

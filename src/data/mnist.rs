@@ -51,7 +51,12 @@ pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
 }
 
 /// Reads one image/label file pair into a split.
-fn read_split(dir: &std::path::Path, prefix: &str, limit: Option<usize>, perm: Option<&[usize]>) -> Result<SeqData, DataError> {
+fn read_split(
+    dir: &std::path::Path,
+    prefix: &str,
+    limit: Option<usize>,
+    perm: Option<&[usize]>,
+) -> Result<SeqData, DataError> {
     let img_path = idx::find(dir, &format!("{prefix}-images-idx3-ubyte"))?;
     let lbl_path = idx::find(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
     let images = idx::read(&img_path, 3)?;

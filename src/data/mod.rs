@@ -178,10 +178,9 @@ impl SeqData {
             inputs.extend_from_slice(&self.inputs[i * row..(i + 1) * row]);
         }
         let targets = match &self.targets {
-            Targets::Classes { labels, n_classes } => Targets::Classes {
-                labels: idx.iter().map(|&i| labels[i]).collect(),
-                n_classes: *n_classes,
-            },
+            Targets::Classes { labels, n_classes } => {
+                Targets::Classes { labels: idx.iter().map(|&i| labels[i]).collect(), n_classes: *n_classes }
+            }
             Targets::Values { values, dim } => Targets::Values {
                 values: idx.iter().flat_map(|&i| values[i * dim..(i + 1) * dim].iter().copied()).collect(),
                 dim: *dim,
@@ -235,6 +234,9 @@ pub fn check_fraction(name: &str, f: f64) -> Result<(), DataError> {
 pub fn data_dir(path: &Option<PathBuf>, sub: &str) -> PathBuf {
     match path {
         Some(p) => p.clone(),
-        None => std::env::var_os("DATA_PATH").map(PathBuf::from).unwrap_or_else(|| Path::new("data").to_path_buf()).join(sub),
+        None => std::env::var_os("DATA_PATH")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new("data").to_path_buf())
+            .join(sub),
     }
 }

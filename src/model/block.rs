@@ -66,7 +66,15 @@ pub struct ResidualBlock {
 
 impl ResidualBlock {
     /// Builds a block around `layer`.
-    pub fn new(layer: Layer, h: usize, norm: NormKind, prenorm: bool, ff: usize, dropout: f64, device: &Device) -> Self {
+    pub fn new(
+        layer: Layer,
+        h: usize,
+        norm: NormKind,
+        prenorm: bool,
+        ff: usize,
+        dropout: f64,
+        device: &Device,
+    ) -> Self {
         let ff_block = (ff > 0).then(|| FeedForward {
             linear1: LinearConfig::new(h, ff * h).init(device),
             linear2: LinearConfig::new(ff * h, h).init(device),

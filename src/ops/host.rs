@@ -60,7 +60,8 @@ pub fn vandermonde_grad(
             let (zr, zi) = exp_modes(dta, hi, n2);
             let (mut pr, mut pi) = (vec![1f64; n2], vec![0f64; n2]);
             // S0 = Σ_l g_l z^l, S1 = Σ_l g_l·l·z^l per (c, n).
-            let (mut s0r, mut s0i, mut s1r, mut s1i) = (vec![0f64; c * n2], vec![0f64; c * n2], vec![0f64; c * n2], vec![0f64; c * n2]);
+            let (mut s0r, mut s0i, mut s1r, mut s1i) =
+                (vec![0f64; c * n2], vec![0f64; c * n2], vec![0f64; c * n2], vec![0f64; c * n2]);
             for li in 0..l {
                 for ci in 0..c {
                     let gl = g[(ci * h + hi) * l + li] as f64;
@@ -145,14 +146,14 @@ fn plans(n: usize) -> Plans {
 pub fn fft_len(l: usize) -> usize {
     let smooth = |mut n: usize| {
         for p in [2, 3, 5, 7] {
-            while n % p == 0 {
+            while n.is_multiple_of(p) {
                 n /= p;
             }
         }
         n == 1
     };
     let mut n = (2 * l).saturating_sub(1).max(2);
-    while n % 2 != 0 || !smooth(n) {
+    while !n.is_multiple_of(2) || !smooth(n) {
         n += 1;
     }
     n
@@ -201,7 +202,8 @@ impl Scratch {
 pub fn erf(x: f32) -> f32 {
     let a = x.abs() as f64;
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let poly =
+        t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     let y = 1.0 - poly * (-a * a).exp();
     (y as f32).copysign(x)
 }
@@ -225,7 +227,15 @@ pub fn gelu_grad(z: f32) -> f32 {
 ///
 /// Args: `u` [B,L,H], `k` [H,L], `d` [H]. Returns `y` [B,L,H], `û` [H,B,F] (F = n/2+1) as
 /// interleaved (re, im), and `z` [B,L,H] (empty without activation).
-pub fn causal_conv(u: &[f32], k: &[f32], d: &[f32], gelu_act: bool, b: usize, l: usize, h: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn causal_conv(
+    u: &[f32],
+    k: &[f32],
+    d: &[f32],
+    gelu_act: bool,
+    b: usize,
+    l: usize,
+    h: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let n = fft_len(l);
     let f = n / 2 + 1;
     let p = plans(n);
@@ -265,7 +275,17 @@ pub fn causal_conv(u: &[f32], k: &[f32], d: &[f32], gelu_act: bool, b: usize, l:
 /// Gradients of [`causal_conv`] given `g = ∂loss/∂y` [B,L,H] and the saved `z` (empty: no
 /// activation): (∂u [B,L,H], ∂k [H,L], ∂d [H]).
 #[allow(clippy::too_many_arguments)]
-pub fn causal_conv_grad(u: &[f32], k: &[f32], d: &[f32], spec: &[f32], z: &[f32], g: &[f32], b: usize, l: usize, h: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn causal_conv_grad(
+    u: &[f32],
+    k: &[f32],
+    d: &[f32],
+    spec: &[f32],
+    z: &[f32],
+    g: &[f32],
+    b: usize,
+    l: usize,
+    h: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let gz: Vec<f32>;
     let g = if z.is_empty() {
         g
@@ -280,31 +300,33 @@ pub fn causal_conv_grad(u: &[f32], k: &[f32], d: &[f32], spec: &[f32], z: &[f32]
     let mut gk = vec![0f32; h * l];
     let mut gd = vec![0f32; h];
     let (u_hbl, g_hbl) = (blh_to_hbl(u, b, l, h), blh_to_hbl(g, b, l, h));
-    gu_hbl.par_chunks_mut(b * l).zip(gk.par_chunks_mut(l)).zip(gd.par_iter_mut()).enumerate().for_each(|(hi, ((gu, gkh), gdh))| {
-        let mut sc = Scratch::new(&p);
-        sc.forward(&p, k[hi * l..][..l].iter().copied());
-        let kh = sc.freq.clone();
-        let mut acc = vec![Complex::<f32>::default(); f];
-        let mut dsum = 0f64;
-        for bi in 0..b {
-            // The adjoint of a causal convolution is a correlation: multiply by conj spectra.
-            let (grow, urow) = (&g_hbl[(hi * b + bi) * l..][..l], &u_hbl[(hi * b + bi) * l..][..l]);
-            sc.forward(&p, grow.iter().copied());
-            let gs = sc.freq.clone();
-            let s = &spec[(hi * b + bi) * f * 2..][..f * 2];
-            for (j, a) in acc.iter_mut().enumerate() {
-                *a += gs[j] * Complex::new(s[2 * j], -s[2 * j + 1]);
+    gu_hbl.par_chunks_mut(b * l).zip(gk.par_chunks_mut(l)).zip(gd.par_iter_mut()).enumerate().for_each(
+        |(hi, ((gu, gkh), gdh))| {
+            let mut sc = Scratch::new(&p);
+            sc.forward(&p, k[hi * l..][..l].iter().copied());
+            let kh = sc.freq.clone();
+            let mut acc = vec![Complex::<f32>::default(); f];
+            let mut dsum = 0f64;
+            for bi in 0..b {
+                // The adjoint of a causal convolution is a correlation: multiply by conj spectra.
+                let (grow, urow) = (&g_hbl[(hi * b + bi) * l..][..l], &u_hbl[(hi * b + bi) * l..][..l]);
+                sc.forward(&p, grow.iter().copied());
+                let gs = sc.freq.clone();
+                let s = &spec[(hi * b + bi) * f * 2..][..f * 2];
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a += gs[j] * Complex::new(s[2 * j], -s[2 * j + 1]);
+                }
+                sc.inverse(&p, gs.iter().zip(&kh).map(|(a, b)| a * b.conj()));
+                for t in 0..l {
+                    gu[bi * l + t] = sc.time[t] + d[hi] * grow[t];
+                    dsum += grow[t] as f64 * urow[t] as f64;
+                }
             }
-            sc.inverse(&p, gs.iter().zip(&kh).map(|(a, b)| a * b.conj()));
-            for t in 0..l {
-                gu[bi * l + t] = sc.time[t] + d[hi] * grow[t];
-                dsum += grow[t] as f64 * urow[t] as f64;
-            }
-        }
-        sc.inverse(&p, acc.into_iter());
-        gkh.copy_from_slice(&sc.time[..l]);
-        *gdh = dsum as f32;
-    });
+            sc.inverse(&p, acc.into_iter());
+            gkh.copy_from_slice(&sc.time[..l]);
+            *gdh = dsum as f32;
+        },
+    );
     (hbl_to_blh(&gu_hbl, b, l, h), gk, gd)
 }
 

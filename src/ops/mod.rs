@@ -8,11 +8,11 @@
 
 pub mod host;
 
+use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::Autodiff;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
@@ -25,7 +25,13 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 #[backend_extension(Flex, Autodiff)]
 pub trait SsmOps: Backend {
     /// `K[c,h,l] = 2·Re Σ_n W[c,h,n]·exp(dtA[h,n]·l)`; `w_*` [C,H,N2], `dta_*` [H,N2] → [C,H,L].
-    fn vandermonde(w_re: FloatTensor<Self>, w_im: FloatTensor<Self>, dta_re: FloatTensor<Self>, dta_im: FloatTensor<Self>, l: usize) -> FloatTensor<Self>;
+    fn vandermonde(
+        w_re: FloatTensor<Self>,
+        w_im: FloatTensor<Self>,
+        dta_re: FloatTensor<Self>,
+        dta_im: FloatTensor<Self>,
+        l: usize,
+    ) -> FloatTensor<Self>;
 
     /// Gradients of `vandermonde` for output gradient `grad` [C,H,L].
     #[allow(clippy::type_complexity)]
@@ -43,7 +49,12 @@ pub trait SsmOps: Backend {
 
     /// `causal_conv` that also returns what its backward pass needs: the spectra of `u` and the
     /// pre-activation (an empty tensor without activation).
-    fn causal_conv_saving(u: FloatTensor<Self>, k: FloatTensor<Self>, d: FloatTensor<Self>, gelu: bool) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    fn causal_conv_saving(
+        u: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        d: FloatTensor<Self>,
+        gelu: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// Gradients of `causal_conv` (∂u, ∂k, ∂d) for output gradient `grad`.
     fn causal_conv_grad(
@@ -86,10 +97,24 @@ impl SsmOps for Flex {
         flex(k, &[c, h, l])
     }
 
-    fn vandermonde_grad(w_re: FlexTensor, w_im: FlexTensor, dta_re: FlexTensor, dta_im: FlexTensor, grad: FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor, FlexTensor) {
+    fn vandermonde_grad(
+        w_re: FlexTensor,
+        w_im: FlexTensor,
+        dta_re: FlexTensor,
+        dta_im: FlexTensor,
+        grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor, FlexTensor) {
         let [c, h, n2] = dims(&w_re)[..] else { panic!("vandermonde: W must be [C, H, N2]") };
         let l = dims(&grad)[2];
-        let (a, b, cc, d) = host::vandermonde_grad((&host(&w_re), &host(&w_im)), (&host(&dta_re), &host(&dta_im)), &host(&grad), c, h, n2, l);
+        let (a, b, cc, d) = host::vandermonde_grad(
+            (&host(&w_re), &host(&w_im)),
+            (&host(&dta_re), &host(&dta_im)),
+            &host(&grad),
+            c,
+            h,
+            n2,
+            l,
+        );
         (flex(a, &[c, h, n2]), flex(b, &[c, h, n2]), flex(cc, &[h, n2]), flex(d, &[h, n2]))
     }
 
@@ -97,7 +122,12 @@ impl SsmOps for Flex {
         Self::causal_conv_saving(u, k, d, gelu).0
     }
 
-    fn causal_conv_saving(u: FlexTensor, k: FlexTensor, d: FlexTensor, gelu: bool) -> (FlexTensor, FlexTensor, FlexTensor) {
+    fn causal_conv_saving(
+        u: FlexTensor,
+        k: FlexTensor,
+        d: FlexTensor,
+        gelu: bool,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let [b, l, h] = dims(&u)[..] else { panic!("causal_conv: u must be [B, L, H]") };
         let (y, spec, pre) = host::causal_conv(&host(&u), &host(&k), &host(&d), gelu, b, l, h);
         let f = host::fft_len(l) / 2 + 1;
@@ -105,9 +135,17 @@ impl SsmOps for Flex {
         (flex(y, &[b, l, h]), flex(spec, &[h, b, f, 2]), flex(pre, &[pre_len]))
     }
 
-    fn causal_conv_grad(u: FlexTensor, k: FlexTensor, d: FlexTensor, spec: FlexTensor, pre: FlexTensor, grad: FlexTensor) -> (FlexTensor, FlexTensor, FlexTensor) {
+    fn causal_conv_grad(
+        u: FlexTensor,
+        k: FlexTensor,
+        d: FlexTensor,
+        spec: FlexTensor,
+        pre: FlexTensor,
+        grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let [b, l, h] = dims(&u)[..] else { panic!("causal_conv: u must be [B, L, H]") };
-        let (gu, gk, gd) = host::causal_conv_grad(&host(&u), &host(&k), &host(&d), &host(&spec), &host(&pre), &host(&grad), b, l, h);
+        let (gu, gk, gd) =
+            host::causal_conv_grad(&host(&u), &host(&k), &host(&d), &host(&spec), &host(&pre), &host(&grad), b, l, h);
         (flex(gu, &[b, l, h]), flex(gk, &[h, l]), flex(gd, &[h]))
     }
 
@@ -126,7 +164,13 @@ impl SsmOps for Flex {
 }
 
 impl<B: Backend + SsmOps, C: CheckpointStrategy> SsmOps for Autodiff<B, C> {
-    fn vandermonde(w_re: AdTensor<B, C>, w_im: AdTensor<B, C>, dta_re: AdTensor<B, C>, dta_im: AdTensor<B, C>, l: usize) -> AdTensor<B, C> {
+    fn vandermonde(
+        w_re: AdTensor<B, C>,
+        w_im: AdTensor<B, C>,
+        dta_re: AdTensor<B, C>,
+        dta_im: AdTensor<B, C>,
+        l: usize,
+    ) -> AdTensor<B, C> {
         #[derive(Debug)]
         struct Vandermonde;
         impl<B: Backend + SsmOps> Backward<B, 4> for Vandermonde {
@@ -186,7 +230,12 @@ impl<B: Backend + SsmOps, C: CheckpointStrategy> SsmOps for Autodiff<B, C> {
         }
     }
 
-    fn causal_conv_saving(u: AdTensor<B, C>, k: AdTensor<B, C>, d: AdTensor<B, C>, gelu: bool) -> (AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>) {
+    fn causal_conv_saving(
+        u: AdTensor<B, C>,
+        k: AdTensor<B, C>,
+        d: AdTensor<B, C>,
+        gelu: bool,
+    ) -> (AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>) {
         let (y, spec, pre) = B::causal_conv_saving(u.into_primitive(), k.into_primitive(), d.into_primitive(), gelu);
         (Self::from_inner(y), Self::from_inner(spec), Self::from_inner(pre))
     }
@@ -235,12 +284,23 @@ pub fn supported(device: &Device) -> bool {
 
 /// Fused Vandermonde kernel (see [`SsmOps::vandermonde`]).
 pub fn vandermonde(w_re: Tensor<3>, w_im: Tensor<3>, dta_re: Tensor<2>, dta_im: Tensor<2>, l: usize) -> Tensor<3> {
-    Tensor::from_dispatch(<Dispatch as SsmOps>::vandermonde(w_re.into_dispatch(), w_im.into_dispatch(), dta_re.into_dispatch(), dta_im.into_dispatch(), l))
+    Tensor::from_dispatch(<Dispatch as SsmOps>::vandermonde(
+        w_re.into_dispatch(),
+        w_im.into_dispatch(),
+        dta_re.into_dispatch(),
+        dta_im.into_dispatch(),
+        l,
+    ))
 }
 
 /// Fused causal convolution with skip and optional GELU (see [`SsmOps::causal_conv`]).
 pub fn causal_conv(u: Tensor<3>, k: Tensor<2>, d: Tensor<1>, gelu: bool) -> Tensor<3> {
-    Tensor::from_dispatch(<Dispatch as SsmOps>::causal_conv(u.into_dispatch(), k.into_dispatch(), d.into_dispatch(), gelu))
+    Tensor::from_dispatch(<Dispatch as SsmOps>::causal_conv(
+        u.into_dispatch(),
+        k.into_dispatch(),
+        d.into_dispatch(),
+        gelu,
+    ))
 }
 
 /// Fused GLU over the last axis (see [`SsmOps::glu_last`]).

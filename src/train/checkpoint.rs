@@ -105,9 +105,9 @@ impl Checkpoint {
         let mut parts = Vec::new();
         for s in &header.sections {
             let end = pos + s.len as usize;
-            let b = bytes
-                .get(pos..end)
-                .ok_or_else(|| bad(format!("section `{}` truncated: {} of {} bytes", s.name, bytes.len().saturating_sub(pos), s.len)))?;
+            let b = bytes.get(pos..end).ok_or_else(|| {
+                bad(format!("section `{}` truncated: {} of {} bytes", s.name, bytes.len().saturating_sub(pos), s.len))
+            })?;
             if crc(b) != s.crc32 {
                 return Err(bad(format!("section `{}` fails its checksum", s.name)));
             }
@@ -143,7 +143,10 @@ impl Checkpoint {
 
 /// Writes a file through `<path>.tmp`: either the old file or the complete new one exists,
 /// never a partial one. On error the temp file is removed and the old file is untouched.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<(), CheckpointError> {
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<(), CheckpointError> {
     let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");

@@ -62,7 +62,12 @@ impl Setup {
         if !names.contains(&cfg.trainer.monitor) {
             return Err(ConfigError::Key {
                 path: "trainer.monitor".into(),
-                msg: format!("no metric `{}`{}; available: {}", cfg.trainer.monitor, crate::config::suggest(&cfg.trainer.monitor, &names), names.join(", ")),
+                msg: format!(
+                    "no metric `{}`{}; available: {}",
+                    cfg.trainer.monitor,
+                    crate::config::suggest(&cfg.trainer.monitor, &names),
+                    names.join(", ")
+                ),
             }
             .into());
         }
@@ -74,10 +79,11 @@ impl Setup {
 
 /// Restores model parameters from burnpack bytes.
 pub fn load_model(model: SequenceModel, bytes: Vec<u8>, origin: &Path) -> Result<SequenceModel> {
-    let rec = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| anyhow::anyhow!("{}: model section: {e:?}", origin.display()))?;
-    model
-        .try_load_record(rec)
-        .map_err(|e| anyhow::anyhow!("{}: parameters do not fit this model (was the config changed?): {e:?}", origin.display()))
+    let rec = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| anyhow::anyhow!("{}: model section: {e:?}", origin.display()))?;
+    model.try_load_record(rec).map_err(|e| {
+        anyhow::anyhow!("{}: parameters do not fit this model (was the config changed?): {e:?}", origin.display())
+    })
 }
 
 /// Pooled model outputs [B, K] for a batch.
@@ -87,7 +93,15 @@ fn outputs(model: &SequenceModel, batch: &crate::data::Batch, k: usize) -> Tenso
 }
 
 /// Evaluates `model` (in eval mode) on a split; metrics without prefix.
-pub fn evaluate(model: &SequenceModel, split: &SeqData, task: &TaskConfig, k: usize, batch_size: usize, limit: Option<usize>, device: &Device) -> BTreeMap<String, f64> {
+pub fn evaluate(
+    model: &SequenceModel,
+    split: &SeqData,
+    task: &TaskConfig,
+    k: usize,
+    batch_size: usize,
+    limit: Option<usize>,
+    device: &Device,
+) -> BTreeMap<String, f64> {
     let mut m = task.metrics();
     for idx in BatchIter::sequential(split.len(), batch_size).take(limit.unwrap_or(usize::MAX)) {
         let batch = split.batch(&idx, device);
@@ -168,7 +182,12 @@ pub fn fit(cfg: &ExperimentConfig, opts: &FitOptions) -> Result<FitSummary> {
                 .from_bytes(Bytes::from_bytes_vec(ck.optimizer))
                 .map_err(|e| anyhow::anyhow!("{}: optimizer section: {e:?}", path.display()))?;
             if ck.state.schedules.len() != optim.states.len() {
-                bail!("{}: {} schedule states, this config has {}", path.display(), ck.state.schedules.len(), optim.states.len());
+                bail!(
+                    "{}: {} schedule states, this config has {}",
+                    path.display(),
+                    ck.state.schedules.len(),
+                    optim.states.len()
+                );
             }
             optim.states = ck.state.schedules.clone();
             std::fs::write(run.config_path(), &config_yaml)?;
@@ -176,7 +195,8 @@ pub fn fit(cfg: &ExperimentConfig, opts: &FitOptions) -> Result<FitSummary> {
         }
         None => {
             let run = RunDir::create(&cfg.logger.save_dir, cfg.logger.name.as_deref().unwrap_or(&cfg.name))?;
-            std::fs::write(run.config_path(), &config_yaml).with_context(|| format!("writing {}", run.config_path().display()))?;
+            std::fs::write(run.config_path(), &config_yaml)
+                .with_context(|| format!("writing {}", run.config_path().display()))?;
             let state = TrainerState {
                 epoch: 0,
                 step: 0,
@@ -211,7 +231,11 @@ pub fn fit(cfg: &ExperimentConfig, opts: &FitOptions) -> Result<FitSummary> {
     let full = BatchIter::new(data.train.len(), bs, false, cfg.loader.drop_last, 0, 0).num_batches();
     let per_epoch = full.min(t.limit_train_batches.unwrap_or(usize::MAX));
     if per_epoch == 0 {
-        bail!("the training split yields no batch (n={}, batch_size={bs}, drop_last={})", data.train.len(), cfg.loader.drop_last);
+        bail!(
+            "the training split yields no batch (n={}, batch_size={bs}, drop_last={})",
+            data.train.len(),
+            cfg.loader.drop_last
+        );
     }
     let steps_per_epoch = per_epoch.div_ceil(accum);
     let total = t.max_steps.unwrap_or(usize::MAX).min(t.max_epochs * steps_per_epoch);
@@ -224,7 +248,10 @@ pub fn fit(cfg: &ExperimentConfig, opts: &FitOptions) -> Result<FitSummary> {
         }
         let epoch = state.epoch;
         let t0 = Instant::now();
-        let batches: Vec<Vec<usize>> = BatchIter::new(data.train.len(), bs, cfg.loader.shuffle, cfg.loader.drop_last, cfg.seed, epoch).take(per_epoch).collect();
+        let batches: Vec<Vec<usize>> =
+            BatchIter::new(data.train.len(), bs, cfg.loader.shuffle, cfg.loader.drop_last, cfg.seed, epoch)
+                .take(per_epoch)
+                .collect();
         let progress = Progress::epoch(t.progress_bar, epoch, t.max_epochs, batches.len());
         let mut train_m = task.metrics();
         let mut acc = GradientsAccumulator::<SequenceModel>::new();
@@ -238,7 +265,10 @@ pub fn fit(cfg: &ExperimentConfig, opts: &FitOptions) -> Result<FitSummary> {
             let loss = task.loss(out.clone(), &batch.y);
             let loss_v = loss.clone().into_scalar::<f64>();
             if !loss_v.is_finite() {
-                bail!("loss became {loss_v} at step {} (epoch {epoch}); lower the learning rate or enable `trainer.gradient_clip_val`", state.step);
+                bail!(
+                    "loss became {loss_v} at step {} (epoch {epoch}); lower the learning rate or enable `trainer.gradient_clip_val`",
+                    state.step
+                );
             }
             let host: Vec<f32> = out.detach().try_into_vec_as::<f32>().expect("f32 outputs");
             train_m.update(&host, k, &batch.y, loss_v);
@@ -266,7 +296,10 @@ pub fn fit(cfg: &ExperimentConfig, opts: &FitOptions) -> Result<FitSummary> {
         progress.finish();
         let train_time = t0.elapsed().as_secs_f64();
         let train = prefixed("train", &train_m.finish());
-        val = prefixed("val", &evaluate(&model.valid(), &data.val, &task, k, eval_bs, t.limit_eval_batches, &eval_device));
+        val = prefixed(
+            "val",
+            &evaluate(&model.valid(), &data.val, &task, k, eval_bs, t.limit_eval_batches, &eval_device),
+        );
         optim.on_validation(&val).map_err(anyhow::Error::msg)?;
         state.epoch = epoch + 1;
         let monitored = val[&t.monitor];
@@ -288,8 +321,17 @@ pub fn fit(cfg: &ExperimentConfig, opts: &FitOptions) -> Result<FitSummary> {
         state.metrics = val.clone();
         let ck = Checkpoint {
             state: state.clone(),
-            model: model.clone().into_record().into_bytes().map_err(|e| anyhow::anyhow!("serializing the model: {e:?}"))?.to_vec(),
-            optimizer: optim.inner.into_bytes().map_err(|e| anyhow::anyhow!("serializing the optimizer: {e:?}"))?.to_vec(),
+            model: model
+                .clone()
+                .into_record()
+                .into_bytes()
+                .map_err(|e| anyhow::anyhow!("serializing the model: {e:?}"))?
+                .to_vec(),
+            optimizer: optim
+                .inner
+                .into_bytes()
+                .map_err(|e| anyhow::anyhow!("serializing the optimizer: {e:?}"))?
+                .to_vec(),
         };
         ck.save(&run.checkpoint("last"))?;
         if improved {
@@ -338,5 +380,13 @@ pub fn fit(cfg: &ExperimentConfig, opts: &FitOptions) -> Result<FitSummary> {
             run.root.display()
         );
     }
-    Ok(FitSummary { run: run.root.clone(), epochs: state.epoch, steps: state.step, best: state.best, train_history: history, val, test })
+    Ok(FitSummary {
+        run: run.root.clone(),
+        epochs: state.epoch,
+        steps: state.step,
+        best: state.best,
+        train_history: history,
+        val,
+        test,
+    })
 }

@@ -84,14 +84,17 @@ impl Optim {
             let g = ParamGroup::from_regex(suffix_regex(ssm_names)).expect("escaped names form a valid regex");
             inner = inner.with_group(g.clone(), adamw(0.0).build(), None);
             matchers.push(g);
-            groups.push(GroupPlan { name: "ssm".into(), lr: ssm_lr.unwrap_or(o.lr), schedule: global.clone(), state: 0 });
+            groups.push(GroupPlan {
+                name: "ssm".into(),
+                lr: ssm_lr.unwrap_or(o.lr),
+                schedule: global.clone(),
+                state: 0,
+            });
         }
         for (i, gc) in o.groups.iter().enumerate() {
             let path = format!("optimizer.groups.{i}");
-            let g = ParamGroup::from_regex(&gc.params).map_err(|e| ConfigError::Key {
-                path: format!("{path}.params"),
-                msg: format!("{e:?}"),
-            })?;
+            let g = ParamGroup::from_regex(&gc.params)
+                .map_err(|e| ConfigError::Key { path: format!("{path}.params"), msg: format!("{e:?}") })?;
             inner = inner.with_group(g.clone(), adamw(gc.weight_decay.unwrap_or(o.weight_decay)).build(), None);
             matchers.push(g);
             let (schedule, state) = match &gc.scheduler {

@@ -73,13 +73,19 @@ impl MetricsCsv {
             let kept: Vec<&str> = text
                 .lines()
                 .enumerate()
-                .filter(|(i, l)| *i == 0 || l.split(',').next().and_then(|s| s.parse::<usize>().ok()).is_some_and(|s| s <= limit))
+                .filter(|(i, l)| {
+                    *i == 0 || l.split(',').next().and_then(|s| s.parse::<usize>().ok()).is_some_and(|s| s <= limit)
+                })
                 .map(|(_, l)| l)
                 .collect();
             super::checkpoint::write_atomic(path, |f| f.write_all((kept.join("\n") + "\n").as_bytes()))?;
         }
         let fresh = !path.is_file();
-        let mut file = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
         if fresh {
             writeln!(file, "step,epoch,split,name,value")?;
         }
@@ -93,7 +99,13 @@ impl MetricsCsv {
     }
 
     /// Writes every metric of a split (a `split/` prefix of the names is dropped).
-    pub fn rows(&mut self, step: usize, epoch: usize, split: &str, metrics: &std::collections::BTreeMap<String, f64>) -> Result<()> {
+    pub fn rows(
+        &mut self,
+        step: usize,
+        epoch: usize,
+        split: &str,
+        metrics: &std::collections::BTreeMap<String, f64>,
+    ) -> Result<()> {
         let prefix = format!("{split}/");
         for (k, v) in metrics {
             self.row(step, epoch, split, k.strip_prefix(&prefix).unwrap_or(k), *v)?;

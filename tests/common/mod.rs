@@ -52,7 +52,14 @@ impl Golden {
 
     /// Asserts `|actual - expected| <= atol + rtol·|expected|` elementwise; returns the worst ratio.
     pub fn check(&self, what: &str, actual: &[f64], expected: &Array) -> f64 {
-        assert_eq!(actual.len(), expected.data.len(), "{}: `{what}` has {} values, expected {}", self.name, actual.len(), expected.data.len());
+        assert_eq!(
+            actual.len(),
+            expected.data.len(),
+            "{}: `{what}` has {} values, expected {}",
+            self.name,
+            actual.len(),
+            expected.data.len()
+        );
         let mut worst = 0f64;
         for (i, (a, e)) in actual.iter().zip(&expected.data).enumerate() {
             let tol = self.atol + self.rtol * e.abs();

@@ -19,11 +19,7 @@ pub fn causal_conv(u: Tensor<3>, k: Tensor<2>, d: Tensor<1>, gelu: bool) -> Tens
 
 /// GLU over the last axis, fused on the CPU.
 pub fn glu_last(x: Tensor<3>) -> Tensor<3> {
-    if crate::ops::supported(&x.device()) {
-        crate::ops::glu_last(x)
-    } else {
-        burn::tensor::activation::glu(x, 2)
-    }
+    if crate::ops::supported(&x.device()) { crate::ops::glu_last(x) } else { burn::tensor::activation::glu(x, 2) }
 }
 
 /// Causal convolution `y[b,h,l] = Σ_{j≤l} k[h,j]·u[b,h,l-j]` by FFT.

@@ -43,14 +43,7 @@ impl DiagonalRecurrence {
             db_re[i] = qr * b.0[i] - qi * b.1[i];
             db_im[i] = qr * b.1[i] + qi * b.0[i];
         }
-        Self {
-            h,
-            n2,
-            channels: c.0.len() / m,
-            da: (da_re, da_im),
-            db: (db_re, db_im),
-            c: (c.0.to_vec(), c.1.to_vec()),
-        }
+        Self { h, n2, channels: c.0.len() / m, da: (da_re, da_im), db: (db_re, db_im), c: (c.0.to_vec(), c.1.to_vec()) }
     }
 
     /// Model width H.

@@ -88,7 +88,7 @@ impl S4dConfig {
     /// Checks values the type system does not.
     pub fn validate(&self, path: &str) -> Result<(), crate::config::ConfigError> {
         let bad = |key: &str, msg: String| Err(crate::config::ConfigError::Key { path: format!("{path}.{key}"), msg });
-        if self.d_state < 2 || self.d_state % 2 != 0 {
+        if self.d_state < 2 || !self.d_state.is_multiple_of(2) {
             return bad("d_state", format!("must be an even number ≥ 2 (N/2 complex modes), got {}", self.d_state));
         }
         if !(self.dt_min > 0.0 && self.dt_min <= self.dt_max) {

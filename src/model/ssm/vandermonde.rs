@@ -17,7 +17,13 @@ pub fn vandermonde(w_re: Tensor<3>, w_im: Tensor<3>, dta_re: Tensor<2>, dta_im: 
 }
 
 /// [`vandermonde`] from generic tensor ops (any backend; materializes [H, N2, L]).
-pub fn vandermonde_tensor_ops(w_re: Tensor<3>, w_im: Tensor<3>, dta_re: Tensor<2>, dta_im: Tensor<2>, l: usize) -> Tensor<3> {
+pub fn vandermonde_tensor_ops(
+    w_re: Tensor<3>,
+    w_im: Tensor<3>,
+    dta_re: Tensor<2>,
+    dta_im: Tensor<2>,
+    l: usize,
+) -> Tensor<3> {
     let device = dta_re.device();
     let pos = Tensor::<1, Int>::arange(0..l as i64, &device).float().reshape([1, 1, l]); // [1, 1, L]
     let mag = (dta_re.unsqueeze_dim::<3>(2) * pos.clone()).exp(); // [H, N2, L]

@@ -1,0 +1,142 @@
+//! The `wavessm` binary end to end: printing configs, error exits, fit → test → predict →
+//! resume on a tiny model, and the bench output format.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn wavessm(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wavessm"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("WAVESSM_CONFIG_DIR")
+        .output()
+        .expect("run wavessm")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn print_config_resolves_defaults_experiments_and_both_dialects() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = wavessm(dir.path(), &["fit", "--print-config"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let cfg: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
+    assert_eq!(cfg["name"], serde_yaml::Value::from("digits-s4d"));
+    assert_eq!(cfg["model"]["layer"]["_name_"], serde_yaml::Value::from("s4d"));
+    assert!(!dir.path().join("runs").exists(), "printing runs nothing");
+
+    let o = wavessm(
+        dir.path(),
+        &["fit", "experiment=smnist/s4d", "model.n_layers=2", "--trainer.max_epochs", "7", "--print-config"],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let cfg: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
+    assert_eq!(cfg["model"]["n_layers"], serde_yaml::Value::from(2));
+    assert_eq!(cfg["trainer"]["max_epochs"], serde_yaml::Value::from(7));
+    assert_eq!(cfg["data"]["_name_"], serde_yaml::Value::from("smnist"));
+
+    // LightningCLI `-c` with a file that has its own defaults list.
+    let exp = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/experiment/smnist/s4d.yaml");
+    let o = wavessm(dir.path(), &["fit", "-c", exp.to_str().unwrap(), "--data.path=../mnist", "--print_config"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("path: ../mnist") && out.contains("name: smnist-s4d"), "{out}");
+}
+
+#[test]
+fn bad_input_exits_non_zero_with_the_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = wavessm(dir.path(), &["fit", "trainer.max_epoch=3"]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("`trainer.max_epoch`: unknown key; did you mean `max_epochs`?"), "{err}");
+
+    let o = wavessm(dir.path(), &["fit", "data=smnist", "data.path=nowhere"]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("nowhere/train-images-idx3-ubyte") && err.contains("not found"), "{err}");
+
+    let o = wavessm(dir.path(), &["test", "--ckpt", "missing.bpk"]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("missing.bpk"));
+}
+
+#[test]
+fn help_lists_every_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = wavessm(dir.path(), &["fit", "--help"]);
+    let (out, _) = text(&o);
+    for opt in
+        ["--config", "--config-dir", "--print-config", "--resume", "--stop-after-epochs", "OVERRIDES", "key.sub=value"]
+    {
+        assert!(out.contains(opt), "fit --help lacks {opt}:\n{out}");
+    }
+    let o = wavessm(dir.path(), &["--help"]);
+    let (out, _) = text(&o);
+    for cmd in ["fit", "validate", "test", "predict", "bench"] {
+        assert!(out.contains(cmd), "{out}");
+    }
+}
+
+#[test]
+fn fit_test_predict_and_resume_a_tiny_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = [
+        "model.d_model=8",
+        "model.n_layers=1",
+        "model.layer.d_state=8",
+        "trainer.limit_train_batches=3",
+        "trainer.progress_bar=never",
+    ];
+    let mut args = vec!["fit", "trainer.max_epochs=2", "--stop-after-epochs", "1"];
+    args.extend(tiny);
+    let o = wavessm(dir.path(), &args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("epoch 1/2") && out.contains("stopped"), "{out}");
+    let run = dir.path().join("runs/digits-s4d/version_0");
+    assert!(run.join("checkpoints/last.bpk").is_file() && run.join("metrics.csv").is_file());
+
+    let o = wavessm(dir.path(), &["fit", "--resume", run.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("epoch 2/2")
+            && !out.contains("epoch 1/2")
+            && out.contains("fit done")
+            && out.contains("test/accuracy="),
+        "{out}"
+    );
+
+    let best = run.join("checkpoints/best.bpk");
+    let o = wavessm(dir.path(), &["test", "--ckpt", best.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("test/accuracy=") && out.contains("359 sequences"), "{out}");
+    let o = wavessm(dir.path(), &["validate", "--ckpt", best.to_str().unwrap(), "loader.batch_size=7"]);
+    assert!(o.status.success() && text(&o).0.contains("val/loss="), "{:?}", text(&o));
+
+    let csv = dir.path().join("pred.csv");
+    let o = wavessm(dir.path(), &["predict", "--ckpt", best.to_str().unwrap(), "--out", csv.to_str().unwrap()]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let rows: Vec<String> = std::fs::read_to_string(&csv).unwrap().lines().map(String::from).collect();
+    assert_eq!(rows[0], "index,target,prediction,probability");
+    assert_eq!(rows.len(), 1 + 359);
+    let fields: Vec<&str> = rows[1].split(',').collect();
+    let p: f64 = fields[3].parse().unwrap();
+    assert!(fields[2].parse::<u32>().unwrap() < 10 && (0.1..=1.0).contains(&p), "{}", rows[1]);
+}
+
+#[test]
+fn bench_prints_the_comparable_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = wavessm(dir.path(), &["bench", "step", "--steps", "1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let line = out.trim();
+    assert!(line.starts_with("step median_ms=") && line.contains(" tokens_per_s="), "{line}");
+}
