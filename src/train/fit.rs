@@ -291,7 +291,11 @@ pub fn fit(cfg: &ExperimentConfig, opts: &FitOptions) -> Result<FitSummary> {
                 }
             }
             let rate = samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            progress.tick(|| format!("loss={:.4} {:.0} samples/s", train_m.finish()["loss"], rate));
+            progress.tick(|| {
+                let m = train_m.finish();
+                let metric = m.iter().find(|(k, _)| *k != "loss").map(|(k, v)| format!(" {k}={v:.4}")).unwrap_or_default();
+                format!("loss={:.4}{metric} {rate:.0} samples/s", m["loss"])
+            });
         }
         progress.finish();
         let train_time = t0.elapsed().as_secs_f64();
@@ -373,7 +377,7 @@ pub fn fit(cfg: &ExperimentConfig, opts: &FitOptions) -> Result<FitSummary> {
         let test_s = test.as_ref().map(|m| format!(" {}", format_metrics(m))).unwrap_or_default();
         let status = if finished { "done" } else { "stopped (resume with --resume)" };
         println!(
-            "fit {status}: {} epochs, {} steps in {:.1}s;{best}{test_s}; run {}",
+            "fit {status}: epochs={} steps={} time={:.1}s;{best}{test_s}; run {}",
             state.epoch,
             state.step,
             started.elapsed().as_secs_f64(),
