@@ -6,39 +6,24 @@ mod common;
 use burn::tensor::{Device, Tensor};
 use common::{Golden, host, tensor};
 use wavessm::model::ssm::conv::causal_conv;
+use wavessm::model::ssm::diagonal::{Disc, kernel};
 use wavessm::model::ssm::recurrence::DiagonalRecurrence;
-use wavessm::model::ssm::s4d::{S4dInit, complex_mul, zoh_factor};
-use wavessm::model::ssm::vandermonde::{vandermonde, vandermonde_tensor_ops};
+use wavessm::model::ssm::s4d::S4dInit;
 
-/// Diagonal ZOH kernel `K [C,H,L]` from the file's effective parameters, by `path`
-/// (fused CPU kernel or generic tensor ops).
-fn zoh_kernel(g: &Golden, l: usize, fused: bool, device: &Device) -> Tensor<3> {
-    let dt: Tensor<1> = tensor(g.input("dt"), device);
-    let h = dt.dims()[0];
-    let (a_re, a_im): (Tensor<2>, Tensor<2>) = (tensor(g.input("A_re"), device), tensor(g.input("A_im"), device));
-    let n2 = a_re.dims()[1];
-    let dt = dt.reshape([h, 1]);
-    let (dta_re, dta_im) = (a_re.clone() * dt.clone(), a_im.clone() * dt);
-    let (q_re, q_im) = zoh_factor(a_re, a_im, dta_re.clone(), dta_im.clone());
-    let b = (tensor::<2>(g.input("B_re"), device), tensor::<2>(g.input("B_im"), device));
-    let (db_re, db_im) = complex_mul(b, (q_re, q_im));
-    let c: (Tensor<3>, Tensor<3>) = (tensor(g.input("C_re"), device), tensor(g.input("C_im"), device));
-    let (w_re, w_im) = complex_mul(c, (db_re.reshape([1, h, n2]), db_im.reshape([1, h, n2])));
-    if fused {
-        vandermonde(w_re, w_im, dta_re, dta_im, l)
-    } else {
-        vandermonde_tensor_ops(w_re, w_im, dta_re, dta_im, l)
-    }
+/// Diagonal kernel `K [C,H,L]` from the file's effective parameters.
+fn diagonal_kernel(g: &Golden, disc: Disc, l: usize, device: &Device) -> Tensor<3> {
+    let pair2 =
+        |k: &str| (tensor::<2>(g.input(&format!("{k}_re")), device), tensor::<2>(g.input(&format!("{k}_im")), device));
+    let c = (tensor::<3>(g.input("C_re"), device), tensor::<3>(g.input("C_im"), device));
+    kernel(disc, tensor(g.input("dt"), device), pair2("A"), Some(pair2("B")), c, l)
 }
 
-fn check_s4d_kernel_zoh(g: &Golden) {
+fn check_s4d_kernel(g: &Golden, disc: Disc) {
     let l = g.cfg_usize("L");
-    for (fused, device) in [(true, Device::flex()), (false, Device::flex().autodiff())] {
-        // The fused kernel only runs on the plain flex device; on autodiff the generic path is
-        // exercised by calling it directly.
-        let k = zoh_kernel(g, l, fused, &device);
-        g.check(if fused { "K (fused)" } else { "K (tensor ops)" }, &host(k), g.output("K"));
-    }
+    let device = Device::flex();
+    g.check("K (fused kernel)", &host(diagonal_kernel(g, disc, l, &device)), g.output("K"));
+    let generic = wavessm::ops::with_generic_ops(|| host(diagonal_kernel(g, disc, l, &device)));
+    g.check("K (tensor ops)", &generic, g.output("K"));
 }
 
 fn check_s4d_init(g: &Golden, init: S4dInit) {
@@ -58,7 +43,7 @@ fn check_s4d_step(g: &Golden) {
     let n2 = g.input("A_re").shape[1];
     let c = g.input("C_re").shape[0];
     // Conv mode: K [C,H,L] and a causal convolution per channel.
-    let k = zoh_kernel(g, l, true, &device);
+    let k = diagonal_kernel(g, Disc::Zoh, l, &device);
     let u_t: Tensor<3> = tensor::<3>(u, &device).swap_dims(1, 2); // [B, L, H]
     let mut y_conv = vec![0.0; b * c * h * l];
     for ci in 0..c {
@@ -75,14 +60,9 @@ fn check_s4d_step(g: &Golden) {
     g.check("y_conv", &y_conv, g.output("y_conv"));
     // Step mode from the same parameters, in f64 on the host.
     let d = |k: &str| g.input(k).data.clone();
-    let rec = DiagonalRecurrence::zoh(
-        h,
-        n2,
-        &d("dt"),
-        (&d("A_re"), &d("A_im")),
-        (&d("B_re"), &d("B_im")),
-        (&d("C_re"), &d("C_im")),
-    );
+    let (a, b_in, c_in) = ((d("A_re"), d("A_im")), (d("B_re"), d("B_im")), (d("C_re"), d("C_im")));
+    let rec = DiagonalRecurrence::new(Disc::Zoh, h, n2, &d("dt"), (&a.0, &a.1), (&b_in.0, &b_in.1), (&c_in.0, &c_in.1))
+        .expect("zoh has a step form");
     let (mut y_step, mut fs_re, mut fs_im) = (vec![0.0; b * c * h * l], vec![], vec![]);
     for bi in 0..b {
         let mut state = rec.zero_state();
@@ -114,7 +94,9 @@ fn golden_vectors() {
         let case = path.file_stem().unwrap().to_string_lossy().into_owned();
         let g = common::load(&path);
         match case.as_str() {
-            "s4d_kernel_zoh" => check_s4d_kernel_zoh(&g),
+            "s4d_kernel_zoh" => check_s4d_kernel(&g, Disc::Zoh),
+            "s4d_kernel_bilinear" => check_s4d_kernel(&g, Disc::Bilinear),
+            "s4d_kernel_dss" => check_s4d_kernel(&g, Disc::Dss),
             "s4d_init_lin" => check_s4d_init(&g, S4dInit::Lin),
             "s4d_init_inv" => check_s4d_init(&g, S4dInit::Inv),
             "s4d_step" => check_s4d_step(&g),

@@ -8,6 +8,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use common::{host, randn};
 use wavessm::model::ssm::conv::{causal_conv, direct_conv, fft_conv};
+use wavessm::model::ssm::diagonal::Disc;
 use wavessm::model::ssm::s4d::{Activation, S4dConfig, S4dInit};
 use wavessm::model::ssm::vandermonde::{vandermonde, vandermonde_tensor_ops};
 
@@ -34,8 +35,15 @@ fn fft_convolution_equals_direct_convolution() {
         assert!(max_rel(&generic, &direct) < 1e-5, "tensor-op FFT conv, L={l}: {}", max_rel(&generic, &direct));
         // Fused kernel, on the backbone's [B, L, H] layout, with D = 0 and no activation.
         let u_blh = t(u, [b, h, l], &dev).swap_dims(1, 2);
-        let fused = host(causal_conv(u_blh, t(k, [h, l], &dev), Tensor::zeros([h], &dev), false).swap_dims(1, 2));
+        let conv = || {
+            host(
+                causal_conv(u_blh.clone(), t(k.clone(), [h, l], &dev), Tensor::zeros([h], &dev), false).swap_dims(1, 2),
+            )
+        };
+        let fused = conv();
         assert!(max_rel(&fused, &direct) < 1e-5, "fused conv, L={l}: {}", max_rel(&fused, &direct));
+        let generic = wavessm::ops::with_generic_ops(conv);
+        assert!(max_rel(&generic, &direct) < 1e-5, "generic conv, L={l}: {}", max_rel(&generic, &direct));
     }
 }
 
@@ -118,6 +126,12 @@ fn fused_kernels_match_tensor_ops_in_value_and_gradient() {
 
 #[test]
 fn s4d_layer_gradient_matches_finite_differences() {
+    for disc in [Disc::Zoh, Disc::Bilinear, Disc::Dss] {
+        s4d_gradient_check(disc);
+    }
+}
+
+fn s4d_gradient_check(disc: Disc) {
     let dev = Device::flex().autodiff();
     dev.seed(3);
     let (b, l, h) = (2, 24, 4);
@@ -129,6 +143,7 @@ fn s4d_layer_gradient_matches_finite_differences() {
         init: S4dInit::Lin,
         activation: Activation::Gelu,
         dropout: 0.0,
+        disc,
     };
     let layer = cfg.init(h, &dev);
     let u = t(randn(b * l * h, 21), [b, l, h], &dev);
@@ -156,7 +171,7 @@ fn s4d_layer_gradient_matches_finite_differences() {
         };
         let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
         let rel = (analytic - numeric).abs() / analytic.abs().max(1e-3);
-        assert!(rel < 2e-2, "{name}: analytic {analytic} vs numeric {numeric} (rel {rel})");
+        assert!(rel < 2e-2, "{disc:?} {name}: analytic {analytic} vs numeric {numeric} (rel {rel})");
     }
     // Linear parameters and D go through the same autodiff graph; check D too.
     let d = layer.D.val();

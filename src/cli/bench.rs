@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 
 use crate::config::ConfigRequest;
 use crate::model::SequenceModel;
+use crate::model::ssm::diagonal::Disc;
 use crate::model::ssm::recurrence::DiagonalRecurrence;
 use crate::model::ssm::s4d::{Activation, S4dConfig, S4dInit};
 use crate::task::classification::ClassificationConfig;
@@ -67,6 +68,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 init: S4dInit::Lin,
                 activation: Activation::Gelu,
                 dropout: 0.0,
+                disc: Disc::Zoh,
             };
             let layer = cfg.init(h, &device);
             let u = Tensor::<3>::random([b, l, h], Distribution::Normal(0.0, 1.0), &device);
@@ -115,7 +117,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             let (b_re, b_im, c_re, c_im) =
                 (rng_vals(2.0, -1.0), rng_vals(2.0, -1.0), rng_vals(2.0, -1.0), rng_vals(2.0, -1.0));
             let dt = vec![0.01; h];
-            let rec = DiagonalRecurrence::zoh(h, n2, &dt, (&a_re, &a_im), (&b_re, &b_im), (&c_re, &c_im));
+            let rec = DiagonalRecurrence::new(Disc::Zoh, h, n2, &dt, (&a_re, &a_im), (&b_re, &b_im), (&c_re, &c_im))
+                .expect("zoh steps");
             let d: Vec<f64> = (0..h).map(|i| ((i % 7) as f64 - 3.0) * 0.1).collect();
             let ms = median_ms(a.steps, || {
                 let mut state = rec.zero_state();

@@ -277,9 +277,22 @@ impl<B: Backend + SsmOps, C: CheckpointStrategy> SsmOps for Autodiff<B, C> {
     }
 }
 
-/// Whether tensors on `device` can use the fused kernels (the `flex` CPU backend).
+thread_local! {
+    static GENERIC_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with the fused kernels switched off on this thread, so the generic tensor-op
+/// formulation runs instead (to compare the two, or to rule the kernels out when debugging).
+pub fn with_generic_ops<R>(f: impl FnOnce() -> R) -> R {
+    let before = GENERIC_ONLY.replace(true);
+    let out = f();
+    GENERIC_ONLY.set(before);
+    out
+}
+
+/// Whether tensors on `device` use the fused kernels (the `flex` CPU backend).
 pub fn supported(device: &Device) -> bool {
-    device.clone().inner() == Device::flex()
+    !GENERIC_ONLY.get() && device.clone().inner() == Device::flex()
 }
 
 /// Fused Vandermonde kernel (see [`SsmOps::vandermonde`]).

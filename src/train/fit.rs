@@ -293,7 +293,8 @@ pub fn fit(cfg: &ExperimentConfig, opts: &FitOptions) -> Result<FitSummary> {
             let rate = samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
             progress.tick(|| {
                 let m = train_m.finish();
-                let metric = m.iter().find(|(k, _)| *k != "loss").map(|(k, v)| format!(" {k}={v:.4}")).unwrap_or_default();
+                let metric =
+                    m.iter().find(|(k, _)| *k != "loss").map(|(k, v)| format!(" {k}={v:.4}")).unwrap_or_default();
                 format!("loss={:.4}{metric} {rate:.0} samples/s", m["loss"])
             });
         }

@@ -1,6 +1,8 @@
 //! State-space layers.
 
+pub mod complex;
 pub mod conv;
+pub mod diagonal;
 pub mod recurrence;
 pub mod s4d;
 pub mod vandermonde;

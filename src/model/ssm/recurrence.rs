@@ -3,6 +3,8 @@
 //! One token costs O(H·N) and no allocation, which is what autoregressive inference on a CPU
 //! wants; conv mode and step mode compute the same map (tests check it to 1e-4 relative).
 
+use super::diagonal::Disc;
+
 /// A discretized diagonal system `x_t = dA·x_{t-1} + dB·u_t`, `y_t = 2·Re Σ_n C·x_t`.
 #[derive(Debug, Clone)]
 pub struct DiagonalRecurrence {
@@ -24,26 +26,54 @@ pub struct DiagonalState {
 }
 
 impl DiagonalRecurrence {
-    /// ZOH discretization: `dA = exp(dt·A)`, `dB = (exp(dt·A) - 1)/A · B`.
+    /// Discretizes with `disc`: ZOH `dA = exp(dtA)`, `dB = (exp(dtA) - 1)/A·B`; bilinear
+    /// `dA = (1 + dtA/2)/(1 - dtA/2)`, `dB = dt·B/(1 - dtA/2)`. `None` for `dss`, which has
+    /// no recurrent form.
     ///
     /// Args: `dt` [H]; `a`, `b` [H, N2]; `c` [C, H, N2] (C channels), each as (re, im).
-    pub fn zoh(h: usize, n2: usize, dt: &[f64], a: (&[f64], &[f64]), b: (&[f64], &[f64]), c: (&[f64], &[f64])) -> Self {
+    pub fn new(
+        disc: Disc,
+        h: usize,
+        n2: usize,
+        dt: &[f64],
+        a: (&[f64], &[f64]),
+        b: (&[f64], &[f64]),
+        c: (&[f64], &[f64]),
+    ) -> Option<Self> {
         let m = h * n2;
         let (mut da_re, mut da_im, mut db_re, mut db_im) = (vec![0.0; m], vec![0.0; m], vec![0.0; m], vec![0.0; m]);
+        let div = |(nr, ni): (f64, f64), (dr, di): (f64, f64)| {
+            let den = dr * dr + di * di;
+            ((nr * dr + ni * di) / den, (ni * dr - nr * di) / den)
+        };
         for i in 0..m {
-            let (ar, ai) = (a.0[i], a.1[i]);
             let d = dt[i / n2];
-            let e = (d * ar).exp();
-            let (zr, zi) = (e * (d * ai).cos(), e * (d * ai).sin());
+            let (xr, xi) = (d * a.0[i], d * a.1[i]); // dtA
+            let ((zr, zi), (qr, qi)) = match disc {
+                Disc::Zoh => {
+                    let e = xr.exp();
+                    let z = (e * xi.cos(), e * xi.sin());
+                    (z, div((z.0 - 1.0, z.1), (a.0[i], a.1[i])))
+                }
+                Disc::Bilinear => {
+                    let den = (1.0 - xr / 2.0, -xi / 2.0);
+                    (div((1.0 + xr / 2.0, xi / 2.0), den), div((d, 0.0), den))
+                }
+                Disc::Dss => return None,
+            };
             da_re[i] = zr;
             da_im[i] = zi;
-            // (z - 1)/A
-            let den = ar * ar + ai * ai;
-            let (qr, qi) = (((zr - 1.0) * ar + zi * ai) / den, (zi * ar - (zr - 1.0) * ai) / den);
             db_re[i] = qr * b.0[i] - qi * b.1[i];
             db_im[i] = qr * b.1[i] + qi * b.0[i];
         }
-        Self { h, n2, channels: c.0.len() / m, da: (da_re, da_im), db: (db_re, db_im), c: (c.0.to_vec(), c.1.to_vec()) }
+        Some(Self {
+            h,
+            n2,
+            channels: c.0.len() / m,
+            da: (da_re, da_im),
+            db: (db_re, db_im),
+            c: (c.0.to_vec(), c.1.to_vec()),
+        })
     }
 
     /// Model width H.

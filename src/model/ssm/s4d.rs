@@ -15,8 +15,8 @@ use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::conv::{causal_conv, glu_last};
+use super::diagonal::{Disc, kernel};
 use super::recurrence::DiagonalRecurrence;
-use super::vandermonde::vandermonde;
 
 /// Initialization of the diagonal `A` (S4D paper, section 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -55,6 +55,9 @@ pub struct S4dConfig {
     /// Dropout after the activation.
     #[serde(default)]
     pub dropout: f64,
+    /// Discretization.
+    #[serde(default)]
+    pub disc: Disc,
 }
 
 fn d_state() -> usize {
@@ -104,7 +107,7 @@ impl S4dConfig {
     pub fn init(&self, h: usize, device: &Device) -> S4d {
         S4d {
             D: Param::from_tensor(Tensor::random([h], Distribution::Normal(0.0, 1.0), device)),
-            kernel: S4dKernel::new(h, self.d_state, self.dt_min, self.dt_max, self.init, device),
+            kernel: S4dKernel::new(h, self.d_state, self.dt_min, self.dt_max, self.init, self.disc, device),
             output_linear: LinearConfig::new(h, 2 * h).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
             activation: self.activation,
@@ -123,11 +126,14 @@ pub struct S4dKernel {
     pub log_A_real: Param<Tensor<2>>,
     /// Im A, [H, N2].
     pub A_imag: Param<Tensor<2>>,
+    /// Discretization.
+    #[module(skip)]
+    pub disc: Disc,
 }
 
 impl S4dKernel {
     /// S4D init: log-uniform dt, complex normal C, `Re A = -1/2`, `Im A` by `init`.
-    pub fn new(h: usize, n: usize, dt_min: f64, dt_max: f64, init: S4dInit, device: &Device) -> Self {
+    pub fn new(h: usize, n: usize, dt_min: f64, dt_max: f64, init: S4dInit, disc: Disc, device: &Device) -> Self {
         let n2 = n / 2;
         let log_dt = Tensor::random([h], Distribution::Uniform(dt_min.ln(), dt_max.ln()), device);
         // torch.randn(cfloat) draws re and im with variance 1/2 each.
@@ -139,6 +145,7 @@ impl S4dKernel {
             C: Param::from_tensor(c),
             log_A_real: Param::from_tensor(Tensor::full([h, n2], 0.5f64.ln(), device)),
             A_imag: Param::from_tensor(a_imag),
+            disc,
         }
     }
 
@@ -155,15 +162,13 @@ impl S4dKernel {
     pub fn forward(&self, l: usize) -> Tensor<2> {
         let (dt, a_re, a_im, c_re, c_im) = self.materialize();
         let [h, n2] = a_re.dims();
-        let dt = dt.unsqueeze_dim::<2>(1); // [H, 1]
-        let (dta_re, dta_im) = (a_re.clone() * dt.clone(), a_im.clone() * dt);
         // B is folded into C in S4D's minimal parameterization (B = 1).
-        let (w_re, w_im) = complex_mul((c_re, c_im), zoh_factor(a_re, a_im, dta_re.clone(), dta_im.clone()));
-        vandermonde(w_re.reshape([1, h, n2]), w_im.reshape([1, h, n2]), dta_re, dta_im, l).reshape([h, l])
+        let c = (c_re.reshape([1, h, n2]), c_im.reshape([1, h, n2]));
+        kernel(self.disc, dt, (a_re, a_im), None, c, l).reshape([h, l])
     }
 
-    /// The discretized diagonal recurrence on the host, for step mode.
-    pub fn recurrence(&self) -> DiagonalRecurrence {
+    /// The discretized diagonal recurrence on the host, for step mode (`None` for `dss`).
+    pub fn recurrence(&self) -> Option<DiagonalRecurrence> {
         let (dt, a_re, a_im, c_re, c_im) = self.materialize();
         let [h, n2] = a_re.dims();
         let host = |t: Tensor<2>| t.try_into_vec_as::<f64>().expect("f64 data");
@@ -171,7 +176,7 @@ impl S4dKernel {
         let ones = vec![1.0; h * n2];
         let zeros = vec![0.0; h * n2];
         let a = (host(a_re), host(a_im));
-        DiagonalRecurrence::zoh(h, n2, &dt, (&a.0, &a.1), (&ones, &zeros), (&host(c_re), &host(c_im)))
+        DiagonalRecurrence::new(self.disc, h, n2, &dt, (&a.0, &a.1), (&ones, &zeros), (&host(c_re), &host(c_im)))
     }
 }
 
@@ -187,26 +192,6 @@ impl S4dInit {
         };
         v.max(1e-4)
     }
-}
-
-/// ZOH's input factor `(exp(dtA) - 1)/A` per mode, so that `dB = factor·B`.
-///
-/// Args: `a_*`, `dta_*` [H, N2]. Returns (re, im) [H, N2].
-pub fn zoh_factor(a_re: Tensor<2>, a_im: Tensor<2>, dta_re: Tensor<2>, dta_im: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-    let e = dta_re.exp();
-    let (num_re, num_im) = (e.clone() * dta_im.clone().cos() - 1.0, e * dta_im.sin());
-    // Division by A as multiplication by conj(A)/|A|².
-    let den = a_re.clone().square() + a_im.clone().square();
-    let q_re = (num_re.clone() * a_re.clone() + num_im.clone() * a_im.clone()) / den.clone();
-    let q_im = (num_im * a_re - num_re * a_im) / den;
-    (q_re, q_im)
-}
-
-/// Complex product `(a_re + i·a_im)·(b_re + i·b_im)` with broadcasting.
-pub fn complex_mul<const D: usize>(a: (Tensor<D>, Tensor<D>), b: (Tensor<D>, Tensor<D>)) -> (Tensor<D>, Tensor<D>) {
-    let (ar, ai) = a;
-    let (br, bi) = b;
-    (ar.clone() * br.clone() - ai.clone() * bi.clone(), ar * bi + ai * br)
 }
 
 /// The S4D layer: SSM convolution, D skip, activation, dropout, then a GLU output projection.
