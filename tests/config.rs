@@ -117,7 +117,10 @@ fn wrong_type_names_path_expected_type_and_value() {
     assert!(e.contains("`model.layer.dt_min`") && e.contains("f64"), "{e}");
     let e = err(&["model.layer.disc=euler"]);
     assert!(e.contains("`model.layer.disc`") && e.contains("allowed: zoh, bilinear, dss"), "{e}");
-    assert_eq!(resolve(&["model.layer.disc=bilinear"]).unwrap().model.layer.options["disc"], serde_yaml::Value::from("bilinear"));
+    assert_eq!(
+        resolve(&["model.layer.disc=bilinear"]).unwrap().model.layer.options["disc"],
+        serde_yaml::Value::from("bilinear")
+    );
     let e = err(&["model.norm=group"]);
     assert!(e.contains("`model.norm`") && e.contains("layer, batch, none"), "{e}");
 }

@@ -122,6 +122,34 @@ fn fused_kernels_match_tensor_ops_in_value_and_gradient() {
     };
     let ((v1, g1), (v2, g2)) = (gl(true), gl(false));
     assert!(max_rel(&v1, &v2) < 1e-6 && max_rel(&g1, &g2) < 1e-5, "glu");
+
+    // LayerNorm against burn's, with non-trivial scale and shift.
+    let mut ln = burn::nn::LayerNormConfig::new(h).init(&dev);
+    ln.gamma = Param::from_tensor(t(randn(h, 14).iter().map(|v| 1.0 + v).collect(), [h], &dev));
+    ln.beta = Some(Param::from_tensor(t(randn(h, 15), [h], &dev)));
+    let x = t(randn(b * l * h, 16).iter().map(|v| 3.0 * v + 0.5).collect(), [b, l, h], &dev).require_grad();
+    let norm = |fused: bool| {
+        let y = if fused {
+            wavessm::ops::layer_norm(x.clone(), ln.gamma.val(), ln.beta.as_ref().unwrap().val(), 1e-5)
+        } else {
+            ln.forward(x.clone())
+        };
+        let value = host(y.clone());
+        let g = probe(y, 17).backward();
+        (
+            value,
+            [
+                host(x.grad(&g).unwrap()),
+                host(ln.gamma.grad(&g).unwrap()),
+                host(ln.beta.as_ref().unwrap().grad(&g).unwrap()),
+            ],
+        )
+    };
+    let ((v1, g1), (v2, g2)) = (norm(true), norm(false));
+    assert!(max_rel(&v1, &v2) < 1e-5, "layer norm values: {}", max_rel(&v1, &v2));
+    for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
+        assert!(max_rel(a, b) < 1e-4, "layer norm gradient {i}: {}", max_rel(a, b));
+    }
 }
 
 #[test]

@@ -9,6 +9,9 @@ use burn::tensor::{Device, Tensor};
 use super::Layer;
 use crate::config::NormKind;
 
+/// LayerNorm's epsilon (PyTorch's default).
+const LAYER_NORM_EPS: f64 = 1e-5;
+
 /// Normalization over the feature dimension H.
 #[derive(Module, Debug)]
 pub enum Norm {
@@ -22,7 +25,7 @@ impl Norm {
     /// `None` for `NormKind::None`.
     pub fn new(kind: NormKind, h: usize, device: &Device) -> Option<Self> {
         match kind {
-            NormKind::Layer => Some(Norm::Layer(LayerNormConfig::new(h).init(device))),
+            NormKind::Layer => Some(Norm::Layer(LayerNormConfig::new(h).with_epsilon(LAYER_NORM_EPS).init(device))),
             NormKind::Batch => Some(Norm::Batch(BatchNormConfig::new(h).init(device))),
             NormKind::None => None,
         }
@@ -31,6 +34,10 @@ impl Norm {
     /// Args: `x` [B, L, H]. Returns [B, L, H].
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         match self {
+            Norm::Layer(n) if crate::ops::supported(&x.device()) => {
+                let beta = n.beta.as_ref().map(|b| b.val()).unwrap_or_else(|| n.gamma.val().zeros_like());
+                crate::ops::layer_norm(x, n.gamma.val(), beta, LAYER_NORM_EPS)
+            }
             Norm::Layer(n) => n.forward(x),
             Norm::Batch(n) => n.forward(x.swap_dims(1, 2)).swap_dims(1, 2),
         }

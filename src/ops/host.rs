@@ -405,3 +405,65 @@ pub fn glu_grad(x: &[f32], g: &[f32], h: usize) -> Vec<f32> {
 fn sigmoid(v: f32) -> f32 {
     1.0 / (1.0 + (-v).exp())
 }
+
+/// LayerNorm over the last axis: `y = γ·(x - μ)/σ + β`, `σ = sqrt(var + eps)`.
+///
+/// Args: `x` [R, H], `gamma`, `beta` [H]. Returns `y` [R, H] and `1/σ` per row [R] (saved for
+/// the backward pass).
+pub fn layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, h: usize) -> (Vec<f32>, Vec<f32>) {
+    let rows = x.len() / h;
+    let mut y = vec![0f32; x.len()];
+    let mut rstd = vec![0f32; rows];
+    y.par_chunks_mut(h).zip(x.par_chunks(h)).zip(rstd.par_iter_mut()).for_each(|((y, x), r)| {
+        let mean = x.iter().map(|v| *v as f64).sum::<f64>() / h as f64;
+        let var = x.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / h as f64;
+        let rs = 1.0 / (var + eps as f64).sqrt();
+        *r = rs as f32;
+        for j in 0..h {
+            y[j] = ((x[j] as f64 - mean) * rs) as f32 * gamma[j] + beta[j];
+        }
+    });
+    (y, rstd)
+}
+
+/// Gradients of [`layer_norm`]: (∂x [R, H], ∂γ [H], ∂β [H]).
+pub fn layer_norm_grad(x: &[f32], gamma: &[f32], rstd: &[f32], g: &[f32], h: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    const ROWS_PER_TASK: usize = 256;
+    let mut gx = vec![0f32; x.len()];
+    let partial: Vec<(Vec<f64>, Vec<f64>)> = gx
+        .par_chunks_mut(h * ROWS_PER_TASK)
+        .zip(x.par_chunks(h * ROWS_PER_TASK))
+        .zip(g.par_chunks(h * ROWS_PER_TASK))
+        .zip(rstd.par_chunks(ROWS_PER_TASK))
+        .map(|(((gx, x), g), rstd)| {
+            let (mut gg, mut gb) = (vec![0f64; h], vec![0f64; h]);
+            let mut xhat = vec![0f32; h];
+            for (r, &rs) in rstd.iter().enumerate() {
+                let (x, g, gx) = (&x[r * h..][..h], &g[r * h..][..h], &mut gx[r * h..][..h]);
+                let mean = x.iter().map(|v| *v as f64).sum::<f64>() / h as f64;
+                let (mut m1, mut m2) = (0f64, 0f64);
+                for j in 0..h {
+                    xhat[j] = ((x[j] as f64 - mean) * rs as f64) as f32;
+                    let gxh = (g[j] * gamma[j]) as f64;
+                    m1 += gxh;
+                    m2 += gxh * xhat[j] as f64;
+                    gg[j] += (g[j] * xhat[j]) as f64;
+                    gb[j] += g[j] as f64;
+                }
+                let (m1, m2) = (m1 / h as f64, m2 / h as f64);
+                for j in 0..h {
+                    gx[j] = (rs as f64 * ((g[j] * gamma[j]) as f64 - m1 - xhat[j] as f64 * m2)) as f32;
+                }
+            }
+            (gg, gb)
+        })
+        .collect();
+    let (mut gg, mut gb) = (vec![0f64; h], vec![0f64; h]);
+    for (pg, pb) in partial {
+        for j in 0..h {
+            gg[j] += pg[j];
+            gb[j] += pb[j];
+        }
+    }
+    (gx, gg.into_iter().map(|v| v as f32).collect(), gb.into_iter().map(|v| v as f32).collect())
+}

@@ -71,6 +71,23 @@ pub trait SsmOps: Backend {
 
     /// Gradient of `glu_last` with respect to its input.
     fn glu_last_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// LayerNorm over the last axis with scale `gamma` and shift `beta` [H]; also returns the
+    /// per-row reciprocal standard deviation for the backward pass.
+    fn layer_norm_saving(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Gradients of `layer_norm_saving` (∂x, ∂γ, ∂β).
+    fn layer_norm_grad(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
 /// Host copy of a flex tensor as contiguous f32.
@@ -160,6 +177,26 @@ impl SsmOps for Flex {
         let shape = dims(&x);
         let h = shape[shape.len() - 1] / 2;
         flex(host::glu_grad(&host(&x), &host(&grad), h), &shape)
+    }
+
+    fn layer_norm_saving(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, eps: f32) -> (FlexTensor, FlexTensor) {
+        let shape = dims(&x);
+        let h = shape[shape.len() - 1];
+        let (y, rstd) = host::layer_norm(&host(&x), &host(&gamma), &host(&beta), eps, h);
+        let rows = rstd.len();
+        (flex(y, &shape), flex(rstd, &[rows]))
+    }
+
+    fn layer_norm_grad(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        rstd: FlexTensor,
+        grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let shape = dims(&x);
+        let h = shape[shape.len() - 1];
+        let (gx, gg, gb) = host::layer_norm_grad(&host(&x), &host(&gamma), &host(&rstd), &host(&grad), h);
+        (flex(gx, &shape), flex(gg, &[h]), flex(gb, &[h]))
     }
 }
 
@@ -265,6 +302,46 @@ impl<B: Backend + SsmOps, C: CheckpointStrategy> SsmOps for Autodiff<B, C> {
         unimplemented!("second-order gradients of GLU")
     }
 
+    fn layer_norm_saving(
+        x: AdTensor<B, C>,
+        gamma: AdTensor<B, C>,
+        beta: AdTensor<B, C>,
+        eps: f32,
+    ) -> (AdTensor<B, C>, AdTensor<B, C>) {
+        #[derive(Debug)]
+        struct LayerNorm;
+        impl<B: Backend + SsmOps> Backward<B, 3> for LayerNorm {
+            type State = [B::FloatTensorPrimitive; 3];
+            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let g = grads.consume::<B>(&ops.node);
+                let [x, gamma, rstd] = ops.state;
+                let (gx, gg, gb) = B::layer_norm_grad(x, gamma, rstd, g);
+                for (node, grad) in ops.parents.into_iter().zip([gx, gg, gb]) {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, grad);
+                    }
+                }
+            }
+        }
+        let guards = [x.node(), gamma.node(), beta.node()];
+        let (x, gamma, beta) = (x.into_primitive(), gamma.into_primitive(), beta.into_primitive());
+        let (y, rstd) = B::layer_norm_saving(x.clone(), gamma.clone(), beta, eps);
+        let y = match LayerNorm.prepare::<C>(guards).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish([x, gamma, rstd.clone()], y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        };
+        (y, Self::from_inner(rstd))
+    }
+
+    fn layer_norm_grad(
+        _x: AdTensor<B, C>,
+        _gamma: AdTensor<B, C>,
+        _rstd: AdTensor<B, C>,
+        _grad: AdTensor<B, C>,
+    ) -> (AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>) {
+        unimplemented!("second-order gradients of LayerNorm")
+    }
+
     fn causal_conv_grad(
         _u: AdTensor<B, C>,
         _k: AdTensor<B, C>,
@@ -314,6 +391,17 @@ pub fn causal_conv(u: Tensor<3>, k: Tensor<2>, d: Tensor<1>, gelu: bool) -> Tens
         d.into_dispatch(),
         gelu,
     ))
+}
+
+/// Fused LayerNorm over the last axis (see [`SsmOps::layer_norm_saving`]).
+pub fn layer_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, beta: Tensor<1>, eps: f64) -> Tensor<D> {
+    let (y, _) = <Dispatch as SsmOps>::layer_norm_saving(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        eps as f32,
+    );
+    Tensor::from_dispatch(y)
 }
 
 /// Fused GLU over the last axis (see [`SsmOps::glu_last`]).
