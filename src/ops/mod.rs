@@ -8,6 +8,8 @@
 
 pub mod host;
 
+use std::borrow::Cow;
+
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -90,12 +92,12 @@ pub trait SsmOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
-/// Host copy of a flex tensor as contiguous f32.
-fn host(t: &FlexTensor) -> Vec<f32> {
+/// A flex tensor's values as contiguous f32: borrowed when already contiguous.
+fn host(t: &FlexTensor) -> Cow<'_, [f32]> {
     assert_eq!(t.dtype(), DType::F32, "wavessm's fused kernels run in f32");
     match t.as_slice::<f32>() {
-        Some(s) => s.to_vec(),
-        None => t.to_contiguous().as_slice::<f32>().expect("contiguous f32").to_vec(),
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("contiguous f32").to_vec()),
     }
 }
 
