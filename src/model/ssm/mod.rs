@@ -3,6 +3,7 @@
 pub mod complex;
 pub mod conv;
 pub mod diagonal;
+pub mod hippo;
 pub mod recurrence;
 pub mod s4d;
 pub mod vandermonde;

@@ -27,6 +27,8 @@ pub enum S4dInit {
     Lin,
     /// S4D-Inv: `A_n = -1/2 + i(N/π)(N/(2n+1) - 1)`.
     Inv,
+    /// S4D-LegS: the diagonal of HiPPO-LegS's normal-plus-low-rank form.
+    Legs,
 }
 
 /// Options of the `s4d` layer (`model.layer`).
@@ -138,7 +140,7 @@ impl S4dKernel {
         let log_dt = Tensor::random([h], Distribution::Uniform(dt_min.ln(), dt_max.ln()), device);
         // torch.randn(cfloat) draws re and im with variance 1/2 each.
         let c = Tensor::random([h, n2, 2], Distribution::Normal(0.0, 0.5f64.sqrt()), device);
-        let imag: Vec<f32> = (0..n2).map(|i| init.imag(i, n) as f32).collect();
+        let imag: Vec<f32> = init.imags(n).iter().map(|v| *v as f32).collect();
         let a_imag = Tensor::<1>::from_floats(imag.as_slice(), device).unsqueeze_dim::<2>(0).repeat_dim(0, h);
         Self {
             log_dt: Param::from_tensor(log_dt),
@@ -181,16 +183,16 @@ impl S4dKernel {
 }
 
 impl S4dInit {
-    /// `-Im A_n` for mode `n` of a state of size `big_n`, clamped at 1e-4 as the reference stores it.
-    pub fn imag(self, n: usize, big_n: usize) -> f64 {
-        let v = match self {
-            S4dInit::Lin => PI * n as f64,
-            S4dInit::Inv => {
-                let nf = big_n as f64;
-                nf / PI * (nf / (2 * n + 1) as f64 - 1.0)
-            }
+    /// `-Im A_n` for the `N/2` stored modes of a state of size `big_n`, clamped at 1e-4 as the
+    /// reference stores them.
+    pub fn imags(self, big_n: usize) -> Vec<f64> {
+        let nf = big_n as f64;
+        let raw: Vec<f64> = match self {
+            S4dInit::Lin => (0..big_n / 2).map(|n| PI * n as f64).collect(),
+            S4dInit::Inv => (0..big_n / 2).map(|n| nf / PI * (nf / (2 * n + 1) as f64 - 1.0)).collect(),
+            S4dInit::Legs => super::hippo::legs_diagonal(big_n).into_iter().map(|(_, im)| -im).collect(),
         };
-        v.max(1e-4)
+        raw.into_iter().map(|v| v.max(1e-4)).collect()
     }
 }
 
