@@ -6,7 +6,7 @@ mod common;
 use burn::tensor::{Device, Tensor};
 use common::{Golden, host, tensor};
 use wavessm::model::ssm::conv::causal_conv;
-use wavessm::model::ssm::diagonal::{Disc, kernel};
+use wavessm::model::ssm::diagonal::{Disc, DssVersion, dss_kernel, kernel};
 use wavessm::model::ssm::hippo::{legs, legs_diagonal};
 use wavessm::model::ssm::recurrence::DiagonalRecurrence;
 use wavessm::model::ssm::s4d::S4dInit;
@@ -102,6 +102,18 @@ fn check_hippo_legs(g: &Golden) -> Vec<&'static str> {
     vec!["P_small", "B_small", "P_large", "B_large"]
 }
 
+fn check_dss_kernel(g: &Golden, version: DssVersion) {
+    let l = g.cfg_usize("L");
+    let device = Device::flex();
+    let run = || {
+        let lambda = (tensor::<1>(g.input("Lambda_re"), &device), tensor::<1>(g.input("Lambda_im"), &device));
+        let w = (tensor::<3>(g.input("W_re"), &device), tensor::<3>(g.input("W_im"), &device));
+        host(dss_kernel(version, tensor(g.input("dt"), &device), lambda, w, l))
+    };
+    g.check("K (fused kernel)", &run(), g.output("K"));
+    g.check("K (tensor ops)", &wavessm::ops::with_generic_ops(run), g.output("K"));
+}
+
 #[test]
 fn golden_vectors() {
     let dir = common::golden_dir();
@@ -123,6 +135,8 @@ fn golden_vectors() {
             "s4d_init_lin" => check_s4d_init(&g, S4dInit::Lin),
             "s4d_init_inv" => check_s4d_init(&g, S4dInit::Inv),
             "s4d_step" => check_s4d_step(&g),
+            "dss_kernel_exp" => check_dss_kernel(&g, DssVersion::Exp),
+            "dss_kernel_softmax" => check_dss_kernel(&g, DssVersion::Softmax),
             "hippo_legs" => {
                 let rest = check_hippo_legs(&g);
                 pending.push(format!("{case} ({})", rest.join(", ")));

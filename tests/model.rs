@@ -213,3 +213,50 @@ fn s4d_gradient_check(disc: Disc) {
     let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
     assert!((analytic - numeric).abs() / analytic.abs().max(1e-3) < 2e-2, "D: {analytic} vs {numeric}");
 }
+
+#[test]
+fn dss_layer_gradient_matches_finite_differences() {
+    use wavessm::model::ssm::DssConfig;
+    use wavessm::model::ssm::diagonal::DssVersion;
+    for version in [DssVersion::Exp, DssVersion::Softmax] {
+        let dev = Device::flex().autodiff();
+        dev.seed(5);
+        let (b, l, h) = (2, 20, 3);
+        let cfg: DssConfig = serde_yaml::from_str(&format!(
+            "{{d_state: 4, channels: 2, dt_min: 0.05, dt_max: 0.2, version: {}}}",
+            if version == DssVersion::Exp { "exp" } else { "softmax" }
+        ))
+        .unwrap();
+        let layer = cfg.init(h, &dev);
+        let u = t(randn(b * l * h, 41), [b, l, h], &dev);
+        let loss = |m: &wavessm::model::ssm::Dss| probe(m.forward(u.clone()), 42);
+        let g = loss(&layer).backward();
+        let eps = 2e-3;
+        // Along a random direction of W and of log_dt.
+        let w = layer.kernel.W.val();
+        let dir = t(randn(w.shape().num_elements(), 43), w.dims(), &dev);
+        let analytic: f64 =
+            host(layer.kernel.W.grad(&g).unwrap()).iter().zip(host(dir.clone())).map(|(a, b)| a * b).sum();
+        let eval = |s: f64| {
+            let mut m = layer.clone().valid();
+            m.kernel.W = Param::from_tensor(w.clone().inner() + dir.clone().inner() * s);
+            host(loss(&m))[0]
+        };
+        let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
+        assert!((analytic - numeric).abs() / analytic.abs().max(1e-3) < 2e-2, "{version:?} W: {analytic} vs {numeric}");
+        let ldt = layer.kernel.log_dt.val();
+        let dir = t(randn(ldt.shape().num_elements(), 44), ldt.dims(), &dev);
+        let analytic: f64 =
+            host(layer.kernel.log_dt.grad(&g).unwrap()).iter().zip(host(dir.clone())).map(|(a, b)| a * b).sum();
+        let eval = |s: f64| {
+            let mut m = layer.clone().valid();
+            m.kernel.log_dt = Param::from_tensor(ldt.clone().inner() + dir.clone().inner() * s);
+            host(loss(&m))[0]
+        };
+        let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
+        assert!(
+            (analytic - numeric).abs() / analytic.abs().max(1e-3) < 2e-2,
+            "{version:?} log_dt: {analytic} vs {numeric}"
+        );
+    }
+}

@@ -188,3 +188,26 @@ fn global_norm_clipping_bounds_the_gradient() {
     let after = clip_global_norm(&model, &mut grads, None);
     assert!((after - 0.5).abs() < 1e-3, "clipped norm {after}");
 }
+
+#[test]
+fn every_layer_learns_on_the_embedded_default() {
+    let _turn = serial();
+    for layer in ["model=s4d", "model=dss", "model.layer.disc=bilinear"] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(
+            dir.path(),
+            &[
+                layer,
+                "model.d_model=32",
+                "model.layer.d_state=64",
+                "trainer.max_epochs=3",
+                "trainer.limit_train_batches=null",
+                "loader.batch_size=32",
+            ],
+        );
+        let s = fit(&cfg, &quiet()).unwrap();
+        let first = s.train_history.first().unwrap()["train/loss"];
+        let last = s.train_history.last().unwrap()["train/loss"];
+        assert!(last < first * 0.9, "{layer}: train loss {first} -> {last}");
+    }
+}

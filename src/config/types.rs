@@ -85,8 +85,9 @@ impl Serialize for Named {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentConfig {
-    /// Experiment name: runs go to `<logger.save_dir>/<name>/version_N`.
-    #[serde(default = "default_name")]
+    /// Experiment name: runs go to `<logger.save_dir>/<name>/version_N` (default
+    /// `<data>-<layer>`, e.g. `digits-s4d`).
+    #[serde(default)]
     pub name: String,
     /// Seed of parameter init, data order, dropout; fixed seed, same run.
     #[serde(default)]
@@ -111,10 +112,6 @@ pub struct ExperimentConfig {
     pub logger: LoggerConfig,
 }
 
-fn default_name() -> String {
-    "experiment".into()
-}
-
 impl ExperimentConfig {
     /// Validates a composed tree: structure here, registry entries by their registries.
     pub fn from_value(tree: Value) -> Result<Self, ConfigError> {
@@ -125,6 +122,9 @@ impl ExperimentConfig {
 
     /// Checks every registry choice and rewrites it with all its defaults filled in.
     pub fn canonicalize(&mut self) -> Result<(), ConfigError> {
+        if self.name.is_empty() {
+            self.name = format!("{}-{}", self.data.name, self.model.layer.name);
+        }
         let layer = crate::model::LayerConfig::from_named(&self.model.layer, "model.layer")?;
         layer.validate("model.layer")?;
         self.model.layer = layer.to_named();

@@ -27,6 +27,7 @@ crate::registry! {
     /// Sequence layers selectable as `model.layer` (one line per layer).
     pub enum LayerConfig ("layer") {
         "s4d" => S4d(ssm::S4dConfig),
+        "dss" => Dss(ssm::DssConfig),
     }
 }
 
@@ -35,6 +36,7 @@ impl LayerConfig {
     pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
         match self {
             LayerConfig::S4d(c) => c.validate(path),
+            LayerConfig::Dss(c) => c.validate(path),
         }
     }
 
@@ -42,6 +44,7 @@ impl LayerConfig {
     pub fn init(&self, h: usize, device: &Device) -> Layer {
         match self {
             LayerConfig::S4d(c) => Layer::S4d(c.init(h, device)),
+            LayerConfig::Dss(c) => Layer::Dss(c.init(h, device)),
         }
     }
 
@@ -49,6 +52,7 @@ impl LayerConfig {
     pub fn ssm_params(&self) -> (&'static [&'static str], Option<f64>) {
         match self {
             LayerConfig::S4d(c) => (ssm::S4dConfig::SSM_PARAMS, c.lr),
+            LayerConfig::Dss(c) => (ssm::DssConfig::SSM_PARAMS, c.lr),
         }
     }
 }
@@ -58,6 +62,8 @@ impl LayerConfig {
 pub enum Layer {
     /// Diagonal SSM.
     S4d(ssm::S4d),
+    /// Diagonal state space with shared eigenvalues (DSS).
+    Dss(ssm::Dss),
 }
 
 impl Layer {
@@ -65,6 +71,7 @@ impl Layer {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         match self {
             Layer::S4d(l) => l.forward(x),
+            Layer::Dss(l) => l.forward(x),
         }
     }
 }

@@ -1,0 +1,225 @@
+//! DSS (Gupta et al. 2022, "Diagonal State Spaces are as Effective as Structured State
+//! Spaces"): `N` complex modes `Λ` shared by all channels, separate step sizes for `Re Λ` and
+//! `Im Λ`, output weights `W` per channel, and the exp or softmax kernel. Parameter names follow
+//! ag1988/dss's standalone `dss.py` (`kernel.log_dt`, `kernel.Lambda_log_neg_re`,
+//! `kernel.Lambda_im` or `kernel.Lambda`, `kernel.W`, `D`, `output_linear`).
+
+// Field names mirror the PyTorch state_dict keys.
+#![allow(non_snake_case)]
+
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::tensor::{Device, Distribution, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::conv::causal_conv;
+use super::diagonal::{DssVersion, dss_kernel};
+use super::hippo::legs_diagonal;
+use super::s4d::Activation;
+use crate::config::ConfigError;
+
+/// Initialization of `Λ`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LambdaInit {
+    /// `-1/2 + i·μ`: the skew part of HiPPO-LegS of size 2N, largest `μ` first.
+    #[default]
+    HippoSkewPosImag,
+    /// Complex normal.
+    Randn,
+}
+
+/// Options of the `dss` layer (`model.layer`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DssConfig {
+    /// Complex modes N (DSS counts complex modes; nothing is conj-expanded).
+    #[serde(default = "d_state")]
+    pub d_state: usize,
+    /// Kernel output channels C (each mapped back to H by the output projection).
+    #[serde(default = "one")]
+    pub channels: usize,
+    /// Kernel version.
+    #[serde(default = "softmax")]
+    pub version: DssVersion,
+    /// Initialization of `Λ`.
+    #[serde(default)]
+    pub lambda_init: LambdaInit,
+    /// Smallest initial step size.
+    #[serde(default = "dt_min")]
+    pub dt_min: f64,
+    /// Largest initial step size.
+    #[serde(default = "dt_max")]
+    pub dt_max: f64,
+    /// Learning rate of `log_dt`, `Λ` and `W` (weight decay 0), as the reference.
+    #[serde(default = "ssm_lr")]
+    pub lr: Option<f64>,
+    /// Activation after the SSM.
+    #[serde(default)]
+    pub activation: Activation,
+    /// Dropout after the activation.
+    #[serde(default)]
+    pub dropout: f64,
+}
+
+fn d_state() -> usize {
+    64
+}
+fn one() -> usize {
+    1
+}
+fn softmax() -> DssVersion {
+    DssVersion::Softmax
+}
+fn dt_min() -> f64 {
+    1e-3
+}
+fn dt_max() -> f64 {
+    1e-1
+}
+fn ssm_lr() -> Option<f64> {
+    Some(1e-3)
+}
+
+impl DssConfig {
+    /// Parameter names (relative to the layer) in the SSM group.
+    pub const SSM_PARAMS: &'static [&'static str] =
+        &["kernel.log_dt", "kernel.Lambda_log_neg_re", "kernel.Lambda_im", "kernel.Lambda", "kernel.W"];
+
+    /// Checks values the type system does not.
+    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, msg: String| Err(ConfigError::Key { path: format!("{path}.{key}"), msg });
+        if self.d_state == 0 {
+            return bad("d_state", "must be at least 1".into());
+        }
+        if self.channels == 0 {
+            return bad("channels", "must be at least 1".into());
+        }
+        if !(self.dt_min > 0.0 && self.dt_min <= self.dt_max) {
+            return bad("dt_min", format!("need 0 < dt_min ≤ dt_max, got {} and {}", self.dt_min, self.dt_max));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad("dropout", format!("must be in [0, 1), got {}", self.dropout));
+        }
+        Ok(())
+    }
+
+    /// Builds the layer for width `h`.
+    pub fn init(&self, h: usize, device: &Device) -> Dss {
+        let (n, c) = (self.d_state, self.channels);
+        let lambda: Vec<(f64, f64)> = match self.lambda_init {
+            LambdaInit::HippoSkewPosImag => legs_diagonal(2 * n).into_iter().map(|(re, im)| (re, -im)).collect(),
+            LambdaInit::Randn => {
+                let t = Tensor::<2>::random([n, 2], Distribution::Normal(0.0, 0.5f64.sqrt()), device);
+                t.try_into_vec_as::<f64>().expect("f64").chunks(2).map(|p| (p[0], p[1])).collect()
+            }
+        };
+        let re: Vec<f32> = lambda.iter().map(|p| p.0 as f32).collect();
+        let im: Vec<f32> = lambda.iter().map(|p| p.1 as f32).collect();
+        let log_dt = Tensor::<1>::random([h], Distribution::Uniform(self.dt_min.ln(), self.dt_max.ln()), device);
+        let (mut log_neg_re, mut lambda_im, mut lambda_raw) = (None, None, None);
+        match self.version {
+            DssVersion::Exp => {
+                let neg: Vec<f32> = re.iter().map(|v| (-v).max(1e-4).ln()).collect();
+                log_neg_re = Some(Param::from_tensor(Tensor::<1>::from_floats(neg.as_slice(), device)));
+                lambda_im = Some(Param::from_tensor(Tensor::<1>::from_floats(im.as_slice(), device)));
+            }
+            DssVersion::Softmax => {
+                let pairs: Vec<f32> = re.iter().zip(&im).flat_map(|(r, i)| [*r, *i]).collect();
+                lambda_raw =
+                    Some(Param::from_tensor(Tensor::<1>::from_floats(pairs.as_slice(), device).reshape([n, 2])));
+            }
+        }
+        Dss {
+            D: Param::from_tensor(Tensor::random([c, h], Distribution::Normal(0.0, 1.0), device)),
+            kernel: DssKernel {
+                log_dt: Param::from_tensor(log_dt.reshape([h, 1]).repeat_dim(1, 2)),
+                Lambda_log_neg_re: log_neg_re,
+                Lambda_im: lambda_im,
+                Lambda: lambda_raw,
+                W: Param::from_tensor(Tensor::random([c, h, n, 2], Distribution::Normal(0.0, 1.0), device)),
+                version: self.version,
+            },
+            output_linear: LinearConfig::new(c * h, h).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            activation: self.activation,
+        }
+    }
+}
+
+/// DSS kernel parameters.
+#[derive(Module, Debug)]
+pub struct DssKernel {
+    /// log step sizes for `Re Λ` and `Im Λ`, [H, 2].
+    pub log_dt: Param<Tensor<2>>,
+    /// log(-Re Λ), [N] (exp version).
+    pub Lambda_log_neg_re: Option<Param<Tensor<1>>>,
+    /// Im Λ, [N] (exp version).
+    pub Lambda_im: Option<Param<Tensor<1>>>,
+    /// Λ as (re, im) pairs, [N, 2] (softmax version).
+    pub Lambda: Option<Param<Tensor<2>>>,
+    /// Output weights as (re, im) pairs, [C, H, N, 2].
+    pub W: Param<Tensor<4>>,
+    /// Kernel version.
+    #[module(skip)]
+    pub version: DssVersion,
+}
+
+impl DssKernel {
+    /// The kernel. Returns [C, H, L].
+    pub fn forward(&self, l: usize) -> Tensor<3> {
+        let lambda = match (&self.Lambda, &self.Lambda_log_neg_re, &self.Lambda_im) {
+            (Some(raw), _, _) => {
+                let n = raw.dims()[0];
+                let v = raw.val();
+                (v.clone().narrow(1, 0, 1).reshape([n]), v.narrow(1, 1, 1).reshape([n]))
+            }
+            (None, Some(neg), Some(im)) => (-neg.val().exp(), im.val()),
+            _ => unreachable!("DssConfig::init sets the parameters of its version"),
+        };
+        let [c, h, n, _] = self.W.dims();
+        let w = self.W.val();
+        let w = (w.clone().narrow(3, 0, 1).reshape([c, h, n]), w.narrow(3, 1, 1).reshape([c, h, n]));
+        dss_kernel(self.version, self.log_dt.val().exp(), lambda, w, l)
+    }
+}
+
+/// The DSS layer: per-channel SSM convolution with skip, activation, dropout, then a linear
+/// map from the C·H channel outputs back to H.
+#[derive(Module, Debug)]
+pub struct Dss {
+    /// Skip connection per channel, [C, H].
+    pub D: Param<Tensor<2>>,
+    /// The SSM kernel.
+    pub kernel: DssKernel,
+    /// C·H → H projection.
+    pub output_linear: Linear,
+    /// Dropout after the activation.
+    pub dropout: Dropout,
+    /// Activation after the SSM.
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl Dss {
+    /// Args: `u` [B, L, H]. Returns [B, L, H].
+    pub fn forward(&self, u: Tensor<3>) -> Tensor<3> {
+        let [_, l, h] = u.dims();
+        let k = self.kernel.forward(l); // [C, H, L]
+        let c = k.dims()[0];
+        let gelu = self.activation == Activation::Gelu;
+        let d = self.D.val();
+        let ys: Vec<Tensor<3>> = (0..c)
+            .map(|ci| {
+                causal_conv(
+                    u.clone(),
+                    k.clone().narrow(0, ci, 1).reshape([h, l]),
+                    d.clone().narrow(0, ci, 1).reshape([h]),
+                    gelu,
+                )
+            })
+            .collect();
+        let y = if c == 1 { ys.into_iter().next().expect("one channel") } else { Tensor::cat(ys, 2) }; // [B, L, C·H]
+        self.output_linear.forward(self.dropout.forward(y))
+    }
+}
