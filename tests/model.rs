@@ -260,3 +260,45 @@ fn dss_layer_gradient_matches_finite_differences() {
         );
     }
 }
+
+#[test]
+fn s4d_step_mode_equals_conv_mode_on_random_configs() {
+    for seed in 0..8u64 {
+        let r = |k: u64, n: usize| (randn(1, seed * 31 + k)[0].abs() * n as f32) as usize;
+        let (b, h, l) = (1 + r(1, 3), 1 + r(2, 5), 5 + r(3, 40));
+        let n = 2 * (1 + r(4, 8));
+        let disc = if seed % 2 == 0 { Disc::Zoh } else { Disc::Bilinear };
+        let activation = if seed % 3 == 0 { Activation::Id } else { Activation::Gelu };
+        let init = [S4dInit::Lin, S4dInit::Inv, S4dInit::Legs][(seed % 3) as usize];
+        let dev = Device::flex();
+        dev.seed(seed);
+        let cfg = S4dConfig { d_state: n, dt_min: 0.001, dt_max: 0.1, lr: None, init, activation, dropout: 0.0, disc };
+        let layer = cfg.init(h, &dev);
+        let u = t(randn(b * l * h, 100 + seed), [b, l, h], &dev);
+        let conv = host(layer.forward(u.clone())); // [B, L, H]
+        let mut stepper = layer.stepper(b).expect("zoh and bilinear step");
+        let mut step = vec![0.0; b * l * h];
+        for ti in 0..l {
+            let y = host(layer.step(&mut stepper, u.clone().narrow(1, ti, 1).reshape([b, h])));
+            for bi in 0..b {
+                for hi in 0..h {
+                    step[(bi * l + ti) * h + hi] = y[bi * h + hi];
+                }
+            }
+        }
+        let err = max_rel(&step, &conv);
+        assert!(err < 1e-4, "seed {seed} (B={b} H={h} N={n} L={l} {disc:?} {init:?}): step vs conv {err}");
+    }
+    // DSS-normalized S4D has no recurrent form.
+    let cfg = S4dConfig {
+        d_state: 4,
+        dt_min: 0.01,
+        dt_max: 0.1,
+        lr: None,
+        init: S4dInit::Lin,
+        activation: Activation::Id,
+        dropout: 0.0,
+        disc: Disc::Dss,
+    };
+    assert!(cfg.init(2, &Device::flex()).stepper(1).is_none());
+}

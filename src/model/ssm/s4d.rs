@@ -11,12 +11,13 @@ use std::f64::consts::PI;
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::activation::{gelu, glu};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::conv::{causal_conv, glu_last};
 use super::diagonal::{Disc, kernel};
-use super::recurrence::DiagonalRecurrence;
+use super::recurrence::{DiagonalRecurrence, DiagonalState};
 
 /// Initialization of the diagonal `A` (S4D paper, section 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -220,5 +221,53 @@ impl S4d {
         let y = causal_conv(u, k, self.D.val(), self.activation == Activation::Gelu); // [B, L, H]
         let y = self.dropout.forward(y);
         glu_last(self.output_linear.forward(y)) // [B, L, 2H] -> [B, L, H]
+    }
+}
+
+/// Step mode of an S4D layer for a batch: the discretized recurrence and one state per sequence.
+#[derive(Debug, Clone)]
+pub struct S4dStepper {
+    rec: DiagonalRecurrence,
+    states: Vec<DiagonalState>,
+    d: Vec<f64>,
+}
+
+impl S4dStepper {
+    /// The SSM states, one per sequence, [H·N2] each.
+    pub fn states(&self) -> &[DiagonalState] {
+        &self.states
+    }
+}
+
+impl S4d {
+    /// Prepares step mode for `batch` sequences from the zero state (`None` for `disc: dss`,
+    /// whose normalization depends on the sequence length).
+    pub fn stepper(&self, batch: usize) -> Option<S4dStepper> {
+        let rec = self.kernel.recurrence()?;
+        let d = self.D.val().try_into_vec_as::<f64>().expect("float D");
+        Some(S4dStepper { states: vec![rec.zero_state(); batch], rec, d })
+    }
+
+    /// One recurrent step: the same map as [`S4d::forward`] applied to the next time step.
+    ///
+    /// Args: `u` [B, H]. Returns [B, H].
+    pub fn step(&self, s: &mut S4dStepper, u: Tensor<2>) -> Tensor<2> {
+        let [b, h] = u.dims();
+        let device = u.device();
+        let u_host = u.try_into_vec_as::<f64>().expect("float input");
+        let (mut y, mut yt) = (vec![0f32; b * h], vec![0f64; h]);
+        for (bi, state) in s.states.iter_mut().enumerate() {
+            let ub = &u_host[bi * h..][..h];
+            s.rec.step(state, ub, &mut yt);
+            for hi in 0..h {
+                y[bi * h + hi] = (yt[hi] + s.d[hi] * ub[hi]) as f32;
+            }
+        }
+        let y = Tensor::<2>::from_data(TensorData::new(y, [b, h]), &device);
+        let y = match self.activation {
+            Activation::Gelu => gelu(y),
+            Activation::Id => y,
+        };
+        glu(self.output_linear.forward(self.dropout.forward(y)), 1)
     }
 }
