@@ -49,19 +49,7 @@ fn quiet() -> FitOptions {
 fn short_fit_lowers_the_loss_and_writes_the_run() {
     let _turn = serial();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        dir.path(),
-        &[
-            "model.d_model=32",
-            "model.layer.d_state=64",
-            "trainer.max_epochs=3",
-            "trainer.limit_train_batches=null",
-            "loader.batch_size=32",
-        ],
-    );
-    let s = fit(&cfg, &quiet()).unwrap();
-    let first = s.train_history.first().unwrap()["train/loss"];
-    let last = s.train_history.last().unwrap()["train/loss"];
+    let (s, first, last) = learn(dir.path(), "model=s4d");
     assert!(last < first * 0.85, "train loss {first} -> {last}");
     assert_eq!((s.epochs, s.steps), (3, 123));
     let test = s.test.expect("tested after fit");
@@ -192,22 +180,26 @@ fn global_norm_clipping_bounds_the_gradient() {
 #[test]
 fn every_layer_learns_on_the_embedded_default() {
     let _turn = serial();
-    for layer in ["model=s4d", "model=dss", "model.layer.disc=bilinear"] {
+    for layer in ["model=dss", "model.layer.disc=bilinear", "model.layer.init=legs"] {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = config(
-            dir.path(),
-            &[
-                layer,
-                "model.d_model=32",
-                "model.layer.d_state=64",
-                "trainer.max_epochs=3",
-                "trainer.limit_train_batches=null",
-                "loader.batch_size=32",
-            ],
-        );
-        let s = fit(&cfg, &quiet()).unwrap();
-        let first = s.train_history.first().unwrap()["train/loss"];
-        let last = s.train_history.last().unwrap()["train/loss"];
+        let (_, first, last) = learn(dir.path(), layer);
         assert!(last < first * 0.9, "{layer}: train loss {first} -> {last}");
     }
+}
+
+/// Three full epochs of a small model on the digits: the summary and the first and last
+/// epoch's training loss.
+fn learn(dir: &Path, layer: &str) -> (wavessm::train::FitSummary, f64, f64) {
+    let extra = [
+        layer,
+        "model.d_model=32",
+        "model.layer.d_state=64",
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=null",
+        "loader.batch_size=32",
+    ];
+    let s = fit(&config(dir, &extra), &quiet()).unwrap();
+    let first = s.train_history.first().unwrap()["train/loss"];
+    let last = s.train_history.last().unwrap()["train/loss"];
+    (s, first, last)
 }

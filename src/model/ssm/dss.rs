@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::conv::causal_conv;
 use super::diagonal::{DssVersion, dss_kernel};
 use super::hippo::legs_diagonal;
-use super::s4d::Activation;
+use super::{Activation, defaults};
 use crate::config::ConfigError;
 
 /// Initialization of `Λ`.
@@ -34,7 +34,7 @@ pub enum LambdaInit {
 #[serde(deny_unknown_fields)]
 pub struct DssConfig {
     /// Complex modes N (DSS counts complex modes; nothing is conj-expanded).
-    #[serde(default = "d_state")]
+    #[serde(default = "defaults::d_state")]
     pub d_state: usize,
     /// Kernel output channels C (each mapped back to H by the output projection).
     #[serde(default = "one")]
@@ -46,13 +46,13 @@ pub struct DssConfig {
     #[serde(default)]
     pub lambda_init: LambdaInit,
     /// Smallest initial step size.
-    #[serde(default = "dt_min")]
+    #[serde(default = "defaults::dt_min")]
     pub dt_min: f64,
     /// Largest initial step size.
-    #[serde(default = "dt_max")]
+    #[serde(default = "defaults::dt_max")]
     pub dt_max: f64,
     /// Learning rate of `log_dt`, `Λ` and `W` (weight decay 0), as the reference.
-    #[serde(default = "ssm_lr")]
+    #[serde(default = "defaults::ssm_lr")]
     pub lr: Option<f64>,
     /// Activation after the SSM.
     #[serde(default)]
@@ -62,23 +62,11 @@ pub struct DssConfig {
     pub dropout: f64,
 }
 
-fn d_state() -> usize {
-    64
-}
 fn one() -> usize {
     1
 }
 fn softmax() -> DssVersion {
     DssVersion::Softmax
-}
-fn dt_min() -> f64 {
-    1e-3
-}
-fn dt_max() -> f64 {
-    1e-1
-}
-fn ssm_lr() -> Option<f64> {
-    Some(1e-3)
 }
 
 impl DssConfig {
@@ -95,13 +83,7 @@ impl DssConfig {
         if self.channels == 0 {
             return bad("channels", "must be at least 1".into());
         }
-        if !(self.dt_min > 0.0 && self.dt_min <= self.dt_max) {
-            return bad("dt_min", format!("need 0 < dt_min ≤ dt_max, got {} and {}", self.dt_min, self.dt_max));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return bad("dropout", format!("must be in [0, 1), got {}", self.dropout));
-        }
-        Ok(())
+        super::check_common(path, self.dt_min, self.dt_max, self.dropout)
     }
 
     /// Builds the layer for width `h`.

@@ -11,3 +11,55 @@ pub mod vandermonde;
 
 pub use dss::{Dss, DssConfig};
 pub use s4d::{S4d, S4dConfig, S4dKernel};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+
+/// Pointwise activation inside a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// Gaussian error linear unit (exact erf form, as `nn.GELU()`).
+    #[default]
+    Gelu,
+    /// Identity.
+    Id,
+}
+
+/// Defaults shared by the SSM layers' options (state-spaces/s4 values).
+pub(crate) mod defaults {
+    /// State size.
+    pub fn d_state() -> usize {
+        64
+    }
+    /// Smallest initial step size.
+    pub fn dt_min() -> f64 {
+        1e-3
+    }
+    /// Largest initial step size.
+    pub fn dt_max() -> f64 {
+        1e-1
+    }
+    /// Learning rate of the SSM parameters.
+    pub fn ssm_lr() -> Option<f64> {
+        Some(1e-3)
+    }
+}
+
+/// Checks the options every SSM layer has: `0 < dt_min ≤ dt_max`, dropout in [0, 1).
+pub(crate) fn check_common(path: &str, dt_min: f64, dt_max: f64, dropout: f64) -> Result<(), ConfigError> {
+    if !(dt_min > 0.0 && dt_min <= dt_max) {
+        return Err(ConfigError::Key {
+            path: format!("{path}.dt_min"),
+            msg: format!("need 0 < dt_min ≤ dt_max, got {dt_min} and {dt_max}"),
+        });
+    }
+    if !(0.0..1.0).contains(&dropout) {
+        return Err(ConfigError::Key {
+            path: format!("{path}.dropout"),
+            msg: format!("must be in [0, 1), got {dropout}"),
+        });
+    }
+    Ok(())
+}

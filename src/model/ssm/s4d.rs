@@ -15,7 +15,9 @@ use burn::tensor::activation::{gelu, glu};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+pub use super::Activation;
 use super::conv::{causal_conv, glu_last};
+use super::defaults;
 use super::diagonal::{Disc, kernel};
 use super::recurrence::{DiagonalRecurrence, DiagonalState};
 
@@ -37,17 +39,17 @@ pub enum S4dInit {
 #[serde(deny_unknown_fields)]
 pub struct S4dConfig {
     /// State size N (real); N/2 complex modes are stored.
-    #[serde(default = "d_state")]
+    #[serde(default = "defaults::d_state")]
     pub d_state: usize,
     /// Smallest initial step size.
-    #[serde(default = "dt_min")]
+    #[serde(default = "defaults::dt_min")]
     pub dt_min: f64,
     /// Largest initial step size.
-    #[serde(default = "dt_max")]
+    #[serde(default = "defaults::dt_max")]
     pub dt_max: f64,
     /// Learning rate of `log_dt`, `log_A_real`, `A_imag` (null: the optimizer's); their weight
     /// decay is always 0.
-    #[serde(default = "ssm_lr")]
+    #[serde(default = "defaults::ssm_lr")]
     pub lr: Option<f64>,
     /// Initialization of A.
     #[serde(default)]
@@ -63,30 +65,6 @@ pub struct S4dConfig {
     pub disc: Disc,
 }
 
-fn d_state() -> usize {
-    64
-}
-fn dt_min() -> f64 {
-    1e-3
-}
-fn dt_max() -> f64 {
-    1e-1
-}
-fn ssm_lr() -> Option<f64> {
-    Some(1e-3)
-}
-
-/// Pointwise activation inside a layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    /// Gaussian error linear unit (exact erf form, as `nn.GELU()`).
-    #[default]
-    Gelu,
-    /// Identity.
-    Id,
-}
-
 impl S4dConfig {
     /// Parameter names (relative to the layer) that are SSM parameters.
     pub const SSM_PARAMS: &'static [&'static str] = &["kernel.log_dt", "kernel.log_A_real", "kernel.A_imag"];
@@ -97,13 +75,7 @@ impl S4dConfig {
         if self.d_state < 2 || !self.d_state.is_multiple_of(2) {
             return bad("d_state", format!("must be an even number ≥ 2 (N/2 complex modes), got {}", self.d_state));
         }
-        if !(self.dt_min > 0.0 && self.dt_min <= self.dt_max) {
-            return bad("dt_min", format!("need 0 < dt_min ≤ dt_max, got {} and {}", self.dt_min, self.dt_max));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return bad("dropout", format!("must be in [0, 1), got {}", self.dropout));
-        }
-        Ok(())
+        super::check_common(path, self.dt_min, self.dt_max, self.dropout)
     }
 
     /// Builds the layer for width `h` (random init from the device's seeded RNG).
