@@ -147,3 +147,100 @@ fn embedded_digits_and_adding_problem() {
         assert!((marked[0] + marked[1] - target).abs() < 1e-6);
     }
 }
+
+fn named(yaml: &str) -> wavessm::config::Named {
+    serde_yaml::from_str(yaml).unwrap()
+}
+
+#[test]
+fn ucr_archives_univariate_multivariate_and_variable_length() {
+    let root = common::data_dir().join("ucr");
+    if !root.join("JapaneseVowels").is_dir() {
+        println!("SKIP UCR: {} not found (set WAVESSM_DATA_DIR)", root.display());
+        return;
+    }
+    let load = |name: &str| {
+        DataConfig::from_named(&named(&format!("{{_name_: ucr, name: {name}, path: {}}}", root.display())), "data")
+            .unwrap()
+            .load()
+            .unwrap()
+    };
+    let dm = load("ArrowHead");
+    assert_eq!((dm.train.len() + dm.val.len(), dm.test.len()), (36, 175));
+    assert_eq!((dm.test.seq_len, dm.test.channels, dm.test.lengths.is_none()), (251, 1, true));
+    assert_eq!(dm.target_kind(), wavessm::data::TargetKind::Classes(3));
+
+    let dm = load("BasicMotions");
+    assert_eq!((dm.train.seq_len, dm.train.channels), (100, 6));
+    assert_eq!(dm.target_kind(), wavessm::data::TargetKind::Classes(4));
+
+    let dm = load("JapaneseVowels");
+    assert_eq!((dm.train.len() + dm.val.len(), dm.test.len(), dm.test.channels), (270, 370, 12));
+    let lens = dm.test.lengths.as_ref().expect("variable length");
+    assert!(lens.iter().all(|&n| (7..=dm.test.seq_len).contains(&n)) && lens.iter().any(|&n| n < dm.test.seq_len));
+    // Padding is zero beyond each length.
+    let (l, d) = (dm.test.seq_len, dm.test.channels);
+    let i = lens.iter().position(|&n| n < l).unwrap();
+    assert!(dm.test.inputs[(i * l + lens[i]) * d..(i + 1) * l * d].iter().all(|v| *v == 0.0));
+}
+
+#[test]
+fn malformed_ts_files_name_file_and_line() {
+    use wavessm::data::ucr::parse_ts;
+    let p = std::path::Path::new("X_TRAIN.ts");
+    let head = "# comment\n@problemName X\n@classLabel true a b\n@data\n";
+    assert!(parse_ts(&format!("{head}1,2,3:a\n4,5,6:b\n"), p).is_ok());
+    let e = parse_ts(&format!("{head}1,2,3:a\n4,5,6:c\n"), p).unwrap_err().to_string();
+    assert!(e.contains("X_TRAIN.ts") && e.contains("line 6") && e.contains("label `c`"), "{e}");
+    let e = parse_ts(&format!("{head}1,2,3:a\n4,x,6:b\n"), p).unwrap_err().to_string();
+    assert!(e.contains("line 6") && e.contains("`x`"), "{e}");
+    let e = parse_ts(&format!("{head}1,2:3,4:a\n4,5:b\n"), p).unwrap_err().to_string();
+    assert!(e.contains("line 6") && e.contains("1 dimensions, expected 2"), "{e}");
+    let e = parse_ts(&format!("{head}1,?,3:a\n"), p).unwrap_err().to_string();
+    assert!(e.contains("missing value"), "{e}");
+    let e = parse_ts("@data\n1,2:a\n", p).unwrap_err().to_string();
+    assert!(e.contains("before `@classLabel`"), "{e}");
+}
+
+#[test]
+fn text_folders_become_byte_tokens_with_lengths() {
+    let dir = tempfile::tempdir().unwrap();
+    for (split, label, name, text) in [
+        ("train", "neg", "1.txt", "bad"),
+        ("train", "neg", "2.txt", "awful film"),
+        ("train", "pos", "1.txt", "a great movie, longer than max_len"),
+        ("test", "pos", "9.txt", "ok"),
+    ] {
+        let d = dir.path().join(split).join(label);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(name), text).unwrap();
+    }
+    let cfg = named(&format!("{{_name_: text_folder, path: {}, max_len: 8, val_split: 0.0}}", dir.path().display()));
+    let dm = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap();
+    assert_eq!((dm.train.len(), dm.test.len(), dm.vocab()), (3, 1, Some(257)));
+    let Targets::Classes { labels, n_classes } = &dm.test.targets else { panic!() };
+    assert_eq!((labels.as_slice(), *n_classes), (&[1u32][..], 2), "classes are the sorted folder names");
+    assert_eq!(&dm.test.inputs[..3], &[b'o' as f32 + 1.0, b'k' as f32 + 1.0, 0.0]);
+    assert_eq!(dm.test.lengths.as_deref(), Some(&[2usize][..]));
+    let mut lens = dm.train.lengths.clone().unwrap();
+    lens.sort();
+    assert_eq!(lens, vec![3, 8, 8], "truncated to max_len");
+
+    std::fs::create_dir_all(dir.path().join("test/unknown")).unwrap();
+    std::fs::write(dir.path().join("test/unknown/x.txt"), "?").unwrap();
+    let e = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap_err().to_string();
+    assert!(e.contains("unknown") && e.contains("not among the training classes"), "{e}");
+}
+
+#[test]
+fn spam_corpus_from_the_shared_folder() {
+    let root = common::data_dir().join("text/spam");
+    if !root.join("train").is_dir() {
+        println!("SKIP spam: {} not found (set WAVESSM_DATA_DIR)", root.display());
+        return;
+    }
+    let cfg = named(&format!("{{_name_: text_folder, path: {}, max_len: 1024}}", root.display()));
+    let dm = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap();
+    assert_eq!(dm.train.len() + dm.val.len() + dm.test.len(), 6046);
+    assert_eq!(dm.target_kind(), wavessm::data::TargetKind::Classes(2));
+}

@@ -12,6 +12,14 @@ use wavessm::model::ssm::diagonal::Disc;
 use wavessm::model::ssm::s4d::{Activation, S4dConfig, S4dInit};
 use wavessm::model::ssm::vandermonde::{vandermonde, vandermonde_tensor_ops};
 
+/// burn's random generator is process-wide: tests that seed it and then initialize layers
+/// take turns so that parallel tests do not interleave their draws.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn t<const D: usize>(v: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(v, shape), device)
 }
@@ -154,6 +162,7 @@ fn fused_kernels_match_tensor_ops_in_value_and_gradient() {
 
 #[test]
 fn s4d_layer_gradient_matches_finite_differences() {
+    let _turn = serial();
     for disc in [Disc::Zoh, Disc::Bilinear, Disc::Dss] {
         s4d_gradient_check(disc);
     }
@@ -180,7 +189,7 @@ fn s4d_gradient_check(disc: Disc) {
 
     // Directional derivative along a random direction of each SSM parameter, by central
     // differences in f64 arithmetic on f32 parameters: eps large enough for f32 rounding.
-    let eps = 2e-3;
+    let eps = 1e-2;
     type Get = fn(&wavessm::model::ssm::S4d) -> &Param<Tensor<2>>;
     type Set = fn(&mut wavessm::model::ssm::S4d, Param<Tensor<2>>);
     let params: [(&str, Get, Set); 2] = [
@@ -216,6 +225,7 @@ fn s4d_gradient_check(disc: Disc) {
 
 #[test]
 fn dss_layer_gradient_matches_finite_differences() {
+    let _turn = serial();
     use wavessm::model::ssm::DssConfig;
     use wavessm::model::ssm::diagonal::DssVersion;
     for version in [DssVersion::Exp, DssVersion::Softmax] {
@@ -231,7 +241,7 @@ fn dss_layer_gradient_matches_finite_differences() {
         let u = t(randn(b * l * h, 41), [b, l, h], &dev);
         let loss = |m: &wavessm::model::ssm::Dss| probe(m.forward(u.clone()), 42);
         let g = loss(&layer).backward();
-        let eps = 2e-3;
+        let eps = 1e-2;
         // Along a random direction of W and of log_dt.
         let w = layer.kernel.W.val();
         let dir = t(randn(w.shape().num_elements(), 43), w.dims(), &dev);
@@ -263,6 +273,7 @@ fn dss_layer_gradient_matches_finite_differences() {
 
 #[test]
 fn s4d_step_mode_equals_conv_mode_on_random_configs() {
+    let _turn = serial();
     for seed in 0..8u64 {
         let r = |k: u64, n: usize| (randn(1, seed * 31 + k)[0].abs() * n as f32) as usize;
         let (b, h, l) = (1 + r(1, 3), 1 + r(2, 5), 5 + r(3, 40));

@@ -203,3 +203,38 @@ fn learn(dir: &Path, layer: &str) -> (wavessm::train::FitSummary, f64, f64) {
     let last = s.train_history.last().unwrap()["train/loss"];
     (s, first, last)
 }
+
+#[test]
+fn token_and_variable_length_data_train_end_to_end() {
+    let _turn = serial();
+    let data = std::env::var_os("WAVESSM_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if !data.join("ucr/JapaneseVowels").is_dir() || !data.join("text/spam").is_dir() {
+        println!("SKIP: shared data not found at {}", data.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ucr = format!("data.path={}", data.join("ucr").display());
+    let cfg = config(
+        dir.path(),
+        &[
+            "data=ucr",
+            "data.name=JapaneseVowels",
+            &ucr,
+            "model.d_model=32",
+            "trainer.max_epochs=4",
+            "trainer.limit_train_batches=null",
+        ],
+    );
+    let s = fit(&cfg, &quiet()).unwrap();
+    let (first, last) = (s.train_history[0]["train/loss"], s.train_history[3]["train/loss"]);
+    assert!(last < first * 0.7, "JapaneseVowels: {first} -> {last}");
+    let spam = format!("data.path={}", data.join("text/spam").display());
+    let cfg = config(
+        dir.path(),
+        &["data=text_folder", &spam, "data.max_len=256", "data.max_files_per_class=40", "trainer.max_epochs=2"],
+    );
+    let s = fit(&cfg, &quiet()).unwrap();
+    assert!(s.test.unwrap()["test/loss"].is_finite());
+}

@@ -57,7 +57,7 @@ pub fn generate(n: usize, l: usize, seed: u64) -> SeqData {
         row[2 * b + 1] = 1.0;
         values.push(row[2 * a] + row[2 * b]);
     }
-    SeqData { inputs, seq_len: l, channels: 2, targets: Targets::Values { values, dim: 1 } }
+    SeqData::dense(inputs, l, 2, Targets::Values { values, dim: 1 })
 }
 
 /// Generates the three splits.

@@ -36,12 +36,9 @@ pub fn load(cfg: &DigitsConfig) -> Result<DataModule, DataError> {
     check_fraction("data.val_split", cfg.val_split)?;
     let ds = smartcore::dataset::digits::load_dataset();
     let l = ds.num_features;
-    let all = SeqData {
-        inputs: ds.data.iter().map(|v| v / 16.0).collect(),
-        seq_len: l,
-        channels: 1,
-        targets: Targets::Classes { labels: ds.target.iter().map(|&t| t as u32).collect(), n_classes: 10 },
-    };
+    let inputs = ds.data.iter().map(|v| v / 16.0).collect();
+    let labels = ds.target.iter().map(|&t| t as u32).collect();
+    let all = SeqData::dense(inputs, l, 1, Targets::Classes { labels, n_classes: 10 });
     let (rest, test) = split_indices(all.len(), cfg.test_split, cfg.split_seed);
     let rest_data = all.subset(&rest);
     let (tr, va) = split_indices(rest_data.len(), cfg.val_split, cfg.split_seed.wrapping_add(1));

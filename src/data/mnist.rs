@@ -81,7 +81,7 @@ fn read_split(
         }
     }
     let labels = labels.data[..n].iter().map(|&v| v as u32).collect();
-    Ok(SeqData { inputs, seq_len: l, channels: 1, targets: Targets::Classes { labels, n_classes: 10 } })
+    Ok(SeqData::dense(inputs, l, 1, Targets::Classes { labels, n_classes: 10 }))
 }
 
 /// Loads MNIST from `data.path` or `$DATA_PATH/mnist`; `permute` applies the fixed permutation.

@@ -5,6 +5,8 @@ pub mod digits;
 pub mod idx;
 pub mod loader;
 pub mod mnist;
+pub mod text_folder;
+pub mod ucr;
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +24,8 @@ crate::registry! {
         "smnist" => Smnist(mnist::MnistConfig),
         "psmnist" => Psmnist(mnist::MnistConfig),
         "adding" => Adding(adding::AddingConfig),
+        "ucr" => Ucr(ucr::UcrConfig),
+        "text_folder" => TextFolder(text_folder::TextFolderConfig),
     }
 }
 
@@ -33,6 +37,8 @@ impl DataConfig {
             DataConfig::Smnist(c) => mnist::load(c, c.permute),
             DataConfig::Psmnist(c) => mnist::load(c, true),
             DataConfig::Adding(c) => adding::load(c),
+            DataConfig::Ucr(c) => ucr::load(c),
+            DataConfig::TextFolder(c) => text_folder::load(c),
         }
     }
 }
@@ -84,6 +90,10 @@ pub struct SeqData {
     pub channels: usize,
     /// One target per sequence.
     pub targets: Targets,
+    /// Valid steps of each sequence when lengths vary (the rest is zero padding).
+    pub lengths: Option<Vec<usize>>,
+    /// For token data: the vocabulary size (inputs then hold token ids, D = 1, 0 = padding).
+    pub vocab: Option<usize>,
 }
 
 /// What a task needs to know about the targets.
@@ -110,6 +120,11 @@ impl DataModule {
     /// Features per step D.
     pub fn d_input(&self) -> usize {
         self.train.channels
+    }
+
+    /// The vocabulary size when the inputs are tokens.
+    pub fn vocab(&self) -> Option<usize> {
+        self.train.vocab
     }
 
     /// Target kind (shared by all splits).
@@ -149,6 +164,11 @@ pub enum BatchTargets {
 }
 
 impl SeqData {
+    /// A split of dense, equal-length sequences.
+    pub fn dense(inputs: Vec<f32>, seq_len: usize, channels: usize, targets: Targets) -> Self {
+        Self { inputs, seq_len, channels, targets, lengths: None, vocab: None }
+    }
+
     /// Number of sequences.
     pub fn len(&self) -> usize {
         match &self.targets {
@@ -186,7 +206,8 @@ impl SeqData {
                 dim: *dim,
             },
         };
-        SeqData { inputs, seq_len: self.seq_len, channels: self.channels, targets }
+        let lengths = self.lengths.as_ref().map(|ls| idx.iter().map(|&i| ls[i]).collect());
+        SeqData { inputs, seq_len: self.seq_len, channels: self.channels, targets, lengths, vocab: self.vocab }
     }
 
     /// Builds the batch of sequences `idx` on `device`.
@@ -208,7 +229,8 @@ impl SeqData {
                 BatchTargets::Values(Tensor::<2>::from_data(TensorData::new(y, [idx.len(), *dim]), device))
             }
         };
-        Batch { x, y, lengths: None }
+        let lengths = self.lengths.as_ref().map(|ls| idx.iter().map(|&i| ls[i]).collect());
+        Batch { x, y, lengths }
     }
 }
 

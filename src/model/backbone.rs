@@ -1,7 +1,7 @@
 //! `SequenceModel`: encoder → residual blocks → (final norm) → pooling → decoder.
 
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::LayerConfig;
@@ -11,8 +11,10 @@ use crate::config::{ConfigError, ModelConfig, PoolKind};
 /// The backbone used by every task.
 #[derive(Module, Debug)]
 pub struct SequenceModel {
-    /// Per-step input projection D → H.
-    pub encoder: Linear,
+    /// Per-step input projection D → H (real-valued inputs).
+    pub encoder: Option<Linear>,
+    /// Token embedding V → H (token inputs; id 0 is padding).
+    pub embedding: Option<Embedding>,
     /// Residual blocks.
     pub layers: Vec<ResidualBlock>,
     /// Final norm (prenorm models only, as in state-spaces/s4).
@@ -25,8 +27,23 @@ pub struct SequenceModel {
 }
 
 impl SequenceModel {
-    /// Builds the model for `d_input` features per step and `d_output` outputs.
+    /// Builds the model for `d_input` real features per step and `d_output` outputs.
     pub fn new(cfg: &ModelConfig, d_input: usize, d_output: usize, device: &Device) -> Result<Self, ConfigError> {
+        Self::build(cfg, Some(d_input), None, d_output, device)
+    }
+
+    /// Builds the model for token inputs from a vocabulary of `vocab` ids.
+    pub fn for_tokens(cfg: &ModelConfig, vocab: usize, d_output: usize, device: &Device) -> Result<Self, ConfigError> {
+        Self::build(cfg, None, Some(vocab), d_output, device)
+    }
+
+    fn build(
+        cfg: &ModelConfig,
+        d_input: Option<usize>,
+        vocab: Option<usize>,
+        d_output: usize,
+        device: &Device,
+    ) -> Result<Self, ConfigError> {
         let layer = LayerConfig::from_named(&cfg.layer, "model.layer")?;
         layer.validate("model.layer")?;
         let h = cfg.d_model;
@@ -34,7 +51,8 @@ impl SequenceModel {
             .map(|_| ResidualBlock::new(layer.init(h, device), h, cfg.norm, cfg.prenorm, cfg.ff, cfg.dropout, device))
             .collect();
         Ok(Self {
-            encoder: LinearConfig::new(d_input, h).init(device),
+            encoder: d_input.map(|d| LinearConfig::new(d, h).init(device)),
+            embedding: vocab.map(|v| EmbeddingConfig::new(v, h).init(device)),
             layers,
             norm: if cfg.prenorm { Norm::new(cfg.norm, h, device) } else { None },
             decoder: LinearConfig::new(h, d_output).init(device),
@@ -42,10 +60,17 @@ impl SequenceModel {
         })
     }
 
-    /// Args: `x` [B, L, D]; `lengths` valid steps per sample (None: all L).
-    /// Returns [B, 1, K] after pooling, or [B, L, K] with `pool: none`.
+    /// Args: `x` [B, L, D] (token ids in D = 1 for token models); `lengths` valid steps per
+    /// sample (None: all L). Returns [B, 1, K] after pooling, or [B, L, K] with `pool: none`.
     pub fn forward(&self, x: Tensor<3>, lengths: Option<&[usize]>) -> Tensor<3> {
-        let mut z = self.encoder.forward(x); // [B, L, H]
+        let mut z = match (&self.encoder, &self.embedding) {
+            (Some(enc), _) => enc.forward(x), // [B, L, H]
+            (None, Some(emb)) => {
+                let [b, l, _] = x.dims();
+                emb.forward(x.reshape([b, l]).int())
+            }
+            (None, None) => unreachable!("built with an encoder or an embedding"),
+        };
         for block in &self.layers {
             z = block.forward(z);
         }

@@ -72,7 +72,10 @@ impl Setup {
             .into());
         }
         device.seed(cfg.seed);
-        let model = SequenceModel::new(&cfg.model, data.d_input(), d_output, &device)?;
+        let model = match data.vocab() {
+            Some(v) => SequenceModel::for_tokens(&cfg.model, v, d_output, &device)?,
+            None => SequenceModel::new(&cfg.model, data.d_input(), d_output, &device)?,
+        };
         Ok(Self { data, task, d_output, model, device })
     }
 }
