@@ -244,3 +244,49 @@ fn spam_corpus_from_the_shared_folder() {
     assert_eq!(dm.train.len() + dm.val.len() + dm.test.len(), 6046);
     assert_eq!(dm.target_kind(), wavessm::data::TargetKind::Classes(2));
 }
+
+#[test]
+fn cifar_binary_records_rgb_and_grayscale() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = |label: u8, seed: u8| {
+        let mut r = vec![label];
+        r.extend((0..3072).map(|i| ((i as u32 * 7 + seed as u32) % 256) as u8));
+        r
+    };
+    let nested = dir.path().join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&nested).unwrap();
+    for k in 1..=5u8 {
+        let bytes: Vec<u8> = (0..4).flat_map(|i| record((k + i) % 10, k * 10 + i)).collect();
+        std::fs::write(nested.join(format!("data_batch_{k}.bin")), bytes).unwrap();
+    }
+    std::fs::write(nested.join("test_batch.bin"), [record(3, 1), record(9, 2)].concat()).unwrap();
+    let load = |extra: &str| {
+        let cfg = named(&format!("{{_name_: scifar, path: {}, {extra}}}", dir.path().display()));
+        DataConfig::from_named(&cfg, "data").unwrap().load()
+    };
+    let dm = load("normalize: false, val_split: 0.0").unwrap();
+    assert_eq!((dm.train.len(), dm.test.len(), dm.test.seq_len, dm.test.channels), (20, 2, 1024, 3));
+    // Pixel p of the test image 0: (R, G, B) = bytes p, 1024 + p, 2048 + p of the record.
+    let px = |i: u32| ((i * 7 + 1) % 256) as f32 / 255.0;
+    assert_eq!(&dm.test.inputs[3..6], &[px(1), px(1025), px(2049)]);
+    let Targets::Classes { labels, .. } = &dm.test.targets else { panic!() };
+    assert_eq!(labels, &vec![3, 9]);
+
+    let dm = load("grayscale: true, normalize: false").unwrap();
+    assert_eq!(dm.test.channels, 1);
+    assert!((dm.test.inputs[1] - (0.2989 * px(1) + 0.5870 * px(1025) + 0.1140 * px(2049))).abs() < 1e-6);
+    let dm = load("").unwrap();
+    let mean = dm.train.inputs.iter().chain(&dm.val.inputs).map(|v| *v as f64).sum::<f64>() / (20.0 * 3072.0);
+    assert!(mean.abs() < 1e-4, "normalized with training statistics: mean {mean}");
+
+    // A truncated file and a bad label are named.
+    std::fs::write(nested.join("test_batch.bin"), &record(3, 1)[..3000]).unwrap();
+    let e = load("").unwrap_err().to_string();
+    assert!(e.contains("test_batch.bin") && e.contains("3000 bytes"), "{e}");
+    std::fs::write(nested.join("test_batch.bin"), record(12, 1)).unwrap();
+    let e = load("").unwrap_err().to_string();
+    assert!(e.contains("record 0: label 12"), "{e}");
+    std::fs::remove_file(nested.join("data_batch_3.bin")).unwrap();
+    let e = load("").unwrap_err().to_string();
+    assert!(e.contains("data_batch_3.bin") && e.contains("not found"), "{e}");
+}

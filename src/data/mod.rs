@@ -1,6 +1,7 @@
 //! Datasets as in-memory sequences, a registry selecting them by `data._name_`, and batching.
 
 pub mod adding;
+pub mod cifar;
 pub mod digits;
 pub mod idx;
 pub mod loader;
@@ -23,6 +24,7 @@ crate::registry! {
         "digits" => Digits(digits::DigitsConfig),
         "smnist" => Smnist(mnist::MnistConfig),
         "psmnist" => Psmnist(mnist::MnistConfig),
+        "scifar" => Scifar(cifar::CifarConfig),
         "adding" => Adding(adding::AddingConfig),
         "ucr" => Ucr(ucr::UcrConfig),
         "text_folder" => TextFolder(text_folder::TextFolderConfig),
@@ -36,6 +38,7 @@ impl DataConfig {
             DataConfig::Digits(c) => digits::load(c),
             DataConfig::Smnist(c) => mnist::load(c, c.permute),
             DataConfig::Psmnist(c) => mnist::load(c, true),
+            DataConfig::Scifar(c) => cifar::load(c),
             DataConfig::Adding(c) => adding::load(c),
             DataConfig::Ucr(c) => ucr::load(c),
             DataConfig::TextFolder(c) => text_folder::load(c),
