@@ -133,13 +133,16 @@ fn unknown_registry_name_lists_the_valid_ones() {
         "{e}"
     );
     let e = err(&["data._name_=mnits"]);
-    assert!(e.contains("registered: digits, smnist, psmnist, scifar, adding, ucr, text_folder"), "{e}");
+    assert!(
+        e.contains("registered: digits, smnist, psmnist, scifar, adding, speech_commands, ucr, text_folder"),
+        "{e}"
+    );
     let e = err(&["task._name_=clasification"]);
     assert!(e.contains("did you mean `classification`?"), "{e}");
     let e = err(&["data=cifar"]);
     assert!(
         e.contains("no config `data/cifar.yaml`")
-            && e.contains("available: adding, digits, psmnist, scifar, smnist, text_folder, ucr"),
+            && e.contains("available: adding, digits, psmnist, sc10, sc35, scifar, smnist, text_folder, ucr"),
         "{e}"
     );
     let e = err(&["experiment=smnist/s4"]);

@@ -290,3 +290,74 @@ fn cifar_binary_records_rgb_and_grayscale() {
     let e = load("").unwrap_err().to_string();
     assert!(e.contains("data_batch_3.bin") && e.contains("not found"), "{e}");
 }
+
+#[test]
+fn speech_commands_layout_splits_and_bad_wavs() {
+    let root = common::data_dir().join("speech-synth");
+    if root.join("validation_list.txt").is_file() {
+        let load = |classes: &str| {
+            let cfg = named(&format!("{{_name_: speech_commands, path: {}, classes: {classes}}}", root.display()));
+            DataConfig::from_named(&cfg, "data").unwrap().load().unwrap()
+        };
+        let all = load("all");
+        assert_eq!(all.train.len() + all.val.len() + all.test.len(), 1480);
+        assert_eq!(all.target_kind(), wavessm::data::TargetKind::Classes(20));
+        let val_lines = std::fs::read_to_string(root.join("validation_list.txt"))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count();
+        assert_eq!(all.val.len(), val_lines, "validation split is the official list");
+        let sc10 = load("sc10");
+        assert_eq!(sc10.target_kind(), wavessm::data::TargetKind::Classes(10));
+        assert!(sc10.train.len() < all.train.len());
+        assert_eq!(sc10.train.seq_len, 16_000);
+        let cfg = named(&format!("{{_name_: speech_commands, path: {}, classes: sc35}}", root.display()));
+        let e = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap_err().to_string();
+        assert!(e.contains("backward") && e.contains("class"), "synth data has no `backward` folder: {e}");
+    } else {
+        println!("SKIP speech-synth: {} not found (set WAVESSM_DATA_DIR)", root.display());
+    }
+
+    // A tiny tree with one damaged and one wrong-rate file.
+    let dir = tempfile::tempdir().unwrap();
+    let write = |rel: &str, rate: u32, n: usize| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&p, spec).unwrap();
+        for i in 0..n {
+            w.write_sample(((i % 100) as i16 - 50) * 100).unwrap();
+        }
+        w.finalize().unwrap();
+    };
+    for (i, word) in ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"].iter().enumerate() {
+        for k in 0..3 {
+            write(&format!("{word}/s{i}_nohash_{k}.wav"), 16_000, 800 + 10 * k);
+        }
+    }
+    std::fs::write(dir.path().join("validation_list.txt"), "yes/s0_nohash_1.wav\n").unwrap();
+    std::fs::write(dir.path().join("testing_list.txt"), "yes/s0_nohash_2.wav\nno/s1_nohash_2.wav\n").unwrap();
+    let cfg = |skip: bool| {
+        named(&format!(
+            "{{_name_: speech_commands, path: {}, seq_len: 1000, skip_corrupt: {skip}}}",
+            dir.path().display()
+        ))
+    };
+    let dm = DataConfig::from_named(&cfg(false), "data").unwrap().load().unwrap();
+    assert_eq!((dm.train.len(), dm.val.len(), dm.test.len()), (27, 1, 2));
+    assert_eq!(dm.test.lengths.as_deref(), Some(&[820usize, 820][..]));
+    assert_eq!(dm.test.inputs[1], -49.0 * 100.0 / 32768.0);
+    write("up/s2_nohash_9.wav", 8_000, 800);
+    let e = DataConfig::from_named(&cfg(false), "data").unwrap().load().unwrap_err().to_string();
+    assert!(e.contains("s2_nohash_9.wav") && e.contains("8000 Hz"), "{e}");
+    let bytes = std::fs::read(dir.path().join("up/s2_nohash_0.wav")).unwrap();
+    std::fs::write(dir.path().join("up/s2_nohash_0.wav"), &bytes[..20]).unwrap();
+    let dm = DataConfig::from_named(&cfg(true), "data").unwrap().load().unwrap();
+    assert_eq!(dm.train.len(), 26, "two bad files skipped, the rest kept");
+}

@@ -238,3 +238,33 @@ fn token_and_variable_length_data_train_end_to_end() {
     let s = fit(&cfg, &quiet()).unwrap();
     assert!(s.test.unwrap()["test/loss"].is_finite());
 }
+
+#[test]
+fn speech_commands_synth_trains_end_to_end() {
+    let _turn = serial();
+    let data = std::env::var_os("WAVESSM_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if !data.join("speech-synth/validation_list.txt").is_file() {
+        println!("SKIP: speech-synth not found at {}", data.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = format!("data.path={}", data.join("speech-synth").display());
+    let cfg = config(
+        dir.path(),
+        &[
+            "data=sc10",
+            &path,
+            "model.d_model=8",
+            "model.n_layers=1",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=3",
+            "trainer.limit_eval_batches=2",
+            "loader.batch_size=8",
+        ],
+    );
+    let s = fit(&cfg, &quiet()).unwrap();
+    assert_eq!(s.steps, 3);
+    assert!(s.test.unwrap()["test/loss"].is_finite());
+}

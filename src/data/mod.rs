@@ -6,6 +6,7 @@ pub mod digits;
 pub mod idx;
 pub mod loader;
 pub mod mnist;
+pub mod speech;
 pub mod text_folder;
 pub mod ucr;
 
@@ -26,6 +27,7 @@ crate::registry! {
         "psmnist" => Psmnist(mnist::MnistConfig),
         "scifar" => Scifar(cifar::CifarConfig),
         "adding" => Adding(adding::AddingConfig),
+        "speech_commands" => SpeechCommands(speech::SpeechConfig),
         "ucr" => Ucr(ucr::UcrConfig),
         "text_folder" => TextFolder(text_folder::TextFolderConfig),
     }
@@ -40,6 +42,7 @@ impl DataConfig {
             DataConfig::Psmnist(c) => mnist::load(c, true),
             DataConfig::Scifar(c) => cifar::load(c),
             DataConfig::Adding(c) => adding::load(c),
+            DataConfig::SpeechCommands(c) => speech::load(c),
             DataConfig::Ucr(c) => ucr::load(c),
             DataConfig::TextFolder(c) => text_folder::load(c),
         }
