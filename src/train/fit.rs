@@ -2,16 +2,17 @@
 //! per-group schedules, validation every epoch, and atomic `last`/`best` checkpoints.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device, Tensor};
 
-use super::checkpoint::{Checkpoint, TrainerState};
+use super::checkpoint::{Checkpoint, TrainerState, write_atomic};
 use super::optim::{Optim, clip_global_norm};
 use super::progress::Progress;
 use super::run::{MetricsCsv, RunDir};
@@ -193,13 +194,12 @@ pub fn fit(cfg: &ExperimentConfig, opts: &FitOptions) -> Result<FitSummary> {
                 );
             }
             optim.states = ck.state.schedules.clone();
-            std::fs::write(run.config_path(), &config_yaml)?;
+            write_atomic(&run.config_path(), |f| f.write_all(config_yaml.as_bytes()))?;
             (run, TrainerState { config: config_yaml.clone(), ..ck.state })
         }
         None => {
             let run = RunDir::create(&cfg.logger.save_dir, cfg.logger.name.as_deref().unwrap_or(&cfg.name))?;
-            std::fs::write(run.config_path(), &config_yaml)
-                .with_context(|| format!("writing {}", run.config_path().display()))?;
+            write_atomic(&run.config_path(), |f| f.write_all(config_yaml.as_bytes()))?;
             let state = TrainerState {
                 epoch: 0,
                 step: 0,
