@@ -140,3 +140,45 @@ fn bench_prints_the_comparable_line() {
     let line = out.trim();
     assert!(line.starts_with("step median_ms=") && line.contains(" tokens_per_s="), "{line}");
 }
+
+#[test]
+fn generated_listops_trains_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = wavessm(
+        dir.path(),
+        &[
+            "data",
+            "generate",
+            "listops",
+            "--out",
+            "lo",
+            "--train",
+            "200",
+            "--val",
+            "20",
+            "--test",
+            "20",
+            "--min-length",
+            "20",
+            "--max-length",
+            "120",
+        ],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = wavessm(
+        dir.path(),
+        &[
+            "fit",
+            "data=listops",
+            "data.path=lo",
+            "data.max_len=128",
+            "model.d_model=16",
+            "model.n_layers=1",
+            "trainer.max_epochs=1",
+            "trainer.progress_bar=never",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("fit done") && out.contains("test/accuracy="), "{out}");
+}

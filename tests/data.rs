@@ -361,3 +361,83 @@ fn speech_commands_layout_splits_and_bad_wavs() {
     let dm = DataConfig::from_named(&cfg(true), "data").unwrap().load().unwrap();
     assert_eq!(dm.train.len(), 26, "two bad files skipped, the rest kept");
 }
+
+/// Evaluates a ListOps source string with a stack, independently of the generator's tree.
+fn eval_listops(src: &str) -> u32 {
+    let mut stack: Vec<(String, Vec<u32>)> = vec![("top".into(), vec![])];
+    for tok in src.split_whitespace().filter(|t| *t != "(" && *t != ")") {
+        match tok {
+            "]" => {
+                let (op, mut args) = stack.pop().unwrap();
+                args.sort_unstable();
+                let n = args.len();
+                let v = match op.as_str() {
+                    "[MIN" => args[0],
+                    "[MAX" => args[n - 1],
+                    "[SM" => args.iter().sum::<u32>() % 10,
+                    "[MED" => {
+                        if n % 2 == 1 {
+                            args[n / 2]
+                        } else {
+                            (args[n / 2 - 1] + args[n / 2]) / 2
+                        }
+                    }
+                    other => panic!("operator {other}"),
+                };
+                stack.last_mut().unwrap().1.push(v);
+            }
+            t if t.starts_with('[') => stack.push((t.to_string(), vec![])),
+            d => stack.last_mut().unwrap().1.push(d.parse().unwrap()),
+        }
+    }
+    assert_eq!(stack.len(), 1, "balanced");
+    stack[0].1[0]
+}
+
+#[test]
+fn listops_generator_labels_lengths_and_loader() {
+    use wavessm::data::listops::{GenerateOptions, generate};
+    let dir = tempfile::tempdir().unwrap();
+    let opts = GenerateOptions {
+        train: 300,
+        val: 30,
+        test: 30,
+        min_length: 40,
+        max_length: 300,
+        seed: 7,
+        ..Default::default()
+    };
+    generate(&opts, dir.path()).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for name in ["train", "val", "test"] {
+        let text = std::fs::read_to_string(dir.path().join(format!("basic_{name}.tsv"))).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("Source\tTarget"));
+        for line in lines {
+            let (src, target) = line.split_once('\t').unwrap();
+            assert_eq!(eval_listops(src), target.parse::<u32>().unwrap(), "label of {src}");
+            let tokens = src.split_whitespace().filter(|t| *t != "(" && *t != ")").count();
+            assert!(tokens > 40 && tokens < 300, "length {tokens}");
+            assert!(seen.insert(src.to_string()), "duplicate example");
+        }
+    }
+    assert_eq!(seen.len(), 360);
+
+    let cfg = named(&format!("{{_name_: listops, path: {}, max_len: 256}}", dir.path().display()));
+    let dm = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap();
+    assert_eq!((dm.train.len(), dm.val.len(), dm.test.len(), dm.vocab()), (300, 30, 30, Some(18)));
+    let lens = dm.train.lengths.as_ref().unwrap();
+    assert!(lens.iter().all(|&n| n <= 256) && lens.contains(&256), "long ones truncated");
+
+    // Damaged files.
+    let p = dir.path().join("basic_val.tsv");
+    std::fs::write(&p, "Source\tTarget\n( [MAX 1 2 ] )\t3\n( [FOO 1 ] )\t1\n").unwrap();
+    let e = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap_err().to_string();
+    assert!(e.contains("basic_val.tsv") && e.contains("line 3") && e.contains("`[FOO`"), "{e}");
+    std::fs::write(&p, "Source\tTarget\n( [MAX 1 2 ] )\t12\n").unwrap();
+    let e = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap_err().to_string();
+    assert!(e.contains("line 2") && e.contains("`12`"), "{e}");
+    std::fs::write(&p, "src,tgt\n").unwrap();
+    let e = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap_err().to_string();
+    assert!(e.contains("header"), "{e}");
+}

@@ -4,6 +4,7 @@ pub mod adding;
 pub mod cifar;
 pub mod digits;
 pub mod idx;
+pub mod listops;
 pub mod loader;
 pub mod mnist;
 pub mod speech;
@@ -27,6 +28,7 @@ crate::registry! {
         "psmnist" => Psmnist(mnist::MnistConfig),
         "scifar" => Scifar(cifar::CifarConfig),
         "adding" => Adding(adding::AddingConfig),
+        "listops" => Listops(listops::ListOpsConfig),
         "speech_commands" => SpeechCommands(speech::SpeechConfig),
         "ucr" => Ucr(ucr::UcrConfig),
         "text_folder" => TextFolder(text_folder::TextFolderConfig),
@@ -42,6 +44,7 @@ impl DataConfig {
             DataConfig::Psmnist(c) => mnist::load(c, true),
             DataConfig::Scifar(c) => cifar::load(c),
             DataConfig::Adding(c) => adding::load(c),
+            DataConfig::Listops(c) => listops::load(c),
             DataConfig::SpeechCommands(c) => speech::load(c),
             DataConfig::Ucr(c) => ucr::load(c),
             DataConfig::TextFolder(c) => text_folder::load(c),

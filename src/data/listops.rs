@@ -1,0 +1,280 @@
+//! ListOps (Nangia & Bowman 2018, as in Long Range Arena): nested MIN/MAX/MED/SM expressions
+//! over digits; the label is the value. Reads the LRA files `basic_{train,val,test}.tsv`
+//! (`Source\tTarget` header) and generates new ones with the LRA procedure.
+//!
+//! Tokenization follows the S4 repo: parentheses are dropped and `]` becomes `X`, leaving
+//! operators, digits and closing marks.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::{DataError, DataModule, SeqData, Targets, data_dir};
+
+/// Token ids: 0 pads; the rest in this order.
+pub const VOCAB: [&str; 18] =
+    ["<pad>", "[MIN", "[MAX", "[MED", "[SM", "[FIRST", "[LAST", "X", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// Vocabulary size.
+pub const VOCAB_SIZE: usize = VOCAB.len();
+
+/// The id of a token, if it is one.
+pub fn token_id(tok: &str) -> Option<usize> {
+    VOCAB.iter().position(|t| *t == tok)
+}
+
+/// Options of `listops`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListOpsConfig {
+    /// Folder with `basic_{train,val,test}.tsv` (default `$DATA_PATH/listops`).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Tokens per sequence (longer ones are truncated and counted).
+    #[serde(default = "max_len")]
+    pub max_len: usize,
+}
+
+fn max_len() -> usize {
+    2048
+}
+
+/// An expression tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    /// A digit.
+    Value(u8),
+    /// An operator and its arguments.
+    Op(Operator, Vec<Node>),
+}
+
+/// ListOps operators (LRA uses the first four).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operator {
+    /// Minimum.
+    Min,
+    /// Maximum.
+    Max,
+    /// Median, truncated to an integer (`int(np.median(..))`).
+    Med,
+    /// Sum modulo 10.
+    SumMod,
+}
+
+impl Operator {
+    fn token(self) -> &'static str {
+        match self {
+            Operator::Min => "[MIN",
+            Operator::Max => "[MAX",
+            Operator::Med => "[MED",
+            Operator::SumMod => "[SM",
+        }
+    }
+
+    /// Applies the operator to its argument values.
+    pub fn apply(self, args: &[u8]) -> u8 {
+        match self {
+            Operator::Min => *args.iter().min().expect("≥ 2 args"),
+            Operator::Max => *args.iter().max().expect("≥ 2 args"),
+            Operator::SumMod => (args.iter().map(|v| *v as u32).sum::<u32>() % 10) as u8,
+            Operator::Med => {
+                let mut s = args.to_vec();
+                s.sort_unstable();
+                let n = s.len();
+                // The mean of the two middle values, truncated (values are non-negative).
+                if n % 2 == 1 { s[n / 2] } else { ((s[n / 2 - 1] as u32 + s[n / 2] as u32) / 2) as u8 }
+            }
+        }
+    }
+}
+
+impl Node {
+    /// The value of the expression.
+    pub fn value(&self) -> u8 {
+        match self {
+            Node::Value(v) => *v,
+            Node::Op(op, args) => op.apply(&args.iter().map(Node::value).collect::<Vec<_>>()),
+        }
+    }
+
+    /// The LRA source string: the operator applied to its arguments one at a time, each
+    /// application in parentheses, then the closing `]` (`( ( ( [MAX 2 ) 9 ) ] )`).
+    pub fn source(&self) -> String {
+        match self {
+            Node::Value(v) => v.to_string(),
+            Node::Op(op, args) => {
+                let mut s = format!("( {} {} )", op.token(), args[0].source());
+                for a in &args[1..] {
+                    s = format!("( {s} {} )", a.source());
+                }
+                format!("( {s} ] )")
+            }
+        }
+    }
+}
+
+/// Draws a tree as LRA does: below `max_depth` a node is an operator with probability 0.25
+/// (2..=`max_args` arguments), otherwise a digit. Returns the tree and its token count.
+pub fn generate_tree(rng: &mut impl Rng, depth: usize, max_depth: usize, max_args: usize) -> (Node, usize) {
+    let r: f64 = if depth < max_depth { rng.random() } else { 1.0 };
+    if r > 0.25 {
+        return (Node::Value(rng.random_range(0..10)), 1);
+    }
+    let n = rng.random_range(2..=max_args.max(2));
+    let mut len = 2;
+    let args = (0..n)
+        .map(|_| {
+            let (t, l) = generate_tree(rng, depth + 1, max_depth, max_args);
+            len += l;
+            t
+        })
+        .collect();
+    let op = [Operator::Min, Operator::Max, Operator::Med, Operator::SumMod][rng.random_range(0..4)];
+    (Node::Op(op, args), len)
+}
+
+/// Generator settings (LRA defaults).
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Training examples.
+    pub train: usize,
+    /// Validation examples.
+    pub val: usize,
+    /// Test examples.
+    pub test: usize,
+    /// Maximum tree depth.
+    pub max_depth: usize,
+    /// Maximum arguments per operator.
+    pub max_args: usize,
+    /// Keep trees with more tokens than this…
+    pub min_length: usize,
+    /// …and fewer than this.
+    pub max_length: usize,
+    /// Random seed.
+    pub seed: u64,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self {
+            train: 96_000,
+            val: 2_000,
+            test: 2_000,
+            max_depth: 10,
+            max_args: 10,
+            min_length: 500,
+            max_length: 2000,
+            seed: 0,
+        }
+    }
+}
+
+/// Generates distinct examples and writes `basic_{train,val,test}.tsv` into `out`.
+pub fn generate(opts: &GenerateOptions, out: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let total = opts.train + opts.val + opts.test;
+    let (mut seen, mut rows) = (HashSet::new(), Vec::with_capacity(total));
+    while rows.len() < total {
+        let (tree, len) = generate_tree(&mut rng, 1, opts.max_depth, opts.max_args);
+        if len > opts.min_length && len < opts.max_length {
+            let src = tree.source();
+            if seen.insert(src.clone()) {
+                rows.push((src, tree.value()));
+            }
+        }
+    }
+    let mut start = 0;
+    for (name, n) in [("train", opts.train), ("val", opts.val), ("test", opts.test)] {
+        let path = out.join(format!("basic_{name}.tsv"));
+        let mut text = String::from("Source\tTarget\n");
+        for (src, v) in &rows[start..start + n] {
+            text.push_str(&format!("{src}\t{v}\n"));
+        }
+        crate::train::checkpoint::write_atomic(&path, |f| f.write_all(text.as_bytes()))
+            .map_err(std::io::Error::other)?;
+        start += n;
+    }
+    Ok(())
+}
+
+/// Reads one LRA ListOps file into token ids (padded to `max_len`) with lengths and labels.
+fn read_split(path: &Path, max_len: usize) -> Result<(SeqData, usize), DataError> {
+    let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => {
+            DataError::Missing { path: path.to_path_buf(), what: "LRA ListOps TSV file".into() }
+        }
+        _ => DataError::Io { path: path.to_path_buf(), source },
+    })?;
+    let bad =
+        |line: usize, msg: String| DataError::Corrupt { path: path.to_path_buf(), msg: format!("line {line}: {msg}") };
+    let mut lines = text.lines();
+    match lines.next().map(str::trim) {
+        Some("Source\tTarget") => {}
+        other => return Err(bad(1, format!("header {other:?}; expected \"Source\\tTarget\""))),
+    }
+    let (mut inputs, mut labels, mut lengths, mut truncated) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    for (i, line) in lines.enumerate() {
+        let ln = i + 2;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (src, target) = line.rsplit_once('\t').ok_or_else(|| bad(ln, "no tab between Source and Target".into()))?;
+        let label: u32 = target
+            .trim()
+            .parse()
+            .ok()
+            .filter(|v| *v < 10)
+            .ok_or_else(|| bad(ln, format!("target `{target}` is not a digit 0..=9")))?;
+        let ids = src
+            .split_whitespace()
+            .filter(|t| *t != "(" && *t != ")")
+            .map(|t| if t == "]" { "X" } else { t })
+            .map(|t| token_id(t).ok_or_else(|| bad(ln, format!("unknown token `{t}`"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if ids.len() > max_len {
+            truncated += 1;
+        }
+        let n = ids.len().min(max_len);
+        let start = inputs.len();
+        inputs.resize(start + max_len, 0.0);
+        for (slot, id) in inputs[start..start + n].iter_mut().zip(&ids) {
+            *slot = *id as f32;
+        }
+        labels.push(label);
+        lengths.push(n.max(1));
+    }
+    let data = SeqData {
+        inputs,
+        seq_len: max_len,
+        channels: 1,
+        targets: Targets::Classes { labels, n_classes: 10 },
+        lengths: Some(lengths),
+        vocab: Some(VOCAB_SIZE),
+    };
+    Ok((data, truncated))
+}
+
+/// Loads the three LRA splits.
+pub fn load(cfg: &ListOpsConfig) -> Result<DataModule, DataError> {
+    if cfg.max_len == 0 {
+        return Err(DataError::Invalid("`data.max_len` must be at least 1".into()));
+    }
+    let dir = data_dir(&cfg.path, "listops");
+    let mut splits = Vec::new();
+    for name in ["train", "val", "test"] {
+        let (d, truncated) = read_split(&dir.join(format!("basic_{name}.tsv")), cfg.max_len)?;
+        if truncated > 0 {
+            eprintln!("data: truncated {truncated} {name} sequence(s) to max_len={}", cfg.max_len);
+        }
+        splits.push(d);
+    }
+    let test = splits.pop().expect("three splits");
+    let val = splits.pop().expect("three splits");
+    let train = splits.pop().expect("three splits");
+    Ok(DataModule { train, val, test })
+}
