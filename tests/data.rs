@@ -441,3 +441,54 @@ fn listops_generator_labels_lengths_and_loader() {
     let e = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap_err().to_string();
     assert!(e.contains("header"), "{e}");
 }
+
+#[test]
+fn pathfinder_pngs_and_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("curv_contour_length_14");
+    let write_png = |rel: &str, side: u32, seed: u8| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let mut enc = png::Encoder::new(std::io::BufWriter::new(std::fs::File::create(&p).unwrap()), side, side);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::Eight);
+        let data: Vec<u8> = (0..side * side).map(|i| (i as u8).wrapping_mul(3).wrapping_add(seed)).collect();
+        enc.write_header().unwrap().write_image_data(&data).unwrap();
+    };
+    let mut meta = String::new();
+    for i in 0..20u8 {
+        write_png(&format!("imgs/0/sample_{i}.png"), 32, i);
+        meta.push_str(&format!("imgs/0 sample_{i}.png 0 {} 2 14\n", i % 2));
+    }
+    std::fs::create_dir_all(root.join("metadata")).unwrap();
+    std::fs::write(root.join("metadata/0.npy"), &meta).unwrap();
+    let cfg = |extra: &str| {
+        named(&format!("{{_name_: pathfinder, path: {}, resolution: 32, {extra}}}", dir.path().display()))
+    };
+    let load = |extra: &str| DataConfig::from_named(&cfg(extra), "data").unwrap().load();
+    let dm = load("").unwrap();
+    assert_eq!((dm.train.len(), dm.val.len(), dm.test.len()), (16, 2, 2));
+    assert_eq!((dm.train.seq_len, dm.train.channels), (1024, 1));
+    let all = load("val_split: 0.0, test_split: 0.0").unwrap();
+    // Sample 3 (label 1) sits somewhere in the shuffled train split; find it by its pixels.
+    let first =
+        |i: u8| (0..1024u32).map(|p| (p as u8).wrapping_mul(3).wrapping_add(i) as f32 / 255.0).collect::<Vec<_>>();
+    let pos = all.train.inputs.chunks(1024).position(|c| c == first(3).as_slice()).expect("sample 3 loaded");
+    let Targets::Classes { labels, .. } = &all.train.targets else { panic!() };
+    assert_eq!(labels[pos], 1);
+
+    // Damaged image, wrong size, bad metadata line: errors name the file; skip_corrupt counts them.
+    std::fs::write(root.join("imgs/0/sample_5.png"), b"\x89PNG\r\n\x1a\nbroken").unwrap();
+    let e = load("").unwrap_err().to_string();
+    assert!(e.contains("sample_5.png") && e.contains("PNG"), "{e}");
+    write_png("imgs/0/sample_5.png", 16, 5);
+    let e = load("").unwrap_err().to_string();
+    assert!(e.contains("sample_5.png") && e.contains("16×16 pixels, expected 32×32"), "{e}");
+    write_png("imgs/0/sample_5.png", 32, 5);
+    std::fs::write(root.join("metadata/0.npy"), format!("{meta}imgs/0 sample_0.png 0\n")).unwrap();
+    let e = load("").unwrap_err().to_string();
+    assert!(e.contains("0.npy") && e.contains("line 21"), "{e}");
+    write_png("imgs/0/sample_5.png", 16, 5);
+    let dm = load("skip_corrupt: true, val_split: 0.0, test_split: 0.0").unwrap();
+    assert_eq!(dm.train.len(), 19, "the wrong-size image and the bad line are skipped");
+}

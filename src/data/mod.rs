@@ -7,6 +7,7 @@ pub mod idx;
 pub mod listops;
 pub mod loader;
 pub mod mnist;
+pub mod pathfinder;
 pub mod speech;
 pub mod text_folder;
 pub mod ucr;
@@ -29,6 +30,7 @@ crate::registry! {
         "scifar" => Scifar(cifar::CifarConfig),
         "adding" => Adding(adding::AddingConfig),
         "listops" => Listops(listops::ListOpsConfig),
+        "pathfinder" => Pathfinder(pathfinder::PathfinderConfig),
         "speech_commands" => SpeechCommands(speech::SpeechConfig),
         "ucr" => Ucr(ucr::UcrConfig),
         "text_folder" => TextFolder(text_folder::TextFolderConfig),
@@ -45,6 +47,7 @@ impl DataConfig {
             DataConfig::Scifar(c) => cifar::load(c),
             DataConfig::Adding(c) => adding::load(c),
             DataConfig::Listops(c) => listops::load(c),
+            DataConfig::Pathfinder(c) => pathfinder::load(c),
             DataConfig::SpeechCommands(c) => speech::load(c),
             DataConfig::Ucr(c) => ucr::load(c),
             DataConfig::TextFolder(c) => text_folder::load(c),
