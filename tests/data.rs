@@ -492,3 +492,22 @@ fn pathfinder_pngs_and_metadata() {
     let dm = load("skip_corrupt: true, val_split: 0.0, test_split: 0.0").unwrap();
     assert_eq!(dm.train.len(), 19, "the wrong-size image and the bad line are skipped");
 }
+
+#[test]
+fn imdb_layout_ignores_unsup() {
+    let dir = tempfile::tempdir().unwrap();
+    for (split, label) in [("train", "neg"), ("train", "pos"), ("train", "unsup"), ("test", "neg"), ("test", "pos")] {
+        let d = dir.path().join(split).join(label);
+        std::fs::create_dir_all(&d).unwrap();
+        for i in 0..3 {
+            std::fs::write(d.join(format!("{i}_7.txt")), format!("{label} review {i}")).unwrap();
+        }
+    }
+    let cfg = named(&format!("{{_name_: imdb, path: {}, max_len: 64, val_split: 0.0}}", dir.path().display()));
+    let dm = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap();
+    assert_eq!((dm.train.len(), dm.test.len()), (6, 6), "unsup is not a class");
+    assert_eq!(dm.target_kind(), wavessm::data::TargetKind::Classes(2));
+    std::fs::remove_dir_all(dir.path().join("train/pos")).unwrap();
+    let e = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap_err().to_string();
+    assert!(e.contains("train/pos") && e.contains("class `pos`"), "{e}");
+}

@@ -34,6 +34,7 @@ crate::registry! {
         "speech_commands" => SpeechCommands(speech::SpeechConfig),
         "ucr" => Ucr(ucr::UcrConfig),
         "text_folder" => TextFolder(text_folder::TextFolderConfig),
+        "imdb" => Imdb(text_folder::TextFolderConfig),
     }
 }
 
@@ -51,6 +52,7 @@ impl DataConfig {
             DataConfig::SpeechCommands(c) => speech::load(c),
             DataConfig::Ucr(c) => ucr::load(c),
             DataConfig::TextFolder(c) => text_folder::load(c),
+            DataConfig::Imdb(c) => text_folder::load_imdb(c),
         }
     }
 }

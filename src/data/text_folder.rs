@@ -36,6 +36,9 @@ pub struct TextFolderConfig {
     /// Read at most this many files per class and split (null = all); for quick runs.
     #[serde(default)]
     pub max_files_per_class: Option<usize>,
+    /// Class folders to use, in label order (null = every folder of the training split).
+    #[serde(default)]
+    pub classes: Option<Vec<String>>,
 }
 
 fn max_len() -> usize {
@@ -76,15 +79,22 @@ fn entries(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>, Dat
     Ok(out)
 }
 
-fn read_split(dir: &Path, classes: &[String], cfg: &TextFolderConfig) -> Result<SeqData, DataError> {
+fn read_split(dir: &Path, classes: &[String], explicit: bool, cfg: &TextFolderConfig) -> Result<SeqData, DataError> {
     let l = cfg.max_len;
     let (mut inputs, mut labels, mut lengths) = (Vec::new(), Vec::new(), Vec::new());
     for sub in entries(dir, |p| p.is_dir())? {
         let name = sub.file_name().expect("entry").to_string_lossy().into_owned();
-        let class = classes.iter().position(|c| *c == name).ok_or_else(|| DataError::Corrupt {
-            path: sub.clone(),
-            msg: format!("class folder `{name}` is not among the training classes {classes:?}"),
-        })?;
+        let class = match classes.iter().position(|c| *c == name) {
+            Some(c) => c,
+            // With an explicit class list other folders (aclImdb's `unsup`) are not classes.
+            None if explicit => continue,
+            None => {
+                return Err(DataError::Corrupt {
+                    path: sub.clone(),
+                    msg: format!("class folder `{name}` is not among the training classes {classes:?}"),
+                });
+            }
+        };
         let files = entries(&sub, |p| p.is_file())?;
         for f in files.iter().take(cfg.max_files_per_class.unwrap_or(usize::MAX)) {
             let bytes = std::fs::read(f).map_err(io(f))?;
@@ -111,26 +121,48 @@ fn read_split(dir: &Path, classes: &[String], cfg: &TextFolderConfig) -> Result<
     })
 }
 
-/// Loads the training split (split into train/val) and the test split.
+/// Loads the training split (split into train/val) and the test split from `$DATA_PATH/text`.
 pub fn load(cfg: &TextFolderConfig) -> Result<DataModule, DataError> {
+    load_from(cfg, "text", None)
+}
+
+/// LRA Text: aclImdb (`$DATA_PATH/aclImdb`), classes `neg`, `pos` (`unsup` is left out).
+pub fn load_imdb(cfg: &TextFolderConfig) -> Result<DataModule, DataError> {
+    load_from(cfg, "aclImdb", Some(&["neg", "pos"]))
+}
+
+fn load_from(
+    cfg: &TextFolderConfig,
+    default_dir: &str,
+    default_classes: Option<&[&str]>,
+) -> Result<DataModule, DataError> {
     check_fraction("data.val_split", cfg.val_split)?;
     if cfg.max_len == 0 {
         return Err(DataError::Invalid("`data.max_len` must be at least 1".into()));
     }
-    let root = data_dir(&cfg.path, "text");
+    let root = data_dir(&cfg.path, default_dir);
     let train_dir = root.join(&cfg.train_split);
-    let classes: Vec<String> = entries(&train_dir, |p| p.is_dir())?
-        .iter()
-        .map(|p| p.file_name().expect("entry").to_string_lossy().into_owned())
-        .collect();
+    let explicit = cfg.classes.clone().or_else(|| default_classes.map(|c| c.iter().map(|s| s.to_string()).collect()));
+    let classes: Vec<String> = match &explicit {
+        Some(c) => c.clone(),
+        None => entries(&train_dir, |p| p.is_dir())?
+            .iter()
+            .map(|p| p.file_name().expect("entry").to_string_lossy().into_owned())
+            .collect(),
+    };
+    for c in explicit.iter().flatten() {
+        if !train_dir.join(c).is_dir() {
+            return Err(DataError::Missing { path: train_dir.join(c), what: format!("the folder of class `{c}`") });
+        }
+    }
     if classes.len() < 2 {
         return Err(DataError::Corrupt {
             path: train_dir,
             msg: format!("{} class folder(s); classification needs at least 2", classes.len()),
         });
     }
-    let all = read_split(&train_dir, &classes, cfg)?;
-    let test = read_split(&root.join(&cfg.test_split), &classes, cfg)?;
+    let all = read_split(&train_dir, &classes, explicit.is_some(), cfg)?;
+    let test = read_split(&root.join(&cfg.test_split), &classes, explicit.is_some(), cfg)?;
     let (tr, va) = split_indices(all.len(), cfg.val_split, cfg.split_seed);
     Ok(DataModule { train: all.subset(&tr), val: all.subset(&va), test })
 }
