@@ -511,3 +511,29 @@ fn imdb_layout_ignores_unsup() {
     let e = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap_err().to_string();
     assert!(e.contains("train/pos") && e.contains("class `pos`"), "{e}");
 }
+
+#[test]
+fn lm_text_vocab_windows_and_next_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("wiki.train.tokens"), "the cat sat\n\nthe dog sat on the mat\n").unwrap();
+    std::fs::write(dir.path().join("wiki.valid.tokens"), "the bird sat on the cat\n").unwrap();
+    std::fs::write(dir.path().join("wiki.test.tokens"), "a cat sat\n").unwrap();
+    let cfg = |extra: &str| named(&format!("{{_name_: wikitext103, path: {}, {extra}}}", dir.path().display()));
+    let dm = DataConfig::from_named(&cfg("seq_len: 3"), "data").unwrap().load().unwrap();
+    // Vocabulary: <unk>, <eos>, then by frequency: the(3) sat(2), then cat dog mat on (1 each, by word).
+    assert_eq!(dm.vocab(), Some(8));
+    // Train stream: the cat sat <eos> the dog sat on the mat <eos> = 11 tokens -> 3 windows of 3.
+    let ids: Vec<u32> = dm.train.inputs.iter().map(|v| *v as u32).collect();
+    assert_eq!(ids, vec![2, 4, 3, 1, 2, 5, 3, 7, 2]);
+    let Targets::Tokens { ids: next, vocab } = &dm.train.targets else { panic!() };
+    assert_eq!((next.as_slice(), *vocab), (&[4, 3, 1, 2, 5, 3, 7, 2, 6][..], 8));
+    // Unknown words map to <unk>.
+    let val: Vec<u32> = dm.val.inputs.iter().map(|v| *v as u32).collect();
+    assert_eq!(val[..3], [2, 0, 3]);
+    // A capped vocabulary keeps the most frequent words.
+    let dm = DataConfig::from_named(&cfg("seq_len: 3, max_vocab: 4"), "data").unwrap().load().unwrap();
+    assert_eq!(dm.vocab(), Some(4));
+    assert!(dm.train.inputs.iter().all(|v| *v < 4.0));
+    let e = DataConfig::from_named(&cfg("seq_len: 100"), "data").unwrap().load().unwrap_err().to_string();
+    assert!(e.contains("wiki.train.tokens") && e.contains("fewer than one window"), "{e}");
+}

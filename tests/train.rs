@@ -268,3 +268,42 @@ fn speech_commands_synth_trains_end_to_end() {
     assert_eq!(s.steps, 3);
     assert!(s.test.unwrap()["test/loss"].is_finite());
 }
+
+#[test]
+fn language_model_on_raw_text_learns_and_checks_pooling() {
+    let _turn = serial();
+    let data = std::env::var_os("WAVESSM_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if !data.join("text/sotu/train.txt").is_file() {
+        println!("SKIP: sotu corpus not found at {}", data.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = format!("data.path={}", data.join("text/sotu").display());
+    let tokens: Vec<String> = [
+        "experiment=lm/s4d-text",
+        &path,
+        "data.max_vocab=500",
+        "data.seq_len=64",
+        "model.d_model=32",
+        "model.n_layers=1",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=40",
+        "trainer.limit_eval_batches=5",
+        "trainer.progress_bar=never",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("logger.save_dir={}", dir.path().display())])
+    .collect();
+    let cfg = ConfigRequest { tokens: tokens.clone(), ..Default::default() }.resolve().unwrap();
+    let s = fit(&cfg, &quiet()).unwrap();
+    let ppl = s.test.unwrap()["test/perplexity"];
+    assert!(ppl < 250.0, "perplexity {ppl} vs vocabulary 500");
+    let mut bad = tokens;
+    bad.push("model.pool=mean".into());
+    let cfg = ConfigRequest { tokens: bad, ..Default::default() }.resolve().unwrap();
+    let e = format!("{:#}", fit(&cfg, &quiet()).unwrap_err());
+    assert!(e.contains("`model.pool`") && e.contains("every step"), "{e}");
+}

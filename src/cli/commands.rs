@@ -120,6 +120,9 @@ fn eval_command(a: &EvalArgs, split: &str) -> Result<()> {
 
 fn predict(a: &PredictArgs) -> Result<()> {
     let (cfg, s, model) = load_for_eval(&a.ckpt, &a.config)?;
+    if s.task.per_step() {
+        bail!("`predict` writes one prediction per sequence; task `{}` predicts every step", s.task.name());
+    }
     let data =
         s.data.split(&a.split).with_context(|| format!("unknown split `{}`; use train, val or test", a.split))?;
     let out_path = a.out.clone().unwrap_or_else(|| {
@@ -148,6 +151,7 @@ fn predict(a: &PredictArgs) -> Result<()> {
                     let z: f32 = row.iter().map(|v| (v - max).exp()).sum();
                     text.push_str(&format!("{index},{},{p},{:.6}\n", labels[i], 1.0 / z));
                 }
+                crate::data::Targets::Tokens { .. } => unreachable!("per-step tasks are refused above"),
                 crate::data::Targets::Values { values, dim } => {
                     let join = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(";");
                     text.push_str(&format!("{index},{},{}\n", join(&values[i * dim..(i + 1) * dim]), join(row)));

@@ -5,6 +5,7 @@ pub mod cifar;
 pub mod digits;
 pub mod idx;
 pub mod listops;
+pub mod lm;
 pub mod loader;
 pub mod mnist;
 pub mod pathfinder;
@@ -35,6 +36,7 @@ crate::registry! {
         "ucr" => Ucr(ucr::UcrConfig),
         "text_folder" => TextFolder(text_folder::TextFolderConfig),
         "imdb" => Imdb(text_folder::TextFolderConfig),
+        "wikitext103" => Wikitext103(lm::LmTextConfig),
     }
 }
 
@@ -53,6 +55,7 @@ impl DataConfig {
             DataConfig::Ucr(c) => ucr::load(c),
             DataConfig::TextFolder(c) => text_folder::load(c),
             DataConfig::Imdb(c) => text_folder::load_imdb(c),
+            DataConfig::Wikitext103(c) => lm::load(c),
         }
     }
 }
@@ -91,6 +94,13 @@ pub enum Targets {
         /// Values per sample.
         dim: usize,
     },
+    /// One token id per step (language modeling: the next token of each input step).
+    Tokens {
+        /// Row-major [n, L].
+        ids: Vec<u32>,
+        /// Vocabulary size.
+        vocab: usize,
+    },
 }
 
 /// One split: `n` sequences of `seq_len` steps with `channels` features each.
@@ -117,6 +127,8 @@ pub enum TargetKind {
     Classes(usize),
     /// Regression with this many outputs.
     Values(usize),
+    /// A token per step from a vocabulary of this size.
+    Tokens(usize),
 }
 
 /// The three splits of a dataset.
@@ -171,7 +183,7 @@ pub struct Batch {
 /// Targets of a batch.
 #[derive(Debug, Clone)]
 pub enum BatchTargets {
-    /// Class indices [B].
+    /// Class indices [B] (or [B·L] for per-step tokens, rows in batch-major order).
     Classes(Tensor<1, Int>),
     /// Values [B, K].
     Values(Tensor<2>),
@@ -188,6 +200,7 @@ impl SeqData {
         match &self.targets {
             Targets::Classes { labels, .. } => labels.len(),
             Targets::Values { values, dim } => values.len() / dim,
+            Targets::Tokens { ids, .. } => ids.len() / self.seq_len,
         }
     }
 
@@ -201,6 +214,7 @@ impl SeqData {
         match &self.targets {
             Targets::Classes { n_classes, .. } => TargetKind::Classes(*n_classes),
             Targets::Values { dim, .. } => TargetKind::Values(*dim),
+            Targets::Tokens { vocab, .. } => TargetKind::Tokens(*vocab),
         }
     }
 
@@ -218,6 +232,10 @@ impl SeqData {
             Targets::Values { values, dim } => Targets::Values {
                 values: idx.iter().flat_map(|&i| values[i * dim..(i + 1) * dim].iter().copied()).collect(),
                 dim: *dim,
+            },
+            Targets::Tokens { ids, vocab } => Targets::Tokens {
+                ids: idx.iter().flat_map(|&i| ids[i * self.seq_len..(i + 1) * self.seq_len].iter().copied()).collect(),
+                vocab: *vocab,
             },
         };
         let lengths = self.lengths.as_ref().map(|ls| idx.iter().map(|&i| ls[i]).collect());
@@ -241,6 +259,10 @@ impl SeqData {
             Targets::Values { values, dim } => {
                 let y: Vec<f32> = idx.iter().flat_map(|&i| values[i * dim..(i + 1) * dim].iter().copied()).collect();
                 BatchTargets::Values(Tensor::<2>::from_data(TensorData::new(y, [idx.len(), *dim]), device))
+            }
+            Targets::Tokens { ids, .. } => {
+                let y: Vec<i64> = idx.iter().flat_map(|&i| ids[i * l..(i + 1) * l].iter().map(|&t| t as i64)).collect();
+                BatchTargets::Classes(Tensor::<1, Int>::from_data(TensorData::new(y, [idx.len() * l]), device))
             }
         };
         let lengths = self.lengths.as_ref().map(|ls| idx.iter().map(|&i| ls[i]).collect());

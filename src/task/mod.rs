@@ -1,6 +1,7 @@
 //! Tasks own the loss, the metrics and the decoder's output size; selected by `task._name_`.
 
 pub mod classification;
+pub mod lm;
 pub mod regression;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ crate::registry! {
     pub enum TaskConfig ("task") {
         "classification" => Classification(classification::ClassificationConfig),
         "regression" => Regression(regression::RegressionConfig),
+        "lm" => Lm(lm::LmConfig),
     }
 }
 
@@ -28,15 +30,25 @@ impl TaskConfig {
         match (self, kind) {
             (TaskConfig::Classification(_), TargetKind::Classes(k)) => Ok(k),
             (TaskConfig::Regression(_), TargetKind::Values(k)) => Ok(k),
+            (TaskConfig::Lm(_), TargetKind::Tokens(v)) => Ok(v),
             (TaskConfig::Classification(_), _) => Err(mismatch("class labels")),
             (TaskConfig::Regression(_), _) => Err(mismatch("real-valued targets")),
+            (TaskConfig::Lm(_), _) => Err(mismatch("a token stream (e.g. `data=wikitext103`)")),
         }
     }
 
-    /// Mean loss of a batch. Args: `out` [B, K] (pooled decoder output).
+    /// Whether the task predicts every step (the model must not pool).
+    pub fn per_step(&self) -> bool {
+        matches!(self, TaskConfig::Lm(_))
+    }
+
+    /// Mean loss of a batch. Args: `out` [R, K]: one row per sequence, or per step for `lm`.
     pub fn loss(&self, out: Tensor<2>, y: &BatchTargets) -> Tensor<1> {
         match (self, y) {
             (TaskConfig::Classification(c), BatchTargets::Classes(t)) => c.loss(out, t.clone()),
+            (TaskConfig::Lm(_), BatchTargets::Classes(t)) => {
+                classification::ClassificationConfig::default().loss(out, t.clone())
+            }
             (TaskConfig::Regression(r), BatchTargets::Values(t)) => r.loss(out, t.clone()),
             _ => unreachable!("d_output() checked that task and targets agree"),
         }
@@ -44,7 +56,11 @@ impl TaskConfig {
 
     /// A fresh metric accumulator for an evaluation pass.
     pub fn metrics(&self) -> Metrics {
-        Metrics { classification: matches!(self, TaskConfig::Classification(_)), ..Default::default() }
+        Metrics {
+            classification: !matches!(self, TaskConfig::Regression(_)),
+            perplexity: self.per_step(),
+            ..Default::default()
+        }
     }
 
     /// Name of the metric that defines a prediction's "score" column in `predict`.
@@ -57,6 +73,7 @@ impl TaskConfig {
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     classification: bool,
+    perplexity: bool,
     n: usize,
     loss_sum: f64,
     correct: usize,
@@ -97,6 +114,9 @@ impl Metrics {
         let mut m = BTreeMap::new();
         let n = self.n.max(1) as f64;
         m.insert("loss".into(), self.loss_sum / n);
+        if self.perplexity {
+            m.insert("perplexity".into(), (self.loss_sum / n).exp());
+        }
         if self.classification {
             m.insert("accuracy".into(), self.correct as f64 / n);
         } else {

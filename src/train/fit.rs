@@ -52,12 +52,13 @@ impl Setup {
         let data = DataConfig::from_named(&cfg.data, "data")?.load()?;
         let task = TaskConfig::from_named(&cfg.task, "task")?;
         let d_output = task.d_output(data.target_kind())?;
-        if cfg.model.pool == PoolKind::None {
-            return Err(ConfigError::Key {
-                path: "model.pool".into(),
-                msg: format!("task `{}` predicts one target per sequence; use `mean` or `last`", task.name()),
-            }
-            .into());
+        if task.per_step() != (cfg.model.pool == PoolKind::None) {
+            let msg = if task.per_step() {
+                format!("task `{}` predicts every step; set `model.pool=none`", task.name())
+            } else {
+                format!("task `{}` predicts one target per sequence; use `mean` or `last`", task.name())
+            };
+            return Err(ConfigError::Key { path: "model.pool".into(), msg }.into());
         }
         let names: Vec<String> = task.metrics().finish().keys().map(|k| format!("val/{k}")).collect();
         if !names.contains(&cfg.trainer.monitor) {
@@ -90,10 +91,11 @@ pub fn load_model(model: SequenceModel, bytes: Vec<u8>, origin: &Path) -> Result
     })
 }
 
-/// Pooled model outputs [B, K] for a batch.
+/// Model outputs as rows [R, K]: one per sequence (pooled) or one per step (`pool: none`).
 fn outputs(model: &SequenceModel, batch: &crate::data::Batch, k: usize) -> Tensor<2> {
-    let b = batch.x.dims()[0];
-    model.forward(batch.x.clone(), batch.lengths.as_deref()).reshape([b, k])
+    let out = model.forward(batch.x.clone(), batch.lengths.as_deref()); // [B, L', K]
+    let [b, l, _] = out.dims();
+    out.reshape([b * l, k])
 }
 
 /// Evaluates `model` (in eval mode) on a split; metrics without prefix.

@@ -1,0 +1,123 @@
+//! Word-level language modeling on raw text files (WikiText-103's `wiki.{train,valid,test}.tokens`
+//! or any train/valid/test text): whitespace tokens plus `<eos>` per line, a vocabulary built
+//! from the training file by frequency, the stream cut into windows whose targets are the
+//! next tokens.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{DataError, DataModule, SeqData, Targets, data_dir};
+
+/// Options of `wikitext103`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LmTextConfig {
+    /// Folder with the three files (default `$DATA_PATH/wt103`).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Training file name.
+    #[serde(default = "train")]
+    pub train_file: String,
+    /// Validation file name.
+    #[serde(default = "valid")]
+    pub valid_file: String,
+    /// Test file name.
+    #[serde(default = "test")]
+    pub test_file: String,
+    /// Tokens per window.
+    #[serde(default = "seq_len")]
+    pub seq_len: usize,
+    /// Keep only the most frequent words (null = all); the rest become `<unk>`.
+    #[serde(default)]
+    pub max_vocab: Option<usize>,
+}
+
+fn train() -> String {
+    "wiki.train.tokens".into()
+}
+fn valid() -> String {
+    "wiki.valid.tokens".into()
+}
+fn test() -> String {
+    "wiki.test.tokens".into()
+}
+fn seq_len() -> usize {
+    512
+}
+
+/// Id of `<unk>` (unknown and out-of-vocabulary words).
+pub const UNK: u32 = 0;
+/// Id of `<eos>` (end of each non-empty line).
+pub const EOS: u32 = 1;
+
+fn read(path: &Path) -> Result<String, DataError> {
+    std::fs::read_to_string(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => {
+            DataError::Missing { path: path.to_path_buf(), what: "a text file of the LM corpus".into() }
+        }
+        std::io::ErrorKind::InvalidData => {
+            DataError::Corrupt { path: path.to_path_buf(), msg: "not UTF-8 text".into() }
+        }
+        _ => DataError::Io { path: path.to_path_buf(), source },
+    })
+}
+
+/// Words of a text, `<eos>` after each non-empty line.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().filter(|l| !l.trim().is_empty()).flat_map(|l| l.split_whitespace().chain(std::iter::once("<eos>")))
+}
+
+/// The vocabulary: `<unk>`, `<eos>`, then words by descending training frequency (ties by word).
+pub fn build_vocab(train: &str, max_vocab: Option<usize>) -> HashMap<String, u32> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for w in words(train).filter(|w| *w != "<eos>" && *w != "<unk>") {
+        *counts.entry(w).or_default() += 1;
+    }
+    let mut by_freq: Vec<(&str, usize)> = counts.into_iter().collect();
+    by_freq.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let keep = max_vocab.map_or(by_freq.len(), |m| m.saturating_sub(2));
+    let mut vocab: HashMap<String, u32> = [("<unk>".to_string(), UNK), ("<eos>".to_string(), EOS)].into();
+    for (i, (w, _)) in by_freq.into_iter().take(keep).enumerate() {
+        vocab.insert(w.to_string(), i as u32 + 2);
+    }
+    vocab
+}
+
+/// Windows of `l` input tokens and their next tokens, from one file.
+fn windows(text: &str, vocab: &HashMap<String, u32>, l: usize, path: &Path) -> Result<SeqData, DataError> {
+    let ids: Vec<u32> = words(text).map(|w| vocab.get(w).copied().unwrap_or(UNK)).collect();
+    let n = ids.len().saturating_sub(1) / l;
+    if n == 0 {
+        return Err(DataError::Corrupt {
+            path: path.to_path_buf(),
+            msg: format!("{} tokens, fewer than one window of {l}", ids.len()),
+        });
+    }
+    let inputs = ids[..n * l].iter().map(|&t| t as f32).collect();
+    let next = ids[1..n * l + 1].to_vec();
+    Ok(SeqData {
+        inputs,
+        seq_len: l,
+        channels: 1,
+        targets: Targets::Tokens { ids: next, vocab: vocab.len() },
+        lengths: None,
+        vocab: Some(vocab.len()),
+    })
+}
+
+/// Loads the three files.
+pub fn load(cfg: &LmTextConfig) -> Result<DataModule, DataError> {
+    if cfg.seq_len == 0 {
+        return Err(DataError::Invalid("`data.seq_len` must be at least 1".into()));
+    }
+    let dir = data_dir(&cfg.path, "wt103");
+    let paths = [dir.join(&cfg.train_file), dir.join(&cfg.valid_file), dir.join(&cfg.test_file)];
+    let train_text = read(&paths[0])?;
+    let vocab = build_vocab(&train_text, cfg.max_vocab);
+    let train = windows(&train_text, &vocab, cfg.seq_len, &paths[0])?;
+    let val = windows(&read(&paths[1])?, &vocab, cfg.seq_len, &paths[1])?;
+    let test = windows(&read(&paths[2])?, &vocab, cfg.seq_len, &paths[2])?;
+    Ok(DataModule { train, val, test })
+}
