@@ -537,3 +537,45 @@ fn lm_text_vocab_windows_and_next_tokens() {
     let e = DataConfig::from_named(&cfg("seq_len: 100"), "data").unwrap().load().unwrap_err().to_string();
     assert!(e.contains("wiki.train.tokens") && e.contains("fewer than one window"), "{e}");
 }
+
+#[test]
+fn synthetic_recall_tasks_have_recomputable_labels() {
+    let dm = DataConfig::from_named(
+        &named("{_name_: associative_recall, pairs: 4, keys: 6, values: 5, n_train: 50, n_val: 5, n_test: 5}"),
+        "data",
+    )
+    .unwrap()
+    .load()
+    .unwrap();
+    assert_eq!((dm.train.seq_len, dm.vocab()), (9, Some(12)));
+    let Targets::Classes { labels, n_classes } = &dm.train.targets else { panic!() };
+    assert_eq!(*n_classes, 5);
+    for (row, label) in dm.train.inputs.chunks(9).zip(labels) {
+        let q = row[8];
+        let keys: Vec<f32> = row[..8].iter().step_by(2).copied().collect();
+        assert_eq!(keys.iter().filter(|k| **k == q).count(), 1, "the query is one of the distinct keys");
+        let at = row[..8].iter().step_by(2).position(|k| *k == q).unwrap();
+        assert_eq!(row[2 * at + 1] as u32 - 7, *label, "value ids start after the 6 keys");
+    }
+
+    let dm = DataConfig::from_named(
+        &named("{_name_: induction_heads, seq_len: 20, vocab: 5, n_train: 50, n_val: 5, n_test: 5}"),
+        "data",
+    )
+    .unwrap()
+    .load()
+    .unwrap();
+    assert_eq!((dm.train.seq_len, dm.vocab()), (20, Some(7)));
+    let Targets::Classes { labels, .. } = &dm.train.targets else { panic!() };
+    for (row, label) in dm.train.inputs.chunks(20).zip(labels) {
+        assert_eq!(row[19], 6.0, "ends with the trigger");
+        let first = row[..18].iter().position(|t| *t == 6.0).expect("an earlier trigger");
+        assert_eq!(row[first + 1] as u32 - 1, *label);
+    }
+    let e = DataConfig::from_named(&named("{_name_: associative_recall, pairs: 5, keys: 3}"), "data")
+        .unwrap()
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("keys ≥ pairs"), "{e}");
+}

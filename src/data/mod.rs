@@ -10,6 +10,7 @@ pub mod loader;
 pub mod mnist;
 pub mod pathfinder;
 pub mod speech;
+pub mod synthetic;
 pub mod text_folder;
 pub mod ucr;
 
@@ -30,6 +31,8 @@ crate::registry! {
         "psmnist" => Psmnist(mnist::MnistConfig),
         "scifar" => Scifar(cifar::CifarConfig),
         "adding" => Adding(adding::AddingConfig),
+        "associative_recall" => AssociativeRecall(synthetic::RecallConfig),
+        "induction_heads" => InductionHeads(synthetic::InductionConfig),
         "listops" => Listops(listops::ListOpsConfig),
         "pathfinder" => Pathfinder(pathfinder::PathfinderConfig),
         "speech_commands" => SpeechCommands(speech::SpeechConfig),
@@ -49,6 +52,8 @@ impl DataConfig {
             DataConfig::Psmnist(c) => mnist::load(c, true),
             DataConfig::Scifar(c) => cifar::load(c),
             DataConfig::Adding(c) => adding::load(c),
+            DataConfig::AssociativeRecall(c) => synthetic::load_recall(c),
+            DataConfig::InductionHeads(c) => synthetic::load_induction(c),
             DataConfig::Listops(c) => listops::load(c),
             DataConfig::Pathfinder(c) => pathfinder::load(c),
             DataConfig::SpeechCommands(c) => speech::load(c),
