@@ -1,6 +1,8 @@
 //! Training on the embedded default: loss goes down, runs land on disk, resuming after an
 //! interruption reproduces the uninterrupted run, optimizer groups and clipping behave.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -207,9 +209,7 @@ fn learn(dir: &Path, layer: &str) -> (wavessm::train::FitSummary, f64, f64) {
 #[test]
 fn token_and_variable_length_data_train_end_to_end() {
     let _turn = serial();
-    let data = std::env::var_os("WAVESSM_DATA_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let data = common::data_dir();
     if !data.join("ucr/JapaneseVowels").is_dir() || !data.join("text/spam").is_dir() {
         println!("SKIP: shared data not found at {}", data.display());
         return;
@@ -242,9 +242,7 @@ fn token_and_variable_length_data_train_end_to_end() {
 #[test]
 fn speech_commands_synth_trains_end_to_end() {
     let _turn = serial();
-    let data = std::env::var_os("WAVESSM_DATA_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let data = common::data_dir();
     if !data.join("speech-synth/validation_list.txt").is_file() {
         println!("SKIP: speech-synth not found at {}", data.display());
         return;
@@ -272,9 +270,7 @@ fn speech_commands_synth_trains_end_to_end() {
 #[test]
 fn language_model_on_raw_text_learns_and_checks_pooling() {
     let _turn = serial();
-    let data = std::env::var_os("WAVESSM_DATA_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let data = common::data_dir();
     if !data.join("text/sotu/train.txt").is_file() {
         println!("SKIP: sotu corpus not found at {}", data.display());
         return;
