@@ -117,6 +117,12 @@ fn fit_test_predict_and_resume_a_tiny_run() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     assert!(out.contains("test/accuracy=") && out.contains("359 sequences"), "{out}");
+    let o = wavessm(dir.path(), &["test", "--ckpt", best.to_str().unwrap(), "--rate", "2"]);
+    let (out2, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert_ne!(out, out2, "rate 2 changes the model's outputs (test/loss)");
+    let o = wavessm(dir.path(), &["test", "--ckpt", best.to_str().unwrap(), "--rate", "0"]);
+    assert!(!o.status.success() && text(&o).1.contains("--rate"));
     let o = wavessm(dir.path(), &["validate", "--ckpt", best.to_str().unwrap(), "loader.batch_size=7"]);
     assert!(o.status.success() && text(&o).0.contains("val/loss="), "{:?}", text(&o));
 

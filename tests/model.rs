@@ -313,3 +313,34 @@ fn s4d_step_mode_equals_conv_mode_on_random_configs() {
     };
     assert!(cfg.init(2, &Device::flex()).stepper(1).is_none());
 }
+
+#[test]
+fn rate_multiplies_the_step_size_in_conv_and_step_mode() {
+    let _turn = serial();
+    let dev = Device::flex();
+    dev.seed(9);
+    let cfg = S4dConfig {
+        d_state: 8,
+        dt_min: 0.01,
+        dt_max: 0.1,
+        lr: None,
+        init: S4dInit::Lin,
+        activation: Activation::Gelu,
+        dropout: 0.0,
+        disc: Disc::Zoh,
+    };
+    let layer = cfg.init(3, &dev);
+    let mut fast = layer.clone();
+    fast.kernel.rate = 2.0;
+    let mut shifted = layer.clone();
+    shifted.kernel.log_dt = Param::from_tensor(layer.kernel.log_dt.val() + 2f64.ln());
+    let (k2, kd) = (host(fast.kernel.forward(30)), host(shifted.kernel.forward(30)));
+    assert!(max_rel(&k2, &kd) < 1e-5, "rate 2 == dt·2: {}", max_rel(&k2, &kd));
+    assert!(max_rel(&k2, &host(layer.kernel.forward(30))) > 1e-2, "and differs from rate 1");
+    let u = t(randn(30 * 3, 77), [1, 30, 3], &dev);
+    let conv = host(fast.forward(u.clone()));
+    let mut st = fast.stepper(1).unwrap();
+    let step: Vec<f64> =
+        (0..30).flat_map(|i| host(fast.step(&mut st, u.clone().narrow(1, i, 1).reshape([1, 3])))).collect();
+    assert!(max_rel(&step, &conv) < 1e-4, "step mode honours the rate");
+}

@@ -95,11 +95,18 @@ fn config_over(yaml: &str, c: &ConfigArgs, origin: &Path) -> Result<ExperimentCo
 }
 
 /// Loads a checkpoint and its (overridden) config, and builds everything for evaluation.
-fn load_for_eval(ckpt: &Path, c: &ConfigArgs) -> Result<(ExperimentConfig, Setup, crate::model::SequenceModel)> {
+fn load_for_eval(
+    ckpt: &Path,
+    c: &ConfigArgs,
+    rate: f64,
+) -> Result<(ExperimentConfig, Setup, crate::model::SequenceModel)> {
+    if !(rate.is_finite() && rate > 0.0) {
+        bail!("--rate must be a positive number, got {rate}");
+    }
     let ck = Checkpoint::load(ckpt)?;
     let cfg = config_over(&ck.state.config, c, ckpt)?;
     let setup = Setup::new(&cfg, device_for(cfg.trainer.device)?)?;
-    let model = load_model(setup.model.clone(), ck.model, ckpt)?.valid();
+    let model = load_model(setup.model.clone(), ck.model, ckpt)?.valid().with_rate(rate);
     Ok((cfg, setup, model))
 }
 
@@ -109,7 +116,7 @@ fn eval_command(a: &EvalArgs, split: &str) -> Result<()> {
         print!("{}", config_over(&ck.state.config, &a.config, &a.ckpt)?.to_yaml());
         return Ok(());
     }
-    let (cfg, s, model) = load_for_eval(&a.ckpt, &a.config)?;
+    let (cfg, s, model) = load_for_eval(&a.ckpt, &a.config, a.rate)?;
     let data = s.data.split(split).expect("known split");
     let bs = cfg.loader.eval_batch_size.unwrap_or(cfg.loader.batch_size);
     let m =
@@ -119,7 +126,7 @@ fn eval_command(a: &EvalArgs, split: &str) -> Result<()> {
 }
 
 fn predict(a: &PredictArgs) -> Result<()> {
-    let (cfg, s, model) = load_for_eval(&a.ckpt, &a.config)?;
+    let (cfg, s, model) = load_for_eval(&a.ckpt, &a.config, a.rate)?;
     if s.task.per_step() {
         bail!("`predict` writes one prediction per sequence; task `{}` predicts every step", s.task.name());
     }

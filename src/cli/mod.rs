@@ -127,6 +127,9 @@ pub struct EvalArgs {
     /// Checkpoint to evaluate (e.g. runs/smnist-s4d/version_0/checkpoints/best.bpk).
     #[arg(long, value_name = "FILE")]
     pub ckpt: PathBuf,
+    /// Multiply every SSM step size by this factor (2: data at half the training sampling rate).
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
     /// Overrides applied to the checkpoint's config (e.g. `data.path=…`).
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -138,6 +141,9 @@ pub struct PredictArgs {
     /// Checkpoint to predict with.
     #[arg(long, value_name = "FILE")]
     pub ckpt: PathBuf,
+    /// Multiply every SSM step size by this factor (2: data at half the training sampling rate).
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
     /// Split to predict: train, val or test.
     #[arg(long, default_value = "test")]
     pub split: String,

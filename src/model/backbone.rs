@@ -60,6 +60,14 @@ impl SequenceModel {
         })
     }
 
+    /// Sets the sampling-rate factor of every layer (see [`super::Layer::set_rate`]).
+    pub fn with_rate(mut self, rate: f64) -> Self {
+        for block in &mut self.layers {
+            block.layer.set_rate(rate);
+        }
+        self
+    }
+
     /// Args: `x` [B, L, D] (token ids in D = 1 for token models); `lengths` valid steps per
     /// sample (None: all L). Returns [B, 1, K] after pooling, or [B, L, K] with `pool: none`.
     pub fn forward(&self, x: Tensor<3>, lengths: Option<&[usize]>) -> Tensor<3> {

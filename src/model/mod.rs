@@ -67,6 +67,15 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// Sets the sampling-rate factor that multiplies the layer's step sizes (inference on data
+    /// sampled at another rate than training: 2 for half the sampling rate).
+    pub fn set_rate(&mut self, rate: f64) {
+        match self {
+            Layer::S4d(l) => l.kernel.rate = rate,
+            Layer::Dss(l) => l.kernel.rate = rate,
+        }
+    }
+
     /// Args: `x` [B, L, H]. Returns [B, L, H].
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         match self {

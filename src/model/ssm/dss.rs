@@ -121,6 +121,7 @@ impl DssConfig {
                 Lambda: lambda_raw,
                 W: Param::from_tensor(Tensor::random([c, h, n, 2], Distribution::Normal(0.0, 1.0), device)),
                 version: self.version,
+                rate: 1.0,
             },
             output_linear: LinearConfig::new(c * h, h).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
@@ -145,6 +146,9 @@ pub struct DssKernel {
     /// Kernel version.
     #[module(skip)]
     pub version: DssVersion,
+    /// Sampling-rate factor multiplying both step sizes.
+    #[module(skip)]
+    pub rate: f64,
 }
 
 impl DssKernel {
@@ -162,7 +166,7 @@ impl DssKernel {
         let [c, h, n, _] = self.W.dims();
         let w = self.W.val();
         let w = (w.clone().narrow(3, 0, 1).reshape([c, h, n]), w.narrow(3, 1, 1).reshape([c, h, n]));
-        dss_kernel(self.version, self.log_dt.val().exp(), lambda, w, l)
+        dss_kernel(self.version, self.log_dt.val().exp() * self.rate, lambda, w, l)
     }
 }
 

@@ -104,6 +104,9 @@ pub struct S4dKernel {
     /// Discretization.
     #[module(skip)]
     pub disc: Disc,
+    /// Sampling-rate factor multiplying `dt` (1 in training; 2 runs a 16 kHz model at 8 kHz).
+    #[module(skip)]
+    pub rate: f64,
 }
 
 impl S4dKernel {
@@ -121,6 +124,7 @@ impl S4dKernel {
             log_A_real: Param::from_tensor(Tensor::full([h, n2], 0.5f64.ln(), device)),
             A_imag: Param::from_tensor(a_imag),
             disc,
+            rate: 1.0,
         }
     }
 
@@ -130,7 +134,7 @@ impl S4dKernel {
         let c = self.C.val();
         let c_re = c.clone().narrow(2, 0, 1).reshape([h, n2]);
         let c_im = c.narrow(2, 1, 1).reshape([h, n2]);
-        (self.log_dt.val().exp(), -self.log_A_real.val().exp(), self.A_imag.val(), c_re, c_im)
+        (self.log_dt.val().exp() * self.rate, -self.log_A_real.val().exp(), self.A_imag.val(), c_re, c_im)
     }
 
     /// The convolution kernel. Returns [H, L].
