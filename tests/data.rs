@@ -353,6 +353,11 @@ fn speech_commands_layout_splits_and_bad_wavs() {
     assert_eq!((dm.train.len(), dm.val.len(), dm.test.len()), (27, 1, 2));
     assert_eq!(dm.test.lengths.as_deref(), Some(&[820usize, 820][..]));
     assert_eq!(dm.test.inputs[1], -49.0 * 100.0 / 32768.0);
+    let half =
+        named(&format!("{{_name_: speech_commands, path: {}, seq_len: 1000, resolution: 2}}", dir.path().display()));
+    let dm2 = DataConfig::from_named(&half, "data").unwrap().load().unwrap();
+    assert_eq!((dm2.test.seq_len, dm2.test.inputs[1]), (500, -48.0 * 100.0 / 32768.0), "every second sample");
+    assert_eq!(dm2.test.lengths.as_deref(), Some(&[410usize, 410][..]));
     write("up/s2_nohash_9.wav", 8_000, 800);
     let e = DataConfig::from_named(&cfg(false), "data").unwrap().load().unwrap_err().to_string();
     assert!(e.contains("s2_nohash_9.wav") && e.contains("8000 Hz"), "{e}");

@@ -48,6 +48,14 @@ pub struct SpeechConfig {
     /// Skip unreadable or malformed WAV files (and report how many) instead of failing.
     #[serde(default)]
     pub skip_corrupt: bool,
+    /// Keep every `resolution`-th sample (2: 8 kHz, as the S4 repo's zero-shot resampling
+    /// experiment; evaluate a 16 kHz model on it with `--rate 2`).
+    #[serde(default = "one")]
+    pub resolution: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn seq_len() -> usize {
@@ -105,7 +113,11 @@ pub fn load(cfg: &SpeechConfig) -> Result<DataModule, DataError> {
             w
         }
     };
-    let l = cfg.seq_len;
+    if cfg.resolution == 0 {
+        return Err(DataError::Invalid("`data.resolution` must be at least 1".into()));
+    }
+    let r = cfg.resolution;
+    let l = cfg.seq_len.div_ceil(r);
     let mut splits: [(Vec<f32>, Vec<u32>, Vec<usize>); 3] = Default::default();
     let (mut skipped, mut first_skip) = (0usize, None);
     for (class, word) in words.iter().enumerate() {
@@ -120,7 +132,7 @@ pub fn load(cfg: &SpeechConfig) -> Result<DataModule, DataError> {
         for f in files {
             let rel = format!("{word}/{}", f.file_name().expect("file").to_string_lossy());
             let samples = match read_wav(&f) {
-                Ok(s) => s,
+                Ok(s) => s.into_iter().step_by(r).collect::<Vec<_>>(),
                 Err(e) if cfg.skip_corrupt => {
                     skipped += 1;
                     first_skip.get_or_insert(e.to_string());
