@@ -584,3 +584,40 @@ fn synthetic_recall_tasks_have_recomputable_labels() {
         .to_string();
     assert!(e.contains("keys ≥ pairs"), "{e}");
 }
+
+fn write_aan(dir: &std::path::Path, n: usize) {
+    for split in ["train", "eval", "test"] {
+        let rows: String = (0..n)
+            .map(|i| {
+                let label = i % 2;
+                let t1 = format!("paper {i} on state spaces {}", "x".repeat(i % 7));
+                let t2 = if label == 1 { format!("cites paper {i}") } else { format!("unrelated {i}") };
+                format!("{label}\tid{i}a\tid{i}b\t{t1}\t{t2}\n")
+            })
+            .collect();
+        std::fs::write(dir.join(format!("new_aan_pairs.{split}.tsv")), rows).unwrap();
+    }
+}
+
+#[test]
+fn aan_pairs_two_documents_per_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    write_aan(dir.path(), 6);
+    let cfg = named(&format!("{{_name_: aan, path: {}, max_len: 16}}", dir.path().display()));
+    let dm = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap();
+    assert_eq!((dm.train.len(), dm.val.len(), dm.test.len(), dm.train.channels), (6, 6, 6, 2));
+    assert!(dm.train.is_pairs());
+    // Sample 1: document 1 then document 2 interleaved per step, bytes + 1.
+    let row = &dm.train.inputs[32..64];
+    assert_eq!((row[0], row[1]), (b'p' as f32 + 1.0, b'c' as f32 + 1.0));
+    assert_eq!(&dm.train.lengths.as_ref().unwrap()[2..4], &[16, 13], "document lengths of sample 1");
+    let sub = dm.train.subset(&[1]);
+    assert_eq!(sub.lengths.as_deref(), Some(&[16usize, 13][..]), "both lengths travel with the sample");
+
+    std::fs::write(dir.path().join("new_aan_pairs.eval.tsv"), "2\ta\tb\tx\ty\n").unwrap();
+    let e = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap_err().to_string();
+    assert!(e.contains("new_aan_pairs.eval.tsv") && e.contains("line 1") && e.contains("`2`"), "{e}");
+    std::fs::write(dir.path().join("new_aan_pairs.eval.tsv"), "1\ta\tb\n").unwrap();
+    let e = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap_err().to_string();
+    assert!(e.contains("3 tab-separated columns"), "{e}");
+}

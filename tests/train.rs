@@ -303,3 +303,29 @@ fn language_model_on_raw_text_learns_and_checks_pooling() {
     let e = format!("{:#}", fit(&cfg, &quiet()).unwrap_err());
     assert!(e.contains("`model.pool`") && e.contains("every step"), "{e}");
 }
+
+#[test]
+fn retrieval_pairs_train_through_the_dual_encoder() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("aan");
+    std::fs::create_dir_all(&data).unwrap();
+    for split in ["train", "eval", "test"] {
+        let rows: String = (0..64)
+            .map(|i| {
+                let label = i % 2;
+                let t2 = if label == 1 { "same same same" } else { "other text here" };
+                format!("{label}\ta{i}\tb{i}\tsame same same {i}\t{t2}\n")
+            })
+            .collect();
+        std::fs::write(data.join(format!("new_aan_pairs.{split}.tsv")), rows).unwrap();
+    }
+    let path = format!("data.path={}", data.display());
+    let cfg = config(
+        dir.path(),
+        &["data=aan", &path, "data.max_len=24", "trainer.max_epochs=4", "trainer.limit_train_batches=null"],
+    );
+    let s = fit(&cfg, &quiet()).unwrap();
+    let (first, last) = (s.train_history[0]["train/loss"], s.train_history[3]["train/loss"]);
+    assert!(last < first, "dual encoder learns: {first} -> {last}");
+}

@@ -1,5 +1,6 @@
 //! Datasets as in-memory sequences, a registry selecting them by `data._name_`, and batching.
 
+pub mod aan;
 pub mod adding;
 pub mod cifar;
 pub mod digits;
@@ -39,6 +40,7 @@ crate::registry! {
         "ucr" => Ucr(ucr::UcrConfig),
         "text_folder" => TextFolder(text_folder::TextFolderConfig),
         "imdb" => Imdb(text_folder::TextFolderConfig),
+        "aan" => Aan(aan::AanConfig),
         "wikitext103" => Wikitext103(lm::LmTextConfig),
     }
 }
@@ -60,6 +62,7 @@ impl DataConfig {
             DataConfig::Ucr(c) => ucr::load(c),
             DataConfig::TextFolder(c) => text_folder::load(c),
             DataConfig::Imdb(c) => text_folder::load_imdb(c),
+            DataConfig::Aan(c) => aan::load(c),
             DataConfig::Wikitext103(c) => lm::load(c),
         }
     }
@@ -200,6 +203,17 @@ impl SeqData {
         Self { inputs, seq_len, channels, targets, lengths: None, vocab: None }
     }
 
+    /// Whether each sample is a pair of token documents (two token channels, two lengths).
+    pub fn is_pairs(&self) -> bool {
+        self.vocab.is_some() && self.channels == 2
+    }
+
+    /// The lengths of samples `idx` (both documents' for pairs, in sample order).
+    fn pick_lengths(&self, ls: &[usize], idx: &[usize]) -> Vec<usize> {
+        let per = if self.is_pairs() { 2 } else { 1 };
+        idx.iter().flat_map(|&i| ls[i * per..(i + 1) * per].iter().copied()).collect()
+    }
+
     /// Number of sequences.
     pub fn len(&self) -> usize {
         match &self.targets {
@@ -243,7 +257,7 @@ impl SeqData {
                 vocab: *vocab,
             },
         };
-        let lengths = self.lengths.as_ref().map(|ls| idx.iter().map(|&i| ls[i]).collect());
+        let lengths = self.lengths.as_ref().map(|ls| self.pick_lengths(ls, idx));
         SeqData { inputs, seq_len: self.seq_len, channels: self.channels, targets, lengths, vocab: self.vocab }
     }
 
@@ -270,7 +284,7 @@ impl SeqData {
                 BatchTargets::Classes(Tensor::<1, Int>::from_data(TensorData::new(y, [idx.len() * l]), device))
             }
         };
-        let lengths = self.lengths.as_ref().map(|ls| idx.iter().map(|&i| ls[i]).collect());
+        let lengths = self.lengths.as_ref().map(|ls| self.pick_lengths(ls, idx));
         Batch { x, y, lengths }
     }
 }

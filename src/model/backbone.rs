@@ -2,6 +2,7 @@
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 
 use super::LayerConfig;
@@ -19,6 +20,8 @@ pub struct SequenceModel {
     pub layers: Vec<ResidualBlock>,
     /// Final norm (prenorm models only, as in state-spaces/s4).
     pub norm: Option<Norm>,
+    /// Dual-encoder head 4H → H over `[x1, x2, x1·x2, x1 - x2]` (pairs of documents only).
+    pub retrieval: Option<Linear>,
     /// Output projection H → K.
     pub decoder: Linear,
     /// Sequence reduction.
@@ -35,6 +38,19 @@ impl SequenceModel {
     /// Builds the model for token inputs from a vocabulary of `vocab` ids.
     pub fn for_tokens(cfg: &ModelConfig, vocab: usize, d_output: usize, device: &Device) -> Result<Self, ConfigError> {
         Self::build(cfg, None, Some(vocab), d_output, device)
+    }
+
+    /// Builds a dual encoder for pairs of token documents (LRA Retrieval): both documents go
+    /// through the same backbone, and the head sees `[x1, x2, x1·x2, x1 - x2]`.
+    pub fn for_token_pairs(
+        cfg: &ModelConfig,
+        vocab: usize,
+        d_output: usize,
+        device: &Device,
+    ) -> Result<Self, ConfigError> {
+        let mut m = Self::build(cfg, None, Some(vocab), d_output, device)?;
+        m.retrieval = Some(LinearConfig::new(4 * cfg.d_model, cfg.d_model).init(device));
+        Ok(m)
     }
 
     fn build(
@@ -55,6 +71,7 @@ impl SequenceModel {
             embedding: vocab.map(|v| EmbeddingConfig::new(v, h).init(device)),
             layers,
             norm: if cfg.prenorm { Norm::new(cfg.norm, h, device) } else { None },
+            retrieval: None,
             decoder: LinearConfig::new(h, d_output).init(device),
             pool: cfg.pool,
         })
@@ -71,6 +88,26 @@ impl SequenceModel {
     /// Args: `x` [B, L, D] (token ids in D = 1 for token models); `lengths` valid steps per
     /// sample (None: all L). Returns [B, 1, K] after pooling, or [B, L, K] with `pool: none`.
     pub fn forward(&self, x: Tensor<3>, lengths: Option<&[usize]>) -> Tensor<3> {
+        if let Some(head) = &self.retrieval {
+            // Pairs [B, L, 2] -> documents [2B, L, 1] (b0 d1, b0 d2, b1 d1, …, as `lengths`).
+            let [b, l, _] = x.dims();
+            let docs = x.swap_dims(1, 2).reshape([2 * b, l, 1]);
+            let z = self.encode(docs, lengths).reshape([b, 2, self.width()]); // [B, 2, H]
+            let (x1, x2) = (z.clone().narrow(1, 0, 1), z.narrow(1, 1, 1)); // [B, 1, H]
+            let feats = Tensor::cat(vec![x1.clone(), x2.clone(), x1.clone() * x2.clone(), x1 - x2], 2); // [B, 1, 4H]
+            return self.decoder.forward(gelu(head.forward(feats)));
+        }
+        let z = self.encode(x, lengths);
+        self.decoder.forward(z)
+    }
+
+    /// Model width H.
+    fn width(&self) -> usize {
+        self.decoder.weight.dims()[0]
+    }
+
+    /// Encoder, blocks, final norm and pooling: [B, L, D] -> [B, 1, H] (or [B, L, H]).
+    fn encode(&self, x: Tensor<3>, lengths: Option<&[usize]>) -> Tensor<3> {
         let mut z = match (&self.encoder, &self.embedding) {
             (Some(enc), _) => enc.forward(x), // [B, L, H]
             (None, Some(emb)) => {
@@ -85,8 +122,7 @@ impl SequenceModel {
         if let Some(n) = &self.norm {
             z = n.forward(z);
         }
-        let z = pool(z, self.pool, lengths);
-        self.decoder.forward(z)
+        pool(z, self.pool, lengths)
     }
 }
 

@@ -75,6 +75,7 @@ impl Setup {
         }
         device.seed(cfg.seed);
         let model = match data.vocab() {
+            Some(v) if data.train.is_pairs() => SequenceModel::for_token_pairs(&cfg.model, v, d_output, &device)?,
             Some(v) => SequenceModel::for_tokens(&cfg.model, v, d_output, &device)?,
             None => SequenceModel::new(&cfg.model, data.d_input(), d_output, &device)?,
         };
