@@ -29,6 +29,20 @@ fn max_rel(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
+/// Central differences of `f` (the loss at parameter + s·v) against the autodiff directional
+/// derivative `analytic` = ⟨∇f, v⟩; f32 forward passes need a step of 1e-2 to stay above rounding.
+fn check_directional(what: &str, analytic: f64, f: impl Fn(f64) -> f64) {
+    let eps = 1e-2;
+    let numeric = (f(eps) - f(-eps)) / (2.0 * eps);
+    let rel = (analytic - numeric).abs() / analytic.abs().max(1e-3);
+    assert!(rel < 2e-2, "{what}: analytic {analytic} vs numeric {numeric} (rel {rel})");
+}
+
+/// ⟨a, b⟩ on the host.
+fn dot<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f64 {
+    host(a).iter().zip(host(b)).map(|(x, y)| x * y).sum()
+}
+
 #[test]
 fn fft_convolution_equals_direct_convolution() {
     // Odd and power-of-two lengths: the FFT length never changes the linear convolution.
@@ -187,9 +201,7 @@ fn s4d_gradient_check(disc: Disc) {
     let loss = |m: &wavessm::model::ssm::S4d| probe(m.forward(u.clone()), 22);
     let g = loss(&layer).backward();
 
-    // Directional derivative along a random direction of each SSM parameter, by central
-    // differences in f64 arithmetic on f32 parameters: eps large enough for f32 rounding.
-    let eps = 1e-2;
+    // Directional derivatives along a random direction of each SSM parameter and of D.
     type Get = fn(&wavessm::model::ssm::S4d) -> &Param<Tensor<2>>;
     type Set = fn(&mut wavessm::model::ssm::S4d, Param<Tensor<2>>);
     let params: [(&str, Get, Set); 2] = [
@@ -198,29 +210,20 @@ fn s4d_gradient_check(disc: Disc) {
     ];
     for (name, get, set) in params {
         let p = get(&layer).val();
-        let n = p.shape().num_elements();
-        let dir = t(randn(n, 30), p.dims(), &dev);
-        let analytic: f64 = host(get(&layer).grad(&g).unwrap()).iter().zip(host(dir.clone())).map(|(a, b)| a * b).sum();
-        let eval = |s: f64| {
+        let dir = t(randn(p.shape().num_elements(), 30), p.dims(), &dev);
+        check_directional(&format!("{disc:?} {name}"), dot(get(&layer).grad(&g).unwrap(), dir.clone()), |s| {
             let mut m = layer.clone().valid();
             set(&mut m, Param::from_tensor(p.clone().inner() + dir.clone().inner() * s));
             host(loss(&m))[0]
-        };
-        let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
-        let rel = (analytic - numeric).abs() / analytic.abs().max(1e-3);
-        assert!(rel < 2e-2, "{disc:?} {name}: analytic {analytic} vs numeric {numeric} (rel {rel})");
+        });
     }
-    // Linear parameters and D go through the same autodiff graph; check D too.
     let d = layer.D.val();
     let dir = t(randn(h, 31), [h], &dev);
-    let analytic: f64 = host(layer.D.grad(&g).unwrap()).iter().zip(host(dir.clone())).map(|(a, b)| a * b).sum();
-    let eval = |s: f64| {
+    check_directional(&format!("{disc:?} D"), dot(layer.D.grad(&g).unwrap(), dir.clone()), |s| {
         let mut m = layer.clone().valid();
         m.D = Param::from_tensor(d.clone().inner() + dir.clone().inner() * s);
         host(loss(&m))[0]
-    };
-    let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
-    assert!((analytic - numeric).abs() / analytic.abs().max(1e-3) < 2e-2, "D: {analytic} vs {numeric}");
+    });
 }
 
 #[test]
@@ -241,32 +244,24 @@ fn dss_layer_gradient_matches_finite_differences() {
         let u = t(randn(b * l * h, 41), [b, l, h], &dev);
         let loss = |m: &wavessm::model::ssm::Dss| probe(m.forward(u.clone()), 42);
         let g = loss(&layer).backward();
-        let eps = 1e-2;
         // Along a random direction of W and of log_dt.
         let w = layer.kernel.W.val();
         let dir = t(randn(w.shape().num_elements(), 43), w.dims(), &dev);
-        let analytic: f64 =
-            host(layer.kernel.W.grad(&g).unwrap()).iter().zip(host(dir.clone())).map(|(a, b)| a * b).sum();
-        let eval = |s: f64| {
+        check_directional(&format!("{version:?} W"), dot(layer.kernel.W.grad(&g).unwrap(), dir.clone()), |s| {
             let mut m = layer.clone().valid();
             m.kernel.W = Param::from_tensor(w.clone().inner() + dir.clone().inner() * s);
             host(loss(&m))[0]
-        };
-        let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
-        assert!((analytic - numeric).abs() / analytic.abs().max(1e-3) < 2e-2, "{version:?} W: {analytic} vs {numeric}");
+        });
         let ldt = layer.kernel.log_dt.val();
         let dir = t(randn(ldt.shape().num_elements(), 44), ldt.dims(), &dev);
-        let analytic: f64 =
-            host(layer.kernel.log_dt.grad(&g).unwrap()).iter().zip(host(dir.clone())).map(|(a, b)| a * b).sum();
-        let eval = |s: f64| {
-            let mut m = layer.clone().valid();
-            m.kernel.log_dt = Param::from_tensor(ldt.clone().inner() + dir.clone().inner() * s);
-            host(loss(&m))[0]
-        };
-        let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
-        assert!(
-            (analytic - numeric).abs() / analytic.abs().max(1e-3) < 2e-2,
-            "{version:?} log_dt: {analytic} vs {numeric}"
+        check_directional(
+            &format!("{version:?} log_dt"),
+            dot(layer.kernel.log_dt.grad(&g).unwrap(), dir.clone()),
+            |s| {
+                let mut m = layer.clone().valid();
+                m.kernel.log_dt = Param::from_tensor(ldt.clone().inner() + dir.clone().inner() * s);
+                host(loss(&m))[0]
+            },
         );
     }
 }
