@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::text_folder::BYTE_VOCAB;
-use super::{DataError, DataModule, SeqData, Targets, data_dir};
+use super::{DataError, DataModule, SeqData, Targets, data_dir, read_text};
 
 /// Options of `aan`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,12 +27,7 @@ fn max_len() -> usize {
 }
 
 fn read_split(path: &Path, l: usize) -> Result<SeqData, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => {
-            DataError::Missing { path: path.to_path_buf(), what: "LRA AAN pairs TSV file".into() }
-        }
-        _ => DataError::Io { path: path.to_path_buf(), source },
-    })?;
+    let text = read_text(path, "LRA AAN pairs TSV file")?;
     let (mut inputs, mut labels, mut lengths) = (Vec::new(), Vec::new(), Vec::new());
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let bad = |msg: String| DataError::Corrupt { path: path.to_path_buf(), msg: format!("line {}: {msg}", i + 1) };

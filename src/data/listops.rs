@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{DataError, DataModule, SeqData, Targets, data_dir};
+use super::{DataError, DataModule, SeqData, Targets, data_dir, read_text};
 
 /// Token ids: 0 pads; the rest in this order.
 pub const VOCAB: [&str; 18] =
@@ -204,12 +204,7 @@ pub fn generate(opts: &GenerateOptions, out: &Path) -> std::io::Result<()> {
 
 /// Reads one LRA ListOps file into token ids (padded to `max_len`) with lengths and labels.
 fn read_split(path: &Path, max_len: usize) -> Result<(SeqData, usize), DataError> {
-    let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => {
-            DataError::Missing { path: path.to_path_buf(), what: "LRA ListOps TSV file".into() }
-        }
-        _ => DataError::Io { path: path.to_path_buf(), source },
-    })?;
+    let text = read_text(path, "LRA ListOps TSV file")?;
     let bad =
         |line: usize, msg: String| DataError::Corrupt { path: path.to_path_buf(), msg: format!("line {line}: {msg}") };
     let mut lines = text.lines();

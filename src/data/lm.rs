@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{DataError, DataModule, SeqData, Targets, data_dir};
+use super::{DataError, DataModule, SeqData, Targets, data_dir, read_text};
 
 /// Options of `wikitext103`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,15 +53,7 @@ pub const UNK: u32 = 0;
 pub const EOS: u32 = 1;
 
 fn read(path: &Path) -> Result<String, DataError> {
-    std::fs::read_to_string(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => {
-            DataError::Missing { path: path.to_path_buf(), what: "a text file of the LM corpus".into() }
-        }
-        std::io::ErrorKind::InvalidData => {
-            DataError::Corrupt { path: path.to_path_buf(), msg: "not UTF-8 text".into() }
-        }
-        _ => DataError::Io { path: path.to_path_buf(), source },
-    })
+    read_text(path, "a text file of the LM corpus")
 }
 
 /// Words of a text, `<eos>` after each non-empty line.

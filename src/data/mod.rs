@@ -85,6 +85,25 @@ pub enum DataError {
     Invalid(String),
 }
 
+impl DataError {
+    /// An I/O failure on `path`: a missing file becomes [`DataError::Missing`] saying `what` was
+    /// expected there, non-UTF-8 text [`DataError::Corrupt`], anything else [`DataError::Io`].
+    pub fn from_io(path: &Path, what: &str, source: std::io::Error) -> Self {
+        match source.kind() {
+            std::io::ErrorKind::NotFound => DataError::Missing { path: path.to_path_buf(), what: what.into() },
+            std::io::ErrorKind::InvalidData => {
+                DataError::Corrupt { path: path.to_path_buf(), msg: "not UTF-8 text".into() }
+            }
+            _ => DataError::Io { path: path.to_path_buf(), source },
+        }
+    }
+}
+
+/// Reads a whole text file, naming the file and `what` was expected in errors.
+pub fn read_text(path: &Path, what: &str) -> Result<String, DataError> {
+    std::fs::read_to_string(path).map_err(|e| DataError::from_io(path, what, e))
+}
+
 /// Targets of a split.
 #[derive(Debug, Clone)]
 pub enum Targets {

@@ -56,12 +56,7 @@ fn seed() -> u64 {
 /// Decodes an 8-bit grayscale PNG of `side`×`side` pixels into [0, 1] values.
 pub fn read_png(path: &Path, side: usize) -> Result<Vec<f32>, DataError> {
     let bad = |msg: String| DataError::Corrupt { path: path.to_path_buf(), msg };
-    let file = std::fs::File::open(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => {
-            DataError::Missing { path: path.to_path_buf(), what: "a Pathfinder image".into() }
-        }
-        _ => DataError::Io { path: path.to_path_buf(), source },
-    })?;
+    let file = std::fs::File::open(path).map_err(|e| DataError::from_io(path, "a Pathfinder image", e))?;
     let mut decoder = png::Decoder::new(BufReader::new(file));
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = decoder.read_info().map_err(|e| bad(format!("not a readable PNG ({e})")))?;

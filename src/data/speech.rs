@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{DataError, DataModule, SeqData, Targets, data_dir};
+use super::{DataError, DataModule, SeqData, Targets, data_dir, read_text};
 
 /// The ten commands of SC10 (the S4 repo's default Speech Commands task).
 pub const SC10: [&str; 10] = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"];
@@ -85,12 +85,7 @@ pub fn read_wav(path: &Path) -> Result<Vec<f32>, DataError> {
 
 fn list(root: &Path, name: &str) -> Result<HashSet<String>, DataError> {
     let path = root.join(name);
-    let text = std::fs::read_to_string(&path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => {
-            DataError::Missing { path: path.clone(), what: "the Speech Commands split list".into() }
-        }
-        _ => DataError::Io { path: path.clone(), source },
-    })?;
+    let text = read_text(&path, "the Speech Commands split list")?;
     Ok(text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect())
 }
 

@@ -58,12 +58,7 @@ fn seed() -> u64 {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> DataError + '_ {
-    move |source| match source.kind() {
-        std::io::ErrorKind::NotFound => {
-            DataError::Missing { path: path.to_path_buf(), what: "a folder per class of text files".into() }
-        }
-        _ => DataError::Io { path: path.to_path_buf(), source },
-    }
+    move |e| DataError::from_io(path, "a folder per class of text files", e)
 }
 
 /// Sorted entries of a folder that satisfy `keep`.

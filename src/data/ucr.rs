@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{DataError, DataModule, SeqData, Targets, check_fraction, data_dir, split_indices};
+use super::{DataError, DataModule, SeqData, Targets, check_fraction, data_dir, read_text, split_indices};
 
 /// Options of `ucr`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,12 +150,7 @@ fn to_split(f: &TsFile, l: usize) -> SeqData {
 }
 
 fn read(path: &Path) -> Result<TsFile, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => {
-            DataError::Missing { path: path.to_path_buf(), what: "UCR/UEA `.ts` file".into() }
-        }
-        _ => DataError::Io { path: path.to_path_buf(), source },
-    })?;
+    let text = read_text(path, "UCR/UEA `.ts` file")?;
     parse_ts(&text, path)
 }
 
