@@ -138,12 +138,11 @@ fn predict(a: &PredictArgs) -> Result<()> {
     });
     let bs = cfg.loader.eval_batch_size.unwrap_or(cfg.loader.batch_size);
     let k = s.d_output;
-    let mut text = String::new();
-    if s.task.is_classification() {
-        text.push_str("index,target,prediction,probability\n");
-    } else {
-        text.push_str("index,target,prediction\n");
-    }
+    // The rows below are written by target kind, so the header is chosen the same way.
+    let mut text = String::from(match data.targets {
+        crate::data::Targets::Classes { .. } => "index,target,prediction,probability\n",
+        _ => "index,target,prediction\n",
+    });
     let mut index = 0;
     for idx in BatchIter::sequential(data.len(), bs) {
         let batch = data.batch(&idx, &s.device);

@@ -333,7 +333,7 @@ pub fn causal_conv_grad(
 const TILE: usize = 32;
 
 /// [H,B,L] → [B,L,H], in cache-sized tiles.
-pub fn hbl_to_blh(x: &[f32], b: usize, l: usize, h: usize) -> Vec<f32> {
+fn hbl_to_blh(x: &[f32], b: usize, l: usize, h: usize) -> Vec<f32> {
     let mut out = vec![0f32; b * l * h];
     out.par_chunks_mut(l * h).enumerate().for_each(|(bi, o)| {
         for h0 in (0..h).step_by(TILE) {
@@ -351,7 +351,7 @@ pub fn hbl_to_blh(x: &[f32], b: usize, l: usize, h: usize) -> Vec<f32> {
 }
 
 /// [B,L,H] → [H,B,L], in cache-sized tiles.
-pub fn blh_to_hbl(x: &[f32], b: usize, l: usize, h: usize) -> Vec<f32> {
+fn blh_to_hbl(x: &[f32], b: usize, l: usize, h: usize) -> Vec<f32> {
     let per_b: Vec<Vec<f32>> = x
         .par_chunks(l * h)
         .map(|src| {

@@ -62,11 +62,6 @@ impl TaskConfig {
             ..Default::default()
         }
     }
-
-    /// Name of the metric that defines a prediction's "score" column in `predict`.
-    pub fn is_classification(&self) -> bool {
-        matches!(self, TaskConfig::Classification(_))
-    }
 }
 
 /// Sums over batches, turned into metric values at the end of a pass.
@@ -125,11 +120,6 @@ impl Metrics {
             m.insert("mae".into(), self.abs_err / v);
         }
         m
-    }
-
-    /// Samples seen.
-    pub fn count(&self) -> usize {
-        self.n
     }
 }
 
