@@ -35,9 +35,12 @@ pub struct BenchArgs {
     /// Timed repetitions (after one warm-up).
     #[arg(long, default_value_t = 5)]
     pub steps: usize,
+    /// Also print every repetition's time (to stderr).
+    #[arg(long)]
+    pub verbose: bool,
 }
 
-fn median_ms(steps: usize, mut f: impl FnMut()) -> f64 {
+fn median_ms(steps: usize, verbose: bool, mut f: impl FnMut()) -> f64 {
     f();
     let mut ts: Vec<f64> = (0..steps.max(1))
         .map(|_| {
@@ -46,7 +49,7 @@ fn median_ms(steps: usize, mut f: impl FnMut()) -> f64 {
             t0.elapsed().as_secs_f64() * 1e3
         })
         .collect();
-    if std::env::var_os("WAVESSM_BENCH_VERBOSE").is_some() {
+    if verbose {
         eprintln!("times (ms): {ts:.1?}");
     }
     ts.sort_by(f64::total_cmp);
@@ -72,7 +75,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             };
             let layer = cfg.init(h, &device);
             let u = Tensor::<3>::random([b, l, h], Distribution::Normal(0.0, 1.0), &device);
-            let ms = median_ms(a.steps, || {
+            let ms = median_ms(a.steps, a.verbose, || {
                 let _ = layer.forward(u.clone()).square().mean().backward();
             });
             ("s4d", ms, b * l)
@@ -97,7 +100,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             let x = Tensor::<3>::random([b, l, 1], Distribution::Normal(0.0, 1.0), &device);
             let y = Tensor::<1, Int>::random([b], Distribution::Uniform(0.0, 10.0), &device);
             let mut step = 0;
-            let ms = median_ms(a.steps, || {
+            let ms = median_ms(a.steps, a.verbose, || {
                 let m = model.take().expect("model");
                 let out = m.forward(x.clone(), None).reshape([b, 10]);
                 let grads = GradientsParams::from_grads(task.loss(out, y.clone()).backward(), &m);
@@ -120,7 +123,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             let rec = DiagonalRecurrence::new(Disc::Zoh, h, n2, &dt, (&a_re, &a_im), (&b_re, &b_im), (&c_re, &c_im))
                 .expect("zoh steps");
             let d: Vec<f64> = (0..h).map(|i| ((i % 7) as f64 - 3.0) * 0.1).collect();
-            let ms = median_ms(a.steps, || {
+            let ms = median_ms(a.steps, a.verbose, || {
                 let mut state = rec.zero_state();
                 let mut u: Vec<f64> = (0..h).map(|i| (i as f64).sin()).collect();
                 let mut y = vec![0.0; h];

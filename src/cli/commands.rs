@@ -146,8 +146,7 @@ fn predict(a: &PredictArgs) -> Result<()> {
     let mut index = 0;
     for idx in BatchIter::sequential(data.len(), bs) {
         let batch = data.batch(&idx, &s.device);
-        let b = idx.len();
-        let out = model.forward(batch.x.clone(), batch.lengths.as_deref()).reshape([b, k]);
+        let out = crate::train::fit::outputs(&model, &batch, k);
         let rows: Vec<f32> = out.try_into_vec_as::<f32>().expect("f32 outputs");
         for (row, &i) in rows.chunks(k).zip(&idx) {
             match &data.targets {

@@ -93,7 +93,7 @@ pub fn load_model(model: SequenceModel, bytes: Vec<u8>, origin: &Path) -> Result
 }
 
 /// Model outputs as rows [R, K]: one per sequence (pooled) or one per step (`pool: none`).
-fn outputs(model: &SequenceModel, batch: &crate::data::Batch, k: usize) -> Tensor<2> {
+pub fn outputs(model: &SequenceModel, batch: &crate::data::Batch, k: usize) -> Tensor<2> {
     let out = model.forward(batch.x.clone(), batch.lengths.as_deref()); // [B, L', K]
     let [b, l, _] = out.dims();
     out.reshape([b * l, k])
