@@ -5,9 +5,12 @@ mod common;
 
 use burn::tensor::{Device, Tensor};
 use common::{Golden, host, tensor};
+use num_complex::Complex64 as C64;
 use wavessm::model::ssm::conv::causal_conv;
 use wavessm::model::ssm::diagonal::{Disc, DssVersion, dss_kernel, kernel};
-use wavessm::model::ssm::hippo::{legs, legs_diagonal};
+use wavessm::model::ssm::dplr::{DenseSsm, DplrRecurrence, dplr_kernel};
+use wavessm::model::ssm::hippo::{legs, legs_diagonal, legs_nplr};
+use wavessm::model::ssm::liquid::{Liquid, LiquidKernel};
 use wavessm::model::ssm::recurrence::DiagonalRecurrence;
 use wavessm::model::ssm::s4d::S4dInit;
 
@@ -80,9 +83,8 @@ fn check_s4d_step(g: &Golden) {
     assert!(worst < 1e-4, "conv and step modes differ by {worst}");
 }
 
-/// HiPPO-LegS: dense `A`, `B` and the NPLR diagonal `w` for both sizes. `P` and `B` in the
-/// eigenbasis need eigenvectors (the S4 DPLR layer); reported as not yet covered.
-fn check_hippo_legs(g: &Golden) -> Vec<&'static str> {
+/// HiPPO-LegS: dense `A`, `B` and the NPLR form `w`, `P`, `B` for both sizes.
+fn check_hippo_legs(g: &Golden) {
     let n = g.cfg_usize("N_small");
     let (a, b) = legs(n);
     g.check("A", &a, g.output("A"));
@@ -98,8 +100,172 @@ fn check_hippo_legs(g: &Golden) -> Vec<&'static str> {
             &imags.iter().map(|v| -v).collect::<Vec<_>>(),
             g.output(&format!("w_{key}_im")),
         );
+        let nplr = legs_nplr(size, 2.0);
+        for (name, v) in [("w", &nplr.w), ("P", &nplr.p), ("B", &nplr.b)] {
+            g.check(
+                &format!("{name}_{key}_re"),
+                &v.iter().map(|z| z.re).collect::<Vec<_>>(),
+                g.output(&format!("{name}_{key}_re")),
+            );
+            g.check(
+                &format!("{name}_{key}_im"),
+                &v.iter().map(|z| z.im).collect::<Vec<_>>(),
+                g.output(&format!("{name}_{key}_im")),
+            );
+        }
     }
-    vec!["P_small", "B_small", "P_large", "B_large"]
+}
+
+/// Complex values of `<key>_re`/`<key>_im`, flattened.
+fn complex_input(g: &Golden, key: &str) -> Vec<C64> {
+    let (re, im) = (g.input(&format!("{key}_re")), g.input(&format!("{key}_im")));
+    re.data.iter().zip(&im.data).map(|(a, b)| C64::new(*a, *b)).collect()
+}
+
+/// `C̃` [C·H·N2] for an FFT length `l_fft` from the file's effective `C` (host, f64).
+fn c_tilde(g: &Golden, l_fft: usize) -> Vec<C64> {
+    let (dt, w, p, b, c) = (
+        &g.input("dt").data,
+        complex_input(g, "w"),
+        complex_input(g, "P"),
+        complex_input(g, "B"),
+        complex_input(g, "C"),
+    );
+    let (h, n2) = (dt.len(), w.len() / dt.len());
+    let mut out = vec![C64::new(0.0, 0.0); c.len()];
+    for hi in 0..h {
+        let s = hi * n2..(hi + 1) * n2;
+        let sys = DenseSsm::bilinear(dt[hi], &w[s.clone()], &p[s.clone()], &b[s]);
+        for ci in 0..c.len() / (h * n2) {
+            let o = (ci * h + hi) * n2;
+            out[o..o + n2].copy_from_slice(&sys.c_tilde(&c[o..o + n2], l_fft));
+        }
+    }
+    out
+}
+
+/// DPLR kernel `K [C,H,L]` from the file's parameters, through `C̃` at the next power of two.
+fn s4_kernel(g: &Golden, l: usize, device: &Device) -> Tensor<3> {
+    let l_fft = l.next_power_of_two();
+    let ct = c_tilde(g, l_fft);
+    let shape = g.input("C_re").shape.clone();
+    let arr = |v: Vec<f64>| common::Array { shape: shape.clone(), data: v };
+    let ct = (
+        tensor::<3>(&arr(ct.iter().map(|z| z.re).collect()), device),
+        tensor::<3>(&arr(ct.iter().map(|z| z.im).collect()), device),
+    );
+    let [h, n2] = g.input("w_re").shape[..] else { panic!("w must be [H, N2]") };
+    // P is stored [rank=1, H, N2].
+    let pair = |k: &str| {
+        let part = |x: &str| {
+            let arr = g.input(&format!("{k}_{x}"));
+            common::tensor::<1>(&common::Array { shape: vec![arr.data.len()], data: arr.data.clone() }, device)
+                .reshape([h, n2])
+        };
+        (part("re"), part("im"))
+    };
+    dplr_kernel(tensor(g.input("dt"), device), pair("w"), pair("P"), pair("B"), ct, l_fft).narrow(2, 0, l)
+}
+
+/// `y [B, C, H, L]` = causal convolution of `u [B, H, L]` with each channel of `k [C, H, L]`.
+fn conv_channels(u: &common::Array, k: Tensor<3>, device: &Device) -> Vec<f64> {
+    let [b, h, l] = u.shape[..] else { panic!("u must be [B,H,L]") };
+    let c = k.dims()[0];
+    let u_t: Tensor<3> = tensor::<3>(u, device).swap_dims(1, 2); // [B, L, H]
+    let mut y_conv = vec![0.0; b * c * h * l];
+    for ci in 0..c {
+        let kc = k.clone().narrow(0, ci, 1).reshape([h, l]);
+        let y = host(causal_conv(u_t.clone(), kc, Tensor::zeros([h], device), false)); // [B, L, H]
+        for bi in 0..b {
+            for t in 0..l {
+                for hi in 0..h {
+                    y_conv[((bi * c + ci) * h + hi) * l + t] = y[(bi * l + t) * h + hi];
+                }
+            }
+        }
+    }
+    y_conv
+}
+
+/// S4 conv mode (DPLR kernel) and step mode (dense bilinear recurrence) against the reference.
+fn check_s4_step(g: &Golden) {
+    let device = Device::flex();
+    let u = g.input("u");
+    let [b, h, l] = u.shape[..] else { panic!("u must be [B,H,L]") };
+    let y_conv = conv_channels(u, s4_kernel(g, l, &device), &device);
+    g.check("y_conv", &y_conv, g.output("y_conv"));
+    let (w, p, bb, c) = (complex_input(g, "w"), complex_input(g, "P"), complex_input(g, "B"), complex_input(g, "C"));
+    let rec = DplrRecurrence::new(&g.input("dt").data, &w, &p, &bb, &c);
+    let ch = c.len() / w.len();
+    let (mut y_step, mut fs_re, mut fs_im) = (vec![0.0; b * ch * h * l], vec![], vec![]);
+    let mut yt = vec![0.0; ch * h];
+    for bi in 0..b {
+        let mut state = rec.zero_state();
+        for t in 0..l {
+            let ut: Vec<f64> = (0..h).map(|hi| u.data[(bi * h + hi) * l + t]).collect();
+            rec.step(&mut state, &ut, &mut yt);
+            for (j, v) in yt.iter().enumerate() {
+                y_step[(bi * ch * h + j) * l + t] = *v;
+            }
+        }
+        fs_re.extend(state.re);
+        fs_im.extend(state.im);
+    }
+    g.check("y_step", &y_step, g.output("y_step"));
+    g.check("final_state_re", &fs_re, g.output("final_state_re"));
+    g.check("final_state_im", &fs_im, g.output("final_state_im"));
+    // C̃ → C recovers the effective C (what step mode needs from a trained C̃).
+    let l_fft = l.next_power_of_two();
+    let ct = c_tilde(g, l_fft);
+    let n2 = w.len() / h;
+    let dt = &g.input("dt").data;
+    let mut back = vec![];
+    for ci in 0..ch {
+        for hi in 0..h {
+            let s = hi * n2..(hi + 1) * n2;
+            let sys = DenseSsm::bilinear(dt[hi], &w[s.clone()], &p[s.clone()], &bb[s]);
+            back.extend(sys.c_effective(&ct[(ci * h + hi) * n2..][..n2], l_fft));
+        }
+    }
+    g.check("C from C~ (re)", &back.iter().map(|z| z.re).collect::<Vec<_>>(), g.input("C_re"));
+    g.check("C from C~ (im)", &back.iter().map(|z| z.im).collect::<Vec<_>>(), g.input("C_im"));
+}
+
+/// Liquid-S4: the S4 kernel, the plain SSM output, and the output with the liquid terms.
+fn check_liquid(g: &Golden) {
+    let device = Device::flex();
+    let u = g.input("u");
+    let [_, h, l] = u.shape[..] else { panic!("u must be [B,H,L]") };
+    let k = s4_kernel(g, l, &device); // [1, H, L]
+    g.check("K", &host(k.clone()), g.output("K"));
+    let y_ssm = conv_channels(u, k.clone(), &device);
+    g.check("y_ssm", &y_ssm, g.output("y_ssm"));
+    let kernel = match g.config.get("liquid_kernel").and_then(|v| v.as_str()) {
+        Some("kb") => LiquidKernel::Kb,
+        Some("polyb") => LiquidKernel::Polyb,
+        other => panic!("{}: liquid_kernel {other:?}", g.name),
+    };
+    let allcombs = g.config.get("allcombs").and_then(|v| v.as_bool()).expect("allcombs");
+    let liquid = Liquid { kernel, degree: g.cfg_usize("liquid_degree"), allcombs };
+    let n2 = g.input("w_re").shape[1];
+    let flat = |k: &str| {
+        let a = g.input(k);
+        common::tensor::<1>(&common::Array { shape: vec![a.data.len()], data: a.data.clone() }, &device)
+            .reshape([h, n2])
+    };
+    let pair = |k: &str| (flat(&format!("{k}_re")), flat(&format!("{k}_im")));
+    let (sigma, gh) = Liquid::coefficients(tensor(g.input("dt"), &device), pair("w"), pair("B"), pair("C"));
+    let corr = liquid.correction(tensor::<3>(u, &device), k.reshape([h, l]), sigma, gh);
+    let y: Vec<f64> = y_ssm.iter().zip(host(corr)).map(|(a, b)| a + b).collect();
+    g.check("y", &y, g.output("y"));
+}
+
+fn check_s4_kernel(g: &Golden) {
+    let l = g.cfg_usize("L");
+    let device = Device::flex();
+    g.check("K (fused Cauchy)", &host(s4_kernel(g, l, &device)), g.output("K"));
+    let generic = wavessm::ops::with_generic_ops(|| host(s4_kernel(g, l, &device)));
+    g.check("K (tensor ops)", &generic, g.output("K"));
 }
 
 fn check_dss_kernel(g: &Golden, version: DssVersion) {
@@ -137,10 +303,10 @@ fn golden_vectors() {
             "s4d_step" => check_s4d_step(&g),
             "dss_kernel_exp" => check_dss_kernel(&g, DssVersion::Exp),
             "dss_kernel_softmax" => check_dss_kernel(&g, DssVersion::Softmax),
-            "hippo_legs" => {
-                let rest = check_hippo_legs(&g);
-                pending.push(format!("{case} ({})", rest.join(", ")));
-            }
+            "hippo_legs" => check_hippo_legs(&g),
+            "s4_kernel_dplr" => check_s4_kernel(&g),
+            "s4_step" => check_s4_step(&g),
+            c if c.starts_with("liquid_s4_") => check_liquid(&g),
             _ => {
                 pending.push(case);
                 continue;

@@ -182,7 +182,7 @@ fn global_norm_clipping_bounds_the_gradient() {
 #[test]
 fn every_layer_learns_on_the_embedded_default() {
     let _turn = serial();
-    for layer in ["model=dss", "model.layer.disc=bilinear", "model.layer.init=legs"] {
+    for layer in ["model=dss", "model.layer.disc=bilinear", "model.layer.init=legs", "model=s4", "model=liquid_s4"] {
         let dir = tempfile::tempdir().unwrap();
         let (_, first, last) = learn(dir.path(), layer);
         assert!(last < first * 0.9, "{layer}: train loss {first} -> {last}");

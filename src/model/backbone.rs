@@ -63,6 +63,7 @@ impl SequenceModel {
         let layer = LayerConfig::from_named(&cfg.layer, "model.layer")?;
         layer.validate("model.layer")?;
         let h = cfg.d_model;
+        layer.check_width("model.layer", h)?;
         let layers = (0..cfg.n_layers)
             .map(|_| ResidualBlock::new(layer.init(h, device), h, cfg.norm, cfg.prenorm, cfg.ff, cfg.dropout, device))
             .collect();

@@ -28,6 +28,8 @@ crate::registry! {
     pub enum LayerConfig ("layer") {
         "s4d" => S4d(ssm::S4dConfig),
         "dss" => Dss(ssm::DssConfig),
+        "s4" => S4(ssm::S4Config),
+        "liquid_s4" => LiquidS4(ssm::S4Config),
     }
 }
 
@@ -37,6 +39,27 @@ impl LayerConfig {
         match self {
             LayerConfig::S4d(c) => c.validate(path),
             LayerConfig::Dss(c) => c.validate(path),
+            LayerConfig::S4(c) => c.validate(path),
+            LayerConfig::LiquidS4(c) => c.clone().liquid().validate(path),
+        }
+    }
+
+    /// Checks the options that depend on the model width `h`.
+    pub fn check_width(&self, path: &str, h: usize) -> Result<(), ConfigError> {
+        match self {
+            LayerConfig::S4(c) | LayerConfig::LiquidS4(c) => c.check_width(path, h),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sets `l_max` of a layer config that has one (S4's kernel length) to the data's sequence
+    /// length `l`, unless given.
+    pub fn fill_l_max(layer: &mut crate::config::Named, l: usize) {
+        if matches!(layer.name.as_str(), "s4" | "liquid_s4") {
+            let key = serde_yaml::Value::from("l_max");
+            if layer.options.get(&key).is_none_or(|v| v.is_null()) {
+                layer.options.insert(key, serde_yaml::Value::from(l as u64));
+            }
         }
     }
 
@@ -45,6 +68,8 @@ impl LayerConfig {
         match self {
             LayerConfig::S4d(c) => Layer::S4d(c.init(h, device)),
             LayerConfig::Dss(c) => Layer::Dss(c.init(h, device)),
+            LayerConfig::S4(c) => Layer::S4(c.init(h, device)),
+            LayerConfig::LiquidS4(c) => Layer::S4(c.clone().liquid().init(h, device)),
         }
     }
 
@@ -53,6 +78,7 @@ impl LayerConfig {
         match self {
             LayerConfig::S4d(c) => (ssm::S4dConfig::SSM_PARAMS, c.lr),
             LayerConfig::Dss(c) => (ssm::DssConfig::SSM_PARAMS, c.lr),
+            LayerConfig::S4(c) | LayerConfig::LiquidS4(c) => (ssm::S4Config::SSM_PARAMS, c.lr),
         }
     }
 }
@@ -64,6 +90,8 @@ pub enum Layer {
     S4d(ssm::S4d),
     /// Diagonal state space with shared eigenvalues (DSS).
     Dss(ssm::Dss),
+    /// S4 (DPLR or diagonal kernel, optionally Liquid-S4).
+    S4(ssm::S4),
 }
 
 impl Layer {
@@ -73,6 +101,7 @@ impl Layer {
         match self {
             Layer::S4d(l) => l.kernel.rate = rate,
             Layer::Dss(l) => l.kernel.rate = rate,
+            Layer::S4(l) => l.kernel.rate = rate,
         }
     }
 
@@ -81,6 +110,7 @@ impl Layer {
         match self {
             Layer::S4d(l) => l.forward(x),
             Layer::Dss(l) => l.forward(x),
+            Layer::S4(l) => l.forward(x),
         }
     }
 }

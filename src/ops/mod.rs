@@ -6,6 +6,7 @@
 //! the same math runs several times faster on a CPU (see `wavessm bench s4d`). Other backends
 //! (CUDA) use the tensor-op formulation in `model::ssm`, which computes the same function.
 
+pub mod cauchy;
 pub mod host;
 
 use std::borrow::Cow;
@@ -43,6 +44,27 @@ pub trait SsmOps: Backend {
         dta_re: FloatTensor<Self>,
         dta_im: FloatTensor<Self>,
         grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// S4's Cauchy sums over the conj-expanded modes at the nodes of an inverse real FFT of
+    /// length `l` (see [`cauchy`]): `v_*` [M,H,N2], `d_*` [H,N2] → [2,M,H,l/2+1] (re, im).
+    fn cauchy(
+        v_re: FloatTensor<Self>,
+        v_im: FloatTensor<Self>,
+        d_re: FloatTensor<Self>,
+        d_im: FloatTensor<Self>,
+        l: usize,
+    ) -> FloatTensor<Self>;
+
+    /// Gradients of `cauchy` (∂v re, ∂v im, ∂d re, ∂d im) for output gradient `grad`.
+    #[allow(clippy::type_complexity)]
+    fn cauchy_grad(
+        v_re: FloatTensor<Self>,
+        v_im: FloatTensor<Self>,
+        d_re: FloatTensor<Self>,
+        d_im: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        l: usize,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// `act(k * u + d·u)` (causal convolution, skip, optional exact GELU):
@@ -135,6 +157,26 @@ impl SsmOps for Flex {
             l,
         );
         (flex(a, &[c, h, n2]), flex(b, &[c, h, n2]), flex(cc, &[h, n2]), flex(d, &[h, n2]))
+    }
+
+    fn cauchy(v_re: FlexTensor, v_im: FlexTensor, d_re: FlexTensor, d_im: FlexTensor, l: usize) -> FlexTensor {
+        let [m, h, n2] = dims(&v_re)[..] else { panic!("cauchy: v must be [M, H, N2]") };
+        let r = cauchy::cauchy((&host(&v_re), &host(&v_im)), (&host(&d_re), &host(&d_im)), m, h, n2, l);
+        flex(r, &[2, m, h, l / 2 + 1])
+    }
+
+    fn cauchy_grad(
+        v_re: FlexTensor,
+        v_im: FlexTensor,
+        d_re: FlexTensor,
+        d_im: FlexTensor,
+        grad: FlexTensor,
+        l: usize,
+    ) -> (FlexTensor, FlexTensor, FlexTensor, FlexTensor) {
+        let [m, h, n2] = dims(&v_re)[..] else { panic!("cauchy: v must be [M, H, N2]") };
+        let (a, b, c, d) =
+            cauchy::cauchy_grad((&host(&v_re), &host(&v_im)), (&host(&d_re), &host(&d_im)), &host(&grad), m, h, n2, l);
+        (flex(a, &[m, h, n2]), flex(b, &[m, h, n2]), flex(c, &[h, n2]), flex(d, &[h, n2]))
     }
 
     fn causal_conv(u: FlexTensor, k: FlexTensor, d: FlexTensor, gelu: bool) -> FlexTensor {
@@ -242,6 +284,48 @@ impl<B: Backend + SsmOps, C: CheckpointStrategy> SsmOps for Autodiff<B, C> {
         _grad: AdTensor<B, C>,
     ) -> (AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>) {
         unimplemented!("second-order gradients of the Vandermonde kernel")
+    }
+
+    fn cauchy(
+        v_re: AdTensor<B, C>,
+        v_im: AdTensor<B, C>,
+        d_re: AdTensor<B, C>,
+        d_im: AdTensor<B, C>,
+        l: usize,
+    ) -> AdTensor<B, C> {
+        #[derive(Debug)]
+        struct Cauchy(usize);
+        impl<B: Backend + SsmOps> Backward<B, 4> for Cauchy {
+            type State = [B::FloatTensorPrimitive; 4];
+            fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let g = grads.consume::<B>(&ops.node);
+                let [a, b, c, d] = ops.state;
+                let (ga, gb, gc, gd) = B::cauchy_grad(a, b, c, d, g, self.0);
+                for (node, grad) in ops.parents.into_iter().zip([ga, gb, gc, gd]) {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, grad);
+                    }
+                }
+            }
+        }
+        let guards = [v_re.node(), v_im.node(), d_re.node(), d_im.node()];
+        let prims = [v_re.into_primitive(), v_im.into_primitive(), d_re.into_primitive(), d_im.into_primitive()];
+        let r = B::cauchy(prims[0].clone(), prims[1].clone(), prims[2].clone(), prims[3].clone(), l);
+        match Cauchy(l).prepare::<C>(guards).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(prims, r),
+            OpsKind::UnTracked(prep) => prep.finish(r),
+        }
+    }
+
+    fn cauchy_grad(
+        _v_re: AdTensor<B, C>,
+        _v_im: AdTensor<B, C>,
+        _d_re: AdTensor<B, C>,
+        _d_im: AdTensor<B, C>,
+        _grad: AdTensor<B, C>,
+        _l: usize,
+    ) -> (AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>) {
+        unimplemented!("second-order gradients of the Cauchy kernel")
     }
 
     fn causal_conv(u: AdTensor<B, C>, k: AdTensor<B, C>, d: AdTensor<B, C>, gelu: bool) -> AdTensor<B, C> {
@@ -381,6 +465,17 @@ pub fn vandermonde(w_re: Tensor<3>, w_im: Tensor<3>, dta_re: Tensor<2>, dta_im: 
         w_im.into_dispatch(),
         dta_re.into_dispatch(),
         dta_im.into_dispatch(),
+        l,
+    ))
+}
+
+/// Fused Cauchy sums of the S4 DPLR kernel (see [`SsmOps::cauchy`]).
+pub fn cauchy(v_re: Tensor<3>, v_im: Tensor<3>, d_re: Tensor<2>, d_im: Tensor<2>, l: usize) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as SsmOps>::cauchy(
+        v_re.into_dispatch(),
+        v_im.into_dispatch(),
+        d_re.into_dispatch(),
+        d_im.into_dispatch(),
         l,
     ))
 }

@@ -18,7 +18,7 @@ use super::progress::Progress;
 use super::run::{MetricsCsv, RunDir};
 use crate::config::{ConfigError, DeviceKind, ExperimentConfig, Mode, PoolKind};
 use crate::data::{BatchIter, DataConfig, DataModule, SeqData};
-use crate::model::SequenceModel;
+use crate::model::{LayerConfig, SequenceModel};
 use crate::task::TaskConfig;
 
 /// The device for a config: burn's `flex` CPU backend, or CUDA when built with `cuda`.
@@ -74,10 +74,12 @@ impl Setup {
             .into());
         }
         device.seed(cfg.seed);
+        let mut model_cfg = cfg.model.clone();
+        LayerConfig::fill_l_max(&mut model_cfg.layer, data.train.seq_len);
         let model = match data.vocab() {
-            Some(v) if data.train.is_pairs() => SequenceModel::for_token_pairs(&cfg.model, v, d_output, &device)?,
-            Some(v) => SequenceModel::for_tokens(&cfg.model, v, d_output, &device)?,
-            None => SequenceModel::new(&cfg.model, data.d_input(), d_output, &device)?,
+            Some(v) if data.train.is_pairs() => SequenceModel::for_token_pairs(&model_cfg, v, d_output, &device)?,
+            Some(v) => SequenceModel::for_tokens(&model_cfg, v, d_output, &device)?,
+            None => SequenceModel::new(&model_cfg, data.d_input(), d_output, &device)?,
         };
         Ok(Self { data, task, d_output, model, device })
     }

@@ -3,13 +3,17 @@
 pub mod complex;
 pub mod conv;
 pub mod diagonal;
+pub mod dplr;
 pub mod dss;
 pub mod hippo;
+pub mod liquid;
 pub mod recurrence;
+pub mod s4;
 pub mod s4d;
 pub mod vandermonde;
 
 pub use dss::{Dss, DssConfig};
+pub use s4::{S4, S4Config};
 pub use s4d::{S4d, S4dConfig, S4dKernel};
 
 use serde::{Deserialize, Serialize};

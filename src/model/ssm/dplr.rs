@@ -1,0 +1,298 @@
+//! S4's diagonal-plus-low-rank (DPLR) kernel: `A = diag(ŵ) - P̂P̂ᴴ` discretized with the bilinear
+//! transform, evaluated in the frequency domain with Cauchy sums and the Woodbury identity
+//! (S4 paper, Algorithm 1; golden README §5.4), plus the dense host form of the same system
+//! for `C̃ = (I - dA^L)ᵀC`, step mode and tests.
+
+use burn::tensor::{Device, Tensor, TensorData};
+use num_complex::Complex64 as C64;
+
+use super::complex::{self, Complex};
+use super::recurrence::DiagonalState;
+
+/// The truncated generating function of the DPLR kernel at the roots of unity of `l_fft`,
+/// inverted to `K [C, H, l_fft]`.
+///
+/// `C̃` is the output matrix already multiplied by `(I - dA^{l_fft})ᵀ` (what S4 trains); rank 1.
+///
+/// Args: `dt` [H]; `w`, `p`, `b` [H, N2]; `c_tilde` [C, H, N2]. Returns [C, H, l_fft].
+pub fn dplr_kernel(
+    dt: Tensor<1>,
+    w: Complex<2>,
+    p: Complex<2>,
+    b: Complex<2>,
+    c_tilde: Complex<3>,
+    l_fft: usize,
+) -> Tensor<3> {
+    let [c, h, _] = c_tilde.0.dims();
+    let device = dt.device();
+    let dt2 = dt.reshape([h, 1]);
+    let d = (w.0 * dt2.clone(), w.1 * dt2.clone()); // dt·w, [H, N2]
+    let q = complex::conj(p.clone());
+    // Numerators dt·a·b for a ∈ {B, P} × b ∈ {C̃_0..C̃_{C-1}, Q}: [M = 2(C+1), H, N2].
+    let rows = |a: &Complex<2>| -> Complex<3> {
+        let a3 = (a.0.clone().unsqueeze_dim::<3>(0), a.1.clone().unsqueeze_dim::<3>(0));
+        let q3 = (q.0.clone().unsqueeze_dim::<3>(0), q.1.clone().unsqueeze_dim::<3>(0));
+        let bs = (Tensor::cat(vec![c_tilde.0.clone(), q3.0], 0), Tensor::cat(vec![c_tilde.1.clone(), q3.1], 0));
+        complex::mul(a3, bs)
+    };
+    let (rb, rp) = (rows(&b), rows(&p));
+    let dt3 = dt2.unsqueeze_dim::<3>(0);
+    let v = (Tensor::cat(vec![rb.0, rp.0], 0) * dt3.clone(), Tensor::cat(vec![rb.1, rp.1], 0) * dt3);
+    let r = cauchy(v, d, l_fft); // [2, M, H, K]
+    let kk = l_fft / 2 + 1;
+    let part = |ri: usize, m0: usize, len: usize| r.clone().narrow(0, ri, 1).narrow(1, m0, len).reshape([len, h, kk]);
+    let pick = |m0: usize, len: usize| (part(0, m0, len), part(1, m0, len));
+    let (r_bc, r_bq, r_pc, r_pq) = (pick(0, c), pick(c, 1), pick(c + 1, c), pick(2 * c + 1, 1));
+    // Woodbury with t = (1+ω)/2 folded in: K̂ = r_BC - t·r_PC·r_BQ/(1 + t·r_PQ).
+    let t = node_t(l_fft, &device);
+    let tq = complex::mul(t.clone(), r_pq);
+    let corr = complex::div(complex::mul(complex::mul(t, r_pc), r_bq), complex::add_scalar(tq, 1.0));
+    let (kr, ki) = (r_bc.0 - corr.0, r_bc.1 - corr.1);
+    burn::signal::irfft(kr, ki, 2, Some(l_fft))
+}
+
+/// `t_k = (1 + ω_k)/2` as [1, 1, K] (re, im).
+fn node_t(l: usize, device: &Device) -> Complex<3> {
+    let nodes = crate::ops::cauchy::nodes(l);
+    let k = nodes.len();
+    let re: Vec<f32> = nodes.iter().map(|(_, t)| t.re as f32).collect();
+    let im: Vec<f32> = nodes.iter().map(|(_, t)| t.im as f32).collect();
+    (
+        Tensor::from_data(TensorData::new(re, [1, 1, k]), device),
+        Tensor::from_data(TensorData::new(im, [1, 1, k]), device),
+    )
+}
+
+/// The Cauchy sums of [`crate::ops::cauchy`]: fused on the CPU, tensor ops elsewhere.
+///
+/// Args: `v` [M, H, N2], `d` [H, N2]. Returns [2, M, H, l/2+1].
+pub fn cauchy(v: Complex<3>, d: Complex<2>, l: usize) -> Tensor<4> {
+    if crate::ops::supported(&d.0.device()) {
+        crate::ops::cauchy(v.0, v.1, d.0, d.1, l)
+    } else {
+        cauchy_tensor_ops(v, d, l)
+    }
+}
+
+/// [`cauchy`] from generic tensor ops (any backend; materializes [H, N2, K]).
+pub fn cauchy_tensor_ops(v: Complex<3>, d: Complex<2>, l: usize) -> Tensor<4> {
+    let device = d.0.device();
+    let nodes = crate::ops::cauchy::nodes(l);
+    let kk = nodes.len();
+    let row = |f: &dyn Fn(&(C64, C64)) -> f64| -> Tensor<3> {
+        let vals: Vec<f32> = nodes.iter().map(|x| f(x) as f32).collect();
+        Tensor::from_data(TensorData::new(vals, [1, 1, kk]), &device)
+    };
+    let (a, t) = ((row(&|x| x.0.re), row(&|x| x.0.im)), (row(&|x| x.1.re), row(&|x| x.1.im)));
+    let d3 = (d.0.unsqueeze_dim::<3>(2), d.1.unsqueeze_dim::<3>(2)); // [H, N2, 1]
+    // s = 1/(a - t·d), s2 = 1/(a - t·conj d), each [H, N2, K].
+    let inv = |dd: Complex<3>| {
+        let td = complex::mul(t.clone(), dd);
+        let den = (a.0.clone() - td.0, a.1.clone() - td.1);
+        complex::div((Tensor::ones(den.0.dims(), &device), Tensor::zeros(den.0.dims(), &device)), den)
+    };
+    let (s, s2) = (inv(d3.clone()), inv(complex::conj(d3)));
+    // Batched over h: [H, M, N2] @ [H, N2, K] → [H, M, K].
+    let vh = (v.0.swap_dims(0, 1), v.1.swap_dims(0, 1));
+    let mm = |x: &Complex<3>, y: &Complex<3>| -> Complex<3> {
+        (
+            x.0.clone().matmul(y.0.clone()) - x.1.clone().matmul(y.1.clone()),
+            x.0.clone().matmul(y.1.clone()) + x.1.clone().matmul(y.0.clone()),
+        )
+    };
+    let r1 = mm(&vh, &s);
+    let r2 = mm(&complex::conj(vh), &s2);
+    let (re, im) = ((r1.0 + r2.0).swap_dims(0, 1), (r1.1 + r2.1).swap_dims(0, 1)); // [M, H, K]
+    Tensor::stack(vec![re, im], 0)
+}
+
+/// One SSM of the conj-expanded DPLR system (size `N = 2·N2`), bilinear-discretized, on the
+/// host in f64: `dA = (I - dt/2·A)⁻¹(I + dt/2·A)`, `dB = (I - dt/2·A)⁻¹·dt·B̂`.
+#[derive(Debug, Clone)]
+pub struct DenseSsm {
+    n: usize,
+    /// Row-major [N, N].
+    pub da: Vec<C64>,
+    /// [N].
+    pub db: Vec<C64>,
+}
+
+fn expand(v: &[C64]) -> Vec<C64> {
+    v.iter().copied().chain(v.iter().map(|z| z.conj())).collect()
+}
+
+impl DenseSsm {
+    /// Args: `w`, `p`, `b` [N2] of one `h`.
+    pub fn bilinear(dt: f64, w: &[C64], p: &[C64], b: &[C64]) -> Self {
+        let (w, p, b) = (expand(w), expand(p), expand(b));
+        let n = w.len();
+        // A = diag(ŵ) - P̂P̂ᴴ
+        let a = |r: usize, c: usize| if r == c { w[r] } else { C64::new(0.0, 0.0) } - p[r] * p[c].conj();
+        let mut lhs = vec![C64::new(0.0, 0.0); n * n];
+        let mut rhs = vec![C64::new(0.0, 0.0); n * (n + 1)]; // [I + dt/2·A | dt·B̂]
+        for r in 0..n {
+            for c in 0..n {
+                let id = if r == c { 1.0 } else { 0.0 };
+                lhs[r * n + c] = id - dt / 2.0 * a(r, c);
+                rhs[r * (n + 1) + c] = id + dt / 2.0 * a(r, c);
+            }
+            rhs[r * (n + 1) + n] = dt * b[r];
+        }
+        let x = solve(lhs, rhs, n, n + 1);
+        let da = (0..n * n).map(|i| x[i / n * (n + 1) + i % n]).collect();
+        let db = (0..n).map(|r| x[r * (n + 1) + n]).collect();
+        Self { n, da, db }
+    }
+
+    /// `dA^l` by repeated squaring.
+    pub fn power(&self, mut l: usize) -> Vec<C64> {
+        let n = self.n;
+        let mut out: Vec<C64> = (0..n * n).map(|i| C64::new(if i / n == i % n { 1.0 } else { 0.0 }, 0.0)).collect();
+        let mut base = self.da.clone();
+        while l > 0 {
+            if l & 1 == 1 {
+                out = matmul(&out, &base, n);
+            }
+            l >>= 1;
+            if l > 0 {
+                base = matmul(&base, &base, n);
+            }
+        }
+        out
+    }
+
+    /// `C̃ = first half of (I - dA^l)ᵀ Ĉ` for one channel's `C` [N2].
+    pub fn c_tilde(&self, c: &[C64], l: usize) -> Vec<C64> {
+        let (n, al, ch) = (self.n, self.power(l), expand(c));
+        (0..n / 2).map(|m| ch[m] - (0..n).map(|k| al[k * n + m] * ch[k]).sum::<C64>()).collect()
+    }
+
+    /// The inverse of [`DenseSsm::c_tilde`]: the effective `C` [N2] from `C̃` [N2].
+    pub fn c_effective(&self, c_tilde: &[C64], l: usize) -> Vec<C64> {
+        let (n, al, ct) = (self.n, self.power(l), expand(c_tilde));
+        // (I - dA^l)ᵀ Ĉ = C̃̂
+        let mut lhs = vec![C64::new(0.0, 0.0); n * n];
+        for r in 0..n {
+            for c in 0..n {
+                lhs[r * n + c] = if r == c { C64::new(1.0, 0.0) } else { C64::new(0.0, 0.0) } - al[c * n + r];
+            }
+        }
+        solve(lhs, ct, n, 1)[..n / 2].to_vec()
+    }
+}
+
+fn matmul(a: &[C64], b: &[C64], n: usize) -> Vec<C64> {
+    let mut out = vec![C64::new(0.0, 0.0); n * n];
+    for r in 0..n {
+        for k in 0..n {
+            let x = a[r * n + k];
+            for c in 0..n {
+                out[r * n + c] += x * b[k * n + c];
+            }
+        }
+    }
+    out
+}
+
+/// Solves `A·X = B` by Gaussian elimination with partial pivoting; `a` [n, n], `b` [n, m].
+fn solve(mut a: Vec<C64>, mut b: Vec<C64>, n: usize, m: usize) -> Vec<C64> {
+    for col in 0..n {
+        let piv = (col..n).max_by(|&x, &y| a[x * n + col].norm().total_cmp(&a[y * n + col].norm())).unwrap_or(col);
+        if piv != col {
+            for k in 0..n {
+                a.swap(col * n + k, piv * n + k);
+            }
+            for k in 0..m {
+                b.swap(col * m + k, piv * m + k);
+            }
+        }
+        let d = a[col * n + col];
+        for r in col + 1..n {
+            let f = a[r * n + col] / d;
+            if f == C64::new(0.0, 0.0) {
+                continue;
+            }
+            for k in col..n {
+                let v = a[col * n + k];
+                a[r * n + k] -= f * v;
+            }
+            for k in 0..m {
+                let v = b[col * m + k];
+                b[r * m + k] -= f * v;
+            }
+        }
+    }
+    for col in (0..n).rev() {
+        let d = a[col * n + col];
+        for k in 0..m {
+            let mut s = b[col * m + k];
+            for j in col + 1..n {
+                s -= a[col * n + j] * b[j * m + k];
+            }
+            b[col * m + k] = s / d;
+        }
+    }
+    b
+}
+
+/// Step mode of S4: per `h`, the top half of the dense bilinear system acting on the stored
+/// half `x` of a conj-symmetric state `x̂ = [x, conj x]`.
+#[derive(Debug, Clone)]
+pub struct DplrRecurrence {
+    h: usize,
+    n2: usize,
+    channels: usize,
+    /// Per h: rows 0..N2 of dA, [N2, N].
+    da: Vec<Vec<C64>>,
+    /// Per h: dB[0..N2].
+    db: Vec<Vec<C64>>,
+    /// Effective C, [C, H, N2].
+    c: Vec<C64>,
+}
+
+impl DplrRecurrence {
+    /// Args: `dt` [H]; `w`, `p`, `b` [H·N2]; `c` (effective) [C·H·N2].
+    pub fn new(dt: &[f64], w: &[C64], p: &[C64], b: &[C64], c: &[C64]) -> Self {
+        let h = dt.len();
+        let n2 = w.len() / h;
+        let (mut da, mut db) = (Vec::with_capacity(h), Vec::with_capacity(h));
+        for hi in 0..h {
+            let s = hi * n2..(hi + 1) * n2;
+            let sys = DenseSsm::bilinear(dt[hi], &w[s.clone()], &p[s.clone()], &b[s]);
+            da.push(sys.da[..n2 * 2 * n2].to_vec());
+            db.push(sys.db[..n2].to_vec());
+        }
+        Self { h, n2, channels: c.len() / (h * n2), da, db, c: c.to_vec() }
+    }
+
+    /// The zero state.
+    pub fn zero_state(&self) -> DiagonalState {
+        DiagonalState { re: vec![0.0; self.h * self.n2], im: vec![0.0; self.h * self.n2] }
+    }
+
+    /// One step. Args: `u` [H]. Writes `y` [C, H] (`y = 2·Re Σ_n C·x`).
+    pub fn step(&self, state: &mut DiagonalState, u: &[f64], y: &mut [f64]) {
+        let (n2, h) = (self.n2, self.h);
+        let mut next = vec![C64::new(0.0, 0.0); n2];
+        for hi in 0..h {
+            let o = hi * n2;
+            let x: Vec<C64> = (0..n2).map(|k| C64::new(state.re[o + k], state.im[o + k])).collect();
+            for (r, nx) in next.iter_mut().enumerate() {
+                let row = &self.da[hi][r * 2 * n2..(r + 1) * 2 * n2];
+                let mut acc = self.db[hi][r] * u[hi];
+                for k in 0..n2 {
+                    acc += row[k] * x[k] + row[n2 + k] * x[k].conj();
+                }
+                *nx = acc;
+            }
+            for (k, z) in next.iter().enumerate() {
+                state.re[o + k] = z.re;
+                state.im[o + k] = z.im;
+            }
+            for ci in 0..self.channels {
+                let cs = &self.c[(ci * h + hi) * n2..][..n2];
+                y[ci * h + hi] = 2.0 * cs.iter().zip(&next).map(|(c, x)| (c * x).re).sum::<f64>();
+            }
+        }
+    }
+}

@@ -1,0 +1,590 @@
+//! S4 (Gu, Goel, Ré 2022) as in state-spaces/s4 `models/s4/s4.py` (`FFTConv` + `SSMKernelDPLR`
+//! or `SSMKernelDiag`), with the Liquid-S4 terms of raminmh/liquid-s4 as an option.
+//!
+//! `mode: nplr` (alias `dplr`) is the full S4: `A = diag(w) - PPᴴ`, bilinear, kernel by Cauchy
+//! sums and the Woodbury identity. `mode: diag` is S4D with s4.py's options (`init`,
+//! `real_transform`, `disc`, `B` trained). Parameter names and shapes are s4.py's state_dict
+//! keys (`kernel.inv_dt` [H,1], `kernel.A_real`, `kernel.A_imag` [S,N2], `kernel.B`,
+//! `kernel.P` [1,S,N2,2], `kernel.C` [C,H,N2,2], `D` [C,H]); as there, `kernel.C` holds
+//! `C̃ = (I - dA^{L})ᵀC` in `nplr` mode, for the kernel length `L` fixed at construction.
+
+// Field names mirror the PyTorch state_dict keys (`D`, `A_real`, `B`, `C`, `P`).
+#![allow(non_snake_case)]
+
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::tensor::activation::{gelu, glu, relu, sigmoid, softplus};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use num_complex::Complex64 as C64;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::complex::Complex;
+use super::conv::{causal_conv, glu_last};
+use super::defaults;
+use super::diagonal::{Disc, kernel};
+use super::dplr::{DenseSsm, DplrRecurrence, dplr_kernel};
+use super::liquid::{Liquid, LiquidKernel};
+use super::recurrence::{DiagonalRecurrence, DiagonalState};
+use super::{Activation, hippo};
+use crate::config::ConfigError;
+
+/// Kernel algorithm (`mode` in s4.py).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum S4Mode {
+    /// Diagonal plus low rank (S4).
+    #[default]
+    #[serde(alias = "dplr")]
+    Nplr,
+    /// Diagonal (S4D).
+    Diag,
+}
+
+/// Initialization of `(A, B, P)` (s4.py's `init`, with or without its `diag-` prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum S4Init {
+    /// HiPPO-LegS in NPLR form (`diag`: S4D-LegS, its diagonal and `B`).
+    #[default]
+    #[serde(alias = "diag-legs", alias = "hippo")]
+    Legs,
+    /// `A_n = -1/2 - iπn`.
+    #[serde(alias = "diag-lin")]
+    Lin,
+    /// `A_n = -1/2 - i(N/π)(N/(2n+1) - 1)`.
+    #[serde(alias = "diag-inv")]
+    Inv,
+    /// S4D-Real: `A_n = -(n+1)`.
+    #[serde(alias = "diag-real")]
+    Real,
+    /// `A_n = -1/2 - i·exp(ε)`, `ε ~ N(0, 1)`.
+    #[serde(alias = "diag-rand")]
+    Rand,
+}
+
+/// Positive parameterization of `-Re A` (s4.py's `real_transform`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RealTransform {
+    /// `exp(a)`.
+    #[default]
+    Exp,
+    /// `relu(a) + 1e-4`.
+    Relu,
+    /// `sigmoid(a)`.
+    Sigmoid,
+    /// `softplus(a)`.
+    Softplus,
+    /// `a` (may turn positive while training).
+    None,
+}
+
+impl RealTransform {
+    /// The stored value for a positive `x` (clamped at 1e-4 first, as s4.py).
+    fn inverse(self, x: f64) -> f64 {
+        let x = x.max(1e-4);
+        match self {
+            RealTransform::Exp => x.ln(),
+            RealTransform::Relu | RealTransform::None => x,
+            RealTransform::Sigmoid => (x / (1.0 - x)).ln(),
+            RealTransform::Softplus => x.exp_m1().ln(),
+        }
+    }
+
+    /// The positive value of a stored parameter.
+    fn apply(self, a: Tensor<2>) -> Tensor<2> {
+        match self {
+            RealTransform::Exp => a.exp(),
+            RealTransform::Relu => relu(a) + 1e-4,
+            RealTransform::Sigmoid => sigmoid(a),
+            RealTransform::Softplus => softplus(a, 1.0),
+            RealTransform::None => a,
+        }
+    }
+}
+
+fn one() -> usize {
+    1
+}
+fn two() -> usize {
+    2
+}
+fn yes() -> bool {
+    true
+}
+
+/// Options of the `s4` layer (`model.layer`); `liquid_kernel` turns it into Liquid-S4.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S4Config {
+    /// Kernel algorithm.
+    #[serde(default)]
+    pub mode: S4Mode,
+    /// State size N (real); N/2 complex modes are stored.
+    #[serde(default = "defaults::d_state")]
+    pub d_state: usize,
+    /// Smallest initial step size.
+    #[serde(default = "defaults::dt_min")]
+    pub dt_min: f64,
+    /// Largest initial step size.
+    #[serde(default = "defaults::dt_max")]
+    pub dt_max: f64,
+    /// Learning rate of `inv_dt`, `A_real`, `A_imag`, `B`, `P` (null: the optimizer's); their
+    /// weight decay is 0.
+    #[serde(default = "defaults::ssm_lr")]
+    pub lr: Option<f64>,
+    /// Initialization of A (and B, P).
+    #[serde(default)]
+    pub init: S4Init,
+    /// Discretization (default: bilinear for `nplr`, which supports only it; zoh for `diag`).
+    #[serde(default)]
+    pub disc: Option<Disc>,
+    /// Parameterization of `-Re A`.
+    #[serde(default)]
+    pub real_transform: RealTransform,
+    /// Output channels per feature (heads); the output projection mixes `channels·H → H`.
+    #[serde(default = "one")]
+    pub channels: usize,
+    /// Independent `(A, B, P)` copies shared across the H features (null: H); must divide H.
+    #[serde(default)]
+    pub n_ssm: Option<usize>,
+    /// Two-sided kernel (a causal and an anti-causal half).
+    #[serde(default)]
+    pub bidirectional: bool,
+    /// Length the `nplr` kernel is built for (`C̃`); `fit` sets it to the data's length.
+    #[serde(default)]
+    pub l_max: Option<usize>,
+    /// Rank of the low-rank part (only 1).
+    #[serde(default = "one")]
+    pub rank: usize,
+    /// Activation after the SSM.
+    #[serde(default)]
+    pub activation: Activation,
+    /// Dropout after the activation.
+    #[serde(default)]
+    pub dropout: f64,
+    /// Liquid-S4 correction (null: plain S4).
+    #[serde(default)]
+    pub liquid_kernel: Option<LiquidKernel>,
+    /// Highest degree of the liquid input products (≥ 2).
+    #[serde(default = "two")]
+    pub liquid_degree: usize,
+    /// Liquid products over all index combinations of the last steps (false: neighbours).
+    #[serde(default = "yes")]
+    pub allcombs: bool,
+}
+
+impl S4Config {
+    /// Parameter names (relative to the layer) that are SSM parameters.
+    pub const SSM_PARAMS: &'static [&'static str] =
+        &["kernel.inv_dt", "kernel.A_real", "kernel.A_imag", "kernel.B", "kernel.P"];
+
+    /// The `liquid_s4` entry: S4 with the `polyb` correction unless `liquid_kernel` says otherwise.
+    pub fn liquid(mut self) -> Self {
+        self.liquid_kernel.get_or_insert(LiquidKernel::Polyb);
+        self
+    }
+
+    fn disc(&self) -> Disc {
+        self.disc.unwrap_or(if self.mode == S4Mode::Nplr { Disc::Bilinear } else { Disc::Zoh })
+    }
+
+    /// Checks values the type system does not.
+    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, msg: String| Err(ConfigError::Key { path: format!("{path}.{key}"), msg });
+        if self.d_state < 2 || !self.d_state.is_multiple_of(2) {
+            return bad("d_state", format!("must be an even number ≥ 2 (N/2 complex modes), got {}", self.d_state));
+        }
+        if self.mode == S4Mode::Nplr && self.disc() != Disc::Bilinear {
+            return bad(
+                "disc",
+                format!(
+                    "mode `nplr` supports `bilinear` only (its Cauchy/Woodbury kernel is exact for the bilinear \
+                     transform), got `{:?}`; use `mode: diag` for zoh or dss",
+                    self.disc()
+                )
+                .to_lowercase(),
+            );
+        }
+        if self.rank != 1 {
+            return bad("rank", format!("only rank 1 is implemented, got {}", self.rank));
+        }
+        if self.channels == 0 {
+            return bad("channels", "must be ≥ 1".into());
+        }
+        if self.n_ssm == Some(0) {
+            return bad("n_ssm", "must be ≥ 1 (or null for one per feature)".into());
+        }
+        if self.l_max == Some(0) {
+            return bad("l_max", "must be ≥ 1 (or null)".into());
+        }
+        if self.liquid_kernel.is_some() {
+            if self.liquid_degree < 2 {
+                return bad(
+                    "liquid_degree",
+                    format!("must be ≥ 2 (degree 1 is the plain SSM), got {}", self.liquid_degree),
+                );
+            }
+            if self.bidirectional {
+                return bad("bidirectional", "is not supported together with `liquid_kernel`".into());
+            }
+        }
+        super::check_common(path, self.dt_min, self.dt_max, self.dropout)
+    }
+
+    /// Checks the options that depend on the model width `h`.
+    pub fn check_width(&self, path: &str, h: usize) -> Result<(), ConfigError> {
+        match self.n_ssm {
+            Some(s) if !h.is_multiple_of(s) => Err(ConfigError::Key {
+                path: format!("{path}.n_ssm"),
+                msg: format!("must divide d_model = {h}, got {s}"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Builds the layer for width `h` (random init from the device's seeded RNG).
+    pub fn init(&self, h: usize, device: &Device) -> S4 {
+        let c_out = self.channels * if self.bidirectional { 2 } else { 1 };
+        S4 {
+            D: Param::from_tensor(Tensor::random([self.channels, h], Distribution::Normal(0.0, 1.0), device)),
+            kernel: S4Kernel::new(self, h, c_out, device),
+            output_linear: LinearConfig::new(self.channels * h, 2 * h).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            activation: self.activation,
+            bidirectional: self.bidirectional,
+            liquid: self.liquid_kernel.map(|kernel| Liquid {
+                kernel,
+                degree: self.liquid_degree,
+                allcombs: self.allcombs,
+            }),
+        }
+    }
+}
+
+/// The SSM parameters of S4/S4D; generates the convolution kernel `[C, H, L]`.
+#[derive(Module, Debug)]
+pub struct S4Kernel {
+    /// log dt, [H, 1].
+    pub inv_dt: Param<Tensor<2>>,
+    /// `-Re A` under `real_transform`'s inverse, [S, N2].
+    pub A_real: Param<Tensor<2>>,
+    /// `-Im A`, [S, N2].
+    pub A_imag: Param<Tensor<2>>,
+    /// Input matrix, [1, S, N2, 2] (`view_as_real`).
+    pub B: Param<Tensor<4>>,
+    /// Output matrix (`C̃` in `nplr` mode), [C, H, N2, 2].
+    pub C: Param<Tensor<4>>,
+    /// Low-rank factor (`nplr` mode), [1, S, N2, 2].
+    pub P: Option<Param<Tensor<4>>>,
+    /// Discretization.
+    #[module(skip)]
+    pub disc: Disc,
+    /// Parameterization of `-Re A`.
+    #[module(skip)]
+    pub real_transform: RealTransform,
+    /// FFT length `C̃` belongs to (`nplr`; a power of two).
+    #[module(skip)]
+    pub l_kernel: usize,
+    /// Sampling-rate factor multiplying `dt` (1 in training; 2 runs a 16 kHz model at 8 kHz).
+    #[module(skip)]
+    pub rate: f64,
+}
+
+/// `(re, im)` pairs as a `[.., 2]` tensor.
+fn pairs<const D: usize>(v: &[C64], shape: [usize; D], device: &Device) -> Tensor<D> {
+    let data: Vec<f32> = v.iter().flat_map(|z| [z.re as f32, z.im as f32]).collect();
+    Tensor::from_data(TensorData::new(data, shape.to_vec()), device)
+}
+
+impl S4Kernel {
+    /// s4.py's init: log-uniform dt, `(A, B, P)` by `init`, complex normal `C` (then `C̃`).
+    pub fn new(cfg: &S4Config, h: usize, c_out: usize, device: &Device) -> Self {
+        let (n, s) = (cfg.d_state, cfg.n_ssm.unwrap_or(h));
+        let n2 = n / 2;
+        let nplr = cfg.mode == S4Mode::Nplr;
+        let log_dt = Tensor::<2>::random([h, 1], Distribution::Uniform(cfg.dt_min.ln(), cfg.dt_max.ln()), device);
+        let unit = |re: f64| C64::new(re, 0.0);
+        let (w, b, p): (Vec<C64>, Vec<C64>, Option<Vec<C64>>) = match cfg.init {
+            S4Init::Legs => {
+                let f = hippo::legs_nplr(n, 2.0);
+                let p = nplr.then(|| f.p.clone());
+                (f.w, f.b, p)
+            }
+            init => {
+                let imag: Vec<f64> = match init {
+                    S4Init::Lin => (0..n2).map(|k| std::f64::consts::PI * k as f64).collect(),
+                    S4Init::Inv => {
+                        let nf = n as f64;
+                        (0..n2).map(|k| nf / std::f64::consts::PI * (nf / (2 * k + 1) as f64 - 1.0)).collect()
+                    }
+                    S4Init::Real => vec![0.0; n2],
+                    _ => host_normal(n2, 1.0, device).into_iter().map(f64::exp).collect(),
+                };
+                let real = |k: usize| if init == S4Init::Real { (k + 1) as f64 } else { 0.5 };
+                let w = (0..n2).map(|k| C64::new(-real(k), -imag[k])).collect();
+                let p = nplr.then(|| {
+                    let z = host_normal(2 * n2, 0.5f64.sqrt(), device);
+                    (0..n2).map(|k| C64::new(z[2 * k], z[2 * k + 1])).collect()
+                });
+                (w, vec![unit(1.0); n2], p)
+            }
+        };
+        let tile = |v: &[C64]| -> Vec<C64> { (0..s).flat_map(|_| v.iter().copied()).collect() };
+        let a_real: Vec<f32> = tile(&w).iter().map(|z| cfg.real_transform.inverse(-z.re) as f32).collect();
+        let a_imag: Vec<f32> = tile(&w).iter().map(|z| (-z.im).max(1e-4) as f32).collect();
+        let c = host_normal(2 * c_out * h * n2, 0.5f64.sqrt(), device);
+        let mut c: Vec<C64> = c.chunks(2).map(|z| C64::new(z[0], z[1])).collect();
+        let l_kernel = cfg.l_max.unwrap_or(1024).next_power_of_two();
+        if let Some(p) = &p {
+            // C̃ = (I - dA^L)ᵀC per h, as s4.py does on its first forward.
+            let dt: Vec<f64> =
+                log_dt.clone().try_into_vec_as::<f64>().expect("f64 dt").iter().map(|v| v.exp()).collect();
+            let rows: Vec<Vec<C64>> = (0..h)
+                .into_par_iter()
+                .map(|hi| {
+                    let sys = DenseSsm::bilinear(dt[hi], &w, p, &b);
+                    (0..c_out).flat_map(|ci| sys.c_tilde(&c[(ci * h + hi) * n2..][..n2], l_kernel)).collect()
+                })
+                .collect();
+            for (hi, row) in rows.iter().enumerate() {
+                for ci in 0..c_out {
+                    c[(ci * h + hi) * n2..][..n2].copy_from_slice(&row[ci * n2..][..n2]);
+                }
+            }
+        }
+        Self {
+            inv_dt: Param::from_tensor(log_dt),
+            A_real: Param::from_tensor(Tensor::from_data(TensorData::new(a_real, [s, n2]), device)),
+            A_imag: Param::from_tensor(Tensor::from_data(TensorData::new(a_imag, [s, n2]), device)),
+            B: Param::from_tensor(pairs(&tile(&b), [1, s, n2, 2], device)),
+            C: Param::from_tensor(pairs(&c, [c_out, h, n2, 2], device)),
+            P: p.map(|p| Param::from_tensor(pairs(&tile(&p), [1, s, n2, 2], device))),
+            disc: cfg.disc(),
+            real_transform: cfg.real_transform,
+            l_kernel,
+            rate: 1.0,
+        }
+    }
+
+    /// Effective `(dt [H], A [H,N2], B [H,N2], C [C,H,N2], P [H,N2])`.
+    #[allow(clippy::type_complexity)]
+    pub fn effective(&self) -> (Tensor<1>, Complex<2>, Complex<2>, Complex<3>, Option<Complex<2>>) {
+        let [_, h, n2, _] = self.C.dims();
+        let s = self.A_real.dims()[0];
+        let tile = |t: Tensor<2>| if s == h { t } else { t.repeat_dim(0, h / s) };
+        let split4 = |t: Tensor<4>| {
+            let [a, b, d, _] = t.dims();
+            (t.clone().narrow(3, 0, 1).reshape([a, b, d]), t.narrow(3, 1, 1).reshape([a, b, d]))
+        };
+        let dt = self.inv_dt.val().exp().reshape([h]) * self.rate;
+        let a = (tile(-self.real_transform.apply(self.A_real.val())), tile(-self.A_imag.val()));
+        let b = split4(self.B.val());
+        let b = (tile(b.0.reshape([s, n2])), tile(b.1.reshape([s, n2])));
+        let p = self.P.as_ref().map(|p| {
+            let p = split4(p.val());
+            (tile(p.0.reshape([s, n2])), tile(p.1.reshape([s, n2])))
+        });
+        (dt, a, b, split4(self.C.val()), p)
+    }
+
+    /// The FFT length of the `nplr` kernel for `l` steps: `l_kernel` at rate 1.
+    fn fft_len(&self, l: usize) -> usize {
+        let discrete = ((self.l_kernel as f64 / self.rate).round() as usize).max(1);
+        discrete.next_power_of_two().max(l.next_power_of_two())
+    }
+
+    /// The convolution kernel. Returns [C, H, L].
+    pub fn forward(&self, l: usize) -> Tensor<3> {
+        let (dt, a, b, c, p) = self.effective();
+        match p {
+            Some(p) => dplr_kernel(dt, a, p, b, c, self.fft_len(l)).narrow(2, 0, l),
+            None => kernel(self.disc, dt, a, Some(b), c, l),
+        }
+    }
+
+    /// The recurrence on the host, for step mode (`None` for `disc: dss`).
+    pub fn recurrence(&self) -> Option<Recurrence> {
+        let (dt, a, b, c, p) = self.effective();
+        let [ch, h, n2] = c.0.dims();
+        let host = |t: Tensor<2>| t.try_into_vec_as::<f64>().expect("f64 data");
+        let host3 = |t: Tensor<3>| t.try_into_vec_as::<f64>().expect("f64 data");
+        let dt = dt.try_into_vec_as::<f64>().expect("f64 data");
+        let cx =
+            |re: Vec<f64>, im: Vec<f64>| -> Vec<C64> { re.into_iter().zip(im).map(|(r, i)| C64::new(r, i)).collect() };
+        match p {
+            None => {
+                let (ar, ai, br, bi) = (host(a.0), host(a.1), host(b.0), host(b.1));
+                let (cr, ci) = (host3(c.0), host3(c.1));
+                DiagonalRecurrence::new(self.disc, h, n2, &dt, (&ar, &ai), (&br, &bi), (&cr, &ci)).map(Recurrence::Diag)
+            }
+            Some(p) => {
+                let (w, b, p) = (cx(host(a.0), host(a.1)), cx(host(b.0), host(b.1)), cx(host(p.0), host(p.1)));
+                let ct = cx(host3(c.0), host3(c.1));
+                let l = self.fft_len(1);
+                // The effective C from C̃ (what the recurrence's output map is).
+                let rows: Vec<Vec<C64>> = (0..h)
+                    .into_par_iter()
+                    .map(|hi| {
+                        let r = hi * n2..(hi + 1) * n2;
+                        let sys = DenseSsm::bilinear(dt[hi], &w[r.clone()], &p[r.clone()], &b[r]);
+                        (0..ch).flat_map(|ci| sys.c_effective(&ct[(ci * h + hi) * n2..][..n2], l)).collect()
+                    })
+                    .collect();
+                let mut c_eff = vec![C64::new(0.0, 0.0); ch * h * n2];
+                for (hi, row) in rows.iter().enumerate() {
+                    for ci in 0..ch {
+                        c_eff[(ci * h + hi) * n2..][..n2].copy_from_slice(&row[ci * n2..][..n2]);
+                    }
+                }
+                Some(Recurrence::Dplr(DplrRecurrence::new(&dt, &w, &p, &b, &c_eff)))
+            }
+        }
+    }
+}
+
+/// `n` normal draws with standard deviation `std` from the device's seeded RNG, on the host.
+fn host_normal(n: usize, std: f64, device: &Device) -> Vec<f64> {
+    Tensor::<1>::random([n], Distribution::Normal(0.0, std), device).try_into_vec_as::<f64>().expect("f64 data")
+}
+
+/// The S4 layer (`FFTConv` + output projection): SSM convolution per channel, D skip, Liquid
+/// terms, activation, dropout, then `channels·H → 2H` and GLU.
+#[derive(Module, Debug)]
+pub struct S4 {
+    /// Skip connection, [C, H].
+    pub D: Param<Tensor<2>>,
+    /// The SSM kernel.
+    pub kernel: S4Kernel,
+    /// Position-wise C·H → 2H projection followed by GLU.
+    pub output_linear: Linear,
+    /// Dropout after the activation.
+    pub dropout: Dropout,
+    /// Activation after the SSM.
+    #[module(skip)]
+    pub activation: Activation,
+    /// Two-sided kernel.
+    #[module(skip)]
+    pub bidirectional: bool,
+    /// Liquid-S4 correction.
+    #[module(skip)]
+    pub liquid: Option<Liquid>,
+}
+
+impl S4 {
+    /// Args: `u` [B, L, H]. Returns [B, L, H].
+    pub fn forward(&self, u: Tensor<3>) -> Tensor<3> {
+        let [_, l, h] = u.dims();
+        let channels = self.D.dims()[0];
+        let k = self.kernel.forward(l); // [C', H, L]
+        let gelu_on = self.activation == Activation::Gelu;
+        let liquid = self.liquid.map(|lq| {
+            let (dt, w, bb, c, _) = self.kernel.effective();
+            (lq, dt, w, bb, c, u.clone().swap_dims(1, 2))
+        });
+        let ys: Vec<Tensor<3>> = (0..channels)
+            .map(|ci| {
+                let kc = k.clone().narrow(0, ci, 1).reshape([h, l]);
+                let d = self.D.val().narrow(0, ci, 1).reshape([h]);
+                if !self.bidirectional && liquid.is_none() {
+                    return causal_conv(u.clone(), kc, d, gelu_on); // [B, L, H]
+                }
+                let mut y = causal_conv(u.clone(), kc.clone(), d, false);
+                if self.bidirectional {
+                    let k1 = k.clone().narrow(0, channels + ci, 1).reshape([h, l]);
+                    y = y + anticausal_conv(u.clone(), k1);
+                }
+                if let Some((lq, dt, w, bb, c, u_bhl)) = &liquid {
+                    let [_, _, n2] = c.0.dims();
+                    let cc = |t: &Tensor<3>| t.clone().narrow(0, ci, 1).reshape([h, n2]);
+                    let (sigma, g) = Liquid::coefficients(dt.clone(), w.clone(), bb.clone(), (cc(&c.0), cc(&c.1)));
+                    y = y + lq.correction(u_bhl.clone(), kc, sigma, g).swap_dims(1, 2);
+                }
+                if gelu_on { gelu(y) } else { y }
+            })
+            .collect();
+        let y = if channels == 1 { ys.into_iter().next().expect("one channel") } else { Tensor::cat(ys, 2) };
+        let y = self.dropout.forward(y); // [B, L, C·H]
+        glu_last(self.output_linear.forward(y)) // [B, L, 2H] -> [B, L, H]
+    }
+}
+
+/// `y[t] = Σ_{j≥0} k[j]·u[t+1+j]`: the anti-causal half of a bidirectional kernel, as s4.py
+/// places the flipped second half after the causal one.
+///
+/// Args: `u` [B, L, H], `k` [H, L]. Returns [B, L, H].
+fn anticausal_conv(u: Tensor<3>, k: Tensor<2>) -> Tensor<3> {
+    let [b, l, h] = u.dims();
+    let device = u.device();
+    let z = causal_conv(u.flip([1]), k, Tensor::zeros([h], &device), false).flip([1]); // z[t] = Σ_j k[j]·u[t+j]
+    Tensor::cat(vec![z.narrow(1, 1, l - 1), Tensor::zeros([b, 1, h], &device)], 1)
+}
+
+/// A layer's recurrence: diagonal (S4D) or dense bilinear on the stored half (S4).
+#[derive(Debug, Clone)]
+pub enum Recurrence {
+    /// Elementwise diagonal recurrence.
+    Diag(DiagonalRecurrence),
+    /// DPLR recurrence.
+    Dplr(DplrRecurrence),
+}
+
+/// Step mode of an S4 layer for a batch: the recurrence and one state per sequence.
+#[derive(Debug, Clone)]
+pub struct S4Stepper {
+    rec: Recurrence,
+    states: Vec<DiagonalState>,
+    d: Vec<f64>,
+    channels: usize,
+}
+
+impl S4Stepper {
+    /// The SSM states, one per sequence, [H·N2] each.
+    pub fn states(&self) -> &[DiagonalState] {
+        &self.states
+    }
+}
+
+impl S4 {
+    /// Prepares step mode for `batch` sequences from the zero state. `None` where the layer has
+    /// no recurrent form: `disc: dss`, a bidirectional kernel, or the (anti-causal) liquid terms.
+    pub fn stepper(&self, batch: usize) -> Option<S4Stepper> {
+        if self.bidirectional || self.liquid.is_some() {
+            return None;
+        }
+        let rec = self.kernel.recurrence()?;
+        let [channels, h] = self.D.dims();
+        let n2 = self.kernel.A_real.dims()[1];
+        let zero = DiagonalState { re: vec![0.0; h * n2], im: vec![0.0; h * n2] };
+        let d = self.D.val().try_into_vec_as::<f64>().expect("float D");
+        Some(S4Stepper { states: vec![zero; batch], rec, d, channels })
+    }
+
+    /// One recurrent step: the same map as [`S4::forward`] applied to the next time step.
+    ///
+    /// Args: `u` [B, H]. Returns [B, H].
+    pub fn step(&self, s: &mut S4Stepper, u: Tensor<2>) -> Tensor<2> {
+        let [b, h] = u.dims();
+        let c = s.channels;
+        let device = u.device();
+        let u_host = u.try_into_vec_as::<f64>().expect("float input");
+        let (mut y, mut yt) = (vec![0f32; b * c * h], vec![0f64; c * h]);
+        for (bi, state) in s.states.iter_mut().enumerate() {
+            let ub = &u_host[bi * h..][..h];
+            match &s.rec {
+                Recurrence::Diag(r) => r.step(state, ub, &mut yt),
+                Recurrence::Dplr(r) => r.step(state, ub, &mut yt),
+            }
+            for j in 0..c * h {
+                y[bi * c * h + j] = (yt[j] + s.d[j] * ub[j % h]) as f32;
+            }
+        }
+        let y = Tensor::<2>::from_data(TensorData::new(y, [b, c * h]), &device);
+        let y = match self.activation {
+            Activation::Gelu => gelu(y),
+            Activation::Id => y,
+        };
+        glu(self.output_linear.forward(self.dropout.forward(y)), 1)
+    }
+}
