@@ -329,3 +329,52 @@ fn retrieval_pairs_train_through_the_dual_encoder() {
     let (first, last) = (s.train_history[0]["train/loss"], s.train_history[3]["train/loss"]);
     assert!(last < first, "dual encoder learns: {first} -> {last}");
 }
+
+#[test]
+fn shared_kernels_give_the_gradient_of_recomputed_ones() {
+    use burn::optim::GradientsAccumulator;
+    use wavessm::train::shared::SharedKernels;
+    for layer in ["model=s4d", "model=s4", "model=dss"] {
+        let cfg = config(Path::new("unused"), &[layer, "model.d_model=8", "model.n_layers=2", "model.layer.d_state=8"]);
+        let device = Device::flex().autodiff();
+        device.seed(1);
+        let model = SequenceModel::new(&cfg.model, 1, 10, &device).unwrap();
+        let xs: Vec<Tensor<3>> =
+            (0..3).map(|_| Tensor::<3>::random([2, 16, 1], Distribution::Normal(0.0, 1.0), &device)).collect();
+        let loss = |m: &SequenceModel, x: &Tensor<3>| m.forward(x.clone(), None).square().mean();
+        // Recomputed: a full backward per micro-batch.
+        let mut plain = GradientsAccumulator::<SequenceModel>::new();
+        for x in &xs {
+            plain.accumulate(&model, GradientsParams::from_grads(loss(&model, x).backward(), &model));
+        }
+        // Shared: kernels once, one backward through them at the end.
+        let mut acc = GradientsAccumulator::<SequenceModel>::new();
+        let mut shared = SharedKernels::new(&model, 16);
+        for x in &xs {
+            let l = loss(shared.model(), x);
+            acc.accumulate(&model, shared.backward(l));
+        }
+        acc.accumulate(&model, shared.finish(&model));
+        // Compare parameter by parameter (the visitor knows each one's rank).
+        struct Compare(GradientsParams, GradientsParams, Vec<(String, f32)>);
+        impl burn::module::ModuleVisitor for Compare {
+            fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+                let host = |g: Option<Tensor<D>>| g.map(|t| t.try_into_vec_as::<f32>().unwrap());
+                let (ga, gb) = (host(self.0.get::<D>(p.id)), host(self.1.get::<D>(p.id)));
+                let (Some(ga), Some(gb)) = (ga, gb) else {
+                    self.2.push((format!("{:?} missing", p.id), f32::INFINITY));
+                    return;
+                };
+                let scale = ga.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+                let err = ga.iter().zip(&gb).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale;
+                self.2.push((format!("{:?} {:?}", p.id, p.shape()), err));
+            }
+        }
+        let mut cmp = Compare(plain.grads(), acc.grads(), Vec::new());
+        burn::module::Module::visit(&model, &mut cmp);
+        assert!(cmp.2.len() > 10, "{layer}: compared {} parameters", cmp.2.len());
+        for (what, err) in &cmp.2 {
+            assert!(*err < 1e-4, "{layer} {what}: shared vs recomputed gradient differ by {err}");
+        }
+    }
+}

@@ -12,6 +12,7 @@ use crate::config::ConfigRequest;
 use crate::model::SequenceModel;
 use crate::model::ssm::diagonal::Disc;
 use crate::model::ssm::recurrence::DiagonalRecurrence;
+use crate::model::ssm::s4::S4Config;
 use crate::model::ssm::s4d::{Activation, S4dConfig, S4dInit};
 use crate::task::classification::ClassificationConfig;
 use crate::train::optim::Optim;
@@ -21,6 +22,8 @@ use crate::train::optim::Optim;
 pub enum Case {
     /// One S4D layer, forward + backward, B=16 H=128 N=64 L=1024.
     S4d,
+    /// One S4 (DPLR) layer, forward + backward, the shapes of `s4d`.
+    S4,
     /// 4-layer S4D classifier (d_model 128, LayerNorm, mean pool) on L=784, B=32, with AdamW.
     Model,
     /// S4D recurrent inference, one token at a time, B=1 H=128 N=64, 1024 tokens.
@@ -79,6 +82,16 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 let _ = layer.forward(u.clone()).square().mean().backward();
             });
             ("s4d", ms, b * l)
+        }
+        Case::S4 => {
+            let (b, h, l) = (16, 128, 1024);
+            let cfg: S4Config = serde_yaml::from_str("{mode: nplr, d_state: 64, l_max: 1024}")?;
+            let layer = cfg.init(h, &device);
+            let u = Tensor::<3>::random([b, l, h], Distribution::Normal(0.0, 1.0), &device);
+            let ms = median_ms(a.steps, a.verbose, || {
+                let _ = layer.forward(u.clone()).square().mean().backward();
+            });
+            ("s4", ms, b * l)
         }
         Case::Model => {
             let (b, l) = (32, 784);

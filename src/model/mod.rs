@@ -105,6 +105,19 @@ impl Layer {
         }
     }
 
+    /// Computes the layer's kernel for length `l` and makes the layer use a detached copy of
+    /// it that requires its own gradient. Returns (kernel with its graph, the copy), [C, H, L].
+    pub fn share_kernel(&mut self, l: usize) -> (Tensor<3>, Tensor<3>) {
+        let (k, slot) = match self {
+            Layer::S4d(m) => (m.kernel.forward(l).unsqueeze_dim(0), &mut m.shared_kernel),
+            Layer::Dss(m) => (m.kernel.forward(l), &mut m.shared_kernel),
+            Layer::S4(m) => (m.kernel.forward(l), &mut m.shared_kernel),
+        };
+        let leaf = k.clone().detach().require_grad();
+        *slot = Some(leaf.clone());
+        (k, leaf)
+    }
+
     /// Args: `x` [B, L, H]. Returns [B, L, H].
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         match self {

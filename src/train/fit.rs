@@ -16,6 +16,7 @@ use super::checkpoint::{Checkpoint, TrainerState, write_atomic};
 use super::optim::{Optim, clip_global_norm};
 use super::progress::Progress;
 use super::run::{MetricsCsv, RunDir};
+use super::shared::SharedKernels;
 use crate::config::{ConfigError, DeviceKind, ExperimentConfig, Mode, PoolKind};
 use crate::data::{BatchIter, DataConfig, DataModule, SeqData};
 use crate::model::{LayerConfig, SequenceModel};
@@ -263,13 +264,17 @@ pub fn fit(cfg: &ExperimentConfig, opts: &FitOptions) -> Result<FitSummary> {
         let progress = Progress::epoch(t.progress_bar, epoch, t.max_epochs, batches.len());
         let mut train_m = task.metrics();
         let mut acc = GradientsAccumulator::<SequenceModel>::new();
+        let mut shared: Option<SharedKernels> = None;
         let mut in_group = 0;
         let mut samples = 0usize;
         for (bi, idx) in batches.iter().enumerate() {
             let group_len = accum.min(batches.len() - (bi - bi % accum));
             device.seed(step_seed(cfg.seed, state.step, bi % accum));
             let batch = data.train.batch(idx, &device);
-            let out = outputs(&model, &batch, k);
+            if group_len > 1 && shared.is_none() {
+                shared = Some(SharedKernels::new(&model, batch.x.dims()[1]));
+            }
+            let out = outputs(shared.as_ref().map_or(&model, |s| s.model()), &batch, k);
             let loss = task.loss(out.clone(), &batch.y);
             let loss_v = loss.clone().into_scalar::<f64>();
             if !loss_v.is_finite() {
@@ -281,10 +286,17 @@ pub fn fit(cfg: &ExperimentConfig, opts: &FitOptions) -> Result<FitSummary> {
             let host: Vec<f32> = out.detach().try_into_vec_as::<f32>().expect("f32 outputs");
             train_m.update(&host, k, &batch.y, loss_v);
             samples += idx.len();
-            let grads = GradientsParams::from_grads((loss / group_len as f64).backward(), &model);
+            let loss = loss / group_len as f64;
+            let grads = match shared.as_mut() {
+                Some(s) => s.backward(loss),
+                None => GradientsParams::from_grads(loss.backward(), &model),
+            };
             acc.accumulate(&model, grads);
             in_group += 1;
             if in_group == group_len {
+                if let Some(s) = shared.take() {
+                    acc.accumulate(&model, s.finish(&model));
+                }
                 let mut g = acc.grads();
                 let norm = clip_global_norm(&model, &mut g, t.gradient_clip_val);
                 model = optim.step(state.step, total, model, g);

@@ -6,6 +6,7 @@ pub mod optim;
 pub mod progress;
 pub mod run;
 pub mod scheduler;
+pub mod shared;
 
 pub use fit::{FitOptions, FitSummary, Setup, device_for, evaluate, fit};
 pub use scheduler::SchedulerConfig;

@@ -126,6 +126,7 @@ impl DssConfig {
             output_linear: LinearConfig::new(c * h, h).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
             activation: self.activation,
+            shared_kernel: None,
         }
     }
 }
@@ -185,13 +186,17 @@ pub struct Dss {
     /// Activation after the SSM.
     #[module(skip)]
     pub activation: Activation,
+    /// The kernel computed once per optimizer step and shared by its micro-batches (see
+    /// [`crate::train::shared::SharedKernels`]); `None` computes it in every forward.
+    #[module(skip)]
+    pub shared_kernel: Option<Tensor<3>>,
 }
 
 impl Dss {
     /// Args: `u` [B, L, H]. Returns [B, L, H].
     pub fn forward(&self, u: Tensor<3>) -> Tensor<3> {
         let [_, l, h] = u.dims();
-        let k = self.kernel.forward(l); // [C, H, L]
+        let k = self.shared_kernel.clone().unwrap_or_else(|| self.kernel.forward(l)); // [C, H, L]
         let c = k.dims()[0];
         let gelu = self.activation == Activation::Gelu;
         let d = self.D.val();

@@ -259,6 +259,7 @@ impl S4Config {
                 degree: self.liquid_degree,
                 allcombs: self.allcombs,
             }),
+            shared_kernel: None,
         }
     }
 }
@@ -470,6 +471,10 @@ pub struct S4 {
     /// Liquid-S4 correction.
     #[module(skip)]
     pub liquid: Option<Liquid>,
+    /// The kernel computed once per optimizer step and shared by its micro-batches (see
+    /// [`crate::train::shared::SharedKernels`]); `None` computes it in every forward.
+    #[module(skip)]
+    pub shared_kernel: Option<Tensor<3>>,
 }
 
 impl S4 {
@@ -477,7 +482,7 @@ impl S4 {
     pub fn forward(&self, u: Tensor<3>) -> Tensor<3> {
         let [_, l, h] = u.dims();
         let channels = self.D.dims()[0];
-        let k = self.kernel.forward(l); // [C', H, L]
+        let k = self.shared_kernel.clone().unwrap_or_else(|| self.kernel.forward(l)); // [C', H, L]
         let gelu_on = self.activation == Activation::Gelu;
         let liquid = self.liquid.map(|lq| {
             let (dt, w, bb, c, _) = self.kernel.effective();

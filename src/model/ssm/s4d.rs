@@ -86,6 +86,7 @@ impl S4dConfig {
             output_linear: LinearConfig::new(h, 2 * h).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
             activation: self.activation,
+            shared_kernel: None,
         }
     }
 }
@@ -187,13 +188,20 @@ pub struct S4d {
     /// Activation after the SSM.
     #[module(skip)]
     pub activation: Activation,
+    /// The kernel computed once per optimizer step and shared by its micro-batches (see
+    /// [`crate::train::shared::SharedKernels`]); `None` computes it in every forward.
+    #[module(skip)]
+    pub shared_kernel: Option<Tensor<3>>,
 }
 
 impl S4d {
     /// Args: `u` [B, L, H]. Returns [B, L, H].
     pub fn forward(&self, u: Tensor<3>) -> Tensor<3> {
         let l = u.dims()[1];
-        let k = self.kernel.forward(l); // [H, L]
+        let k = match &self.shared_kernel {
+            Some(k) => k.clone().reshape([k.dims()[1], l]),
+            None => self.kernel.forward(l),
+        }; // [H, L]
         let y = causal_conv(u, k, self.D.val(), self.activation == Activation::Gelu); // [B, L, H]
         let y = self.dropout.forward(y);
         glu_last(self.output_linear.forward(y)) // [B, L, 2H] -> [B, L, H]
