@@ -171,7 +171,39 @@ fn every_shipped_experiment_resolves() {
         resolve(&[&format!("experiment={name}")]).unwrap_or_else(|e| panic!("experiment={name}: {e}"));
         n += 1;
     }
-    assert!(n >= 3, "found {n} experiments");
+    assert!(n >= 13, "found {n} experiments");
+    for name in [
+        "lra/s4-listops",
+        "lra/s4-imdb",
+        "lra/s4-aan",
+        "lra/s4-cifar",
+        "lra/s4-pathfinder",
+        "lra/s4-pathx",
+        "smnist/s4d",
+        "scifar/s4",
+        "sc/s4",
+        "lm/s4-wt103",
+    ] {
+        assert!(root.join(format!("{name}.yaml")).exists(), "published experiment {name} is shipped");
+    }
+}
+
+#[test]
+fn seed_command_lines_work_as_overrides() {
+    for tokens in [
+        &["model=dss"][..],
+        &["model=s4"],
+        &["model=liquid_s4", "model.layer.liquid_kernel=polyb", "model.layer.liquid_degree=3"],
+        &["model=liquid_s4", "model.layer.mode=diag"],
+        &["model=liquid_s4", "model.layer.allcombs=false", "model.layer.liquid_kernel=kb"],
+        &["model=s4", "model.layer.init=diag-lin", "model.layer.mode=diag", "model.layer.real_transform=softplus"],
+    ] {
+        resolve(tokens).unwrap_or_else(|e| panic!("{tokens:?}: {e}"));
+    }
+    let e = err(&["model=liquid_s4", "model.layer.liquid_degree=1"]);
+    assert!(e.contains("model.layer.liquid_degree") && e.contains("≥ 2"), "{e}");
+    let e = err(&["model=s4", "model.layer.mode=dense"]);
+    assert!(e.contains("mode") && e.contains("nplr"), "{e}");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
