@@ -133,9 +133,9 @@ fn c_tilde(g: &Golden, l_fft: usize) -> Vec<C64> {
     );
     let (h, n2) = (dt.len(), w.len() / dt.len());
     let mut out = vec![C64::new(0.0, 0.0); c.len()];
-    for hi in 0..h {
+    for (hi, &dth) in dt.iter().enumerate() {
         let s = hi * n2..(hi + 1) * n2;
-        let sys = DenseSsm::bilinear(dt[hi], &w[s.clone()], &p[s.clone()], &b[s]);
+        let sys = DenseSsm::bilinear(dth, &w[s.clone()], &p[s.clone()], &b[s]);
         for ci in 0..c.len() / (h * n2) {
             let o = (ci * h + hi) * n2;
             out[o..o + n2].copy_from_slice(&sys.c_tilde(&c[o..o + n2], l_fft));

@@ -159,8 +159,8 @@ fn gradient_check(yaml: &str, h: usize, l: usize) {
     type Set = fn(&mut S4, Tensor<4>);
     let k = &layer.kernel;
     let grads: Vec<(&str, Tensor<4>, Get, Set)> = vec![
-        ("C", k.C.grad(&g).unwrap().inner().into(), |m| m.kernel.C.val(), |m, p| m.kernel.C = Param::from_tensor(p)),
-        ("B", k.B.grad(&g).unwrap().inner().into(), |m| m.kernel.B.val(), |m, p| m.kernel.B = Param::from_tensor(p)),
+        ("C", k.C.grad(&g).unwrap().inner(), |m| m.kernel.C.val(), |m, p| m.kernel.C = Param::from_tensor(p)),
+        ("B", k.B.grad(&g).unwrap().inner(), |m| m.kernel.B.val(), |m, p| m.kernel.B = Param::from_tensor(p)),
         (
             "A_imag",
             k.A_imag.grad(&g).unwrap().inner().unsqueeze::<4>(),
@@ -184,7 +184,7 @@ fn gradient_check(yaml: &str, h: usize, l: usize) {
     if let Some(p) = &k.P {
         all.push((
             "P",
-            p.grad(&g).unwrap().inner().into(),
+            p.grad(&g).unwrap().inner(),
             |m| m.kernel.P.as_ref().unwrap().val(),
             |m, p| m.kernel.P = Some(Param::from_tensor(p)),
         ));
@@ -197,7 +197,7 @@ fn gradient_check(yaml: &str, h: usize, l: usize) {
         let f = |s: f64| {
             let mut m = base.clone();
             set(&mut m, p.clone() + dir.clone() * s);
-            host(probe(m.forward(u.clone().inner().into()), 22))[0]
+            host(probe(m.forward(u.clone().inner()), 22))[0]
         };
         let eps = 1e-2;
         let numeric = (f(eps) - f(-eps)) / (2.0 * eps);

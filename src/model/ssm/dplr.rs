@@ -256,9 +256,9 @@ impl DplrRecurrence {
         let h = dt.len();
         let n2 = w.len() / h;
         let (mut da, mut db) = (Vec::with_capacity(h), Vec::with_capacity(h));
-        for hi in 0..h {
+        for (hi, &dth) in dt.iter().enumerate() {
             let s = hi * n2..(hi + 1) * n2;
-            let sys = DenseSsm::bilinear(dt[hi], &w[s.clone()], &p[s.clone()], &b[s]);
+            let sys = DenseSsm::bilinear(dth, &w[s.clone()], &p[s.clone()], &b[s]);
             da.push(sys.da[..n2 * 2 * n2].to_vec());
             db.push(sys.db[..n2].to_vec());
         }
