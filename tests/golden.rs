@@ -47,20 +47,7 @@ fn check_s4d_step(g: &Golden) {
     let n2 = g.input("A_re").shape[1];
     let c = g.input("C_re").shape[0];
     // Conv mode: K [C,H,L] and a causal convolution per channel.
-    let k = diagonal_kernel(g, Disc::Zoh, l, &device);
-    let u_t: Tensor<3> = tensor::<3>(u, &device).swap_dims(1, 2); // [B, L, H]
-    let mut y_conv = vec![0.0; b * c * h * l];
-    for ci in 0..c {
-        let kc = k.clone().narrow(0, ci, 1).reshape([h, l]);
-        let y = host(causal_conv(u_t.clone(), kc, Tensor::zeros([h], &device), false)); // [B, L, H]
-        for bi in 0..b {
-            for t in 0..l {
-                for hi in 0..h {
-                    y_conv[((bi * c + ci) * h + hi) * l + t] = y[(bi * l + t) * h + hi];
-                }
-            }
-        }
-    }
+    let y_conv = conv_channels(u, diagonal_kernel(g, Disc::Zoh, l, &device), &device);
     g.check("y_conv", &y_conv, g.output("y_conv"));
     // Step mode from the same parameters, in f64 on the host.
     let d = |k: &str| g.input(k).data.clone();
