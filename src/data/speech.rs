@@ -155,7 +155,7 @@ pub fn load(cfg: &SpeechConfig) -> Result<DataModule, DataError> {
         eprintln!("data: skipped {skipped} corrupt WAV file(s); first: {}", first_skip.unwrap_or_default());
     }
     let [train, val, test] = splits.map(|(x, y, lens)| SeqData {
-        inputs: x,
+        inputs: x.into(),
         seq_len: l,
         channels: 1,
         targets: Targets::Classes { labels: y, n_classes: words.len() },
