@@ -9,6 +9,7 @@ pub mod inputs;
 pub mod listops;
 pub mod lm;
 pub mod loader;
+pub mod mfcc;
 pub mod mnist;
 pub mod pathfinder;
 pub mod speech;
