@@ -188,3 +188,21 @@ fn generated_listops_trains_end_to_end() {
     assert!(o.status.success(), "{err}");
     assert!(out.contains("fit done") && out.contains("test/accuracy="), "{out}");
 }
+
+#[test]
+fn data_prepare_then_fit_reads_the_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = wavessm(dir.path(), &["data", "prepare", "digits", "data.prepared_dir=prep"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("prepared digits") && out.contains("train.wsd: ") && out.contains("inputs f32"), "{out}");
+
+    let tiny = ["model.d_model=8", "model.n_layers=1", "model.layer.d_state=8", "trainer.progress_bar=never"];
+    let mut args = vec!["fit", "data.prepared_dir=prep", "data.prepared=always", "trainer.max_epochs=1"];
+    args.extend(tiny);
+    let o = wavessm(dir.path(), &args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("data: digits from prepared shards in prep/digits-"), "{err}");
+    assert!(out.contains("fit done"), "{out}");
+}

@@ -1,7 +1,10 @@
 //! MFCC features: shapes and frame count, DCT-II orthonormality, a sine's energy in its mel
-//! band, torchaudio reference values.
+//! band, torchaudio reference values, and the speech loader's normalized MFCC splits.
+
+mod common;
 
 use wavessm::data::mfcc::{Mfcc, MfccConfig, dct_ortho, hz_to_mel, mel_filterbank, mel_to_hz};
+use wavessm::data::{DataSpec, Targets};
 
 fn sine(freq: f64, n: usize) -> Vec<f32> {
     (0..n).map(|t| (0.5 * (2.0 * std::f64::consts::PI * freq * t as f64 / 16_000.0).sin()) as f32).collect()
@@ -114,4 +117,45 @@ fn matches_torchaudio() {
         }
     }
     println!("max |wavessm - torchaudio| = {worst:e}");
+}
+
+#[test]
+fn speech_mfcc_splits_are_normalized_by_training_statistics() {
+    let root = common::data_dir().join("speech-synth");
+    if !root.join("validation_list.txt").is_file() {
+        println!("SKIP speech-synth MFCC: {} not found (set WAVESSM_DATA_DIR)", root.display());
+        return;
+    }
+    let named = serde_yaml::from_str(&format!(
+        "{{_name_: speech_commands, path: {}, features: mfcc, prepared: never}}",
+        root.display()
+    ))
+    .unwrap();
+    let (dm, _) = DataSpec::from_named(&named, "data").unwrap().load().unwrap();
+    assert_eq!((dm.train.seq_len, dm.train.channels, dm.train.lengths.is_none()), (161, 20, true));
+    assert!(matches!(dm.train.targets, Targets::Classes { n_classes: 10, .. }));
+    let x = dm.train.inputs.to_vec();
+    for c in 0..20 {
+        let v: Vec<f64> = x.iter().skip(c).step_by(20).map(|&v| v as f64).collect();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
+        assert!(
+            mean.abs() < 1e-4 && (var.sqrt() - 1.0).abs() < 1e-3,
+            "coefficient {c}: mean {mean}, std {}",
+            var.sqrt()
+        );
+    }
+    let e = DataSpec::from_named(
+        &serde_yaml::from_str(&format!(
+            "{{_name_: speech_commands, path: {}, features: mfcc, resolution: 2}}",
+            root.display()
+        ))
+        .unwrap(),
+        "data",
+    )
+    .unwrap()
+    .load()
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("resolution") && e.contains("MFCC"), "{e}");
 }

@@ -12,6 +12,8 @@ pub mod loader;
 pub mod mfcc;
 pub mod mnist;
 pub mod pathfinder;
+pub mod prepared;
+pub mod shard;
 pub mod speech;
 pub mod synthetic;
 pub mod text_folder;
@@ -26,6 +28,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub use inputs::{Dtype, Encoding, Inputs};
 pub use loader::BatchIter;
+pub use prepared::{DataSpec, PreparedMode};
 
 crate::registry! {
     /// Datasets selectable as `data` (one line per dataset).
