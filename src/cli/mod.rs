@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod bench_data;
 pub mod commands;
 
 use std::path::PathBuf;
