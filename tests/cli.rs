@@ -188,3 +188,42 @@ fn generated_listops_trains_end_to_end() {
     assert!(o.status.success(), "{err}");
     assert!(out.contains("fit done") && out.contains("test/accuracy="), "{out}");
 }
+
+#[test]
+fn data_prepare_then_fit_and_bench_data_read_the_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = wavessm(dir.path(), &["data", "prepare", "digits", "data.prepared_dir=prep"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("prepared digits") && out.contains("train.wsd: ") && out.contains("inputs f32"), "{out}");
+
+    let tiny = ["model.d_model=8", "model.n_layers=1", "model.layer.d_state=8", "trainer.progress_bar=never"];
+    let mut args = vec!["fit", "data.prepared_dir=prep", "data.prepared=always", "trainer.max_epochs=1"];
+    args.extend(tiny);
+    let o = wavessm(dir.path(), &args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("data: digits from prepared shards in prep/digits-"), "{err}");
+    assert!(out.contains("fit done"), "{out}");
+
+    let mut args = vec!["bench", "data", "--steps", "1", "data.prepared_dir=prep"];
+    args.extend(tiny);
+    let o = wavessm(dir.path(), &args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let line = out.trim();
+    assert!(
+        line.starts_with("data loader_samples_per_s=")
+            && line.contains(" model_samples_per_s=")
+            && line.contains(" ratio=")
+            && line.contains("source=prepared/f32"),
+        "{line}"
+    );
+
+    // Nothing prepared there: `bench data` measures prepared data only and says how to get it.
+    let o = wavessm(dir.path(), &["bench", "data", "data.prepared_dir=elsewhere"]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success() && err.contains("no prepared shards") && err.contains("data prepare"), "{err}");
+    let o = wavessm(dir.path(), &["bench", "s4d", "model.d_model=8"]);
+    assert!(!o.status.success() && text(&o).1.contains("`bench data` only"));
+}

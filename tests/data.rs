@@ -41,7 +41,7 @@ fn idx_raw_and_gzip_load_identically() {
         assert_eq!(dm.val.len(), 2, "10% validation split");
         assert_eq!(dm.test.len(), 5);
         assert_eq!((dm.test.seq_len, dm.test.channels), (784, 1));
-        assert_eq!(dm.test.inputs[1], 1.0 / 255.0);
+        assert_eq!(dm.test.inputs.to_vec()[1], 1.0 / 255.0);
         let Targets::Classes { labels, n_classes } = &dm.test.targets else { panic!() };
         assert_eq!((labels.as_slice(), *n_classes), (&[0u32, 1, 2, 3, 4][..], 10));
     }
@@ -58,7 +58,7 @@ fn permuted_mnist_applies_one_fixed_permutation() {
     assert_eq!(p, permutation(784, 42), "fixed by its seed");
     assert_ne!(p, permutation(784, 43));
     for (j, &src) in p.iter().enumerate() {
-        assert_eq!(perm.test.inputs[j], plain.test.inputs[src]);
+        assert_eq!(perm.test.inputs.to_vec()[j], plain.test.inputs.to_vec()[src]);
     }
 }
 
@@ -120,7 +120,7 @@ fn real_mnist_from_the_shared_folder() {
     let Targets::Classes { labels, .. } = &dm.test.targets else { panic!() };
     // The canonical test set starts with 7, 2, 1, 0, 4.
     assert_eq!(&labels[..5], &[7, 2, 1, 0, 4]);
-    let mean = dm.test.inputs.iter().map(|v| *v as f64).sum::<f64>() / dm.test.inputs.len() as f64;
+    let mean = dm.test.inputs.to_vec().iter().map(|v| *v as f64).sum::<f64>() / dm.test.inputs.len() as f64;
     assert!((mean - 0.1325).abs() < 0.002, "MNIST mean intensity {mean}");
 }
 
@@ -129,7 +129,7 @@ fn embedded_digits_and_adding_problem() {
     let dm = DataConfig::from_named(&serde_yaml::from_str("_name_: digits").unwrap(), "data").unwrap().load().unwrap();
     assert_eq!(dm.train.len() + dm.val.len() + dm.test.len(), 1797);
     assert_eq!((dm.train.seq_len, dm.train.channels), (64, 1));
-    assert!(dm.train.inputs.iter().all(|v| (0.0..=1.0).contains(v)));
+    assert!(dm.train.inputs.to_vec().iter().all(|v| (0.0..=1.0).contains(v)));
 
     let dm = DataConfig::from_named(
         &serde_yaml::from_str("{_name_: adding, seq_len: 50, n_train: 20, n_val: 5, n_test: 5}").unwrap(),
@@ -141,7 +141,7 @@ fn embedded_digits_and_adding_problem() {
     let Targets::Values { values, dim } = &dm.train.targets else { panic!() };
     assert_eq!(*dim, 1);
     for (i, target) in values.iter().enumerate() {
-        let row = &dm.train.inputs[i * 100..(i + 1) * 100];
+        let row = &dm.train.inputs.to_vec()[i * 100..(i + 1) * 100];
         let marked: Vec<f32> = (0..50).filter(|t| row[2 * t + 1] == 1.0).map(|t| row[2 * t]).collect();
         assert_eq!(marked.len(), 2, "exactly two markers");
         assert!((marked[0] + marked[1] - target).abs() < 1e-6);
@@ -181,7 +181,7 @@ fn ucr_archives_univariate_multivariate_and_variable_length() {
     // Padding is zero beyond each length.
     let (l, d) = (dm.test.seq_len, dm.test.channels);
     let i = lens.iter().position(|&n| n < l).unwrap();
-    assert!(dm.test.inputs[(i * l + lens[i]) * d..(i + 1) * l * d].iter().all(|v| *v == 0.0));
+    assert!(dm.test.inputs.to_vec()[(i * l + lens[i]) * d..(i + 1) * l * d].iter().all(|v| *v == 0.0));
 }
 
 #[test]
@@ -220,7 +220,7 @@ fn text_folders_become_byte_tokens_with_lengths() {
     assert_eq!((dm.train.len(), dm.test.len(), dm.vocab()), (3, 1, Some(257)));
     let Targets::Classes { labels, n_classes } = &dm.test.targets else { panic!() };
     assert_eq!((labels.as_slice(), *n_classes), (&[1u32][..], 2), "classes are the sorted folder names");
-    assert_eq!(&dm.test.inputs[..3], &[b'o' as f32 + 1.0, b'k' as f32 + 1.0, 0.0]);
+    assert_eq!(&dm.test.inputs.to_vec()[..3], &[b'o' as f32 + 1.0, b'k' as f32 + 1.0, 0.0]);
     assert_eq!(dm.test.lengths.as_deref(), Some(&[2usize][..]));
     let mut lens = dm.train.lengths.clone().unwrap();
     lens.sort();
@@ -268,15 +268,16 @@ fn cifar_binary_records_rgb_and_grayscale() {
     assert_eq!((dm.train.len(), dm.test.len(), dm.test.seq_len, dm.test.channels), (20, 2, 1024, 3));
     // Pixel p of the test image 0: (R, G, B) = bytes p, 1024 + p, 2048 + p of the record.
     let px = |i: u32| ((i * 7 + 1) % 256) as f32 / 255.0;
-    assert_eq!(&dm.test.inputs[3..6], &[px(1), px(1025), px(2049)]);
+    assert_eq!(&dm.test.inputs.to_vec()[3..6], &[px(1), px(1025), px(2049)]);
     let Targets::Classes { labels, .. } = &dm.test.targets else { panic!() };
     assert_eq!(labels, &vec![3, 9]);
 
     let dm = load("grayscale: true, normalize: false").unwrap();
     assert_eq!(dm.test.channels, 1);
-    assert!((dm.test.inputs[1] - (0.2989 * px(1) + 0.5870 * px(1025) + 0.1140 * px(2049))).abs() < 1e-6);
+    assert!((dm.test.inputs.to_vec()[1] - (0.2989 * px(1) + 0.5870 * px(1025) + 0.1140 * px(2049))).abs() < 1e-6);
     let dm = load("").unwrap();
-    let mean = dm.train.inputs.iter().chain(&dm.val.inputs).map(|v| *v as f64).sum::<f64>() / (20.0 * 3072.0);
+    let mean = dm.train.inputs.to_vec().iter().chain(&dm.val.inputs.to_vec()).map(|v| *v as f64).sum::<f64>()
+        / (20.0 * 3072.0);
     assert!(mean.abs() < 1e-4, "normalized with training statistics: mean {mean}");
 
     // A truncated file and a bad label are named.
@@ -352,11 +353,11 @@ fn speech_commands_layout_splits_and_bad_wavs() {
     let dm = DataConfig::from_named(&cfg(false), "data").unwrap().load().unwrap();
     assert_eq!((dm.train.len(), dm.val.len(), dm.test.len()), (27, 1, 2));
     assert_eq!(dm.test.lengths.as_deref(), Some(&[820usize, 820][..]));
-    assert_eq!(dm.test.inputs[1], -49.0 * 100.0 / 32768.0);
+    assert_eq!(dm.test.inputs.to_vec()[1], -49.0 * 100.0 / 32768.0);
     let half =
         named(&format!("{{_name_: speech_commands, path: {}, seq_len: 1000, resolution: 2}}", dir.path().display()));
     let dm2 = DataConfig::from_named(&half, "data").unwrap().load().unwrap();
-    assert_eq!((dm2.test.seq_len, dm2.test.inputs[1]), (500, -48.0 * 100.0 / 32768.0), "every second sample");
+    assert_eq!((dm2.test.seq_len, dm2.test.inputs.to_vec()[1]), (500, -48.0 * 100.0 / 32768.0), "every second sample");
     assert_eq!(dm2.test.lengths.as_deref(), Some(&[410usize, 410][..]));
     write("up/s2_nohash_9.wav", 8_000, 800);
     let e = DataConfig::from_named(&cfg(false), "data").unwrap().load().unwrap_err().to_string();
@@ -478,7 +479,7 @@ fn pathfinder_pngs_and_metadata() {
     // Sample 3 (label 1) sits somewhere in the shuffled train split; find it by its pixels.
     let first =
         |i: u8| (0..1024u32).map(|p| (p as u8).wrapping_mul(3).wrapping_add(i) as f32 / 255.0).collect::<Vec<_>>();
-    let pos = all.train.inputs.chunks(1024).position(|c| c == first(3).as_slice()).expect("sample 3 loaded");
+    let pos = all.train.inputs.to_vec().chunks(1024).position(|c| c == first(3).as_slice()).expect("sample 3 loaded");
     let Targets::Classes { labels, .. } = &all.train.targets else { panic!() };
     assert_eq!(labels[pos], 1);
 
@@ -528,17 +529,17 @@ fn lm_text_vocab_windows_and_next_tokens() {
     // Vocabulary: <unk>, <eos>, then by frequency: the(3) sat(2), then cat dog mat on (1 each, by word).
     assert_eq!(dm.vocab(), Some(8));
     // Train stream: the cat sat <eos> the dog sat on the mat <eos> = 11 tokens -> 3 windows of 3.
-    let ids: Vec<u32> = dm.train.inputs.iter().map(|v| *v as u32).collect();
+    let ids: Vec<u32> = dm.train.inputs.to_vec().iter().map(|v| *v as u32).collect();
     assert_eq!(ids, vec![2, 4, 3, 1, 2, 5, 3, 7, 2]);
     let Targets::Tokens { ids: next, vocab } = &dm.train.targets else { panic!() };
     assert_eq!((next.as_slice(), *vocab), (&[4, 3, 1, 2, 5, 3, 7, 2, 6][..], 8));
     // Unknown words map to <unk>.
-    let val: Vec<u32> = dm.val.inputs.iter().map(|v| *v as u32).collect();
+    let val: Vec<u32> = dm.val.inputs.to_vec().iter().map(|v| *v as u32).collect();
     assert_eq!(val[..3], [2, 0, 3]);
     // A capped vocabulary keeps the most frequent words.
     let dm = DataConfig::from_named(&cfg("seq_len: 3, max_vocab: 4"), "data").unwrap().load().unwrap();
     assert_eq!(dm.vocab(), Some(4));
-    assert!(dm.train.inputs.iter().all(|v| *v < 4.0));
+    assert!(dm.train.inputs.to_vec().iter().all(|v| *v < 4.0));
     let e = DataConfig::from_named(&cfg("seq_len: 100"), "data").unwrap().load().unwrap_err().to_string();
     assert!(e.contains("wiki.train.tokens") && e.contains("fewer than one window"), "{e}");
 }
@@ -555,7 +556,7 @@ fn synthetic_recall_tasks_have_recomputable_labels() {
     assert_eq!((dm.train.seq_len, dm.vocab()), (9, Some(12)));
     let Targets::Classes { labels, n_classes } = &dm.train.targets else { panic!() };
     assert_eq!(*n_classes, 5);
-    for (row, label) in dm.train.inputs.chunks(9).zip(labels) {
+    for (row, label) in dm.train.inputs.to_vec().chunks(9).zip(labels) {
         let q = row[8];
         let keys: Vec<f32> = row[..8].iter().step_by(2).copied().collect();
         assert_eq!(keys.iter().filter(|k| **k == q).count(), 1, "the query is one of the distinct keys");
@@ -572,7 +573,7 @@ fn synthetic_recall_tasks_have_recomputable_labels() {
     .unwrap();
     assert_eq!((dm.train.seq_len, dm.vocab()), (20, Some(7)));
     let Targets::Classes { labels, .. } = &dm.train.targets else { panic!() };
-    for (row, label) in dm.train.inputs.chunks(20).zip(labels) {
+    for (row, label) in dm.train.inputs.to_vec().chunks(20).zip(labels) {
         assert_eq!(row[19], 6.0, "ends with the trigger");
         let first = row[..18].iter().position(|t| *t == 6.0).expect("an earlier trigger");
         assert_eq!(row[first + 1] as u32 - 1, *label);
@@ -608,7 +609,7 @@ fn aan_pairs_two_documents_per_sample() {
     assert_eq!((dm.train.len(), dm.val.len(), dm.test.len(), dm.train.channels), (6, 6, 6, 2));
     assert!(dm.train.is_pairs());
     // Sample 1: document 1 then document 2 interleaved per step, bytes + 1.
-    let row = &dm.train.inputs[32..64];
+    let row = &dm.train.inputs.to_vec()[32..64];
     assert_eq!((row[0], row[1]), (b'p' as f32 + 1.0, b'c' as f32 + 1.0));
     assert_eq!(&dm.train.lengths.as_ref().unwrap()[2..4], &[16, 13], "document lengths of sample 1");
     let sub = dm.train.subset(&[1]);

@@ -28,6 +28,9 @@ pub enum Case {
     Model,
     /// S4D recurrent inference, one token at a time, B=1 H=128 N=64, 1024 tokens.
     Step,
+    /// Loader samples/s (prepared shards) against the configured model's training samples/s;
+    /// takes config overrides (`wavessm bench data data=sc10 data.path=…`).
+    Data,
 }
 
 /// Options of `bench`.
@@ -41,6 +44,9 @@ pub struct BenchArgs {
     /// Also print every repetition's time (to stderr).
     #[arg(long)]
     pub verbose: bool,
+    /// Config and overrides (`bench data` only).
+    #[command(flatten)]
+    pub config: super::ConfigArgs,
 }
 
 fn median_ms(steps: usize, verbose: bool, mut f: impl FnMut()) -> f64 {
@@ -61,6 +67,13 @@ fn median_ms(steps: usize, verbose: bool, mut f: impl FnMut()) -> f64 {
 
 /// Runs one case and prints its line.
 pub fn run(a: &BenchArgs) -> Result<()> {
+    let c = &a.config;
+    if matches!(a.case, Case::Data) {
+        return super::bench_data::run(a);
+    }
+    if !(c.overrides.is_empty() && c.config.is_empty() && c.config_dir.is_empty()) {
+        anyhow::bail!("config overrides apply to `bench data` only; the other cases have fixed shapes");
+    }
     let device = Device::flex().autodiff();
     device.seed(0);
     let (name, ms, tokens) = match a.case {
@@ -122,6 +135,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             });
             ("model", ms, b * l)
         }
+        Case::Data => unreachable!("handled above"),
         Case::Step => {
             let (h, n2, l) = (128, 32, 1024);
             let rng_vals = |scale: f64, shift: f64| -> Vec<f64> {

@@ -39,7 +39,38 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Predict(a) => predict(&a),
         Command::Bench(a) => super::bench::run(&a),
         Command::Data(super::DataCommand::Generate(g)) => generate(&g),
+        Command::Data(super::DataCommand::Prepare(p)) => prepare(&p.config),
     }
+}
+
+/// `data prepare`: a bare first word names the data config (`sc10` = `data=sc10`).
+fn prepare(c: &ConfigArgs) -> Result<()> {
+    let mut c = c.clone();
+    if let Some(first) = c.overrides.first_mut().filter(|t| !t.contains('=') && !t.starts_with(['~', '+'])) {
+        *first = format!("data={first}");
+    }
+    let cfg = request(&c).resolve()?;
+    if c.print_config {
+        print!("{}", serde_yaml::to_string(&cfg.data)?);
+        return Ok(());
+    }
+    let spec = crate::data::DataSpec::from_named(&cfg.data, "data")?;
+    let t0 = std::time::Instant::now();
+    let report = spec.prepare()?;
+    println!("prepared {} in {:.1}s: {}", spec.dataset.name(), t0.elapsed().as_secs_f64(), report.folder.display());
+    for h in &report.headers {
+        let bytes = h.inputs.bytes + h.targets.bytes + h.lengths.map_or(0, |s| s.bytes);
+        println!(
+            "  {}.wsd: {} sequences × {} × {}, inputs {}, {:.1} MB",
+            h.split,
+            h.n,
+            h.seq_len,
+            h.channels,
+            h.encoding,
+            bytes as f64 / 1e6
+        );
+    }
+    Ok(())
 }
 
 fn generate(g: &super::GenerateArgs) -> Result<()> {

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod bench_data;
 pub mod commands;
 
 use std::path::PathBuf;
@@ -47,6 +48,20 @@ pub enum Command {
 pub enum DataCommand {
     /// Generate a synthetic benchmark in its official on-disk format.
     Generate(GenerateArgs),
+    /// Parse a dataset once into memory-mapped shards that training then reads
+    /// (`<data dir>/prepared/<dataset>-<config hash>/{train,val,test}.wsd`).
+    #[command(after_help = "The first argument may name a data config: `wavessm data prepare sc10 \
+data.path=…` is `data=sc10 data.path=…`. Training uses the shards when `data.prepared` is \
+`auto` (default) or `always` and the data options match.")]
+    Prepare(PrepareArgs),
+}
+
+/// Options of `data prepare`.
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    /// The dataset: a data config name (`sc10`) and/or overrides, as for `fit`.
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 /// Datasets `data generate` can write.

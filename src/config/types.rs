@@ -128,7 +128,7 @@ impl ExperimentConfig {
         let layer = crate::model::LayerConfig::from_named(&self.model.layer, "model.layer")?;
         layer.validate("model.layer")?;
         self.model.layer = layer.to_named();
-        self.data = crate::data::DataConfig::from_named(&self.data, "data")?.to_named();
+        self.data = crate::data::DataSpec::from_named(&self.data, "data")?.to_named();
         self.task = crate::task::TaskConfig::from_named(&self.task, "task")?.to_named();
         self.scheduler = crate::train::SchedulerConfig::from_named(&self.scheduler, "scheduler")?.to_named();
         for (i, g) in self.optimizer.groups.iter_mut().enumerate() {

@@ -55,7 +55,7 @@ fn read_split(path: &Path, l: usize) -> Result<SeqData, DataError> {
         return Err(DataError::Corrupt { path: path.to_path_buf(), msg: "no pairs".into() });
     }
     Ok(SeqData {
-        inputs,
+        inputs: inputs.into(),
         seq_len: l,
         channels: 2,
         targets: Targets::Classes { labels, n_classes: 2 },

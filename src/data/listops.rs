@@ -244,7 +244,7 @@ fn read_split(path: &Path, max_len: usize) -> Result<(SeqData, usize), DataError
         lengths.push(n.max(1));
     }
     let data = SeqData {
-        inputs,
+        inputs: inputs.into(),
         seq_len: max_len,
         channels: 1,
         targets: Targets::Classes { labels, n_classes: 10 },

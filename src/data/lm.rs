@@ -87,10 +87,10 @@ fn windows(text: &str, vocab: &HashMap<String, u32>, l: usize, path: &Path) -> R
             msg: format!("{} tokens, fewer than one window of {l}", ids.len()),
         });
     }
-    let inputs = ids[..n * l].iter().map(|&t| t as f32).collect();
+    let inputs: Vec<f32> = ids[..n * l].iter().map(|&t| t as f32).collect();
     let next = ids[1..n * l + 1].to_vec();
     Ok(SeqData {
-        inputs,
+        inputs: inputs.into(),
         seq_len: l,
         channels: 1,
         targets: Targets::Tokens { ids: next, vocab: vocab.len() },

@@ -5,11 +5,15 @@ pub mod adding;
 pub mod cifar;
 pub mod digits;
 pub mod idx;
+pub mod inputs;
 pub mod listops;
 pub mod lm;
 pub mod loader;
+pub mod mfcc;
 pub mod mnist;
 pub mod pathfinder;
+pub mod prepared;
+pub mod shard;
 pub mod speech;
 pub mod synthetic;
 pub mod text_folder;
@@ -22,7 +26,9 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+pub use inputs::{Dtype, Encoding, Inputs};
 pub use loader::BatchIter;
+pub use prepared::{DataSpec, PreparedMode};
 
 crate::registry! {
     /// Datasets selectable as `data` (one line per dataset).
@@ -133,8 +139,8 @@ pub enum Targets {
 /// One split: `n` sequences of `seq_len` steps with `channels` features each.
 #[derive(Debug, Clone)]
 pub struct SeqData {
-    /// Row-major [n, L, D].
-    pub inputs: Vec<f32>,
+    /// Row-major [n, L, D]: owned f32, or typed values mapped from a prepared shard.
+    pub inputs: Inputs,
     /// L.
     pub seq_len: usize,
     /// D.
@@ -219,7 +225,7 @@ pub enum BatchTargets {
 impl SeqData {
     /// A split of dense, equal-length sequences.
     pub fn dense(inputs: Vec<f32>, seq_len: usize, channels: usize, targets: Targets) -> Self {
-        Self { inputs, seq_len, channels, targets, lengths: None, vocab: None }
+        Self { inputs: inputs.into(), seq_len, channels, targets, lengths: None, vocab: None }
     }
 
     /// Whether each sample is a pair of token documents (two token channels, two lengths).
@@ -256,12 +262,12 @@ impl SeqData {
         }
     }
 
-    /// The sequences at `idx`, as a new split.
+    /// The sequences at `idx`, as a new split (owned f32, also when this one is mapped).
     pub fn subset(&self, idx: &[usize]) -> SeqData {
         let row = self.seq_len * self.channels;
         let mut inputs = Vec::with_capacity(idx.len() * row);
         for &i in idx {
-            inputs.extend_from_slice(&self.inputs[i * row..(i + 1) * row]);
+            self.inputs.extend_into(i * row, row, &mut inputs);
         }
         let targets = match &self.targets {
             Targets::Classes { labels, n_classes } => {
@@ -277,7 +283,14 @@ impl SeqData {
             },
         };
         let lengths = self.lengths.as_ref().map(|ls| self.pick_lengths(ls, idx));
-        SeqData { inputs, seq_len: self.seq_len, channels: self.channels, targets, lengths, vocab: self.vocab }
+        SeqData {
+            inputs: inputs.into(),
+            seq_len: self.seq_len,
+            channels: self.channels,
+            targets,
+            lengths,
+            vocab: self.vocab,
+        }
     }
 
     /// Builds the batch of sequences `idx` on `device`.
@@ -286,7 +299,7 @@ impl SeqData {
         let row = l * d;
         let mut x = Vec::with_capacity(idx.len() * row);
         for &i in idx {
-            x.extend_from_slice(&self.inputs[i * row..(i + 1) * row]);
+            self.inputs.extend_into(i * row, row, &mut x);
         }
         let x = Tensor::<3>::from_data(TensorData::new(x, [idx.len(), l, d]), device);
         let y = match &self.targets {

@@ -1,12 +1,18 @@
 //! Speech Commands (Warden 2018, v0.02 layout): `<word>/<speaker>_nohash_<k>.wav` at 16 kHz,
 //! split by `validation_list.txt` and `testing_list.txt`; raw waveforms of up to `seq_len`
-//! samples (shorter clips are zero-padded and keep their length).
+//! samples (shorter clips are zero-padded and keep their length), or MFCC features
+//! normalized with training statistics as in the S4 repo. Preparing streams clip by clip (i16
+//! for raw audio), so the full 105k-clip set never has to fit in memory as f32.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::inputs::{Dtype, Encoding};
+use super::mfcc::{Mfcc, MfccConfig};
+use super::shard::{self, Provenance, ShardHeader, Tail};
 use super::{DataError, DataModule, SeqData, Targets, data_dir, read_text};
 
 /// The ten commands of SC10 (the S4 repo's default Speech Commands task).
@@ -32,6 +38,18 @@ pub enum WordSet {
     All,
 }
 
+/// What a clip becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Features {
+    /// The waveform, one sample per step (16,000 steps × 1).
+    #[default]
+    Raw,
+    /// 20 MFCCs per 100-sample hop (161 steps × 20), normalized per coefficient with the
+    /// training split's mean and standard deviation.
+    Mfcc,
+}
+
 /// Options of `speech_commands`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +70,9 @@ pub struct SpeechConfig {
     /// experiment; evaluate a 16 kHz model on it with `--rate 2`).
     #[serde(default = "one")]
     pub resolution: usize,
+    /// Raw waveforms or MFCC features.
+    #[serde(default)]
+    pub features: Features,
 }
 
 fn one() -> usize {
@@ -83,14 +104,43 @@ pub fn read_wav(path: &Path) -> Result<Vec<f32>, DataError> {
         .map_err(|e| bad(format!("damaged sample data ({e})")))
 }
 
+/// One WAV file and where it goes.
+struct Clip {
+    path: PathBuf,
+    class: u32,
+    split: usize,
+}
+
+/// The files and split lists of a Speech Commands folder.
+struct Layout {
+    root: PathBuf,
+    words: Vec<String>,
+    clips: Vec<Clip>,
+}
+
+const SPLITS: [&str; 3] = ["train", "val", "test"];
+
 fn list(root: &Path, name: &str) -> Result<HashSet<String>, DataError> {
     let path = root.join(name);
     let text = read_text(&path, "the Speech Commands split list")?;
     Ok(text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect())
 }
 
-/// Loads the three splits.
-pub fn load(cfg: &SpeechConfig) -> Result<DataModule, DataError> {
+fn layout(cfg: &SpeechConfig) -> Result<Layout, DataError> {
+    if cfg.resolution == 0 {
+        return Err(DataError::Invalid("`data.resolution` must be at least 1".into()));
+    }
+    if cfg.features == Features::Mfcc {
+        if cfg.resolution != 1 {
+            return Err(DataError::Invalid(
+                "`data.resolution` subsamples raw waveforms; MFCC features are computed at 16 kHz".into(),
+            ));
+        }
+        let n_fft = MfccConfig::default().n_fft;
+        if cfg.seq_len < n_fft {
+            return Err(DataError::Invalid(format!("MFCC features need `data.seq_len` ≥ {n_fft} samples")));
+        }
+    }
     let root = data_dir(&cfg.path, "speech_commands");
     let (val_list, test_list) = (list(&root, "validation_list.txt")?, list(&root, "testing_list.txt")?);
     let words: Vec<String> = match cfg.classes {
@@ -102,19 +152,13 @@ pub fn load(cfg: &SpeechConfig) -> Result<DataModule, DataError> {
                 .flatten()
                 .filter(|e| e.path().is_dir())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('_') && !n.starts_with('.'))
+                .filter(|n| !n.starts_with('_') && !n.starts_with('.') && n != "prepared")
                 .collect();
             w.sort();
             w
         }
     };
-    if cfg.resolution == 0 {
-        return Err(DataError::Invalid("`data.resolution` must be at least 1".into()));
-    }
-    let r = cfg.resolution;
-    let l = cfg.seq_len.div_ceil(r);
-    let mut splits: [(Vec<f32>, Vec<u32>, Vec<usize>); 3] = Default::default();
-    let (mut skipped, mut first_skip) = (0usize, None);
+    let mut clips = Vec::new();
     for (class, word) in words.iter().enumerate() {
         let dir = root.join(word);
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -124,17 +168,8 @@ pub fn load(cfg: &SpeechConfig) -> Result<DataModule, DataError> {
             .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("wav")))
             .collect();
         files.sort();
-        for f in files {
-            let rel = format!("{word}/{}", f.file_name().expect("file").to_string_lossy());
-            let samples = match read_wav(&f) {
-                Ok(s) => s.into_iter().step_by(r).collect::<Vec<_>>(),
-                Err(e) if cfg.skip_corrupt => {
-                    skipped += 1;
-                    first_skip.get_or_insert(e.to_string());
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
+        for path in files {
+            let rel = format!("{word}/{}", path.file_name().expect("file").to_string_lossy());
             let split = if test_list.contains(&rel) {
                 2
             } else if val_list.contains(&rel) {
@@ -142,30 +177,190 @@ pub fn load(cfg: &SpeechConfig) -> Result<DataModule, DataError> {
             } else {
                 0
             };
-            let (x, y, lens) = &mut splits[split];
-            let n = samples.len().min(l);
-            let start = x.len();
-            x.resize(start + l, 0.0);
-            x[start..start + n].copy_from_slice(&samples[..n]);
-            y.push(class as u32);
-            lens.push(n.max(1));
+            clips.push(Clip { path, class: class as u32, split });
         }
     }
-    if skipped > 0 {
-        eprintln!("data: skipped {skipped} corrupt WAV file(s); first: {}", first_skip.unwrap_or_default());
-    }
-    let [train, val, test] = splits.map(|(x, y, lens)| SeqData {
-        inputs: x,
-        seq_len: l,
-        channels: 1,
-        targets: Targets::Classes { labels: y, n_classes: words.len() },
-        lengths: lens.iter().any(|&n| n != l).then_some(lens),
-        vocab: None,
-    });
-    for (name, s) in [("train", &train), ("validation", &val), ("test", &test)] {
-        if s.is_empty() {
+    for (split, name) in SPLITS.iter().enumerate() {
+        if !clips.iter().any(|c| c.split == split) {
             return Err(DataError::Corrupt { path: root.clone(), msg: format!("the {name} split has no clips") });
         }
     }
+    Ok(Layout { root, words, clips })
+}
+
+/// Turns clips into rows `[L, D]` as training sees them.
+struct Featurizer {
+    cfg: SpeechConfig,
+    mfcc: Option<Mfcc>,
+    /// Per-coefficient training mean and standard deviation (MFCC only).
+    norm: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+impl Featurizer {
+    fn new(cfg: &SpeechConfig) -> Self {
+        let mfcc = (cfg.features == Features::Mfcc).then(|| Mfcc::new(MfccConfig::default()));
+        Self { cfg: cfg.clone(), mfcc, norm: None }
+    }
+
+    /// Steps L and features D of a row.
+    fn shape(&self) -> (usize, usize) {
+        match &self.mfcc {
+            None => (self.cfg.seq_len.div_ceil(self.cfg.resolution), 1),
+            Some(m) => (m.frames(self.cfg.seq_len), m.config().n_mfcc),
+        }
+    }
+
+    /// One clip's row and its valid steps.
+    fn row(&self, path: &Path) -> Result<(Vec<f32>, usize), DataError> {
+        let samples = read_wav(path)?;
+        let (l, d) = self.shape();
+        let Some(m) = &self.mfcc else {
+            let kept: Vec<f32> = samples.into_iter().step_by(self.cfg.resolution).take(l).collect();
+            let n = kept.len();
+            let mut row = kept;
+            row.resize(l, 0.0);
+            return Ok((row, n.max(1)));
+        };
+        // As the S4 repo: zero-pad (or cut) to the clip length, then MFCC over all of it.
+        let mut x = samples;
+        x.resize(self.cfg.seq_len, 0.0);
+        let mut row = m.compute(&x);
+        if let Some((mean, std)) = &self.norm {
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = ((*v as f64 - mean[i % d]) / (std[i % d] + 1e-5)) as f32;
+            }
+        }
+        Ok((row, l))
+    }
+
+    /// Rows of `clips` in order (decoded in parallel), skipping unreadable ones when allowed.
+    fn each_row(
+        &self,
+        clips: &[&Clip],
+        skipped: &mut (usize, Option<String>),
+        mut emit: impl FnMut(&Clip, &[f32], usize) -> Result<(), DataError>,
+    ) -> Result<(), DataError> {
+        for chunk in clips.chunks(64) {
+            let rows: Vec<_> = chunk.par_iter().map(|c| self.row(&c.path)).collect();
+            for (clip, r) in chunk.iter().zip(rows) {
+                match r {
+                    Ok((row, n)) => emit(clip, &row, n)?,
+                    Err(e) if self.cfg.skip_corrupt => {
+                        skipped.0 += 1;
+                        skipped.1.get_or_insert(e.to_string());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets MFCC normalization from the training clips (torch's unbiased std, like the S4 repo).
+    fn fit_norm(&mut self, train: &[&Clip]) -> Result<(), DataError> {
+        if self.mfcc.is_none() {
+            return Ok(());
+        }
+        let d = self.shape().1;
+        let (mut sum, mut sq, mut count) = (vec![0f64; d], vec![0f64; d], 0usize);
+        self.each_row(train, &mut (0, None), |_, row, _| {
+            for (i, &v) in row.iter().enumerate() {
+                sum[i % d] += v as f64;
+                sq[i % d] += v as f64 * v as f64;
+            }
+            count += row.len() / d;
+            Ok(())
+        })?;
+        let n = count.max(2) as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+        let std = sq.iter().zip(&mean).map(|(q, m)| ((q - n * m * m) / (n - 1.0)).max(0.0).sqrt()).collect();
+        self.norm = Some((mean, std));
+        Ok(())
+    }
+}
+
+fn report_skipped(skipped: &(usize, Option<String>)) {
+    if skipped.0 > 0 {
+        eprintln!("data: skipped {} corrupt WAV file(s); first: {}", skipped.0, skipped.1.clone().unwrap_or_default());
+    }
+}
+
+fn split_clips(clips: &[Clip], split: usize) -> Vec<&Clip> {
+    clips.iter().filter(|c| c.split == split).collect()
+}
+
+/// Loads the three splits.
+pub fn load(cfg: &SpeechConfig) -> Result<DataModule, DataError> {
+    let lay = layout(cfg)?;
+    let mut feat = Featurizer::new(cfg);
+    feat.fit_norm(&split_clips(&lay.clips, 0))?;
+    let (l, d) = feat.shape();
+    let mut skipped = (0, None);
+    let mut splits = Vec::new();
+    for (split, name) in SPLITS.iter().enumerate() {
+        let (mut x, mut y, mut lens) = (Vec::new(), Vec::new(), Vec::new());
+        feat.each_row(&split_clips(&lay.clips, split), &mut skipped, |clip, row, n| {
+            x.extend_from_slice(row);
+            y.push(clip.class);
+            lens.push(n);
+            Ok(())
+        })?;
+        if y.is_empty() {
+            return Err(DataError::Corrupt { path: lay.root.clone(), msg: format!("the {name} split has no clips") });
+        }
+        splits.push(SeqData {
+            inputs: x.into(),
+            seq_len: l,
+            channels: d,
+            targets: Targets::Classes { labels: y, n_classes: lay.words.len() },
+            lengths: lens.iter().any(|&n| n != l).then_some(lens),
+            vocab: None,
+        });
+    }
+    report_skipped(&skipped);
+    let [train, val, test]: [SeqData; 3] = splits.try_into().expect("three splits");
     Ok(DataModule { train, val, test })
+}
+
+/// Writes the three splits as shards into `folder`, a clip at a time: raw audio as i16 (the
+/// WAV samples themselves), MFCC features as f32. Returns the headers in split order.
+pub fn prepare(cfg: &SpeechConfig, folder: &Path, provenance: &Provenance) -> Result<Vec<ShardHeader>, DataError> {
+    let lay = layout(cfg)?;
+    let mut feat = Featurizer::new(cfg);
+    feat.fit_norm(&split_clips(&lay.clips, 0))?;
+    let (l, d) = feat.shape();
+    let encoding = match cfg.features {
+        Features::Raw => Encoding { dtype: Dtype::I16, divisor: 32768.0 },
+        Features::Mfcc => Encoding::F32,
+    };
+    let mut skipped = (0, None);
+    let mut headers = Vec::new();
+    for (split, name) in SPLITS.iter().enumerate() {
+        let path = shard::split_path(folder, name);
+        let h = shard::write(&path, provenance, name, encoding, |sink| {
+            let (mut y, mut lens) = (Vec::new(), Vec::new());
+            feat.each_row(&split_clips(&lay.clips, split), &mut skipped, |clip, row, n| {
+                sink.push(row);
+                y.push(clip.class);
+                lens.push(n);
+                Ok(())
+            })?;
+            if y.is_empty() {
+                return Err(DataError::Corrupt {
+                    path: lay.root.clone(),
+                    msg: format!("the {name} split has no clips"),
+                });
+            }
+            Ok(Tail {
+                seq_len: l,
+                channels: d,
+                vocab: None,
+                targets: Targets::Classes { labels: y, n_classes: lay.words.len() },
+                lengths: lens.iter().any(|&n| n != l).then_some(lens),
+            })
+        })?;
+        headers.push(h);
+    }
+    report_skipped(&skipped);
+    Ok(headers)
 }

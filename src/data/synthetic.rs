@@ -84,7 +84,7 @@ fn seq_len() -> usize {
 
 fn split(inputs: Vec<f32>, labels: Vec<u32>, l: usize, classes: usize, vocab: usize) -> SeqData {
     SeqData {
-        inputs,
+        inputs: inputs.into(),
         seq_len: l,
         channels: 1,
         targets: Targets::Classes { labels, n_classes: classes },

@@ -107,7 +107,7 @@ fn read_split(dir: &Path, classes: &[String], explicit: bool, cfg: &TextFolderCo
         return Err(DataError::Corrupt { path: dir.to_path_buf(), msg: "no documents in any class folder".into() });
     }
     Ok(SeqData {
-        inputs,
+        inputs: inputs.into(),
         seq_len: l,
         channels: 1,
         targets: Targets::Classes { labels, n_classes: classes.len() },

@@ -140,7 +140,7 @@ fn to_split(f: &TsFile, l: usize) -> SeqData {
     let labels = f.series.iter().map(|(_, c)| *c as u32).collect();
     let varying = lengths.iter().any(|&n| n != l);
     SeqData {
-        inputs,
+        inputs: inputs.into(),
         seq_len: l,
         channels: d,
         targets: Targets::Classes { labels, n_classes: f.classes.len() },

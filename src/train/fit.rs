@@ -18,7 +18,7 @@ use super::progress::Progress;
 use super::run::{MetricsCsv, RunDir};
 use super::shared::SharedKernels;
 use crate::config::{ConfigError, DeviceKind, ExperimentConfig, Mode, PoolKind};
-use crate::data::{BatchIter, DataConfig, DataModule, SeqData};
+use crate::data::{BatchIter, DataModule, DataSpec, SeqData};
 use crate::model::{LayerConfig, SequenceModel};
 use crate::task::TaskConfig;
 
@@ -48,9 +48,16 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Loads data and initializes the model from `cfg.seed` on `device`.
+    /// Loads data (prepared shards or raw files, as `data.prepared` says; printed) and
+    /// initializes the model from `cfg.seed` on `device`.
     pub fn new(cfg: &ExperimentConfig, device: Device) -> Result<Self> {
-        let data = DataConfig::from_named(&cfg.data, "data")?.load()?;
+        let (data, source) = DataSpec::from_named(&cfg.data, "data")?.load()?;
+        eprintln!("data: {} from {source}", cfg.data.name);
+        Self::with_data(cfg, data, device)
+    }
+
+    /// Initializes task and model for already loaded `data`.
+    pub fn with_data(cfg: &ExperimentConfig, data: DataModule, device: Device) -> Result<Self> {
         let task = TaskConfig::from_named(&cfg.task, "task")?;
         let d_output = task.d_output(data.target_kind())?;
         if task.per_step() != (cfg.model.pool == PoolKind::None) {
