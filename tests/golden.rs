@@ -8,7 +8,7 @@ use common::{Golden, host, tensor};
 use num_complex::Complex64 as C64;
 use wavessm::model::ssm::conv::causal_conv;
 use wavessm::model::ssm::diagonal::{Disc, DssVersion, dss_kernel, kernel};
-use wavessm::model::ssm::dplr::{DenseSsm, DplrRecurrence, dplr_kernel};
+use wavessm::model::ssm::dplr::{DplrRecurrence, dplr_kernel, map_outputs};
 use wavessm::model::ssm::hippo::{legs, legs_diagonal, legs_nplr};
 use wavessm::model::ssm::liquid::{Liquid, LiquidKernel};
 use wavessm::model::ssm::recurrence::DiagonalRecurrence;
@@ -118,17 +118,7 @@ fn c_tilde(g: &Golden, l_fft: usize) -> Vec<C64> {
         complex_input(g, "B"),
         complex_input(g, "C"),
     );
-    let (h, n2) = (dt.len(), w.len() / dt.len());
-    let mut out = vec![C64::new(0.0, 0.0); c.len()];
-    for (hi, &dth) in dt.iter().enumerate() {
-        let s = hi * n2..(hi + 1) * n2;
-        let sys = DenseSsm::bilinear(dth, &w[s.clone()], &p[s.clone()], &b[s]);
-        for ci in 0..c.len() / (h * n2) {
-            let o = (ci * h + hi) * n2;
-            out[o..o + n2].copy_from_slice(&sys.c_tilde(&c[o..o + n2], l_fft));
-        }
-    }
-    out
+    map_outputs(dt, &w, &p, &b, &c, |sys, ci| sys.c_tilde(ci, l_fft))
 }
 
 /// DPLR kernel `K [C,H,L]` from the file's parameters, through `C̃` at the next power of two.
@@ -204,16 +194,7 @@ fn check_s4_step(g: &Golden) {
     // C̃ → C recovers the effective C (what step mode needs from a trained C̃).
     let l_fft = l.next_power_of_two();
     let ct = c_tilde(g, l_fft);
-    let n2 = w.len() / h;
-    let dt = &g.input("dt").data;
-    let mut back = vec![];
-    for ci in 0..ch {
-        for hi in 0..h {
-            let s = hi * n2..(hi + 1) * n2;
-            let sys = DenseSsm::bilinear(dt[hi], &w[s.clone()], &p[s.clone()], &bb[s]);
-            back.extend(sys.c_effective(&ct[(ci * h + hi) * n2..][..n2], l_fft));
-        }
-    }
+    let back = map_outputs(&g.input("dt").data, &w, &p, &bb, &ct, |sys, ci| sys.c_effective(ci, l_fft));
     g.check("C from C~ (re)", &back.iter().map(|z| z.re).collect::<Vec<_>>(), g.input("C_re"));
     g.check("C from C~ (im)", &back.iter().map(|z| z.im).collect::<Vec<_>>(), g.input("C_im"));
 }

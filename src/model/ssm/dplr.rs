@@ -181,6 +181,38 @@ impl DenseSsm {
     }
 }
 
+/// Maps each channel's output vector through its `h`'s dense system (rayon over `H`), e.g.
+/// [`DenseSsm::c_tilde`] or [`DenseSsm::c_effective`].
+///
+/// Args: `dt` [H]; `w`, `p`, `b` [H·N2]; `c` [C·H·N2]. Returns [C·H·N2].
+pub fn map_outputs(
+    dt: &[f64],
+    w: &[C64],
+    p: &[C64],
+    b: &[C64],
+    c: &[C64],
+    f: impl Fn(&DenseSsm, &[C64]) -> Vec<C64> + Sync,
+) -> Vec<C64> {
+    use rayon::prelude::*;
+    let (h, n2) = (dt.len(), w.len() / dt.len());
+    let channels = c.len() / (h * n2);
+    let rows: Vec<Vec<C64>> = (0..h)
+        .into_par_iter()
+        .map(|hi| {
+            let r = hi * n2..(hi + 1) * n2;
+            let sys = DenseSsm::bilinear(dt[hi], &w[r.clone()], &p[r.clone()], &b[r]);
+            (0..channels).flat_map(|ci| f(&sys, &c[(ci * h + hi) * n2..][..n2])).collect()
+        })
+        .collect();
+    let mut out = vec![C64::new(0.0, 0.0); c.len()];
+    for (hi, row) in rows.iter().enumerate() {
+        for ci in 0..channels {
+            out[(ci * h + hi) * n2..][..n2].copy_from_slice(&row[ci * n2..][..n2]);
+        }
+    }
+    out
+}
+
 fn matmul(a: &[C64], b: &[C64], n: usize) -> Vec<C64> {
     let mut out = vec![C64::new(0.0, 0.0); n * n];
     for r in 0..n {

@@ -16,14 +16,13 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu, glu, relu, sigmoid, softplus};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use num_complex::Complex64 as C64;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::complex::Complex;
 use super::conv::{causal_conv, glu_last};
 use super::defaults;
 use super::diagonal::{Disc, kernel};
-use super::dplr::{DenseSsm, DplrRecurrence, dplr_kernel};
+use super::dplr::{DplrRecurrence, dplr_kernel, map_outputs};
 use super::liquid::{Liquid, LiquidKernel};
 use super::recurrence::{DiagonalRecurrence, DiagonalState};
 use super::{Activation, hippo};
@@ -342,18 +341,8 @@ impl S4Kernel {
             // C̃ = (I - dA^L)ᵀC per h, as s4.py does on its first forward.
             let dt: Vec<f64> =
                 log_dt.clone().try_into_vec_as::<f64>().expect("f64 dt").iter().map(|v| v.exp()).collect();
-            let rows: Vec<Vec<C64>> = (0..h)
-                .into_par_iter()
-                .map(|hi| {
-                    let sys = DenseSsm::bilinear(dt[hi], &w, p, &b);
-                    (0..c_out).flat_map(|ci| sys.c_tilde(&c[(ci * h + hi) * n2..][..n2], l_kernel)).collect()
-                })
-                .collect();
-            for (hi, row) in rows.iter().enumerate() {
-                for ci in 0..c_out {
-                    c[(ci * h + hi) * n2..][..n2].copy_from_slice(&row[ci * n2..][..n2]);
-                }
-            }
+            let per_h = |v: &[C64]| -> Vec<C64> { (0..h).flat_map(|_| v.iter().copied()).collect() };
+            c = map_outputs(&dt, &per_h(&w), &per_h(p), &per_h(&b), &c, |sys, ci| sys.c_tilde(ci, l_kernel));
         }
         Self {
             inv_dt: Param::from_tensor(log_dt),
@@ -408,7 +397,7 @@ impl S4Kernel {
     /// The recurrence on the host, for step mode (`None` for `disc: dss`).
     pub fn recurrence(&self) -> Option<Recurrence> {
         let (dt, a, b, c, p) = self.effective();
-        let [ch, h, n2] = c.0.dims();
+        let [_, h, n2] = c.0.dims();
         let host = |t: Tensor<2>| t.try_into_vec_as::<f64>().expect("f64 data");
         let host3 = |t: Tensor<3>| t.try_into_vec_as::<f64>().expect("f64 data");
         let dt = dt.try_into_vec_as::<f64>().expect("f64 data");
@@ -425,20 +414,7 @@ impl S4Kernel {
                 let ct = cx(host3(c.0), host3(c.1));
                 let l = self.fft_len(1);
                 // The effective C from C̃ (what the recurrence's output map is).
-                let rows: Vec<Vec<C64>> = (0..h)
-                    .into_par_iter()
-                    .map(|hi| {
-                        let r = hi * n2..(hi + 1) * n2;
-                        let sys = DenseSsm::bilinear(dt[hi], &w[r.clone()], &p[r.clone()], &b[r]);
-                        (0..ch).flat_map(|ci| sys.c_effective(&ct[(ci * h + hi) * n2..][..n2], l)).collect()
-                    })
-                    .collect();
-                let mut c_eff = vec![C64::new(0.0, 0.0); ch * h * n2];
-                for (hi, row) in rows.iter().enumerate() {
-                    for ci in 0..ch {
-                        c_eff[(ci * h + hi) * n2..][..n2].copy_from_slice(&row[ci * n2..][..n2]);
-                    }
-                }
+                let c_eff = map_outputs(&dt, &w, &p, &b, &ct, |sys, ci| sys.c_effective(ci, l));
                 Some(Recurrence::Dplr(DplrRecurrence::new(&dt, &w, &p, &b, &c_eff)))
             }
         }
