@@ -5,43 +5,12 @@
 mod common;
 
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Tensor, TensorData};
-use common::{host, randn};
+use burn::tensor::{Device, Tensor};
+use common::{check_directional, dot, host, max_rel, probe, randn, serial, t};
 use wavessm::model::ssm::conv::{causal_conv, direct_conv, fft_conv};
 use wavessm::model::ssm::diagonal::Disc;
 use wavessm::model::ssm::s4d::{Activation, S4dConfig, S4dInit};
 use wavessm::model::ssm::vandermonde::{vandermonde, vandermonde_tensor_ops};
-
-/// burn's random generator is process-wide: tests that seed it and then initialize layers
-/// take turns so that parallel tests do not interleave their draws.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn t<const D: usize>(v: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
-    Tensor::from_data(TensorData::new(v, shape), device)
-}
-
-fn max_rel(a: &[f64], b: &[f64]) -> f64 {
-    let scale = b.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs())) / scale
-}
-
-/// Central differences of `f` (the loss at parameter + s·v) against the autodiff directional
-/// derivative `analytic` = ⟨∇f, v⟩; f32 forward passes need a step of 1e-2 to stay above rounding.
-fn check_directional(what: &str, analytic: f64, f: impl Fn(f64) -> f64) {
-    let eps = 1e-2;
-    let numeric = (f(eps) - f(-eps)) / (2.0 * eps);
-    let rel = (analytic - numeric).abs() / analytic.abs().max(1e-3);
-    assert!(rel < 2e-2, "{what}: analytic {analytic} vs numeric {numeric} (rel {rel})");
-}
-
-/// ⟨a, b⟩ on the host.
-fn dot<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f64 {
-    host(a).iter().zip(host(b)).map(|(x, y)| x * y).sum()
-}
 
 #[test]
 fn fft_convolution_equals_direct_convolution() {
@@ -70,12 +39,6 @@ fn fft_convolution_equals_direct_convolution() {
 }
 
 /// Sum of `y·w` for a fixed random `w`, so every output element matters to the gradient.
-fn probe<const D: usize>(y: Tensor<D>, seed: u64) -> Tensor<1> {
-    let n = y.shape().num_elements();
-    let w = Tensor::<1>::from_data(TensorData::new(randn(n, seed), [n]), &y.device()).reshape(y.dims());
-    (y * w).sum()
-}
-
 #[test]
 fn fused_kernels_match_tensor_ops_in_value_and_gradient() {
     let dev = Device::flex().autodiff();

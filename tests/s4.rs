@@ -5,35 +5,10 @@
 mod common;
 
 use burn::module::{Module, Param};
-use burn::tensor::{Device, Tensor, TensorData};
-use common::{host, randn};
+use burn::tensor::{Device, Tensor};
+use common::{check_directional, dot, host, max_rel, probe, randn, serial, t};
 use wavessm::model::ssm::dplr::{cauchy_tensor_ops, dplr_kernel};
 use wavessm::model::ssm::s4::{S4, S4Config};
-
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn t<const D: usize>(v: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
-    Tensor::from_data(TensorData::new(v, shape), device)
-}
-
-fn max_rel(a: &[f64], b: &[f64]) -> f64 {
-    let scale = b.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
-    a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs())) / scale
-}
-
-fn probe<const D: usize>(y: Tensor<D>, seed: u64) -> Tensor<1> {
-    let n = y.shape().num_elements();
-    let w = Tensor::<1>::from_data(TensorData::new(randn(n, seed), [n]), &y.device()).reshape(y.dims());
-    (y * w).sum()
-}
-
-fn dot<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f64 {
-    host(a).iter().zip(host(b)).map(|(x, y)| x * y).sum()
-}
 
 fn cfg(yaml: &str) -> S4Config {
     serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"))
@@ -199,10 +174,7 @@ fn gradient_check(yaml: &str, h: usize, l: usize) {
             set(&mut m, p.clone() + dir.clone() * s);
             host(probe(m.forward(u.clone().inner()), 22))[0]
         };
-        let eps = 1e-2;
-        let numeric = (f(eps) - f(-eps)) / (2.0 * eps);
-        let rel = (analytic - numeric).abs() / analytic.abs().max(1e-3);
-        assert!(rel < 2e-2, "{yaml} {name}: analytic {analytic} vs numeric {numeric} (rel {rel})");
+        check_directional(&format!("{yaml} {name}"), analytic, f);
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::Path;
 use burn::module::ParamGroup;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
+use common::serial;
 use wavessm::config::{ConfigRequest, ExperimentConfig};
 use wavessm::model::SequenceModel;
 use wavessm::train::checkpoint::Checkpoint;
@@ -33,14 +34,6 @@ fn config(save_dir: &Path, extra: &[&str]) -> ExperimentConfig {
     tokens.push(format!("logger.save_dir={}", save_dir.display()));
     tokens.extend(extra.iter().map(|s| s.to_string()));
     ConfigRequest { tokens, ..Default::default() }.resolve().unwrap()
-}
-
-/// burn's random generator is process-wide: runs in parallel test threads would interleave
-/// their draws (dropout masks, init), so fits in this file take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn quiet() -> FitOptions {

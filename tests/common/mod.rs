@@ -100,3 +100,44 @@ pub fn randn(n: usize, seed: u64) -> Vec<f32> {
         })
         .collect()
 }
+
+/// burn's random generator is process-wide: tests of one binary that seed it and then draw
+/// (layer init, dropout) take turns, so parallel tests do not interleave their draws.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes this test binary's turn for seeded draws.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An f32 tensor of `shape` from `v`.
+pub fn t<const D: usize>(v: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(v, shape), device)
+}
+
+/// Largest absolute difference relative to the largest magnitude of `b`.
+pub fn max_rel(a: &[f64], b: &[f64]) -> f64 {
+    let scale = b.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
+    a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+/// Central differences of `f` (the loss at parameter + s·v) against the autodiff directional
+/// derivative `analytic` = ⟨∇f, v⟩; f32 forward passes need a step of 1e-2 to stay above rounding.
+pub fn check_directional(what: &str, analytic: f64, f: impl Fn(f64) -> f64) {
+    let eps = 1e-2;
+    let numeric = (f(eps) - f(-eps)) / (2.0 * eps);
+    let rel = (analytic - numeric).abs() / analytic.abs().max(1e-3);
+    assert!(rel < 2e-2, "{what}: analytic {analytic} vs numeric {numeric} (rel {rel})");
+}
+
+/// ⟨a, b⟩ on the host.
+pub fn dot<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f64 {
+    host(a).iter().zip(host(b)).map(|(x, y)| x * y).sum()
+}
+
+/// A scalar loss `Σ y·w` with fixed random weights `w` (a random cotangent for `y`).
+pub fn probe<const D: usize>(y: Tensor<D>, seed: u64) -> Tensor<1> {
+    let n = y.shape().num_elements();
+    let w = Tensor::<1>::from_data(TensorData::new(randn(n, seed), [n]), &y.device()).reshape(y.dims());
+    (y * w).sum()
+}
