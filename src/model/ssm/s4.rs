@@ -511,6 +511,24 @@ pub enum Recurrence {
     Dplr(DplrRecurrence),
 }
 
+impl Recurrence {
+    /// The zero state, [H·N2].
+    pub fn zero_state(&self) -> DiagonalState {
+        match self {
+            Recurrence::Diag(r) => r.zero_state(),
+            Recurrence::Dplr(r) => r.zero_state(),
+        }
+    }
+
+    /// One step. Args: `u` [H]. Writes `y` [C, H].
+    pub fn step(&self, state: &mut DiagonalState, u: &[f64], y: &mut [f64]) {
+        match self {
+            Recurrence::Diag(r) => r.step(state, u, y),
+            Recurrence::Dplr(r) => r.step(state, u, y),
+        }
+    }
+}
+
 /// Step mode of an S4 layer for a batch: the recurrence and one state per sequence.
 #[derive(Debug, Clone)]
 pub struct S4Stepper {
@@ -535,11 +553,9 @@ impl S4 {
             return None;
         }
         let rec = self.kernel.recurrence()?;
-        let [channels, h] = self.D.dims();
-        let n2 = self.kernel.A_real.dims()[1];
-        let zero = DiagonalState { re: vec![0.0; h * n2], im: vec![0.0; h * n2] };
+        let channels = self.D.dims()[0];
         let d = self.D.val().try_into_vec_as::<f64>().expect("float D");
-        Some(S4Stepper { states: vec![zero; batch], rec, d, channels })
+        Some(S4Stepper { states: vec![rec.zero_state(); batch], rec, d, channels })
     }
 
     /// One recurrent step: the same map as [`S4::forward`] applied to the next time step.
@@ -553,10 +569,7 @@ impl S4 {
         let (mut y, mut yt) = (vec![0f32; b * c * h], vec![0f64; c * h]);
         for (bi, state) in s.states.iter_mut().enumerate() {
             let ub = &u_host[bi * h..][..h];
-            match &s.rec {
-                Recurrence::Diag(r) => r.step(state, ub, &mut yt),
-                Recurrence::Dplr(r) => r.step(state, ub, &mut yt),
-            }
+            s.rec.step(state, ub, &mut yt);
             for j in 0..c * h {
                 y[bi * c * h + j] = (yt[j] + s.d[j] * ub[j % h]) as f32;
             }
