@@ -133,15 +133,18 @@ fn s4_kernel(g: &Golden, l: usize, device: &Device) -> Tensor<3> {
     );
     let [h, n2] = g.input("w_re").shape[..] else { panic!("w must be [H, N2]") };
     // P is stored [rank=1, H, N2].
-    let pair = |k: &str| {
-        let part = |x: &str| {
-            let arr = g.input(&format!("{k}_{x}"));
-            common::tensor::<1>(&common::Array { shape: vec![arr.data.len()], data: arr.data.clone() }, device)
-                .reshape([h, n2])
-        };
-        (part("re"), part("im"))
-    };
+    let pair = |k: &str| complex_hn(g, k, [h, n2], device);
     dplr_kernel(tensor(g.input("dt"), device), pair("w"), pair("P"), pair("B"), ct, l_fft).narrow(2, 0, l)
+}
+
+/// `<key>_re`/`<key>_im` as [H, N2] tensors, whatever leading unit axes the file gives them
+/// (`P` is [rank=1, H, N2], Liquid-S4's `C` [1, H, N2]).
+fn complex_hn(g: &Golden, key: &str, hn: [usize; 2], device: &Device) -> (Tensor<2>, Tensor<2>) {
+    let part = |x: &str| {
+        let arr = g.input(&format!("{key}_{x}"));
+        common::tensor::<1>(&common::Array { shape: vec![arr.data.len()], data: arr.data.clone() }, device).reshape(hn)
+    };
+    (part("re"), part("im"))
 }
 
 /// `y [B, C, H, L]` = causal convolution of `u [B, H, L]` with each channel of `k [C, H, L]`.
@@ -216,12 +219,7 @@ fn check_liquid(g: &Golden) {
     let allcombs = g.config.get("allcombs").and_then(|v| v.as_bool()).expect("allcombs");
     let liquid = Liquid { kernel, degree: g.cfg_usize("liquid_degree"), allcombs };
     let n2 = g.input("w_re").shape[1];
-    let flat = |k: &str| {
-        let a = g.input(k);
-        common::tensor::<1>(&common::Array { shape: vec![a.data.len()], data: a.data.clone() }, &device)
-            .reshape([h, n2])
-    };
-    let pair = |k: &str| (flat(&format!("{k}_re")), flat(&format!("{k}_im")));
+    let pair = |k: &str| complex_hn(g, k, [h, n2], &device);
     let (sigma, gh) = Liquid::coefficients(tensor(g.input("dt"), &device), pair("w"), pair("B"), pair("C"));
     let corr = liquid.correction(tensor::<3>(u, &device), k.reshape([h, l]), sigma, gh);
     let y: Vec<f64> = y_ssm.iter().zip(host(corr)).map(|(a, b)| a + b).collect();
