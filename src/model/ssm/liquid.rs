@@ -7,6 +7,9 @@
 //! kernel with length-`2L` spectra of the inputs. Unlike the reference, whose liquid terms read
 //! frozen copies of `B`, `C`, `w`, `dt` taken at construction, ours read the trained parameters.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use burn::signal::{irfft, rfft};
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -148,23 +151,31 @@ fn last_combinations(l: usize, p: usize) -> Vec<Vec<usize>> {
 /// else 2 (the inverse real FFT drops the imaginary parts of bins 0 and L); the sum over `m` has
 /// the closed form `cos(Lθ) + sin((L-½)θ)/sin(θ/2)` (value `2L` where `sin(θ/2) = 0`).
 fn kb_transfer(l: usize, device: &burn::tensor::Device) -> Tensor<2> {
-    let n = 2.0 * l as f64;
-    let lf = l as f64;
-    let mut t = Vec::with_capacity(l * (2 * l - 1));
-    for j in 0..l {
-        for di in 0..2 * l - 1 {
-            let d = di as f64 - (lf - 1.0);
-            let theta = 2.0 * std::f64::consts::PI * (d / n - j as f64 / (lf + 1.0));
-            let half = (theta / 2.0).sin();
-            let s = if half.abs() < 1e-12 {
-                (lf * theta).cos() + (2.0 * lf - 1.0) * ((lf - 0.5) * theta).cos() / (theta / 2.0).cos()
-            } else {
-                (lf * theta).cos() + ((lf - 0.5) * theta).sin() / half
-            };
-            t.push((s / n) as f32);
+    // O(L²) trigonometry per length: built once per process and length, not per forward.
+    static CACHE: OnceLock<Mutex<HashMap<usize, Arc<Vec<f32>>>>> = OnceLock::new();
+    let mut cache = CACHE.get_or_init(Default::default).lock().expect("kb transfer cache");
+    let t = cache.entry(l).or_insert_with(|| {
+        let n = 2.0 * l as f64;
+        let lf = l as f64;
+        let mut t = Vec::with_capacity(l * (2 * l - 1));
+        for j in 0..l {
+            for di in 0..2 * l - 1 {
+                let d = di as f64 - (lf - 1.0);
+                let theta = 2.0 * std::f64::consts::PI * (d / n - j as f64 / (lf + 1.0));
+                let half = (theta / 2.0).sin();
+                let s = if half.abs() < 1e-12 {
+                    (lf * theta).cos() + (2.0 * lf - 1.0) * ((lf - 0.5) * theta).cos() / (theta / 2.0).cos()
+                } else {
+                    (lf * theta).cos() + ((lf - 0.5) * theta).sin() / half
+                };
+                t.push((s / n) as f32);
+            }
         }
-    }
-    Tensor::from_data(TensorData::new(t, [l, 2 * l - 1]), device)
+        Arc::new(t)
+    });
+    let t = Arc::clone(t);
+    drop(cache);
+    Tensor::from_data(TensorData::new(t.to_vec(), [l, 2 * l - 1]), device)
 }
 
 /// `y[b,h,t] = Σ_s v[b,h,s]·g[h, t-s+L-1]` for `t < L` (a two-sided convolution) by FFT.
