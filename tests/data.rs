@@ -621,3 +621,110 @@ fn aan_pairs_two_documents_per_sample() {
     let e = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap_err().to_string();
     assert!(e.contains("3 tab-separated columns"), "{e}");
 }
+
+/// The group of every lit pixel (dark pixels: `usize::MAX`), lit pixels up to `radius` apart
+/// joined; returns the groups and how many there are.
+fn groups(px: &[f32], side: usize, radius: usize) -> (Vec<usize>, usize) {
+    let r = radius as i64;
+    let mut group = vec![usize::MAX; px.len()];
+    let mut n = 0;
+    for start in 0..px.len() {
+        if px[start] == 0.0 || group[start] != usize::MAX {
+            continue;
+        }
+        group[start] = n;
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            let (y, x) = ((i / side) as i64, (i % side) as i64);
+            for (dy, dx) in (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))) {
+                let (ny, nx) = (y + dy, x + dx);
+                if dy * dy + dx * dx > r * r || ny < 0 || nx < 0 || ny >= side as i64 || nx >= side as i64 {
+                    continue;
+                }
+                let j = ny as usize * side + nx as usize;
+                if px[j] > 0.0 && group[j] == usize::MAX {
+                    group[j] = n;
+                    stack.push(j);
+                }
+            }
+        }
+        n += 1;
+    }
+    (group, n)
+}
+
+/// Whether the two markers lie in one group of lit pixels (gaps up to `radius` bridged).
+fn markers_linked(px: &[f32], side: usize, m: [(usize, usize); 2], radius: usize) -> bool {
+    let (group, _) = groups(px, side, radius);
+    let (a, b) = (group[m[0].0 * side + m[0].1], group[m[1].0 * side + m[1].1]);
+    assert!(a != usize::MAX && b != usize::MAX, "marker centers are lit");
+    a == b
+}
+
+#[test]
+fn pathfinder_generator_labels_are_marker_connectivity() {
+    use wavessm::data::pathfinder_gen::{PathfinderParams, generate_sample};
+    for (side, n) in [(32, 300), (64, 60), (128, 20)] {
+        let p = PathfinderParams::lra(side, 14).unwrap();
+        let (mut positives, mut contours) = (0, 0);
+        for i in 0..n {
+            let s = generate_sample(&p, 7, i).unwrap();
+            assert_eq!(s.pixels.len(), side * side);
+            let px: Vec<f32> = s.pixels.iter().map(|&v| v as f32 / 255.0).collect();
+            let r = PathfinderParams::link_radius(s.margin);
+            assert_eq!(markers_linked(&px, side, s.markers, r), s.label == 1, "{side}px image {i}");
+            positives += s.label as usize;
+            contours += groups(&px, side, r).1;
+        }
+        let frac = positives as f64 / n as f64;
+        assert!((0.3..=0.7).contains(&frac), "{side}px: {positives}/{n} positive");
+        // Two targets plus distractors, each apart from everything else.
+        let mean = contours as f64 / n as f64;
+        assert!(mean > 4.0, "{side}px: {mean} separate contours per image");
+    }
+    assert!(PathfinderParams::lra(48, 14).unwrap_err().to_string().contains("32, 64, 128 or 256"));
+}
+
+#[test]
+fn pathfinder_generator_writes_the_official_layout() {
+    use wavessm::data::pathfinder::{GenerateOptions, generate};
+    use wavessm::data::pathfinder_gen::{PathfinderParams, generate_sample};
+    let dir = tempfile::tempdir().unwrap();
+    let opts = GenerateOptions { resolution: 32, n: 40, contour_length: 14, per_folder: 16, seed: 3 };
+    let (root, positives) = generate(&opts, dir.path()).unwrap();
+    assert!(root.ends_with("curv_contour_length_14"));
+    let meta = std::fs::read_to_string(root.join("metadata/2.npy")).unwrap();
+    let lines: Vec<&str> = meta.lines().collect();
+    assert_eq!(lines.len(), 8, "16 + 16 + 8 images");
+    assert!(lines[7].starts_with("imgs/2 sample_7.png 7 "), "{}", lines[7]);
+    assert!(root.join("imgs/2/sample_7.png").is_file() && !root.join("imgs/2/sample_8.png").exists());
+
+    let cfg = format!("{{_name_: pathfinder, path: {}, val_split: 0.0, test_split: 0.0}}", dir.path().display());
+    let dm = DataConfig::from_named(&named(&cfg), "data").unwrap().load().unwrap();
+    let Targets::Classes { labels, .. } = &dm.train.targets else { panic!() };
+    assert_eq!((labels.len(), labels.iter().sum::<u32>() as usize), (40, positives));
+    assert!((10..=30).contains(&positives), "{positives}/40 positive");
+    // Each loaded image is a regenerated one (found by its pixels), with its label, and its
+    // markers are joined exactly when the label says so.
+    let p = PathfinderParams::lra(32, 14).unwrap();
+    let samples: Vec<_> = (0..40).map(|i| generate_sample(&p, 3, i).unwrap()).collect();
+    for (row, label) in dm.train.inputs.chunks(1024).zip(labels) {
+        let bytes: Vec<u8> = row.iter().map(|v| (v * 255.0).round() as u8).collect();
+        let s = samples.iter().find(|s| s.pixels == bytes).expect("a generated image");
+        assert_eq!(s.label as u32, *label);
+        assert_eq!(markers_linked(row, 32, s.markers, PathfinderParams::link_radius(s.margin)), *label == 1);
+    }
+
+    // The seed fixes every byte; another seed gives other images.
+    let again = tempfile::tempdir().unwrap();
+    generate(&opts, again.path()).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    generate(&GenerateOptions { seed: 4, ..opts.clone() }, other.path()).unwrap();
+    let read = |d: &std::path::Path, f: &str| std::fs::read(d.join("curv_contour_length_14").join(f)).unwrap();
+    for f in ["imgs/1/sample_3.png", "metadata/0.npy"] {
+        assert_eq!(read(dir.path(), f), read(again.path(), f));
+    }
+    assert_ne!(read(dir.path(), "imgs/1/sample_3.png"), read(other.path(), "imgs/1/sample_3.png"));
+    let e = generate(&GenerateOptions { resolution: 48, ..opts }, other.path()).unwrap_err().to_string();
+    assert!(e.contains("resolution") && e.contains("48"), "{e}");
+}

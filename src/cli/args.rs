@@ -4,9 +4,15 @@
 /// Top-level config keys that may be given as `--key value` (they are no command flags).
 const TOP_LEVEL_KEYS: &[&str] = &["seed", "name"];
 
-/// Rewrites `--a.b value` and `--a.b=value` (and `--seed 1`, `--name x`) into `a.b=value`;
-/// leaves everything else alone.
+/// Commands that take config overrides; others (`data generate --seed 1`) keep their flags.
+const CONFIG_COMMANDS: &[&str] = &["fit", "validate", "test", "predict"];
+
+/// Rewrites `--a.b value` and `--a.b=value` (and `--seed 1`, `--name x`) into `a.b=value`
+/// for the commands that build a config; leaves everything else alone.
 pub fn lightning_to_hydra(argv: Vec<String>) -> Vec<String> {
+    if !argv.iter().skip(1).find(|a| !a.starts_with('-')).is_some_and(|c| CONFIG_COMMANDS.contains(&c.as_str())) {
+        return argv;
+    }
     let mut out = Vec::with_capacity(argv.len());
     let mut it = argv.into_iter().peekable();
     while let Some(arg) = it.next() {
@@ -72,8 +78,16 @@ mod tests {
     }
 
     #[test]
+    fn other_commands_keep_their_flags() {
+        let argv = v(&["wavessm", "data", "generate", "pathfinder", "--seed", "3", "--out", "x"]);
+        assert_eq!(lightning_to_hydra(argv.clone()), argv);
+        let got = lightning_to_hydra(v(&["wavessm", "fit", "--seed", "3"]));
+        assert_eq!(got, v(&["wavessm", "fit", "seed=3"]));
+    }
+
+    #[test]
     fn negative_values_are_values() {
-        let got = lightning_to_hydra(v(&["fit", "--model.x", "-1"]));
-        assert_eq!(got, v(&["fit", "model.x=-1"]));
+        let got = lightning_to_hydra(v(&["wavessm", "fit", "--model.x", "-1"]));
+        assert_eq!(got, v(&["wavessm", "fit", "model.x=-1"]));
     }
 }

@@ -10,6 +10,8 @@ pub mod lm;
 pub mod loader;
 pub mod mnist;
 pub mod pathfinder;
+mod pathfinder_draw;
+pub mod pathfinder_gen;
 pub mod speech;
 pub mod synthetic;
 pub mod text_folder;
