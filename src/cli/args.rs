@@ -4,13 +4,13 @@
 /// Top-level config keys that may be given as `--key value` (they are no command flags).
 const TOP_LEVEL_KEYS: &[&str] = &["seed", "name"];
 
-/// Commands that take config overrides; others (`data generate --seed 1`) keep their flags.
-const CONFIG_COMMANDS: &[&str] = &["fit", "validate", "test", "predict"];
+/// Commands without config overrides, whose own flags (`data generate … --seed 1`) stay.
+const PLAIN_COMMANDS: &[&str] = &["data", "bench"];
 
-/// Rewrites `--a.b value` and `--a.b=value` (and `--seed 1`, `--name x`) into `a.b=value`
-/// for the commands that build a config; leaves everything else alone.
+/// Rewrites `--a.b value` and `--a.b=value` (and `--seed 1`, `--name x`) into `a.b=value`;
+/// leaves everything else, and the command lines of [`PLAIN_COMMANDS`], alone.
 pub fn lightning_to_hydra(argv: Vec<String>) -> Vec<String> {
-    if !argv.iter().skip(1).find(|a| !a.starts_with('-')).is_some_and(|c| CONFIG_COMMANDS.contains(&c.as_str())) {
+    if argv.iter().skip(1).find(|a| !a.starts_with('-')).is_some_and(|c| PLAIN_COMMANDS.contains(&c.as_str())) {
         return argv;
     }
     let mut out = Vec::with_capacity(argv.len());
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn negative_values_are_values() {
-        let got = lightning_to_hydra(v(&["wavessm", "fit", "--model.x", "-1"]));
-        assert_eq!(got, v(&["wavessm", "fit", "model.x=-1"]));
+        let got = lightning_to_hydra(v(&["fit", "--model.x", "-1"]));
+        assert_eq!(got, v(&["fit", "model.x=-1"]));
     }
 }
