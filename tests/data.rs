@@ -728,3 +728,44 @@ fn pathfinder_generator_writes_the_official_layout() {
     let e = generate(&GenerateOptions { resolution: 48, ..opts }, other.path()).unwrap_err().to_string();
     assert!(e.contains("resolution") && e.contains("48"), "{e}");
 }
+
+#[test]
+fn copying_tasks_score_only_the_recall_steps() {
+    use wavessm::data::{BatchTargets, IGNORE_INDEX};
+    let load = |name: &str| {
+        let cfg =
+            named(&format!("{{_name_: {name}, vocab: 5, memorize: 4, delay: 12, n_train: 40, n_val: 4, n_test: 4}}"));
+        DataConfig::from_named(&cfg, "data").unwrap().load().unwrap()
+    };
+    let (l, marker) = (20, 6.0);
+    for (name, selective) in [("copying", false), ("selective_copying", true)] {
+        let dm = load(name);
+        assert_eq!(
+            (dm.train.seq_len, dm.vocab(), dm.target_kind()),
+            (l, Some(7), wavessm::data::TargetKind::Tokens(7))
+        );
+        let Targets::Tokens { ids, .. } = &dm.train.targets else { panic!() };
+        let mut moved = false;
+        for (row, target) in dm.train.inputs.chunks(l).zip(ids.chunks(l)) {
+            // The answer, recomputed from the inputs: the data tokens before the markers, in order.
+            let tokens: Vec<u32> = row[..16].iter().filter(|v| **v != 0.0).map(|v| *v as u32).collect();
+            assert_eq!(tokens.len(), 4, "{name}: {row:?}");
+            assert!(tokens.iter().all(|t| (1..=5).contains(t)));
+            assert!(row[16..].iter().all(|v| *v == marker), "{name}: markers last");
+            assert_eq!(&target[16..], tokens.as_slice());
+            assert!(target[..16].iter().all(|t| *t == IGNORE_INDEX), "{name}: only recall steps are scored");
+            moved |= row[..4].contains(&0.0);
+            if !selective {
+                assert!(row[..4].iter().all(|v| *v != 0.0) && row[4..16].iter().all(|v| *v == 0.0));
+            }
+        }
+        assert_eq!(moved, selective, "{name}: selective copying scatters the tokens");
+        // Batches carry -1 for unscored steps.
+        let b = dm.train.batch(&[0], &burn::tensor::Device::flex());
+        let BatchTargets::Classes(y) = b.y else { panic!() };
+        let y: Vec<i64> = y.try_into_vec_as::<i64>().unwrap();
+        assert_eq!((y.len(), y.iter().filter(|v| **v == -1).count()), (l, 16));
+    }
+    let e = DataConfig::from_named(&named("{_name_: copying, vocab: 1}"), "data").unwrap().load().unwrap_err();
+    assert!(e.to_string().contains("data.vocab"), "{e}");
+}

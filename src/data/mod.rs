@@ -3,6 +3,7 @@
 pub mod aan;
 pub mod adding;
 pub mod cifar;
+pub mod copying;
 pub mod digits;
 pub mod idx;
 pub mod listops;
@@ -44,6 +45,8 @@ crate::registry! {
         "imdb" => Imdb(text_folder::TextFolderConfig),
         "aan" => Aan(aan::AanConfig),
         "wikitext103" => Wikitext103(lm::LmTextConfig),
+        "copying" => Copying(copying::CopyingConfig),
+        "selective_copying" => SelectiveCopying(copying::CopyingConfig),
     }
 }
 
@@ -66,6 +69,8 @@ impl DataConfig {
             DataConfig::Imdb(c) => text_folder::load_imdb(c),
             DataConfig::Aan(c) => aan::load(c),
             DataConfig::Wikitext103(c) => lm::load(c),
+            DataConfig::Copying(c) => copying::load(c, false),
+            DataConfig::SelectiveCopying(c) => copying::load(c, true),
         }
     }
 }
@@ -106,6 +111,9 @@ pub fn read_text(path: &Path, what: &str) -> Result<String, DataError> {
     std::fs::read_to_string(path).map_err(|e| DataError::from_io(path, what, e))
 }
 
+/// A per-step token target that is not scored (loss and metrics skip the step).
+pub const IGNORE_INDEX: u32 = u32::MAX;
+
 /// Targets of a split.
 #[derive(Debug, Clone)]
 pub enum Targets {
@@ -123,7 +131,8 @@ pub enum Targets {
         /// Values per sample.
         dim: usize,
     },
-    /// One token id per step (language modeling: the next token of each input step).
+    /// One token id per step (language modeling: the next token of each input step; copying:
+    /// the recalled token), or [`IGNORE_INDEX`] where the step is not scored.
     Tokens {
         /// Row-major [n, L].
         ids: Vec<u32>,
@@ -212,7 +221,8 @@ pub struct Batch {
 /// Targets of a batch.
 #[derive(Debug, Clone)]
 pub enum BatchTargets {
-    /// Class indices [B] (or [B·L] for per-step tokens, rows in batch-major order).
+    /// Class indices [B] (or [B·L] for per-step tokens, rows in batch-major order; -1 marks an
+    /// unscored step).
     Classes(Tensor<1, Int>),
     /// Values [B, K].
     Values(Tensor<2>),
@@ -301,7 +311,8 @@ impl SeqData {
                 BatchTargets::Values(Tensor::<2>::from_data(TensorData::new(y, [idx.len(), *dim]), device))
             }
             Targets::Tokens { ids, .. } => {
-                let y: Vec<i64> = idx.iter().flat_map(|&i| ids[i * l..(i + 1) * l].iter().map(|&t| t as i64)).collect();
+                let id = |t: u32| if t == IGNORE_INDEX { -1 } else { t as i64 };
+                let y: Vec<i64> = idx.iter().flat_map(|&i| ids[i * l..(i + 1) * l].iter().map(|&t| id(t))).collect();
                 BatchTargets::Classes(Tensor::<1, Int>::from_data(TensorData::new(y, [idx.len() * l]), device))
             }
         };
