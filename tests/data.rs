@@ -769,3 +769,73 @@ fn copying_tasks_score_only_the_recall_steps() {
     let e = DataConfig::from_named(&named("{_name_: copying, vocab: 1}"), "data").unwrap().load().unwrap_err();
     assert!(e.to_string().contains("data.vocab"), "{e}");
 }
+
+#[test]
+fn imdb_char_vocabulary_from_training_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &[u8]| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("train/neg/0_1.txt", b"aaab");
+    write("train/neg/1_2.txt", b"abc");
+    write("train/pos/0_9.txt", "bbb\u{e9}".as_bytes());
+    write("train/unsup/0_0.txt", b"zzzzzzzz");
+    write("test/neg/0_3.txt", b"az?");
+    write("test/pos/0_8.txt", "\u{e9}b".as_bytes());
+    let load = |extra: &str| {
+        let cfg = format!("{{_name_: imdb, path: {}, tokenizer: char, {extra}}}", dir.path().display());
+        DataConfig::from_named(&named(&cfg), "data").unwrap().load()
+    };
+    let ids = |data: &wavessm::data::SeqData, i: usize| -> Vec<u32> {
+        let n = data.lengths.as_ref().unwrap()[i];
+        data.inputs[i * data.seq_len..i * data.seq_len + n].iter().map(|v| *v as u32).collect()
+    };
+    // Counts a 4, b 5, c 1, é 1 (unsup is no class): <pad> 0, <unk> 1, <eos> 2, b 3, a 4.
+    let dm = load("val_split: 0.0, min_freq: 2, append_eos: true, max_len: 16").unwrap();
+    assert_eq!(dm.vocab(), Some(5));
+    let mut train: Vec<Vec<u32>> = (0..3).map(|i| ids(&dm.train, i)).collect();
+    train.sort();
+    assert_eq!(train, vec![vec![3, 3, 3, 1, 2], vec![4, 3, 1, 2], vec![4, 4, 4, 3, 2]]);
+    assert_eq!(
+        (ids(&dm.test, 0), ids(&dm.test, 1)),
+        (vec![4, 1, 1, 2], vec![1, 3, 2]),
+        "test-only characters are <unk>"
+    );
+    assert_eq!(dm.test.inputs[4..16], [0.0; 12], "<pad> is 0");
+    // Truncation happens before counting (a 4 and b 4 tie, so a first), and <bos> comes before <eos>.
+    let dm = load("val_split: 0.0, min_freq: 2, append_bos: true, append_eos: true, max_len: 5").unwrap();
+    assert_eq!(dm.vocab(), Some(6));
+    assert_eq!(ids(&dm.test, 0), vec![2, 4, 1, 1, 3]);
+    assert_eq!(ids(&dm.test, 1), vec![2, 1, 5, 3]);
+    // Validation documents do not shape the vocabulary: the one validation document's own
+    // character (x, y or z) is <unk> there, the shared ones are not.
+    let other = tempfile::tempdir().unwrap();
+    for (rel, text) in
+        [("train/neg/0.txt", "xa"), ("train/neg/1.txt", "yab"), ("train/pos/0.txt", "zabb"), ("test/pos/0.txt", "a")]
+    {
+        std::fs::create_dir_all(other.path().join(rel).parent().unwrap()).unwrap();
+        std::fs::write(other.path().join(rel), text).unwrap();
+    }
+    let cfg =
+        format!("{{_name_: imdb, path: {}, tokenizer: char, min_freq: 1, val_split: 0.34}}", other.path().display());
+    let dm = DataConfig::from_named(&named(&cfg), "data").unwrap().load().unwrap();
+    assert_eq!((dm.train.len(), dm.val.len(), dm.vocab()), (2, 1, Some(2 + 2 + 2)), "<pad> <unk> a b and two of x y z");
+    let val = ids(&dm.val, 0);
+    assert_eq!(val[0], 1, "{val:?}");
+    assert!(val[1..].iter().all(|t| *t > 1) && (0..2).all(|i| !ids(&dm.train, i).contains(&1)));
+
+    let e = DataConfig::from_named(
+        &named(&format!("{{_name_: imdb, path: {}, append_eos: true}}", dir.path().display())),
+        "data",
+    )
+    .unwrap()
+    .load()
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("`data.append_eos` needs `data.tokenizer: char`"), "{e}");
+    write("train/pos/1_7.txt", b"\xff\xfe bad");
+    let e = load("val_split: 0.0").unwrap_err().to_string();
+    assert!(e.contains("1_7.txt") && e.contains("UTF-8"), "{e}");
+}

@@ -2,6 +2,7 @@
 
 pub mod aan;
 pub mod adding;
+pub mod char_vocab;
 pub mod cifar;
 pub mod copying;
 pub mod digits;
