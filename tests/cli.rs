@@ -227,3 +227,30 @@ fn data_prepare_then_fit_and_bench_data_read_the_shards() {
     let o = wavessm(dir.path(), &["bench", "s4d", "model.d_model=8"]);
     assert!(!o.status.success() && text(&o).1.contains("`bench data` only"));
 }
+
+#[test]
+fn generated_pathfinder_trains_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["data", "generate", "pathfinder", "--out", "pf", "--resolution", "32", "--n", "48", "--seed", "5"];
+    let o = wavessm(dir.path(), &args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("wrote 48 32×32 images"), "{out}");
+    assert!(dir.path().join("pf/curv_contour_length_14/metadata/0.npy").is_file());
+    let o = wavessm(
+        dir.path(),
+        &[
+            "fit",
+            "data=pathfinder32",
+            "data.path=pf",
+            "model.d_model=8",
+            "model.n_layers=1",
+            "model.layer.d_state=8",
+            "trainer.max_epochs=1",
+            "trainer.progress_bar=never",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("38 train / 5 val / 5 test sequences of length 1024") && out.contains("fit done"), "{out}");
+}

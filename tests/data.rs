@@ -622,3 +622,221 @@ fn aan_pairs_two_documents_per_sample() {
     let e = DataConfig::from_named(&cfg, "data").unwrap().load().unwrap_err().to_string();
     assert!(e.contains("3 tab-separated columns"), "{e}");
 }
+
+/// The group of every lit pixel (dark pixels: `usize::MAX`), lit pixels up to `radius` apart
+/// joined; returns the groups and how many there are.
+fn groups(px: &[f32], side: usize, radius: usize) -> (Vec<usize>, usize) {
+    let r = radius as i64;
+    let mut group = vec![usize::MAX; px.len()];
+    let mut n = 0;
+    for start in 0..px.len() {
+        if px[start] == 0.0 || group[start] != usize::MAX {
+            continue;
+        }
+        group[start] = n;
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            let (y, x) = ((i / side) as i64, (i % side) as i64);
+            for (dy, dx) in (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))) {
+                let (ny, nx) = (y + dy, x + dx);
+                if dy * dy + dx * dx > r * r || ny < 0 || nx < 0 || ny >= side as i64 || nx >= side as i64 {
+                    continue;
+                }
+                let j = ny as usize * side + nx as usize;
+                if px[j] > 0.0 && group[j] == usize::MAX {
+                    group[j] = n;
+                    stack.push(j);
+                }
+            }
+        }
+        n += 1;
+    }
+    (group, n)
+}
+
+/// Whether the two markers lie in one group of lit pixels (gaps up to `radius` bridged).
+fn markers_linked(px: &[f32], side: usize, m: [(usize, usize); 2], radius: usize) -> bool {
+    let (group, _) = groups(px, side, radius);
+    let (a, b) = (group[m[0].0 * side + m[0].1], group[m[1].0 * side + m[1].1]);
+    assert!(a != usize::MAX && b != usize::MAX, "marker centers are lit");
+    a == b
+}
+
+#[test]
+fn pathfinder_generator_labels_are_marker_connectivity() {
+    use wavessm::data::pathfinder_gen::{PathfinderParams, generate_sample};
+    for (side, n) in [(32, 300), (64, 60), (128, 20)] {
+        let p = PathfinderParams::lra(side, 14).unwrap();
+        let (mut positives, mut contours) = (0, 0);
+        for i in 0..n {
+            let s = generate_sample(&p, 7, i).unwrap();
+            assert_eq!(s.pixels.len(), side * side);
+            let px: Vec<f32> = s.pixels.iter().map(|&v| v as f32 / 255.0).collect();
+            let r = PathfinderParams::link_radius(s.margin);
+            assert_eq!(markers_linked(&px, side, s.markers, r), s.label == 1, "{side}px image {i}");
+            positives += s.label as usize;
+            contours += groups(&px, side, r).1;
+        }
+        let frac = positives as f64 / n as f64;
+        assert!((0.3..=0.7).contains(&frac), "{side}px: {positives}/{n} positive");
+        // Two targets plus distractors, each apart from everything else.
+        let mean = contours as f64 / n as f64;
+        assert!(mean > 4.0, "{side}px: {mean} separate contours per image");
+    }
+    assert!(PathfinderParams::lra(48, 14).unwrap_err().to_string().contains("32, 64, 128 or 256"));
+}
+
+#[test]
+fn pathfinder_generator_writes_the_official_layout() {
+    use wavessm::data::pathfinder::{GenerateOptions, generate};
+    use wavessm::data::pathfinder_gen::{PathfinderParams, generate_sample};
+    let dir = tempfile::tempdir().unwrap();
+    let opts = GenerateOptions { resolution: 32, n: 40, contour_length: 14, per_folder: 16, seed: 3 };
+    let (root, positives) = generate(&opts, dir.path()).unwrap();
+    assert!(root.ends_with("curv_contour_length_14"));
+    let meta = std::fs::read_to_string(root.join("metadata/2.npy")).unwrap();
+    let lines: Vec<&str> = meta.lines().collect();
+    assert_eq!(lines.len(), 8, "16 + 16 + 8 images");
+    assert!(lines[7].starts_with("imgs/2 sample_7.png 7 "), "{}", lines[7]);
+    assert!(root.join("imgs/2/sample_7.png").is_file() && !root.join("imgs/2/sample_8.png").exists());
+
+    let cfg = format!("{{_name_: pathfinder, path: {}, val_split: 0.0, test_split: 0.0}}", dir.path().display());
+    let dm = DataConfig::from_named(&named(&cfg), "data").unwrap().load().unwrap();
+    let Targets::Classes { labels, .. } = &dm.train.targets else { panic!() };
+    assert_eq!((labels.len(), labels.iter().sum::<u32>() as usize), (40, positives));
+    assert!((10..=30).contains(&positives), "{positives}/40 positive");
+    // Each loaded image is a regenerated one (found by its pixels), with its label, and its
+    // markers are joined exactly when the label says so.
+    let p = PathfinderParams::lra(32, 14).unwrap();
+    let samples: Vec<_> = (0..40).map(|i| generate_sample(&p, 3, i).unwrap()).collect();
+    for (row, label) in dm.train.inputs.to_vec().chunks(1024).zip(labels) {
+        let bytes: Vec<u8> = row.iter().map(|v| (v * 255.0).round() as u8).collect();
+        let s = samples.iter().find(|s| s.pixels == bytes).expect("a generated image");
+        assert_eq!(s.label as u32, *label);
+        assert_eq!(markers_linked(row, 32, s.markers, PathfinderParams::link_radius(s.margin)), *label == 1);
+    }
+
+    // The seed fixes every byte; another seed gives other images.
+    let again = tempfile::tempdir().unwrap();
+    generate(&opts, again.path()).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    generate(&GenerateOptions { seed: 4, ..opts.clone() }, other.path()).unwrap();
+    let read = |d: &std::path::Path, f: &str| std::fs::read(d.join("curv_contour_length_14").join(f)).unwrap();
+    for f in ["imgs/1/sample_3.png", "metadata/0.npy"] {
+        assert_eq!(read(dir.path(), f), read(again.path(), f));
+    }
+    assert_ne!(read(dir.path(), "imgs/1/sample_3.png"), read(other.path(), "imgs/1/sample_3.png"));
+    let e = generate(&GenerateOptions { resolution: 48, ..opts }, other.path()).unwrap_err().to_string();
+    assert!(e.contains("resolution") && e.contains("48"), "{e}");
+}
+
+#[test]
+fn copying_tasks_score_only_the_recall_steps() {
+    use wavessm::data::{BatchTargets, IGNORE_INDEX};
+    let load = |name: &str| {
+        let cfg =
+            named(&format!("{{_name_: {name}, vocab: 5, memorize: 4, delay: 12, n_train: 40, n_val: 4, n_test: 4}}"));
+        DataConfig::from_named(&cfg, "data").unwrap().load().unwrap()
+    };
+    let (l, marker) = (20, 6.0);
+    for (name, selective) in [("copying", false), ("selective_copying", true)] {
+        let dm = load(name);
+        assert_eq!(
+            (dm.train.seq_len, dm.vocab(), dm.target_kind()),
+            (l, Some(7), wavessm::data::TargetKind::Tokens(7))
+        );
+        let Targets::Tokens { ids, .. } = &dm.train.targets else { panic!() };
+        let mut moved = false;
+        for (row, target) in dm.train.inputs.to_vec().chunks(l).zip(ids.chunks(l)) {
+            // The answer, recomputed from the inputs: the data tokens before the markers, in order.
+            let tokens: Vec<u32> = row[..16].iter().filter(|v| **v != 0.0).map(|v| *v as u32).collect();
+            assert_eq!(tokens.len(), 4, "{name}: {row:?}");
+            assert!(tokens.iter().all(|t| (1..=5).contains(t)));
+            assert!(row[16..].iter().all(|v| *v == marker), "{name}: markers last");
+            assert_eq!(&target[16..], tokens.as_slice());
+            assert!(target[..16].iter().all(|t| *t == IGNORE_INDEX), "{name}: only recall steps are scored");
+            moved |= row[..4].contains(&0.0);
+            if !selective {
+                assert!(row[..4].iter().all(|v| *v != 0.0) && row[4..16].iter().all(|v| *v == 0.0));
+            }
+        }
+        assert_eq!(moved, selective, "{name}: selective copying scatters the tokens");
+        // Batches carry -1 for unscored steps.
+        let b = dm.train.batch(&[0], &burn::tensor::Device::flex());
+        let BatchTargets::Classes(y) = b.y else { panic!() };
+        let y: Vec<i64> = y.try_into_vec_as::<i64>().unwrap();
+        assert_eq!((y.len(), y.iter().filter(|v| **v == -1).count()), (l, 16));
+    }
+    let e = DataConfig::from_named(&named("{_name_: copying, vocab: 1}"), "data").unwrap().load().unwrap_err();
+    assert!(e.to_string().contains("data.vocab"), "{e}");
+}
+
+#[test]
+fn imdb_char_vocabulary_from_training_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &[u8]| {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    write("train/neg/0_1.txt", b"aaab");
+    write("train/neg/1_2.txt", b"abc");
+    write("train/pos/0_9.txt", "bbb\u{e9}".as_bytes());
+    write("train/unsup/0_0.txt", b"zzzzzzzz");
+    write("test/neg/0_3.txt", b"az?");
+    write("test/pos/0_8.txt", "\u{e9}b".as_bytes());
+    let load = |extra: &str| {
+        let cfg = format!("{{_name_: imdb, path: {}, tokenizer: char, {extra}}}", dir.path().display());
+        DataConfig::from_named(&named(&cfg), "data").unwrap().load()
+    };
+    let ids = |data: &wavessm::data::SeqData, i: usize| -> Vec<u32> {
+        let n = data.lengths.as_ref().unwrap()[i];
+        data.inputs.to_vec()[i * data.seq_len..i * data.seq_len + n].iter().map(|v| *v as u32).collect()
+    };
+    // Counts a 4, b 5, c 1, é 1 (unsup is no class): <pad> 0, <unk> 1, <eos> 2, b 3, a 4.
+    let dm = load("val_split: 0.0, min_freq: 2, append_eos: true, max_len: 16").unwrap();
+    assert_eq!(dm.vocab(), Some(5));
+    let mut train: Vec<Vec<u32>> = (0..3).map(|i| ids(&dm.train, i)).collect();
+    train.sort();
+    assert_eq!(train, vec![vec![3, 3, 3, 1, 2], vec![4, 3, 1, 2], vec![4, 4, 4, 3, 2]]);
+    assert_eq!(
+        (ids(&dm.test, 0), ids(&dm.test, 1)),
+        (vec![4, 1, 1, 2], vec![1, 3, 2]),
+        "test-only characters are <unk>"
+    );
+    assert_eq!(dm.test.inputs.to_vec()[4..16], [0.0; 12], "<pad> is 0");
+    // Truncation happens before counting (a 4 and b 4 tie, so a first), and <bos> comes before <eos>.
+    let dm = load("val_split: 0.0, min_freq: 2, append_bos: true, append_eos: true, max_len: 5").unwrap();
+    assert_eq!(dm.vocab(), Some(6));
+    assert_eq!(ids(&dm.test, 0), vec![2, 4, 1, 1, 3]);
+    assert_eq!(ids(&dm.test, 1), vec![2, 1, 5, 3]);
+    // Validation documents do not shape the vocabulary: the one validation document's own
+    // character (x, y or z) is <unk> there, the shared ones are not.
+    let other = tempfile::tempdir().unwrap();
+    for (rel, text) in
+        [("train/neg/0.txt", "xa"), ("train/neg/1.txt", "yab"), ("train/pos/0.txt", "zabb"), ("test/pos/0.txt", "a")]
+    {
+        std::fs::create_dir_all(other.path().join(rel).parent().unwrap()).unwrap();
+        std::fs::write(other.path().join(rel), text).unwrap();
+    }
+    let cfg =
+        format!("{{_name_: imdb, path: {}, tokenizer: char, min_freq: 1, val_split: 0.34}}", other.path().display());
+    let dm = DataConfig::from_named(&named(&cfg), "data").unwrap().load().unwrap();
+    assert_eq!((dm.train.len(), dm.val.len(), dm.vocab()), (2, 1, Some(2 + 2 + 2)), "<pad> <unk> a b and two of x y z");
+    let val = ids(&dm.val, 0);
+    assert_eq!(val[0], 1, "{val:?}");
+    assert!(val[1..].iter().all(|t| *t > 1) && (0..2).all(|i| !ids(&dm.train, i).contains(&1)));
+
+    let e = DataConfig::from_named(
+        &named(&format!("{{_name_: imdb, path: {}, append_eos: true}}", dir.path().display())),
+        "data",
+    )
+    .unwrap()
+    .load()
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("`data.append_eos` needs `data.tokenizer: char`"), "{e}");
+    write("train/pos/1_7.txt", b"\xff\xfe bad");
+    let e = load("val_split: 0.0").unwrap_err().to_string();
+    assert!(e.contains("1_7.txt") && e.contains("UTF-8"), "{e}");
+}

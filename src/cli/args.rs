@@ -4,9 +4,15 @@
 /// Top-level config keys that may be given as `--key value` (they are no command flags).
 const TOP_LEVEL_KEYS: &[&str] = &["seed", "name"];
 
+/// Commands without config overrides, whose own flags (`data generate … --seed 1`) stay.
+const PLAIN_COMMANDS: &[&str] = &["data", "bench"];
+
 /// Rewrites `--a.b value` and `--a.b=value` (and `--seed 1`, `--name x`) into `a.b=value`;
-/// leaves everything else alone.
+/// leaves everything else, and the command lines of [`PLAIN_COMMANDS`], alone.
 pub fn lightning_to_hydra(argv: Vec<String>) -> Vec<String> {
+    if argv.iter().skip(1).find(|a| !a.starts_with('-')).is_some_and(|c| PLAIN_COMMANDS.contains(&c.as_str())) {
+        return argv;
+    }
     let mut out = Vec::with_capacity(argv.len());
     let mut it = argv.into_iter().peekable();
     while let Some(arg) = it.next() {
@@ -69,6 +75,14 @@ mod tests {
                 "x.flag=true"
             ])
         );
+    }
+
+    #[test]
+    fn other_commands_keep_their_flags() {
+        let argv = v(&["wavessm", "data", "generate", "pathfinder", "--seed", "3", "--out", "x"]);
+        assert_eq!(lightning_to_hydra(argv.clone()), argv);
+        let got = lightning_to_hydra(v(&["wavessm", "fit", "--seed", "3"]));
+        assert_eq!(got, v(&["wavessm", "fit", "seed=3"]));
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Test(a) => eval_command(&a, "test"),
         Command::Predict(a) => predict(&a),
         Command::Bench(a) => super::bench::run(&a),
-        Command::Data(super::DataCommand::Generate(g)) => generate(&g),
+        Command::Data(super::DataCommand::Generate(g)) => super::generate::run(&g),
         Command::Data(super::DataCommand::Prepare(p)) => prepare(&p.config),
     }
 }
@@ -69,35 +69,6 @@ fn prepare(c: &ConfigArgs) -> Result<()> {
             h.encoding,
             bytes as f64 / 1e6
         );
-    }
-    Ok(())
-}
-
-fn generate(g: &super::GenerateArgs) -> Result<()> {
-    match g.dataset {
-        super::Generated::Listops => {
-            if g.min_length + 1 >= g.max_length || g.max_args < 2 {
-                bail!("need min_length + 1 < max_length and max_args ≥ 2");
-            }
-            let opts = crate::data::listops::GenerateOptions {
-                train: g.train,
-                val: g.val,
-                test: g.test,
-                max_depth: g.max_depth,
-                max_args: g.max_args,
-                min_length: g.min_length,
-                max_length: g.max_length,
-                seed: g.seed,
-            };
-            crate::data::listops::generate(&opts, &g.out).with_context(|| format!("writing {}", g.out.display()))?;
-            println!(
-                "wrote {}/basic_{{train,val,test}}.tsv ({} / {} / {} examples)",
-                g.out.display(),
-                g.train,
-                g.val,
-                g.test
-            );
-        }
     }
     Ok(())
 }

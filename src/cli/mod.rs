@@ -1,9 +1,10 @@
-//! The `wavessm` command line: `fit`, `validate`, `test`, `predict`, `bench`.
+//! The `wavessm` command line: `fit`, `validate`, `test`, `predict`, `bench`, `data generate`.
 
 pub mod args;
 pub mod bench;
 pub mod bench_data;
 pub mod commands;
+pub mod generate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,7 +48,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
     /// Generate a synthetic benchmark in its official on-disk format.
-    Generate(GenerateArgs),
+    #[command(subcommand)]
+    Generate(generate::Generated),
     /// Parse a dataset once into memory-mapped shards that training then reads
     /// (`<data dir>/prepared/<dataset>-<config hash>/{train,val,test}.wsd`).
     #[command(after_help = "The first argument may name a data config: `wavessm data prepare sc10 \
@@ -62,47 +64,6 @@ pub struct PrepareArgs {
     /// The dataset: a data config name (`sc10`) and/or overrides, as for `fit`.
     #[command(flatten)]
     pub config: ConfigArgs,
-}
-
-/// Datasets `data generate` can write.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Generated {
-    /// LRA ListOps: `basic_{train,val,test}.tsv`.
-    Listops,
-}
-
-/// Options of `data generate`.
-#[derive(Debug, Args)]
-pub struct GenerateArgs {
-    /// Which dataset.
-    pub dataset: Generated,
-    /// Output folder.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Training examples.
-    #[arg(long, default_value_t = 96_000)]
-    pub train: usize,
-    /// Validation examples.
-    #[arg(long, default_value_t = 2_000)]
-    pub val: usize,
-    /// Test examples.
-    #[arg(long, default_value_t = 2_000)]
-    pub test: usize,
-    /// Maximum tree depth.
-    #[arg(long, default_value_t = 10)]
-    pub max_depth: usize,
-    /// Maximum arguments per operator.
-    #[arg(long, default_value_t = 10)]
-    pub max_args: usize,
-    /// Keep sequences with more tokens than this.
-    #[arg(long, default_value_t = 500)]
-    pub min_length: usize,
-    /// Keep sequences with fewer tokens than this.
-    #[arg(long, default_value_t = 2000)]
-    pub max_length: usize,
-    /// Random seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
 }
 
 /// Options shared by every command that builds a config.

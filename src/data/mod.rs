@@ -2,7 +2,9 @@
 
 pub mod aan;
 pub mod adding;
+pub mod char_vocab;
 pub mod cifar;
+pub mod copying;
 pub mod digits;
 pub mod idx;
 pub mod inputs;
@@ -12,6 +14,8 @@ pub mod loader;
 pub mod mfcc;
 pub mod mnist;
 pub mod pathfinder;
+mod pathfinder_draw;
+pub mod pathfinder_gen;
 pub mod prepared;
 pub mod shard;
 pub mod speech;
@@ -48,6 +52,8 @@ crate::registry! {
         "imdb" => Imdb(text_folder::TextFolderConfig),
         "aan" => Aan(aan::AanConfig),
         "wikitext103" => Wikitext103(lm::LmTextConfig),
+        "copying" => Copying(copying::CopyingConfig),
+        "selective_copying" => SelectiveCopying(copying::CopyingConfig),
     }
 }
 
@@ -70,6 +76,8 @@ impl DataConfig {
             DataConfig::Imdb(c) => text_folder::load_imdb(c),
             DataConfig::Aan(c) => aan::load(c),
             DataConfig::Wikitext103(c) => lm::load(c),
+            DataConfig::Copying(c) => copying::load(c, false),
+            DataConfig::SelectiveCopying(c) => copying::load(c, true),
         }
     }
 }
@@ -110,6 +118,9 @@ pub fn read_text(path: &Path, what: &str) -> Result<String, DataError> {
     std::fs::read_to_string(path).map_err(|e| DataError::from_io(path, what, e))
 }
 
+/// A per-step token target that is not scored (loss and metrics skip the step).
+pub const IGNORE_INDEX: u32 = u32::MAX;
+
 /// Targets of a split.
 #[derive(Debug, Clone)]
 pub enum Targets {
@@ -127,7 +138,8 @@ pub enum Targets {
         /// Values per sample.
         dim: usize,
     },
-    /// One token id per step (language modeling: the next token of each input step).
+    /// One token id per step (language modeling: the next token of each input step; copying:
+    /// the recalled token), or [`IGNORE_INDEX`] where the step is not scored.
     Tokens {
         /// Row-major [n, L].
         ids: Vec<u32>,
@@ -216,7 +228,8 @@ pub struct Batch {
 /// Targets of a batch.
 #[derive(Debug, Clone)]
 pub enum BatchTargets {
-    /// Class indices [B] (or [B·L] for per-step tokens, rows in batch-major order).
+    /// Class indices [B] (or [B·L] for per-step tokens, rows in batch-major order; -1 marks an
+    /// unscored step).
     Classes(Tensor<1, Int>),
     /// Values [B, K].
     Values(Tensor<2>),
@@ -312,7 +325,8 @@ impl SeqData {
                 BatchTargets::Values(Tensor::<2>::from_data(TensorData::new(y, [idx.len(), *dim]), device))
             }
             Targets::Tokens { ids, .. } => {
-                let y: Vec<i64> = idx.iter().flat_map(|&i| ids[i * l..(i + 1) * l].iter().map(|&t| t as i64)).collect();
+                let id = |t: u32| if t == IGNORE_INDEX { -1 } else { t as i64 };
+                let y: Vec<i64> = idx.iter().flat_map(|&i| ids[i * l..(i + 1) * l].iter().map(|&t| id(t))).collect();
                 BatchTargets::Classes(Tensor::<1, Int>::from_data(TensorData::new(y, [idx.len() * l]), device))
             }
         };

@@ -1,13 +1,15 @@
 //! LRA Pathfinder / Path-X: grayscale images read pixel by pixel (L = side²) from the official
 //! layout `<path>/<difficulty>/imgs/<n>/sample_<i>.png` with labels in `<difficulty>/metadata/<n>.npy`
 //! (despite the suffix, text lines `imgs/<n> sample_<i>.png <…> <label> …`). Split 80/10/10 by a
-//! seeded shuffle, as the S4 repo does.
+//! seeded shuffle, as the S4 repo does. [`generate`] writes new data sets in the same layout.
 
-use std::io::BufReader;
+use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::pathfinder_gen::{PathfinderParams, generate_sample};
 use super::{DataError, DataModule, SeqData, Targets, data_dir, split_indices};
 
 /// Options of `pathfinder`.
@@ -144,4 +146,73 @@ pub fn load(cfg: &PathfinderConfig) -> Result<DataModule, DataError> {
     let frac = cfg.val_split / (1.0 - cfg.test_split).max(1e-9);
     let (tr, va) = split_indices(rest.len(), frac.min(0.999), cfg.split_seed.wrapping_add(1));
     Ok(DataModule { train: rest.subset(&tr), val: rest.subset(&va), test: all.subset(&test) })
+}
+
+/// Settings of `wavessm data generate pathfinder`.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// Image side: 32, 64, 128 or 256.
+    pub resolution: usize,
+    /// Number of images.
+    pub n: usize,
+    /// Paddles per target contour (14: LRA's `curv_contour_length_14`).
+    pub contour_length: usize,
+    /// Images per `imgs/<n>/` folder and metadata file.
+    pub per_folder: usize,
+    /// Random seed (image `i` depends only on the seed and `i`).
+    pub seed: u64,
+}
+
+fn write_png(path: &Path, side: usize, pixels: &[u8]) -> Result<(), DataError> {
+    let io = |source| DataError::Io { path: path.to_path_buf(), source };
+    let file = std::fs::File::create(path).map_err(io)?;
+    let mut enc = png::Encoder::new(BufWriter::new(file), side as u32, side as u32);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().map_err(|e| io(std::io::Error::other(e)))?;
+    writer.write_image_data(pixels).map_err(|e| io(std::io::Error::other(e)))?;
+    writer.finish().map_err(|e| io(std::io::Error::other(e)))
+}
+
+/// Generates `n` images into `<out>/<difficulty>/imgs/<b>/sample_<i>.png` with one metadata
+/// file `<difficulty>/metadata/<b>.npy` per folder, lines as the official script writes them
+/// (`imgs/<b> sample_<i>.png <i> <label> <continuity> <contour length> <distractor length>
+/// <paddle length> <thickness> <margin> 1`). Returns the difficulty folder and how many
+/// images are positive.
+pub fn generate(opts: &GenerateOptions, out: &Path) -> Result<(PathBuf, usize), DataError> {
+    let p = PathfinderParams::lra(opts.resolution, opts.contour_length)?;
+    if opts.n == 0 || opts.per_folder == 0 {
+        return Err(DataError::Invalid("need at least one image and one image per folder".into()));
+    }
+    let root = out.join(p.difficulty());
+    let meta_dir = root.join("metadata");
+    let mut positives = 0;
+    for (b, start) in (0..opts.n).step_by(opts.per_folder).enumerate() {
+        let count = opts.per_folder.min(opts.n - start);
+        let dir = root.join("imgs").join(b.to_string());
+        for d in [&dir, &meta_dir] {
+            std::fs::create_dir_all(d).map_err(|source| DataError::Io { path: d.clone(), source })?;
+        }
+        // Images are independent given (seed, index), so the order of work does not matter.
+        let rows = (0..count)
+            .into_par_iter()
+            .map(|i| {
+                let s = generate_sample(&p, opts.seed, (start + i) as u64)?;
+                write_png(&dir.join(format!("sample_{i}.png")), p.side, &s.pixels)?;
+                Ok((s.label, s.margin))
+            })
+            .collect::<Result<Vec<_>, DataError>>()?;
+        let mut text = String::new();
+        for (i, (label, margin)) in rows.iter().enumerate() {
+            positives += *label as usize;
+            text.push_str(&format!(
+                "imgs/{b} sample_{i}.png {i} {label} {:?} {} {} {} {:?} {margin} 1\n",
+                p.continuity, p.contour_length, p.distractor_length, p.paddle_length, p.thickness
+            ));
+        }
+        let path = meta_dir.join(format!("{b}.npy"));
+        crate::train::checkpoint::write_atomic(&path, |f| f.write_all(text.as_bytes()))
+            .map_err(|e| DataError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
+    }
+    Ok((root, positives))
 }

@@ -1,11 +1,13 @@
-//! Byte-level text classification from a folder per class (the aclImdb layout):
-//! `<path>/<split>/<label>/<file>`. Each document becomes up to `max_len` byte tokens
-//! (id = byte + 1; 0 pads), with its length kept for pooling.
+//! Text classification from a folder per class (the aclImdb layout):
+//! `<path>/<split>/<label>/<file>`. Each document becomes up to `max_len` tokens (0 pads), with
+//! its length kept for pooling: bytes (id = byte + 1) by default, or characters of a vocabulary
+//! built from the training documents (`tokenizer: char`, as the S4 repo's LRA Text).
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::char_vocab::CharVocab;
 use super::{DataError, DataModule, SeqData, Targets, check_fraction, data_dir, split_indices};
 
 /// Vocabulary of byte tokens: 256 byte values plus padding.
@@ -39,6 +41,29 @@ pub struct TextFolderConfig {
     /// Class folders to use, in label order (null = every folder of the training split).
     #[serde(default)]
     pub classes: Option<Vec<String>>,
+    /// `byte` (256 values + padding) or `char` (a vocabulary from the training documents).
+    #[serde(default)]
+    pub tokenizer: Tokenizer,
+    /// `char`: keep characters seen at least this often in training; the rest become `<unk>`.
+    #[serde(default = "min_freq")]
+    pub min_freq: usize,
+    /// `char`: start each document with `<bos>`.
+    #[serde(default)]
+    pub append_bos: bool,
+    /// `char`: end each document with `<eos>`.
+    #[serde(default)]
+    pub append_eos: bool,
+}
+
+/// How documents become tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tokenizer {
+    /// One token per byte.
+    #[default]
+    Byte,
+    /// One token per character (Unicode scalar value), UTF-8 text only.
+    Char,
 }
 
 fn max_len() -> usize {
@@ -55,6 +80,9 @@ fn val_split() -> f64 {
 }
 fn seed() -> u64 {
     42
+}
+fn min_freq() -> usize {
+    15
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> DataError + '_ {
@@ -74,9 +102,15 @@ fn entries(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<Vec<PathBuf>, Dat
     Ok(out)
 }
 
-fn read_split(dir: &Path, classes: &[String], explicit: bool, cfg: &TextFolderConfig) -> Result<SeqData, DataError> {
-    let l = cfg.max_len;
-    let (mut inputs, mut labels, mut lengths) = (Vec::new(), Vec::new(), Vec::new());
+/// One document: its file, bytes and class.
+struct Doc {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    class: u32,
+}
+
+fn read_docs(dir: &Path, classes: &[String], explicit: bool, cfg: &TextFolderConfig) -> Result<Vec<Doc>, DataError> {
+    let mut docs = Vec::new();
     for sub in entries(dir, |p| p.is_dir())? {
         let name = sub.file_name().expect("entry").to_string_lossy().into_owned();
         let class = match classes.iter().position(|c| *c == name) {
@@ -91,28 +125,45 @@ fn read_split(dir: &Path, classes: &[String], explicit: bool, cfg: &TextFolderCo
             }
         };
         let files = entries(&sub, |p| p.is_file())?;
-        for f in files.iter().take(cfg.max_files_per_class.unwrap_or(usize::MAX)) {
-            let bytes = std::fs::read(f).map_err(io(f))?;
-            let n = bytes.len().min(l);
-            let start = inputs.len();
-            inputs.resize(start + l, 0.0);
-            for (slot, b) in inputs[start..start + n].iter_mut().zip(&bytes) {
-                *slot = (*b as f32) + 1.0;
-            }
-            labels.push(class as u32);
-            lengths.push(n.max(1));
+        for f in files.into_iter().take(cfg.max_files_per_class.unwrap_or(usize::MAX)) {
+            let bytes = std::fs::read(&f).map_err(io(&f))?;
+            docs.push(Doc { path: f, bytes, class: class as u32 });
         }
     }
-    if labels.is_empty() {
+    if docs.is_empty() {
         return Err(DataError::Corrupt { path: dir.to_path_buf(), msg: "no documents in any class folder".into() });
+    }
+    Ok(docs)
+}
+
+fn text(doc: &Doc) -> Result<&str, DataError> {
+    std::str::from_utf8(&doc.bytes).map_err(|e| DataError::Corrupt {
+        path: doc.path.clone(),
+        msg: format!("not UTF-8 text ({e}); needed by `data.tokenizer: char`"),
+    })
+}
+
+/// Token ids of the documents, padded to `l`, with their lengths and labels.
+fn tokenize(docs: &[Doc], l: usize, n_classes: usize, vocab: Option<&CharVocab>) -> Result<SeqData, DataError> {
+    let (mut inputs, mut labels, mut lengths) = (vec![0f32; docs.len() * l], Vec::new(), Vec::new());
+    for (doc, row) in docs.iter().zip(inputs.chunks_mut(l)) {
+        let ids: Vec<u32> = match vocab {
+            Some(v) => v.encode(text(doc)?, l),
+            None => doc.bytes.iter().take(l).map(|b| *b as u32 + 1).collect(),
+        };
+        for (slot, id) in row.iter_mut().zip(&ids) {
+            *slot = *id as f32;
+        }
+        labels.push(doc.class);
+        lengths.push(ids.len().max(1));
     }
     Ok(SeqData {
         inputs: inputs.into(),
         seq_len: l,
         channels: 1,
-        targets: Targets::Classes { labels, n_classes: classes.len() },
+        targets: Targets::Classes { labels, n_classes },
         lengths: Some(lengths),
-        vocab: Some(BYTE_VOCAB),
+        vocab: Some(vocab.map_or(BYTE_VOCAB, CharVocab::len)),
     })
 }
 
@@ -132,8 +183,16 @@ fn load_from(
     default_classes: Option<&[&str]>,
 ) -> Result<DataModule, DataError> {
     check_fraction("data.val_split", cfg.val_split)?;
-    if cfg.max_len == 0 {
-        return Err(DataError::Invalid("`data.max_len` must be at least 1".into()));
+    let specials = cfg.append_bos as usize + cfg.append_eos as usize;
+    if cfg.max_len <= specials {
+        return Err(DataError::Invalid(format!("`data.max_len` must exceed the {specials} <bos>/<eos> token(s)")));
+    }
+    if cfg.tokenizer == Tokenizer::Byte {
+        for (key, on) in [("append_bos", cfg.append_bos), ("append_eos", cfg.append_eos)] {
+            if on {
+                return Err(DataError::Invalid(format!("`data.{key}` needs `data.tokenizer: char`")));
+            }
+        }
     }
     let root = data_dir(&cfg.path, default_dir);
     let train_dir = root.join(&cfg.train_split);
@@ -156,8 +215,18 @@ fn load_from(
             msg: format!("{} class folder(s); classification needs at least 2", classes.len()),
         });
     }
-    let all = read_split(&train_dir, &classes, explicit.is_some(), cfg)?;
-    let test = read_split(&root.join(&cfg.test_split), &classes, explicit.is_some(), cfg)?;
-    let (tr, va) = split_indices(all.len(), cfg.val_split, cfg.split_seed);
+    let docs = read_docs(&train_dir, &classes, explicit.is_some(), cfg)?;
+    let test_docs = read_docs(&root.join(&cfg.test_split), &classes, explicit.is_some(), cfg)?;
+    let (tr, va) = split_indices(docs.len(), cfg.val_split, cfg.split_seed);
+    // Only the documents trained on shape the vocabulary (no validation or test leakage).
+    let vocab = match cfg.tokenizer {
+        Tokenizer::Byte => None,
+        Tokenizer::Char => {
+            let texts = tr.iter().map(|&i| text(&docs[i])).collect::<Result<Vec<_>, _>>()?;
+            Some(CharVocab::build(texts, cfg.min_freq, cfg.append_bos, cfg.append_eos, cfg.max_len))
+        }
+    };
+    let all = tokenize(&docs, cfg.max_len, classes.len(), vocab.as_ref())?;
+    let test = tokenize(&test_docs, cfg.max_len, classes.len(), vocab.as_ref())?;
     Ok(DataModule { train: all.subset(&tr), val: all.subset(&va), test })
 }

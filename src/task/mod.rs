@@ -33,7 +33,7 @@ impl TaskConfig {
             (TaskConfig::Lm(_), TargetKind::Tokens(v)) => Ok(v),
             (TaskConfig::Classification(_), _) => Err(mismatch("class labels")),
             (TaskConfig::Regression(_), _) => Err(mismatch("real-valued targets")),
-            (TaskConfig::Lm(_), _) => Err(mismatch("a token stream (e.g. `data=wikitext103`)")),
+            (TaskConfig::Lm(_), _) => Err(mismatch("per-step tokens (e.g. `data=wikitext103`, `data=copying`)")),
         }
     }
 
@@ -46,9 +46,7 @@ impl TaskConfig {
     pub fn loss(&self, out: Tensor<2>, y: &BatchTargets) -> Tensor<1> {
         match (self, y) {
             (TaskConfig::Classification(c), BatchTargets::Classes(t)) => c.loss(out, t.clone()),
-            (TaskConfig::Lm(_), BatchTargets::Classes(t)) => {
-                classification::ClassificationConfig::default().loss(out, t.clone())
-            }
+            (TaskConfig::Lm(l), BatchTargets::Classes(t)) => l.loss(out, t.clone()),
             (TaskConfig::Regression(r), BatchTargets::Values(t)) => r.loss(out, t.clone()),
             _ => unreachable!("d_output() checked that task and targets agree"),
         }
@@ -78,21 +76,26 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Adds one batch. Args: `out` [B, K] on the host as row-major `f32`.
+    /// Adds one batch whose mean loss is `loss`. Args: `out` [R, K] on the host as row-major
+    /// `f32`; rows whose class is -1 are not scored.
     pub fn update(&mut self, out: &[f32], k: usize, y: &BatchTargets, loss: f64) {
-        let b = out.len() / k;
-        self.n += b;
-        self.loss_sum += loss * b as f64;
+        let rows = out.len() / k;
         match y {
             BatchTargets::Classes(t) => {
                 let labels: Vec<i64> = t.clone().try_into_vec_as::<i64>().expect("int labels");
-                for (row, &label) in out.chunks(k).zip(&labels) {
+                let mut scored = 0;
+                for (row, &label) in out.chunks(k).zip(&labels).filter(|(_, l)| **l >= 0) {
+                    scored += 1;
                     if argmax(row) == label as usize {
                         self.correct += 1;
                     }
                 }
+                self.n += scored;
+                self.loss_sum += loss * scored as f64;
             }
             BatchTargets::Values(t) => {
+                self.n += rows;
+                self.loss_sum += loss * rows as f64;
                 let vals: Vec<f32> = t.clone().try_into_vec_as::<f32>().expect("float targets");
                 for (p, v) in out.iter().zip(&vals) {
                     let e = (*p - *v) as f64;
