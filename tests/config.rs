@@ -206,6 +206,44 @@ fn seed_command_lines_work_as_overrides() {
     assert!(e.contains("mode") && e.contains("nplr"), "{e}");
 }
 
+#[test]
+fn seed_readme_command_lines_run_unchanged() {
+    // `python -m train …` lines of the DSS and S4 seeds, as their READMEs print them.
+    let lines = [
+        "wandb=null model=dss pipeline=mnist",
+        "wandb=null model=dss experiment=s4-lra-listops",
+        "wandb=null model=dss experiment=s4-lra-imdb",
+        "wandb=null model=dss experiment=s4-lra-aan",
+        "wandb=null model=dss experiment=s4-lra-cifar trainer.max_epochs=200 train.seed=0",
+        "wandb=null model=dss experiment=s4-lra-pathfinder scheduler.patience=13",
+        "wandb=null model=dss experiment=s4-sc",
+        "wandb=null model=dss experiment=s4-lra-cifar train.seed=42 scheduler.patience=15 trainer.max_epochs=250",
+        "wandb=null model=dss experiment=s4-lra-pathx loader.batch_size=8 trainer.accumulate_grad_batches=2",
+        "wandb=null pipeline=mnist model=s4",
+        "wandb=null experiment=s4-lra-listops",
+        "wandb=null experiment=s4-lra-pathx",
+        "wandb=null experiment=s4-cifar",
+        "wandb=null experiment=s4-sc",
+        "pipeline=mnist dataset.permute=True model=s4 model.n_layers=3 model.d_model=128 model.norm=batch \
+         model.prenorm=True wandb=null",
+    ];
+    for line in lines {
+        let tokens: Vec<&str> = line.split_whitespace().collect();
+        resolve(&tokens).unwrap_or_else(|e| panic!("{line}: {e}"));
+    }
+    // The experiment's pipeline supplies data, task and schedule; the command line still wins.
+    let c = resolve(&["wandb=null", "model=dss", "experiment=s4-lra-cifar", "train.seed=42", "scheduler.patience=15"])
+        .unwrap();
+    assert_eq!((c.seed, c.model.d_model, c.model.n_layers, c.loader.batch_size), (42, 512, 6, 50));
+    assert_eq!((c.model.layer.name.as_str(), c.data.name.as_str()), ("dss", "scifar"));
+    assert_eq!(c.data.options["grayscale"], serde_yaml::Value::Bool(true));
+    assert_eq!((c.scheduler.name.as_str(), &c.scheduler.options["patience"]), ("plateau", &15.into()));
+    let c = resolve(&["pipeline=mnist", "dataset.permute=False"]).unwrap();
+    assert_eq!((c.data.name.as_str(), &c.data.options["permute"]), ("smnist", &false.into()));
+    assert_eq!(c.model.d_model, 256, "the reference's model defaults come with the pipeline");
+    assert!(err(&["wandb.project=s4"]).contains("no wandb logger"));
+}
+
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {

@@ -87,8 +87,9 @@ fn config_over(yaml: &str, c: &ConfigArgs, origin: &Path) -> Result<ExperimentCo
     let sources = ConfigSources::new(c.config_dir.clone());
     for t in &c.overrides {
         match classify(&sources, t)? {
-            Item::Key(o) => o.apply(&mut tree)?,
-            Item::Select { group, .. } => {
+            None => {}
+            Some(Item::Key(o)) => o.apply(&mut tree)?,
+            Some(Item::Select { group, .. }) => {
                 bail!("`{t}`: group `{group}` cannot be re-selected for a saved config; override its keys instead")
             }
         }

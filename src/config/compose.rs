@@ -1,7 +1,9 @@
 //! Hydra-style composition: a root `config.yaml` whose `defaults:` list picks one option per
 //! config group (`model: s4d` loads `configs/model/s4d.yaml` under the key `model`), experiment
 //! files that re-select groups with `override /group: option`, LightningCLI `-c FILE`s merged on
-//! top, then key overrides applied in command-line order.
+//! top, then key overrides applied in command-line order. A `pipeline` (data, task, schedule and
+//! training settings of one benchmark, as in state-spaces/s4) is an overlay applied before the
+//! experiment.
 
 use std::path::Path;
 
@@ -10,6 +12,9 @@ use serde_yaml::{Mapping, Value};
 use super::overrides::{Override, merge};
 use super::sources::{ConfigFile, ConfigSources};
 use super::{ConfigError, suggest};
+
+/// Groups whose option is a global overlay rather than a section of the tree.
+const OVERLAY_GROUPS: &[&str] = &["pipeline", "experiment"];
 
 /// One command-line item after classification.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,8 +25,16 @@ pub enum Item {
     Key(Override),
 }
 
-/// Splits Hydra tokens into group selections and key overrides.
-pub fn classify(sources: &ConfigSources, token: &str) -> Result<Item, ConfigError> {
+/// Splits Hydra tokens into group selections and key overrides, after reading the s4 repo's
+/// names as ours (see [`super::compat`]; notes go to stderr). `None`: nothing to do.
+pub fn classify(sources: &ConfigSources, token: &str) -> Result<Option<Item>, ConfigError> {
+    match super::compat::translate(token, &mut |n| eprintln!("note: {n}"))? {
+        super::compat::Translated::Drop => Ok(None),
+        super::compat::Translated::Token(t) => classify_token(sources, &t).map(Some),
+    }
+}
+
+fn classify_token(sources: &ConfigSources, token: &str) -> Result<Item, ConfigError> {
     if let Some((key, raw)) = token.split_once('=')
         && !key.starts_with(['+', '~'])
         && !key.contains('.')
@@ -161,12 +174,28 @@ pub fn compose(sources: &ConfigSources, files: &[&Path], items: &[Item]) -> Resu
     for (g, o) in &cli {
         select(g, (*o).clone(), true, &mut order, &mut chosen);
     }
-    // Experiment and -c files act as global overlays; their defaults re-select groups.
+    // Pipeline, experiment and -c files act as global overlays, in that order; their defaults
+    // re-select groups. An experiment may pick its pipeline (`/pipeline: listops`).
     let mut overlays = Vec::new();
-    if let Some(Some(exp)) = chosen.get("experiment").cloned() {
-        let exp: String = exp;
-        overlays.push(parse_file(&read_option(sources, "experiment", &exp)?)?);
+    let experiment = match chosen.get("experiment").cloned().flatten() {
+        Some(exp) => Some(parse_file(&read_option(sources, "experiment", &exp)?)?),
+        None => None,
+    };
+    let pipeline = match cli.get("pipeline") {
+        Some(o) => (*o).clone(),
+        None => experiment
+            .iter()
+            .flat_map(|e| &e.defaults)
+            .find_map(|d| match d {
+                Default::Group { group, option, .. } if group == "pipeline" => Some(option.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| chosen.get("pipeline").cloned().flatten()),
+    };
+    if let Some(p) = pipeline {
+        overlays.push(parse_file(&read_option(sources, "pipeline", &p)?)?);
     }
+    overlays.extend(experiment);
     for f in files {
         let text = std::fs::read_to_string(f)
             .map_err(|e| ConfigError::File { origin: f.display().to_string(), msg: e.to_string() })?;
@@ -189,7 +218,7 @@ pub fn compose(sources: &ConfigSources, files: &[&Path], items: &[Item]) -> Resu
         if i == self_at {
             merge(&mut tree, root.body.clone());
         }
-        if group == "experiment" {
+        if OVERLAY_GROUPS.contains(&group.as_str()) {
             continue;
         }
         if let Some(Some(option)) = chosen.get(group) {

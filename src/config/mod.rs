@@ -2,6 +2,7 @@
 //! Hydra and LightningCLI dialects, and strict typed validation with errors that name the key's
 //! full path and the closest valid names.
 
+pub mod compat;
 pub mod compose;
 pub mod overrides;
 pub mod sources;
@@ -49,7 +50,8 @@ impl ConfigRequest {
     /// Composes, overrides and validates: the one way a run gets its config.
     pub fn resolve(&self) -> Result<ExperimentConfig, ConfigError> {
         let sources = ConfigSources::new(self.config_dirs.clone());
-        let items = self.tokens.iter().map(|t| classify(&sources, t)).collect::<Result<Vec<_>, _>>()?;
+        let items: Vec<Item> =
+            self.tokens.iter().filter_map(|t| classify(&sources, t).transpose()).collect::<Result<_, _>>()?;
         let files: Vec<&Path> = self.files.iter().map(|p| p.as_path()).collect();
         let tree = compose::compose(&sources, &files, &items)?;
         ExperimentConfig::from_value(tree)
