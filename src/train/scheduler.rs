@@ -26,16 +26,22 @@ pub struct ConstantConfig {
     pub warmup_steps: usize,
 }
 
-/// Options of `cosine_warmup`.
+/// Options of `cosine_warmup` (the s4 repo's names `num_warmup_steps`, `num_training_steps` are
+/// accepted as aliases).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CosineWarmupConfig {
     /// Linear warmup steps from 0.
-    #[serde(default)]
+    #[serde(default, alias = "num_warmup_steps")]
     pub warmup_steps: usize,
     /// Final rate as a fraction of the base rate.
     #[serde(default)]
     pub min_lr_ratio: f64,
+    /// Length of the cosine in optimizer steps, warmup included; null: the whole run. Past it the
+    /// cosine goes on (back up), as transformers' `get_cosine_schedule_with_warmup` that the s4
+    /// configs with a `num_training_steps` shorter than the run were trained with.
+    #[serde(default, alias = "num_training_steps")]
+    pub training_steps: Option<usize>,
 }
 
 /// Options of `plateau` (torch's `ReduceLROnPlateau`, epoch-wise on a validation metric).
@@ -102,8 +108,9 @@ impl SchedulerConfig {
                 if step < c.warmup_steps {
                     return base * warm(c.warmup_steps);
                 }
-                let span = total.saturating_sub(c.warmup_steps).max(1) as f64;
-                let p = ((step - c.warmup_steps) as f64 / span).min(1.0);
+                let span = c.training_steps.unwrap_or(total).saturating_sub(c.warmup_steps).max(1) as f64;
+                let p = (step - c.warmup_steps) as f64 / span;
+                let p = if c.training_steps.is_some() { p } else { p.min(1.0) };
                 base * (c.min_lr_ratio + (1.0 - c.min_lr_ratio) * 0.5 * (1.0 + (PI * p).cos()))
             }
             SchedulerConfig::Plateau(c) => {
@@ -145,13 +152,30 @@ mod tests {
 
     #[test]
     fn warmup_then_cosine_reaches_the_floor() {
-        let s = SchedulerConfig::CosineWarmup(CosineWarmupConfig { warmup_steps: 10, min_lr_ratio: 0.1 });
+        let s = SchedulerConfig::CosineWarmup(CosineWarmupConfig {
+            warmup_steps: 10,
+            min_lr_ratio: 0.1,
+            training_steps: None,
+        });
         let st = ScheduleState::default();
         assert!((s.lr(1.0, 0, 110, &st) - 0.1).abs() < 1e-12);
         assert!((s.lr(1.0, 9, 110, &st) - 1.0).abs() < 1e-12);
         assert!((s.lr(1.0, 10, 110, &st) - 1.0).abs() < 1e-12);
         assert!((s.lr(1.0, 60, 110, &st) - 0.55).abs() < 1e-12);
         assert!((s.lr(1.0, 110, 110, &st) - 0.1).abs() < 1e-12);
+        assert!((s.lr(1.0, 150, 110, &st) - 0.1).abs() < 1e-12, "stays at the floor past the run");
+    }
+
+    #[test]
+    fn explicit_training_steps_follow_transformers_past_the_end() {
+        let c: CosineWarmupConfig = serde_yaml::from_str("num_warmup_steps: 10\nnum_training_steps: 110").unwrap();
+        let s = SchedulerConfig::CosineWarmup(c);
+        let st = ScheduleState::default();
+        // The run is longer (1000 steps) than the cosine: it ends at 110 and then rises again.
+        assert!((s.lr(1.0, 60, 1000, &st) - 0.5).abs() < 1e-12);
+        assert!(s.lr(1.0, 110, 1000, &st).abs() < 1e-12);
+        assert!((s.lr(1.0, 160, 1000, &st) - 0.5).abs() < 1e-12);
+        assert!((s.lr(1.0, 210, 1000, &st) - 1.0).abs() < 1e-12);
     }
 
     #[test]
