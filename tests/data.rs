@@ -60,6 +60,11 @@ fn permuted_mnist_applies_one_fixed_permutation() {
     for (j, &src) in p.iter().enumerate() {
         assert_eq!(perm.test.inputs.to_vec()[j], plain.test.inputs.to_vec()[src]);
     }
+    // `permute` is honoured either way: on for smnist, off for psmnist.
+    let on = DataConfig::Smnist(MnistConfig { permute: Some(true), ..mnist_cfg(dir.path()) }).load().unwrap();
+    assert_eq!(on.test.inputs.to_vec(), perm.test.inputs.to_vec());
+    let off = DataConfig::Psmnist(MnistConfig { permute: Some(false), ..mnist_cfg(dir.path()) }).load().unwrap();
+    assert_eq!(off.test.inputs.to_vec(), plain.test.inputs.to_vec());
 }
 
 #[test]

@@ -16,9 +16,9 @@ pub struct MnistConfig {
     /// Folder with the four IDX files (default `$DATA_PATH/mnist`).
     #[serde(default)]
     pub path: Option<PathBuf>,
-    /// Apply one fixed pixel permutation (`psmnist` always does).
+    /// Apply one fixed pixel permutation (null: `psmnist` does, `smnist` does not).
     #[serde(default)]
-    pub permute: bool,
+    pub permute: Option<bool>,
     /// Seed of that permutation.
     #[serde(default = "seed42")]
     pub permute_seed: u64,

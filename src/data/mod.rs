@@ -62,8 +62,8 @@ impl DataConfig {
     pub fn load(&self) -> Result<DataModule, DataError> {
         match self {
             DataConfig::Digits(c) => digits::load(c),
-            DataConfig::Smnist(c) => mnist::load(c, c.permute),
-            DataConfig::Psmnist(c) => mnist::load(c, true),
+            DataConfig::Smnist(c) => mnist::load(c, c.permute.unwrap_or(false)),
+            DataConfig::Psmnist(c) => mnist::load(c, c.permute.unwrap_or(true)),
             DataConfig::Scifar(c) => cifar::load(c),
             DataConfig::Adding(c) => adding::load(c),
             DataConfig::AssociativeRecall(c) => synthetic::load_recall(c),
