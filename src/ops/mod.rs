@@ -244,6 +244,21 @@ impl SsmOps for Flex {
     }
 }
 
+/// Hands each parent that tracks gradients its part (`id` reads a parent's node id: burn does not
+/// export the node type).
+fn register_grads<B: Backend, P, const N: usize>(
+    parents: [Option<P>; N],
+    parts: [B::FloatTensorPrimitive; N],
+    grads: &mut Gradients,
+    id: impl Fn(&P) -> burn::backend::autodiff::NodeId,
+) {
+    for (node, grad) in parents.into_iter().zip(parts) {
+        if let Some(node) = node {
+            grads.register::<B>(id(&node), grad);
+        }
+    }
+}
+
 impl<B: Backend + SsmOps, C: CheckpointStrategy> SsmOps for Autodiff<B, C> {
     fn vandermonde(
         w_re: AdTensor<B, C>,
@@ -260,11 +275,7 @@ impl<B: Backend + SsmOps, C: CheckpointStrategy> SsmOps for Autodiff<B, C> {
                 let g = grads.consume::<B>(&ops.node);
                 let [a, b, c, d] = ops.state;
                 let (ga, gb, gc, gd) = B::vandermonde_grad(a, b, c, d, g);
-                for (node, grad) in ops.parents.into_iter().zip([ga, gb, gc, gd]) {
-                    if let Some(node) = node {
-                        grads.register::<B>(node.id, grad);
-                    }
-                }
+                register_grads::<B, _, _>(ops.parents, [ga, gb, gc, gd], grads, |n| n.id);
             }
         }
         let guards = [w_re.node(), w_im.node(), dta_re.node(), dta_im.node()];
@@ -301,11 +312,7 @@ impl<B: Backend + SsmOps, C: CheckpointStrategy> SsmOps for Autodiff<B, C> {
                 let g = grads.consume::<B>(&ops.node);
                 let [a, b, c, d] = ops.state;
                 let (ga, gb, gc, gd) = B::cauchy_grad(a, b, c, d, g, self.0);
-                for (node, grad) in ops.parents.into_iter().zip([ga, gb, gc, gd]) {
-                    if let Some(node) = node {
-                        grads.register::<B>(node.id, grad);
-                    }
-                }
+                register_grads::<B, _, _>(ops.parents, [ga, gb, gc, gd], grads, |n| n.id);
             }
         }
         let guards = [v_re.node(), v_im.node(), d_re.node(), d_im.node()];
@@ -337,11 +344,7 @@ impl<B: Backend + SsmOps, C: CheckpointStrategy> SsmOps for Autodiff<B, C> {
                 let g = grads.consume::<B>(&ops.node);
                 let [u, k, d, spec, pre] = ops.state;
                 let (gu, gk, gd) = B::causal_conv_grad(u, k, d, spec, pre, g);
-                for (node, grad) in ops.parents.into_iter().zip([gu, gk, gd]) {
-                    if let Some(node) = node {
-                        grads.register::<B>(node.id, grad);
-                    }
-                }
+                register_grads::<B, _, _>(ops.parents, [gu, gk, gd], grads, |n| n.id);
             }
         }
         let guards = [u.node(), k.node(), d.node()];
@@ -402,11 +405,7 @@ impl<B: Backend + SsmOps, C: CheckpointStrategy> SsmOps for Autodiff<B, C> {
                 let g = grads.consume::<B>(&ops.node);
                 let [x, gamma, rstd] = ops.state;
                 let (gx, gg, gb) = B::layer_norm_grad(x, gamma, rstd, g);
-                for (node, grad) in ops.parents.into_iter().zip([gx, gg, gb]) {
-                    if let Some(node) = node {
-                        grads.register::<B>(node.id, grad);
-                    }
-                }
+                register_grads::<B, _, _>(ops.parents, [gx, gg, gb], grads, |n| n.id);
             }
         }
         let guards = [x.node(), gamma.node(), beta.node()];
