@@ -40,6 +40,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => super::bench::run(&a),
         Command::Data(super::DataCommand::Generate(g)) => super::generate::run(&g),
         Command::Data(super::DataCommand::Prepare(p)) => prepare(&p.config),
+        Command::Weights(w) => super::weights::run(&w),
     }
 }
 
@@ -73,7 +74,7 @@ fn prepare(c: &ConfigArgs) -> Result<()> {
     Ok(())
 }
 
-fn request(c: &ConfigArgs) -> ConfigRequest {
+pub(super) fn request(c: &ConfigArgs) -> ConfigRequest {
     ConfigRequest { config_dirs: c.config_dir.clone(), files: c.config.clone(), tokens: c.overrides.clone() }
 }
 
@@ -98,7 +99,7 @@ fn config_over(yaml: &str, c: &ConfigArgs, origin: &Path) -> Result<ExperimentCo
 }
 
 /// Loads a checkpoint and its (overridden) config, and builds everything for evaluation.
-fn load_for_eval(
+pub(super) fn load_for_eval(
     ckpt: &Path,
     c: &ConfigArgs,
     rate: f64,

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_data;
 pub mod commands;
 pub mod generate;
+pub mod weights;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,9 @@ pub enum Command {
     /// Dataset tools.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Move weights to and from PyTorch state_dicts (.safetensors).
+    #[command(subcommand)]
+    Weights(weights::WeightsCommand),
 }
 
 /// `wavessm data …`.

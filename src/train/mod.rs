@@ -7,6 +7,7 @@ pub mod progress;
 pub mod run;
 pub mod scheduler;
 pub mod shared;
+pub mod torch;
 
 pub use fit::{FitOptions, FitSummary, Setup, device_for, evaluate, fit};
 pub use scheduler::SchedulerConfig;
