@@ -9,6 +9,7 @@ use burn::tensor::{Device, Tensor};
 use common::{check_directional, dot, host, max_rel, probe, randn, serial, t};
 use wavessm::model::ssm::conv::{causal_conv, direct_conv, fft_conv};
 use wavessm::model::ssm::diagonal::Disc;
+use wavessm::model::ssm::hyper::SsmHyper;
 use wavessm::model::ssm::s4d::{Activation, S4dConfig, S4dInit};
 use wavessm::model::ssm::vandermonde::{vandermonde, vandermonde_tensor_ops};
 
@@ -153,7 +154,8 @@ fn s4d_gradient_check(disc: Disc) {
         d_state: 8,
         dt_min: 0.01,
         dt_max: 0.1,
-        lr: None,
+        lr: SsmHyper::All(None),
+        wd: SsmHyper::All(Some(0.0)),
         init: S4dInit::Lin,
         activation: Activation::Gelu,
         dropout: 0.0,
@@ -241,7 +243,17 @@ fn s4d_step_mode_equals_conv_mode_on_random_configs() {
         let init = [S4dInit::Lin, S4dInit::Inv, S4dInit::Legs][(seed % 3) as usize];
         let dev = Device::flex();
         dev.seed(seed);
-        let cfg = S4dConfig { d_state: n, dt_min: 0.001, dt_max: 0.1, lr: None, init, activation, dropout: 0.0, disc };
+        let cfg = S4dConfig {
+            d_state: n,
+            dt_min: 0.001,
+            dt_max: 0.1,
+            lr: SsmHyper::All(None),
+            wd: SsmHyper::All(Some(0.0)),
+            init,
+            activation,
+            dropout: 0.0,
+            disc,
+        };
         let layer = cfg.init(h, &dev);
         let u = t(randn(b * l * h, 100 + seed), [b, l, h], &dev);
         let conv = host(layer.forward(u.clone())); // [B, L, H]
@@ -263,7 +275,8 @@ fn s4d_step_mode_equals_conv_mode_on_random_configs() {
         d_state: 4,
         dt_min: 0.01,
         dt_max: 0.1,
-        lr: None,
+        lr: SsmHyper::All(None),
+        wd: SsmHyper::All(Some(0.0)),
         init: S4dInit::Lin,
         activation: Activation::Id,
         dropout: 0.0,
@@ -281,7 +294,8 @@ fn rate_multiplies_the_step_size_in_conv_and_step_mode() {
         d_state: 8,
         dt_min: 0.01,
         dt_max: 0.1,
-        lr: None,
+        lr: SsmHyper::All(None),
+        wd: SsmHyper::All(Some(0.0)),
         init: S4dInit::Lin,
         activation: Activation::Gelu,
         dropout: 0.0,

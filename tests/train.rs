@@ -139,7 +139,9 @@ fn ssm_parameters_form_their_own_group() {
     let cfg = config(Path::new("unused"), &[]);
     let device = Device::flex().autodiff();
     let model = SequenceModel::new(&cfg.model, 1, 10, &device).unwrap();
-    let group = ParamGroup::from_regex(suffix_regex(wavessm::model::ssm::S4dConfig::SSM_PARAMS)).unwrap();
+    let layer = wavessm::model::LayerConfig::from_named(&cfg.model.layer, "model.layer").unwrap();
+    let names: Vec<&str> = layer.ssm_groups().iter().flat_map(|g| g.names).copied().collect();
+    let group = ParamGroup::from_regex(suffix_regex(&names)).unwrap();
     let paths = param_paths(&model);
     let matched: Vec<&str> =
         paths.iter().filter(|(p, id)| group.matches(id, Some(p))).map(|(p, _)| p.as_str()).collect();
@@ -149,12 +151,13 @@ fn ssm_parameters_form_their_own_group() {
     // S4 defaults: their lr is the layer's (1e-3), the rest the optimizer's.
     let optim = Optim::new(&cfg).unwrap();
     let lrs: BTreeMap<String, f64> = optim.groups.iter().map(|g| g.name.clone()).zip(optim.lrs(0, 100)).collect();
-    assert_eq!(lrs["ssm"], 0.001);
+    assert_eq!((lrs["ssm.dt"], lrs["ssm.A"]), (0.001, 0.001));
     assert_eq!(lrs["default"], 0.01);
     // A user group with its own schedule.
     let cfg = config(Path::new("unused"), &["optimizer.groups=[{params: 'decoder', lr: 0.5, scheduler: constant}]"]);
     let optim = Optim::new(&cfg).unwrap();
-    assert_eq!(optim.lrs(99, 100)[2], 0.5, "constant schedule keeps the group's lr to the end");
+    let user = optim.groups.iter().position(|g| g.name == "groups.0").unwrap();
+    assert_eq!(optim.lrs(99, 100)[user], 0.5, "constant schedule keeps the group's lr to the end");
     assert!(optim.lrs(99, 100)[0] < 0.001, "the global cosine schedule decays");
 }
 

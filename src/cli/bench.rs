@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use crate::config::ConfigRequest;
 use crate::model::SequenceModel;
 use crate::model::ssm::diagonal::Disc;
+use crate::model::ssm::hyper::SsmHyper;
 use crate::model::ssm::recurrence::DiagonalRecurrence;
 use crate::model::ssm::s4::S4Config;
 use crate::model::ssm::s4d::{Activation, S4dConfig, S4dInit};
@@ -83,7 +84,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 d_state: 64,
                 dt_min: 1e-3,
                 dt_max: 1e-1,
-                lr: None,
+                lr: SsmHyper::All(None),
+                wd: SsmHyper::All(Some(0.0)),
                 init: S4dInit::Lin,
                 activation: Activation::Gelu,
                 dropout: 0.0,

@@ -16,7 +16,7 @@ pub mod backbone;
 pub mod block;
 pub mod ssm;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Tensor};
 
 pub use backbone::SequenceModel;
@@ -63,24 +63,55 @@ impl LayerConfig {
         }
     }
 
-    /// Builds the layer for width `h`.
+    /// Builds the layer for width `h`, its `lr: 0` SSM parameters frozen.
     pub fn init(&self, h: usize, device: &Device) -> Layer {
-        match self {
+        let layer = match self {
             LayerConfig::S4d(c) => Layer::S4d(c.init(h, device)),
             LayerConfig::Dss(c) => Layer::Dss(c.init(h, device)),
             LayerConfig::S4(c) => Layer::S4(c.init(h, device)),
             LayerConfig::LiquidS4(c) => Layer::S4(c.clone().liquid().init(h, device)),
-        }
+        };
+        let frozen: Vec<&str> =
+            self.ssm_groups().iter().filter(|g| g.frozen()).flat_map(|g| g.names).copied().collect();
+        freeze(layer, &frozen)
     }
 
-    /// SSM parameter names (relative to the layer) and their learning rate; their weight decay is 0.
-    pub fn ssm_params(&self) -> (&'static [&'static str], Option<f64>) {
+    /// Optimizer settings of the layer's SSM parameters, one entry per kind (`dt`, `A`, …).
+    pub fn ssm_groups(&self) -> Vec<ssm::hyper::SsmGroup> {
         match self {
-            LayerConfig::S4d(c) => (ssm::S4dConfig::SSM_PARAMS, c.lr),
-            LayerConfig::Dss(c) => (ssm::DssConfig::SSM_PARAMS, c.lr),
-            LayerConfig::S4(c) | LayerConfig::LiquidS4(c) => (ssm::S4Config::SSM_PARAMS, c.lr),
+            LayerConfig::S4d(c) => c.ssm_groups(),
+            LayerConfig::Dss(c) => c.ssm_groups(),
+            LayerConfig::S4(c) => c.ssm_groups(),
+            LayerConfig::LiquidS4(c) => c.clone().liquid().ssm_groups(),
         }
     }
+}
+
+/// Stops gradients of the parameters named by `names` (layer-relative suffixes such as
+/// `kernel.inv_dt`): the reference registers an `lr: 0` tensor as a buffer, so it gets no
+/// gradient, no optimizer update and no share of the clipping norm.
+fn freeze(layer: Layer, names: &[&str]) -> Layer {
+    struct Freeze<'a> {
+        path: Vec<String>,
+        names: &'a [&'a str],
+    }
+    impl ModuleMapper for Freeze<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let path = self.path.join(".");
+            let hit = self.names.iter().any(|n| path == *n || path.ends_with(&format!(".{n}")));
+            if hit { param.set_require_grad(false) } else { param }
+        }
+    }
+    if names.is_empty() {
+        return layer;
+    }
+    layer.map(&mut Freeze { path: vec![], names })
 }
 
 /// A built sequence layer: maps [B, L, H] to [B, L, H].

@@ -1,5 +1,6 @@
-//! AdamW with parameter groups: the whole model, then the SSM parameters that layers mark
-//! (S4 convention: their own lr, weight decay 0), then the user's regex groups (last match wins).
+//! AdamW with parameter groups: the whole model, then one group per kind of SSM parameter the
+//! layer marks (`ssm.dt`, `ssm.A`, …: s4's `lr` / `wd` options, by default lr 1e-3 and weight
+//! decay 0), then the user's regex groups (last match wins).
 //! Each group's learning rate follows its own schedule.
 
 use std::sync::Arc;
@@ -33,10 +34,12 @@ impl LrScheduler for SharedLr {
 /// One parameter group's learning-rate plan.
 #[derive(Debug, Clone)]
 pub struct GroupPlan {
-    /// Display name (`default`, `ssm`, `groups.0`, …).
+    /// Display name (`default`, `ssm.dt`, `ssm.A`, `groups.0`, …).
     pub name: String,
     /// Base learning rate.
     pub lr: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
     /// Schedule applied to it.
     pub schedule: SchedulerConfig,
     /// Index into the schedule states (groups without their own schedule share state 0).
@@ -74,19 +77,28 @@ impl Optim {
         };
         let global = SchedulerConfig::from_named(&cfg.scheduler, "scheduler")?;
         let mut inner = adamw(o.weight_decay).init();
-        let mut groups = vec![GroupPlan { name: "default".into(), lr: o.lr, schedule: global.clone(), state: 0 }];
+        let mut groups = vec![GroupPlan {
+            name: "default".into(),
+            lr: o.lr,
+            weight_decay: o.weight_decay,
+            schedule: global.clone(),
+            state: 0,
+        }];
         let mut matchers = vec![ParamGroup::all()];
         let mut states = vec![ScheduleState::default()];
 
         let layer = LayerConfig::from_named(&cfg.model.layer, "model.layer")?;
-        let (ssm_names, ssm_lr) = layer.ssm_params();
-        if !ssm_names.is_empty() {
-            let g = ParamGroup::from_regex(suffix_regex(ssm_names)).expect("escaped names form a valid regex");
-            inner = inner.with_group(g.clone(), adamw(0.0).build(), None);
-            matchers.push(g);
+        // One group per kind of SSM parameter with settings of its own (`ssm.dt`, `ssm.A`, …);
+        // frozen kinds have no gradient (see `LayerConfig::init`) and need none.
+        for g in layer.ssm_groups().into_iter().filter(|g| !g.is_default() && !g.frozen()) {
+            let m = ParamGroup::from_regex(suffix_regex(g.names)).expect("escaped names form a valid regex");
+            let weight_decay = g.wd.unwrap_or(o.weight_decay);
+            inner = inner.with_group(m.clone(), adamw(weight_decay).build(), None);
+            matchers.push(m);
             groups.push(GroupPlan {
-                name: "ssm".into(),
-                lr: ssm_lr.unwrap_or(o.lr),
+                name: format!("ssm.{}", g.key),
+                lr: g.lr.unwrap_or(o.lr),
+                weight_decay,
                 schedule: global.clone(),
                 state: 0,
             });
@@ -95,7 +107,8 @@ impl Optim {
             let path = format!("optimizer.groups.{i}");
             let g = ParamGroup::from_regex(&gc.params)
                 .map_err(|e| ConfigError::Key { path: format!("{path}.params"), msg: format!("{e:?}") })?;
-            inner = inner.with_group(g.clone(), adamw(gc.weight_decay.unwrap_or(o.weight_decay)).build(), None);
+            let weight_decay = gc.weight_decay.unwrap_or(o.weight_decay);
+            inner = inner.with_group(g.clone(), adamw(weight_decay).build(), None);
             matchers.push(g);
             let (schedule, state) = match &gc.scheduler {
                 Some(s) => {
@@ -104,7 +117,13 @@ impl Optim {
                 }
                 None => (global.clone(), 0),
             };
-            groups.push(GroupPlan { name: format!("groups.{i}"), lr: gc.lr.unwrap_or(o.lr), schedule, state });
+            groups.push(GroupPlan {
+                name: format!("groups.{i}"),
+                lr: gc.lr.unwrap_or(o.lr),
+                weight_decay,
+                schedule,
+                state,
+            });
         }
 
         let cells: Vec<Arc<AtomicU64>> = groups.iter().map(|g| Arc::new(AtomicU64::new(g.lr.to_bits()))).collect();

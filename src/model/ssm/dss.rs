@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::conv::causal_conv;
 use super::diagonal::{DssVersion, dss_kernel};
 use super::hippo::legs_diagonal;
+use super::hyper::{self, SsmGroup, SsmHyper, SsmKind};
 use super::{Activation, defaults};
 use crate::config::ConfigError;
 
@@ -51,9 +52,15 @@ pub struct DssConfig {
     /// Largest initial step size.
     #[serde(default = "defaults::dt_max")]
     pub dt_max: f64,
-    /// Learning rate of `log_dt`, `Λ` and `W` (weight decay 0), as the reference.
-    #[serde(default = "defaults::ssm_lr")]
-    pub lr: Option<f64>,
+    /// Learning rate by dss.py's keys (`log_dt`; `Lambda`: `Lambda_log_neg_re`, `Lambda_im` or
+    /// `Lambda`; `W`): a map whose left-out keys keep dss.py's 1e-3, one number for all, or null
+    /// for the optimizer's; 0 freezes (dss.py's `trainable: false`).
+    #[serde(default = "dss_lr")]
+    pub lr: SsmHyper,
+    /// Weight decay of the same (dss.py: always 0): a number, null for the optimizer's, or a map
+    /// whose left-out keys keep 0.
+    #[serde(default = "defaults::ssm_wd")]
+    pub wd: SsmHyper,
     /// Activation after the SSM.
     #[serde(default)]
     pub activation: Activation,
@@ -69,10 +76,28 @@ fn softmax() -> DssVersion {
     DssVersion::Softmax
 }
 
+fn dss_lr() -> SsmHyper {
+    SsmHyper::each(&[("log_dt", 1e-3), ("Lambda", 1e-3), ("W", 1e-3)])
+}
+
+/// DSS's SSM parameter kinds, keyed as dss.py's `lr` dict (`register(name, …, self.lr.<key>,
+/// wd=0.0)`).
+const DSS_KINDS: &[SsmKind] = &[
+    SsmKind { key: "log_dt", names: &["kernel.log_dt"], takes_wd: true },
+    SsmKind {
+        key: "Lambda",
+        names: &["kernel.Lambda_log_neg_re", "kernel.Lambda_im", "kernel.Lambda"],
+        takes_wd: true,
+    },
+    SsmKind { key: "W", names: &["kernel.W"], takes_wd: true },
+];
+
 impl DssConfig {
-    /// Parameter names (relative to the layer) in the SSM group.
-    pub const SSM_PARAMS: &'static [&'static str] =
-        &["kernel.log_dt", "kernel.Lambda_log_neg_re", "kernel.Lambda_im", "kernel.Lambda", "kernel.W"];
+    /// Optimizer settings of each kind of SSM parameter (dss.py updates its defaults with the
+    /// given map, so left-out keys keep lr 1e-3 and weight decay 0).
+    pub fn ssm_groups(&self) -> Vec<SsmGroup> {
+        hyper::resolve(DSS_KINDS, &self.lr, &self.wd, Some(1e-3), Some(0.0))
+    }
 
     /// Checks values the type system does not.
     pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
@@ -83,6 +108,7 @@ impl DssConfig {
         if self.channels == 0 {
             return bad("channels", "must be at least 1".into());
         }
+        hyper::check(path, DSS_KINDS, &self.lr, &self.wd)?;
         super::check_common(path, self.dt_min, self.dt_max, self.dropout)
     }
 

@@ -6,9 +6,11 @@ pub mod diagonal;
 pub mod dplr;
 pub mod dss;
 pub mod hippo;
+pub mod hyper;
 pub mod liquid;
 pub mod recurrence;
 pub mod s4;
+pub mod s4_init;
 pub mod s4d;
 pub mod vandermonde;
 
@@ -45,9 +47,9 @@ pub(crate) mod defaults {
     pub fn dt_max() -> f64 {
         1e-1
     }
-    /// Learning rate of the SSM parameters.
-    pub fn ssm_lr() -> Option<f64> {
-        Some(1e-3)
+    /// Weight decay of the SSM parameters (s4.py's `wd`).
+    pub fn ssm_wd() -> super::hyper::SsmHyper {
+        super::hyper::SsmHyper::All(Some(0.0))
     }
 }
 

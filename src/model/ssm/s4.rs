@@ -18,14 +18,17 @@ use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use num_complex::Complex64 as C64;
 use serde::{Deserialize, Serialize};
 
+use super::Activation;
 use super::complex::Complex;
 use super::conv::{causal_conv, glu_last};
 use super::defaults;
 use super::diagonal::{Disc, kernel};
 use super::dplr::{DplrRecurrence, dplr_kernel, map_outputs};
+use super::hyper::{self, SsmGroup, SsmHyper, SsmKind};
 use super::liquid::{Liquid, LiquidKernel};
 use super::recurrence::{DiagonalRecurrence, DiagonalState};
-use super::{Activation, hippo};
+pub use super::s4_init::S4Init;
+use super::s4_init::init_copies;
 use crate::config::ConfigError;
 
 /// Kernel algorithm (`mode` in s4.py).
@@ -38,28 +41,6 @@ pub enum S4Mode {
     Nplr,
     /// Diagonal (S4D).
     Diag,
-}
-
-/// Initialization of `(A, B, P)` (s4.py's `init`, with or without its `diag-` prefix).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum S4Init {
-    /// HiPPO-LegS in NPLR form (`diag`: S4D-LegS, its diagonal and `B`).
-    #[default]
-    #[serde(alias = "diag-legs", alias = "hippo")]
-    Legs,
-    /// `A_n = -1/2 - iπn`.
-    #[serde(alias = "diag-lin")]
-    Lin,
-    /// `A_n = -1/2 - i(N/π)(N/(2n+1) - 1)`.
-    #[serde(alias = "diag-inv")]
-    Inv,
-    /// S4D-Real: `A_n = -(n+1)`.
-    #[serde(alias = "diag-real")]
-    Real,
-    /// `A_n = -1/2 - i·exp(ε)`, `ε ~ N(0, 1)`.
-    #[serde(alias = "diag-rand")]
-    Rand,
 }
 
 /// Positive parameterization of `-Re A` (s4.py's `real_transform`).
@@ -112,6 +93,18 @@ fn two() -> usize {
 fn yes() -> bool {
     true
 }
+fn s4_lr() -> SsmHyper {
+    SsmHyper::each(&[("dt", 1e-3), ("A", 1e-3), ("B", 1e-3)])
+}
+
+/// S4's SSM parameter kinds (`register(name, tensor, lr_dict[kind], wd_dict[kind])` in s4.py;
+/// `P` follows `A`, and `C` gets `lr_dict['C']` with the optimizer's weight decay).
+const S4_KINDS: &[SsmKind] = &[
+    SsmKind { key: "dt", names: &["kernel.inv_dt"], takes_wd: true },
+    SsmKind { key: "A", names: &["kernel.A_real", "kernel.A_imag", "kernel.P"], takes_wd: true },
+    SsmKind { key: "B", names: &["kernel.B"], takes_wd: true },
+    SsmKind { key: "C", names: &["kernel.C"], takes_wd: false },
+];
 
 /// Options of the `s4` layer (`model.layer`); `liquid_kernel` turns it into Liquid-S4.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,11 +122,17 @@ pub struct S4Config {
     /// Largest initial step size.
     #[serde(default = "defaults::dt_max")]
     pub dt_max: f64,
-    /// Learning rate of `inv_dt`, `A_real`, `A_imag`, `B`, `P` (null: the optimizer's); their
-    /// weight decay is 0.
-    #[serde(default = "defaults::ssm_lr")]
-    pub lr: Option<f64>,
-    /// Initialization of A (and B, P).
+    /// Learning rate of the SSM parameters by kind (`dt`: `inv_dt`; `A`: `A_real`, `A_imag`,
+    /// `P`; `B`; `C`, not in Liquid-S4): a map (kinds left out: the optimizer's), one number for
+    /// all four kinds as s4.py (so also `C`), or null; 0 freezes.
+    #[serde(default = "s4_lr")]
+    pub lr: SsmHyper,
+    /// Weight decay of `dt`, `A`, `B` (a number, null for the optimizer's, or a map whose left-out
+    /// kinds take the optimizer's); `C` always has the optimizer's.
+    #[serde(default = "defaults::ssm_wd")]
+    pub wd: SsmHyper,
+    /// Initialization of A (and B, P): a HiPPO measure (`legs`, `fout`, `lagt`), `diag-*` /
+    /// `dplr-*`, or a combination (`hippo`, `diag`, `all`) splitting the `n_ssm` copies.
     #[serde(default)]
     pub init: S4Init,
     /// Discretization (default: bilinear for `nplr`, which supports only it; zoh for `diag`).
@@ -175,9 +174,16 @@ pub struct S4Config {
 }
 
 impl S4Config {
-    /// Parameter names (relative to the layer) that are SSM parameters.
-    pub const SSM_PARAMS: &'static [&'static str] =
-        &["kernel.inv_dt", "kernel.A_real", "kernel.A_imag", "kernel.B", "kernel.P"];
+    /// The SSM parameter kinds: Liquid-S4's kernel (raminmh/liquid-s4) registers `C` plainly.
+    fn kinds(&self) -> &'static [SsmKind] {
+        if self.liquid_kernel.is_some() { &S4_KINDS[..3] } else { S4_KINDS }
+    }
+
+    /// Optimizer settings of each kind of SSM parameter (s4.py: map keys left out and `null`
+    /// take the optimizer's value).
+    pub fn ssm_groups(&self) -> Vec<SsmGroup> {
+        hyper::resolve(self.kinds(), &self.lr, &self.wd, None, None)
+    }
 
     /// The `liquid_s4` entry: S4 with the `polyb` correction unless `liquid_kernel` says otherwise.
     pub fn liquid(mut self) -> Self {
@@ -195,6 +201,17 @@ impl S4Config {
         if self.d_state < 2 || !self.d_state.is_multiple_of(2) {
             return bad("d_state", format!("must be an even number ≥ 2 (N/2 complex modes), got {}", self.d_state));
         }
+        if self.d_state < self.init.min_state() {
+            return bad(
+                "d_state",
+                format!(
+                    "init `{}` needs d_state ≥ {} (its NPLR form allows one zero eigenvalue pair), got {}",
+                    self.init.name(),
+                    self.init.min_state(),
+                    self.d_state
+                ),
+            );
+        }
         if self.mode == S4Mode::Nplr && self.disc() != Disc::Bilinear {
             return bad(
                 "disc",
@@ -206,6 +223,7 @@ impl S4Config {
                 .to_lowercase(),
             );
         }
+        hyper::check(path, self.kinds(), &self.lr, &self.wd)?;
         if self.rank != 1 {
             return bad("rank", format!("only rank 1 is implemented, got {}", self.rank));
         }
@@ -234,13 +252,25 @@ impl S4Config {
 
     /// Checks the options that depend on the model width `h`.
     pub fn check_width(&self, path: &str, h: usize) -> Result<(), ConfigError> {
-        match self.n_ssm {
-            Some(s) if !h.is_multiple_of(s) => Err(ConfigError::Key {
+        if let Some(s) = self.n_ssm
+            && !h.is_multiple_of(s)
+        {
+            return Err(ConfigError::Key {
                 path: format!("{path}.n_ssm"),
                 msg: format!("must divide d_model = {h}, got {s}"),
-            }),
-            _ => Ok(()),
+            });
         }
+        let (s, k) = (self.n_ssm.unwrap_or(h), self.init.parts().len());
+        if !s.is_multiple_of(k) {
+            return Err(ConfigError::Key {
+                path: format!("{path}.init"),
+                msg: format!(
+                    "`{}` splits the SSM copies into {k} blocks, but n_ssm (null: d_model) = {s} is not a multiple of {k}",
+                    self.init.name()
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Builds the layer for width `h` (random init from the device's seeded RNG).
@@ -305,57 +335,38 @@ impl S4Kernel {
         let n2 = n / 2;
         let nplr = cfg.mode == S4Mode::Nplr;
         let log_dt = Tensor::<2>::random([h, 1], Distribution::Uniform(cfg.dt_min.ln(), cfg.dt_max.ln()), device);
-        let unit = |re: f64| C64::new(re, 0.0);
-        let (w, b, p): (Vec<C64>, Vec<C64>, Option<Vec<C64>>) = match cfg.init {
-            S4Init::Legs => {
-                let f = hippo::legs_nplr(n, 2.0);
-                let p = nplr.then(|| f.p.clone());
-                (f.w, f.b, p)
-            }
-            init => {
-                let imag: Vec<f64> = match init {
-                    S4Init::Lin => (0..n2).map(|k| std::f64::consts::PI * k as f64).collect(),
-                    S4Init::Inv => {
-                        let nf = n as f64;
-                        (0..n2).map(|k| nf / std::f64::consts::PI * (nf / (2 * k + 1) as f64 - 1.0)).collect()
-                    }
-                    S4Init::Real => vec![0.0; n2],
-                    _ => host_normal(n2, 1.0, device).into_iter().map(f64::exp).collect(),
-                };
-                let real = |k: usize| if init == S4Init::Real { (k + 1) as f64 } else { 0.5 };
-                let w = (0..n2).map(|k| C64::new(-real(k), -imag[k])).collect();
-                let p = nplr.then(|| {
-                    let z = host_normal(2 * n2, 0.5f64.sqrt(), device);
-                    (0..n2).map(|k| C64::new(z[2 * k], z[2 * k + 1])).collect()
-                });
-                (w, vec![unit(1.0); n2], p)
-            }
-        };
-        let tile = |v: &[C64]| -> Vec<C64> { (0..s).flat_map(|_| v.iter().copied()).collect() };
-        let a_real: Vec<f32> = tile(&w).iter().map(|z| cfg.real_transform.inverse(-z.re) as f32).collect();
-        let a_imag: Vec<f32> = tile(&w).iter().map(|z| (-z.im).max(1e-4) as f32).collect();
+        let (w, b, p) = init_copies(&cfg.init, n, s, nplr, &mut |k, std| host_normal(k, std, device));
+        let a_real: Vec<f32> = w.iter().map(|z| cfg.real_transform.inverse(-z.re) as f32).collect();
+        let a_imag: Vec<f32> = w.iter().map(|z| (-z.im).max(1e-4) as f32).collect();
         let c = host_normal(2 * c_out * h * n2, 0.5f64.sqrt(), device);
-        let mut c: Vec<C64> = c.chunks(2).map(|z| C64::new(z[0], z[1])).collect();
-        let l_kernel = cfg.l_max.unwrap_or(1024).next_power_of_two();
-        if let Some(p) = &p {
-            // C̃ = (I - dA^L)ᵀC per h, as s4.py does on its first forward.
-            let dt: Vec<f64> =
-                log_dt.clone().try_into_vec_as::<f64>().expect("f64 dt").iter().map(|v| v.exp()).collect();
-            let per_h = |v: &[C64]| -> Vec<C64> { (0..h).flat_map(|_| v.iter().copied()).collect() };
-            c = map_outputs(&dt, &per_h(&w), &per_h(p), &per_h(&b), &c, |sys, ci| sys.c_tilde(ci, l_kernel));
-        }
-        Self {
+        let c: Vec<C64> = c.chunks(2).map(|z| C64::new(z[0], z[1])).collect();
+        let mut kernel = Self {
             inv_dt: Param::from_tensor(log_dt),
             A_real: Param::from_tensor(Tensor::from_data(TensorData::new(a_real, [s, n2]), device)),
             A_imag: Param::from_tensor(Tensor::from_data(TensorData::new(a_imag, [s, n2]), device)),
-            B: Param::from_tensor(pairs(&tile(&b), [1, s, n2, 2], device)),
+            B: Param::from_tensor(pairs(&b, [1, s, n2, 2], device)),
             C: Param::from_tensor(pairs(&c, [c_out, h, n2, 2], device)),
-            P: p.map(|p| Param::from_tensor(pairs(&tile(&p), [1, s, n2, 2], device))),
+            P: p.map(|p| Param::from_tensor(pairs(&p, [1, s, n2, 2], device))),
             disc: cfg.disc(),
             real_transform: cfg.real_transform,
-            l_kernel,
+            l_kernel: cfg.l_max.unwrap_or(1024).next_power_of_two(),
             rate: 1.0,
+        };
+        if let (_, w, b, _, Some(p)) = kernel.effective() {
+            // C̃ = (I - dA^L)ᵀC per h, as s4.py does on its first forward: from the stored
+            // parameters (HiPPO measures with Re w = 0 are clamped to -1e-4 there).
+            let dt: Vec<f64> =
+                kernel.inv_dt.val().try_into_vec_as::<f64>().expect("f64 dt").iter().map(|v| v.exp()).collect();
+            let host = |z: Complex<2>| -> Vec<C64> {
+                let re = z.0.try_into_vec_as::<f64>().expect("f64 data");
+                let im = z.1.try_into_vec_as::<f64>().expect("f64 data");
+                re.into_iter().zip(im).map(|(r, i)| C64::new(r, i)).collect()
+            };
+            let l = kernel.l_kernel;
+            let ct = map_outputs(&dt, &host(w), &host(p), &host(b), &c, |sys, ci| sys.c_tilde(ci, l));
+            kernel.C = Param::from_tensor(pairs(&ct, [c_out, h, n2, 2], device));
         }
+        kernel
     }
 
     /// Effective `(dt [H], A [H,N2], B [H,N2], C [C,H,N2], P [H,N2])`.

@@ -19,6 +19,7 @@ pub use super::Activation;
 use super::conv::{causal_conv, glu_last};
 use super::defaults;
 use super::diagonal::{Disc, kernel};
+use super::hyper::{self, SsmGroup, SsmHyper, SsmKind};
 use super::recurrence::{DiagonalRecurrence, DiagonalState};
 
 /// Initialization of the diagonal `A` (S4D paper, section 4).
@@ -47,10 +48,15 @@ pub struct S4dConfig {
     /// Largest initial step size.
     #[serde(default = "defaults::dt_max")]
     pub dt_max: f64,
-    /// Learning rate of `log_dt`, `log_A_real`, `A_imag` (null: the optimizer's); their weight
-    /// decay is always 0.
-    #[serde(default = "defaults::ssm_lr")]
-    pub lr: Option<f64>,
+    /// Learning rate of the SSM parameters (`dt`: `log_dt`; `A`: `log_A_real`, `A_imag`): one
+    /// number as s4d.py, null for the optimizer's, or a map by kind (left out: the optimizer's);
+    /// 0 freezes.
+    #[serde(default = "s4d_lr")]
+    pub lr: SsmHyper,
+    /// Weight decay of the SSM parameters (s4d.py: always 0): a number, null for the
+    /// optimizer's, or a map by kind (left out: the optimizer's).
+    #[serde(default = "defaults::ssm_wd")]
+    pub wd: SsmHyper,
     /// Initialization of A.
     #[serde(default)]
     pub init: S4dInit,
@@ -65,9 +71,22 @@ pub struct S4dConfig {
     pub disc: Disc,
 }
 
+fn s4d_lr() -> SsmHyper {
+    SsmHyper::All(Some(1e-3))
+}
+
+/// S4D's SSM parameter kinds (s4d.py registers these three with `lr`; `C` is a plain
+/// parameter and there is no `B`).
+const S4D_KINDS: &[SsmKind] = &[
+    SsmKind { key: "dt", names: &["kernel.log_dt"], takes_wd: true },
+    SsmKind { key: "A", names: &["kernel.log_A_real", "kernel.A_imag"], takes_wd: true },
+];
+
 impl S4dConfig {
-    /// Parameter names (relative to the layer) that are SSM parameters.
-    pub const SSM_PARAMS: &'static [&'static str] = &["kernel.log_dt", "kernel.log_A_real", "kernel.A_imag"];
+    /// Optimizer settings of each kind of SSM parameter.
+    pub fn ssm_groups(&self) -> Vec<SsmGroup> {
+        hyper::resolve(S4D_KINDS, &self.lr, &self.wd, None, None)
+    }
 
     /// Checks values the type system does not.
     pub fn validate(&self, path: &str) -> Result<(), crate::config::ConfigError> {
@@ -75,6 +94,7 @@ impl S4dConfig {
         if self.d_state < 2 || !self.d_state.is_multiple_of(2) {
             return bad("d_state", format!("must be an even number ≥ 2 (N/2 complex modes), got {}", self.d_state));
         }
+        hyper::check(path, S4D_KINDS, &self.lr, &self.wd)?;
         super::check_common(path, self.dt_min, self.dt_max, self.dropout)
     }
 
