@@ -219,6 +219,8 @@ fn seed_readme_command_lines_run_unchanged() {
         "wandb=null model=dss experiment=s4-sc",
         "wandb=null model=dss experiment=s4-lra-cifar train.seed=42 scheduler.patience=15 trainer.max_epochs=250",
         "wandb=null model=dss experiment=s4-lra-pathx loader.batch_size=8 trainer.accumulate_grad_batches=2",
+        "wandb=null model=dss experiment=s4-lra-pathx model.layer.dt_min=0.0001 model.layer.dt_max=0.01 \
+         model.layer.lr.log_dt=0.0001 loader.batch_size=16",
         "wandb=null pipeline=mnist model=s4",
         "wandb=null experiment=s4-lra-listops",
         "wandb=null experiment=s4-lra-pathx",

@@ -7,12 +7,13 @@ use burn::tensor::{Device, Tensor};
 use common::{Golden, host, tensor};
 use num_complex::Complex64 as C64;
 use wavessm::model::ssm::conv::causal_conv;
-use wavessm::model::ssm::diagonal::{Disc, DssVersion, dss_kernel, kernel};
+use wavessm::model::ssm::diagonal::{Disc, DssVersion, discretize, dss_kernel, dss_system, kernel};
 use wavessm::model::ssm::dplr::{DplrRecurrence, dplr_kernel, map_outputs};
 use wavessm::model::ssm::hippo::{legs, legs_diagonal, legs_nplr};
 use wavessm::model::ssm::liquid::{Liquid, LiquidKernel};
-use wavessm::model::ssm::recurrence::DiagonalRecurrence;
+use wavessm::model::ssm::recurrence::{DiagonalRecurrence, Recurrence};
 use wavessm::model::ssm::s4d::S4dInit;
+use wavessm::model::ssm::state::{SsmState, host_forwarding};
 
 /// Diagonal kernel `K [C,H,L]` from the file's effective parameters.
 fn diagonal_kernel(g: &Golden, disc: Disc, l: usize, device: &Device) -> Tensor<3> {
@@ -68,6 +69,58 @@ fn check_s4d_step(g: &Golden) {
     // And the two modes agree with each other (to float32 conv precision).
     let worst = y_conv.iter().zip(&y_step).map(|(a, b)| (a - b).abs() / (1.0 + b.abs())).fold(0.0, f64::max);
     assert!(worst < 1e-4, "conv and step modes differ by {worst}");
+    // Conv-mode state forwarding of the same system, in two chunks.
+    let pair2 = |k: &str| {
+        (tensor::<2>(g.input(&format!("{k}_re")), &device), tensor::<2>(g.input(&format!("{k}_im")), &device))
+    };
+    let c3 = (tensor::<3>(g.input("C_re"), &device), tensor::<3>(g.input("C_im"), &device));
+    let sys = discretize(Disc::Zoh, tensor(g.input("dt"), &device), pair2("A"), Some(pair2("B")), c3, l);
+    check_chunked(g, diagonal_kernel(g, Disc::Zoh, l, &device), |u, x0| {
+        (x0.map(|s| sys.state_response(s, u.dims()[1])), sys.final_state(u, x0))
+    });
+}
+
+/// State forwarding against the step-mode reference: the first half of `u` from the zero
+/// state, then the second half from the state it ends in, by convolution with `k` [C, H, L]
+/// plus `forward`'s response to the state; its outputs are the second half of `y_step` and
+/// its state `final_state`.
+fn check_chunked(
+    g: &Golden,
+    k: Tensor<3>,
+    forward: impl Fn(Tensor<3>, Option<&SsmState>) -> (Option<Tensor<3>>, SsmState),
+) {
+    let device = Device::flex();
+    let u = g.input("u");
+    let [b, h, l] = u.shape[..] else { panic!("u must be [B,H,L]") };
+    let c = k.dims()[0];
+    if l < 2 {
+        return;
+    }
+    let m = l / 2;
+    let u_blh: Tensor<3> = tensor::<3>(u, &device).swap_dims(1, 2); // [B, L, H]
+    let (_, s1) = forward(u_blh.clone().narrow(1, 0, m), None);
+    let u2 = u_blh.narrow(1, m, l - m);
+    let (response, s2) = forward(u2.clone(), Some(&s1));
+    let response = host(response.expect("a response to the initial state")); // [B, L-M, C·H]
+    g.check("final_state_re (chunked conv mode)", &host(s2.re), g.output("final_state_re"));
+    g.check("final_state_im (chunked conv mode)", &host(s2.im), g.output("final_state_im"));
+    let (mut y2, mut expected) = (vec![0.0; b * c * h * (l - m)], vec![0.0; b * c * h * (l - m)]);
+    let y_step = &g.output("y_step").data;
+    for ci in 0..c {
+        let kc = k.clone().narrow(0, ci, 1).narrow(2, 0, l - m).reshape([h, l - m]);
+        let y = host(causal_conv(u2.clone(), kc, Tensor::zeros([h], &device), false)); // [B, L-M, H]
+        for bi in 0..b {
+            for t in 0..l - m {
+                for hi in 0..h {
+                    let i = ((bi * c + ci) * h + hi) * (l - m) + t;
+                    y2[i] = y[(bi * (l - m) + t) * h + hi] + response[(bi * (l - m) + t) * c * h + ci * h + hi];
+                    expected[i] = y_step[((bi * c + ci) * h + hi) * l + m + t];
+                }
+            }
+        }
+    }
+    let shape = vec![b, c, h, l - m];
+    g.check("y_step second half (chunked conv mode)", &y2, &common::Array { shape, data: expected });
 }
 
 /// HiPPO-LegS: dense `A`, `B` and the NPLR form `w`, `P`, `B` for both sizes.
@@ -194,6 +247,8 @@ fn check_s4_step(g: &Golden) {
     g.check("y_step", &y_step, g.output("y_step"));
     g.check("final_state_re", &fs_re, g.output("final_state_re"));
     g.check("final_state_im", &fs_im, g.output("final_state_im"));
+    let rec = Recurrence::Dplr(rec);
+    check_chunked(g, s4_kernel(g, l, &device), |u, x0| host_forwarding(&rec, u, x0));
     // C̃ → C recovers the effective C (what step mode needs from a trained C̃).
     let l_fft = l.next_power_of_two();
     let ct = c_tilde(g, l_fft);
@@ -244,6 +299,17 @@ fn check_dss_kernel(g: &Golden, version: DssVersion) {
     };
     g.check("K (fused kernel)", &run(), g.output("K"));
     g.check("K (tensor ops)", &wavessm::ops::with_generic_ops(run), g.output("K"));
+    // Step mode: the recurrence's impulse response is the kernel (of this length, for softmax).
+    let lambda = (tensor::<1>(g.input("Lambda_re"), &device), tensor::<1>(g.input("Lambda_im"), &device));
+    let w = (tensor::<3>(g.input("W_re"), &device), tensor::<3>(g.input("W_im"), &device));
+    let rec = dss_system(version, tensor(g.input("dt"), &device), lambda, w, l).recurrence();
+    let h = rec.width();
+    let mut impulse = vec![0.0; h * l];
+    for hi in 0..h {
+        impulse[hi * l] = 1.0;
+    }
+    let k_step = rec.run(&mut rec.zero_state(), &impulse, l); // [C, H, L]
+    g.check("K (impulse response in step mode)", &k_step, g.output("K"));
 }
 
 #[test]

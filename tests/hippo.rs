@@ -166,10 +166,10 @@ fn nplr_form_rebuilds_the_transition_matrix() {
 
 fn step_all(layer: &S4, u: &burn::tensor::Tensor<3>) -> Vec<f64> {
     let [b, l, h] = u.dims();
-    let mut stepper = layer.stepper(b).expect("has a step form");
+    let mut stepper = layer.stepper(b, l).expect("has a step form");
     let mut out = vec![0.0; b * l * h];
     for ti in 0..l {
-        let y = host(layer.step(&mut stepper, u.clone().narrow(1, ti, 1).reshape([b, h])));
+        let y = host(layer.step(&mut stepper, u.clone().narrow(1, ti, 1).reshape([b, h])).expect("steps"));
         for bi in 0..b {
             for hi in 0..h {
                 out[(bi * l + ti) * h + hi] = y[bi * h + hi];

@@ -58,7 +58,10 @@ fn short_fit_lowers_the_loss_and_writes_the_run() {
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert!(csv.starts_with("step,epoch,split,name,value\n"));
     assert!(
-        csv.contains(",val,accuracy,") && csv.contains(",test,accuracy,") && csv.contains(",train,lr/ssm,"),
+        csv.contains(",val,accuracy,")
+            && csv.contains(",test,accuracy,")
+            && csv.contains(",train,lr/ssm.dt,")
+            && csv.contains(",train,lr/ssm.A,"),
         "{csv}"
     );
     for name in ["last", "best"] {

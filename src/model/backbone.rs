@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::LayerConfig;
 use super::block::{Norm, ResidualBlock};
+use super::ssm::{SsmStepper, StepError};
 use crate::config::{ConfigError, ModelConfig, PoolKind};
 
 /// The backbone used by every task.
@@ -107,16 +108,67 @@ impl SequenceModel {
         self.decoder.weight.dims()[0]
     }
 
-    /// Encoder, blocks, final norm and pooling: [B, L, D] -> [B, 1, H] (or [B, L, H]).
-    fn encode(&self, x: Tensor<3>, lengths: Option<&[usize]>) -> Tensor<3> {
-        let mut z = match (&self.encoder, &self.embedding) {
-            (Some(enc), _) => enc.forward(x), // [B, L, H]
+    /// Encoder or embedding: [B, L, D] -> [B, L, H].
+    fn embed(&self, x: Tensor<3>) -> Tensor<3> {
+        match (&self.encoder, &self.embedding) {
+            (Some(enc), _) => enc.forward(x),
             (None, Some(emb)) => {
                 let [b, l, _] = x.dims();
                 emb.forward(x.reshape([b, l]).int())
             }
             (None, None) => unreachable!("built with an encoder or an embedding"),
-        };
+        }
+    }
+
+    /// Input features per step the model takes (1 for token ids).
+    fn d_input(&self) -> usize {
+        self.encoder.as_ref().map_or(1, |enc| enc.weight.dims()[0])
+    }
+
+    /// Prepares step mode for `batch` sequences from the zero state, each layer reproducing
+    /// its conv mode over `l` steps (see [`super::Layer::stepper`]). Errors for a dual encoder
+    /// and for layers with no causal recurrence.
+    pub fn stepper(&self, batch: usize, l: usize) -> Result<ModelStepper, StepError> {
+        if self.retrieval.is_some() {
+            return Err(StepError::NoRecurrentForm {
+                layer: "dual-encoder model",
+                why: "its head compares two whole documents",
+            });
+        }
+        let layers = self.layers.iter().map(|b| b.layer.stepper(batch, l)).collect::<Result<_, _>>()?;
+        Ok(ModelStepper { layers })
+    }
+
+    /// One step of the whole model: encoder, blocks, final norm and decoder on the next time
+    /// step, i.e. this step's row of [`SequenceModel::forward`] with `pool: none` (with
+    /// `pool: last`, the last step's output is the pooled one).
+    ///
+    /// Args: `x` [B, D] (token ids in D = 1). Returns [B, K].
+    pub fn step(&self, stepper: &mut ModelStepper, x: Tensor<2>) -> Result<Tensor<2>, StepError> {
+        let [b, d] = x.dims();
+        let shape_err = |what, expected: Vec<usize>, got: Vec<usize>| StepError::Shape { what, expected, got };
+        if d != self.d_input() {
+            return Err(shape_err("model step input [B, D]", vec![b, self.d_input()], vec![b, d]));
+        }
+        if stepper.layers.len() != self.layers.len() {
+            return Err(shape_err("model stepper layers", vec![self.layers.len()], vec![stepper.layers.len()]));
+        }
+        let h = self.width();
+        let mut z = self.embed(x.reshape([b, 1, d])).reshape([b, h]);
+        for (block, s) in self.layers.iter().zip(&mut stepper.layers) {
+            z = block.step(s, z)?;
+        }
+        let mut z = z.reshape([b, 1, h]);
+        if let Some(n) = &self.norm {
+            z = n.forward(z);
+        }
+        let k = self.decoder.weight.dims()[1];
+        Ok(self.decoder.forward(z).reshape([b, k]))
+    }
+
+    /// Encoder, blocks, final norm and pooling: [B, L, D] -> [B, 1, H] (or [B, L, H]).
+    fn encode(&self, x: Tensor<3>, lengths: Option<&[usize]>) -> Tensor<3> {
+        let mut z = self.embed(x); // [B, L, H]
         for block in &self.layers {
             z = block.forward(z);
         }
@@ -125,6 +177,13 @@ impl SequenceModel {
         }
         pool(z, self.pool, lengths)
     }
+}
+
+/// Step mode of a [`SequenceModel`]: one layer stepper per residual block.
+#[derive(Debug, Clone)]
+pub struct ModelStepper {
+    /// The blocks' steppers, in order.
+    pub layers: Vec<SsmStepper>,
 }
 
 /// Reduces [B, L, H] to [B, 1, H] (mean over valid steps, or the last valid step).

@@ -6,7 +6,10 @@ use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LayerNorm, La
 use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 
+use std::convert::Infallible;
+
 use super::Layer;
+use super::ssm::{SsmStepper, StepError};
 use crate::config::NormKind;
 
 /// LayerNorm's epsilon (PyTorch's default).
@@ -98,22 +101,48 @@ impl ResidualBlock {
 
     /// Args: `x` [B, L, H]. Returns [B, L, H].
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = self.residual(x, &self.norm, |z| self.layer.forward(z));
+        let Ok(x) = self.residual::<Infallible>(x, &self.norm, |z| Ok(self.layer.forward(z)));
+        self.feed_forward(x)
+    }
+
+    /// One recurrent step of the block: [`ResidualBlock::forward`] applied to the next time
+    /// step (norms and feed-forward are pointwise in time).
+    ///
+    /// Args: `x` [B, H]. Returns [B, H].
+    pub fn step(&self, stepper: &mut SsmStepper, x: Tensor<2>) -> Result<Tensor<2>, StepError> {
+        let [b, h] = x.dims();
+        let step = |z: Tensor<3>| Ok(self.layer.step(stepper, z.reshape([b, h]))?.reshape([b, 1, h]));
+        let x = self.residual(x.reshape([b, 1, h]), &self.norm, step)?; // [B, 1, H]
+        Ok(self.feed_forward(x).reshape([b, h]))
+    }
+
+    /// The feed-forward sub-block, if any. Args: `x` [B, L, H]. Returns [B, L, H].
+    fn feed_forward(&self, x: Tensor<3>) -> Tensor<3> {
         match &self.ff {
-            Some(ff) => self.residual(x, &self.ff_norm, |z| ff.linear2.forward(gelu(ff.linear1.forward(z)))),
+            Some(ff) => {
+                let Ok(y) = self
+                    .residual::<Infallible>(x, &self.ff_norm, |z| Ok(ff.linear2.forward(gelu(ff.linear1.forward(z)))));
+                y
+            }
             None => x,
         }
     }
 
-    fn residual(&self, x: Tensor<3>, norm: &Option<Norm>, f: impl FnOnce(Tensor<3>) -> Tensor<3>) -> Tensor<3> {
+    /// `x + dropout(f(norm(x)))` (prenorm) or `norm(x + dropout(f(x)))`, for a fallible `f`.
+    fn residual<E>(
+        &self,
+        x: Tensor<3>,
+        norm: &Option<Norm>,
+        f: impl FnOnce(Tensor<3>) -> Result<Tensor<3>, E>,
+    ) -> Result<Tensor<3>, E> {
         let apply = |z: Tensor<3>| match norm {
             Some(n) => n.forward(z),
             None => z,
         };
-        if self.prenorm {
-            x.clone() + self.dropout.forward(f(apply(x)))
+        Ok(if self.prenorm {
+            x.clone() + self.dropout.forward(f(apply(x))?)
         } else {
-            apply(x.clone() + self.dropout.forward(f(x)))
-        }
+            apply(x.clone() + self.dropout.forward(f(x)?))
+        })
     }
 }

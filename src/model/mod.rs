@@ -19,7 +19,8 @@ pub mod ssm;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Tensor};
 
-pub use backbone::SequenceModel;
+pub use backbone::{ModelStepper, SequenceModel};
+pub use ssm::{SsmState, SsmStepper, StepError};
 
 use crate::config::ConfigError;
 
@@ -155,6 +156,40 @@ impl Layer {
             Layer::S4d(l) => l.forward(x),
             Layer::Dss(l) => l.forward(x),
             Layer::S4(l) => l.forward(x),
+        }
+    }
+
+    /// Conv mode from an initial SSM state (None: zero): the outputs and the final state that
+    /// stepping through `x` from that state gives, so chunks of a sequence can be chained.
+    ///
+    /// Args: `x` [B, L, H]; `state` [B, H, N2]. Returns ([B, L, H], the state after `x`).
+    pub fn forward_state(&self, x: Tensor<3>, state: Option<&SsmState>) -> Result<(Tensor<3>, SsmState), StepError> {
+        match self {
+            Layer::S4d(l) => l.forward_state(x, state),
+            Layer::Dss(l) => l.forward_state(x, state),
+            Layer::S4(l) => l.forward_state(x, state),
+        }
+    }
+
+    /// Prepares step mode for `batch` sequences from the zero state. The stepper reproduces
+    /// conv mode over `l` steps (kernels whose normalization depends on the length, DSS-softmax
+    /// and `disc: dss`, are those of length `l`). Errors for layers with no causal recurrence.
+    pub fn stepper(&self, batch: usize, l: usize) -> Result<SsmStepper, StepError> {
+        match self {
+            Layer::S4d(m) => m.stepper(batch, l),
+            Layer::Dss(m) => m.stepper(batch, l),
+            Layer::S4(m) => m.stepper(batch, l),
+        }
+    }
+
+    /// One recurrent step: [`Layer::forward`] applied to the next time step of each sequence.
+    ///
+    /// Args: `x` [B, H]. Returns [B, H].
+    pub fn step(&self, stepper: &mut SsmStepper, x: Tensor<2>) -> Result<Tensor<2>, StepError> {
+        match self {
+            Layer::S4d(m) => m.step(stepper, x),
+            Layer::Dss(m) => m.step(stepper, x),
+            Layer::S4(m) => m.step(stepper, x),
         }
     }
 }

@@ -6,6 +6,7 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::complex::{self, Complex};
+use super::recurrence::DiagonalRecurrence;
 use super::vandermonde::vandermonde;
 
 /// How the continuous system is discretized.
@@ -17,19 +18,56 @@ pub enum Disc {
     Zoh,
     /// Bilinear (Tustin): `dA = (1 + dtA/2)/(1 - dtA/2)`, `dB = dt·B/(1 - dtA/2)`.
     Bilinear,
-    /// DSS-softmax normalization `1/Σ_{l<L} exp(dtA·l)` per mode; no recurrent form.
+    /// DSS-softmax normalization `1/Σ_{l<L} exp(dtA·l)` per mode; its recurrent form
+    /// reproduces the kernel of one length `L` only.
     Dss,
 }
 
-/// The Vandermonde form of a discretized diagonal system: coefficients and log of the decay.
-pub struct VandermondeForm {
-    /// `w` [C, H, N2].
-    pub w: Complex<3>,
-    /// `log z` [H, N2].
+/// A discretized diagonal system in tensors: `x_t = dA·x_{t-1} + dB·u_t`,
+/// `y_t = 2·Re Σ_n C·x_t`; its kernel is the Vandermonde form `K[l] = 2·Re Σ_n C·dB·dA^l`.
+///
+/// `dA` is kept as its logarithm so that powers are `exp(l·log dA)`, as the kernel evaluates them.
+#[derive(Debug, Clone)]
+pub struct DiagonalSystem {
+    /// `log dA` [H, N2].
     pub log_z: Complex<2>,
+    /// `dB` [H, N2].
+    pub db: Complex<2>,
+    /// `C` [C, H, N2].
+    pub c: Complex<3>,
 }
 
-/// Discretizes `(dt [H], A [H,N2], B [H,N2] or 1, C [C,H,N2])` for a kernel of length `l`.
+impl DiagonalSystem {
+    /// The Vandermonde coefficients `C·dB`, [C, H, N2].
+    pub fn coefficients(&self) -> Complex<3> {
+        let [h, n2] = self.db.0.dims();
+        let db = (self.db.0.clone().reshape([1, h, n2]), self.db.1.clone().reshape([1, h, n2]));
+        complex::mul(self.c.clone(), db)
+    }
+
+    /// The convolution kernel `K` [C, H, L].
+    pub fn kernel(&self, l: usize) -> Tensor<3> {
+        let w = self.coefficients();
+        vandermonde(w.0, w.1, self.log_z.0.clone(), self.log_z.1.clone(), l)
+    }
+
+    /// The same system on the host in f64, for step mode. `dA = exp(log dA)` is taken in f64
+    /// from the f32 logarithm the kernel uses, so both modes decay by the same numbers.
+    pub fn recurrence(&self) -> DiagonalRecurrence {
+        let host2 = |t: Tensor<2>| t.try_into_vec_as::<f64>().expect("f64 data");
+        let host3 = |t: Tensor<3>| t.try_into_vec_as::<f64>().expect("f64 data");
+        let [h, n2] = self.db.0.dims();
+        let (lr, li) = (host2(self.log_z.0.clone()), host2(self.log_z.1.clone()));
+        let da_re = lr.iter().zip(&li).map(|(r, i)| r.exp() * i.cos()).collect::<Vec<_>>();
+        let da_im = lr.iter().zip(&li).map(|(r, i)| r.exp() * i.sin()).collect::<Vec<_>>();
+        let db = (host2(self.db.0.clone()), host2(self.db.1.clone()));
+        let c = (host3(self.c.0.clone()), host3(self.c.1.clone()));
+        DiagonalRecurrence::from_discrete(h, n2, (da_re, da_im), db, c)
+    }
+}
+
+/// Discretizes `(dt [H], A [H,N2], B [H,N2] or 1, C [C,H,N2])` for a kernel of length `l`
+/// (only `dss` depends on `l`: its normalization sums over the `l` steps).
 pub fn discretize(
     disc: Disc,
     dt: Tensor<1>,
@@ -37,7 +75,7 @@ pub fn discretize(
     b: Option<Complex<2>>,
     c: Complex<3>,
     l: usize,
-) -> VandermondeForm {
+) -> DiagonalSystem {
     let [h, n2] = a.0.dims();
     let dt = dt.reshape([h, 1]);
     let dta = (a.0.clone() * dt.clone(), a.1.clone() * dt.clone());
@@ -56,14 +94,12 @@ pub fn discretize(
         Some(b) => complex::mul(b, factor),
         None => factor,
     };
-    let w = complex::mul(c, (db.0.reshape([1, h, n2]), db.1.reshape([1, h, n2])));
-    VandermondeForm { w, log_z }
+    DiagonalSystem { log_z, db, c }
 }
 
 /// The kernel `K` [C, H, L] of a diagonal system.
 pub fn kernel(disc: Disc, dt: Tensor<1>, a: Complex<2>, b: Option<Complex<2>>, c: Complex<3>, l: usize) -> Tensor<3> {
-    let f = discretize(disc, dt, a, b, c, l);
-    vandermonde(f.w.0, f.w.1, f.log_z.0, f.log_z.1, l)
+    discretize(disc, dt, a, b, c, l).kernel(l)
 }
 
 /// The DSS-softmax factor per mode, `num·r·shift/2` (README §5.3): `1/Σ_{l<L} exp(dtA·l)` as
@@ -97,10 +133,14 @@ pub enum DssVersion {
     Softmax,
 }
 
-/// DSS kernel `K` [C, H, L] (README §5.6): eigenvalues `Λ` [N] shared by all H, separate step
+/// DSS as a diagonal system (README §5.6): eigenvalues `Λ` [N] shared by all H, separate step
 /// sizes for their real and imaginary parts `dt` [H, 2], output weights `W` [C, H, N]; the
 /// positive-imaginary half is stored and the real part is taken without a factor 2.
-pub fn dss_kernel(version: DssVersion, dt: Tensor<2>, lambda: Complex<1>, w: Complex<3>, l: usize) -> Tensor<3> {
+///
+/// `dA = exp(dtΛ)`, `C = W` and `dB` the version's factor, halved against the system's factor 2.
+/// For `softmax` the factor normalizes over `l` steps, so the system reproduces the kernel of
+/// that length only.
+pub fn dss_system(version: DssVersion, dt: Tensor<2>, lambda: Complex<1>, w: Complex<3>, l: usize) -> DiagonalSystem {
     let [h, _] = dt.dims();
     let n = lambda.0.dims()[0];
     let lam = (lambda.0.reshape([1, n]).expand([h, n]), lambda.1.reshape([1, n]).expand([h, n]));
@@ -114,6 +154,10 @@ pub fn dss_kernel(version: DssVersion, dt: Tensor<2>, lambda: Complex<1>, w: Com
         }
         DssVersion::Softmax => softmax_factor(dta.clone(), lam, l),
     };
-    let coef = complex::mul(w, (factor.0.reshape([1, h, n]), factor.1.reshape([1, h, n])));
-    vandermonde(coef.0, coef.1, dta.0, dta.1, l)
+    DiagonalSystem { log_z: dta, db: factor, c: w }
+}
+
+/// DSS kernel `K` [C, H, L] (see [`dss_system`]).
+pub fn dss_kernel(version: DssVersion, dt: Tensor<2>, lambda: Complex<1>, w: Complex<3>, l: usize) -> Tensor<3> {
+    dss_system(version, dt, lambda, w, l).kernel(l)
 }

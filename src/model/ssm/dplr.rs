@@ -302,6 +302,21 @@ impl DplrRecurrence {
         DiagonalState { re: vec![0.0; self.h * self.n2], im: vec![0.0; self.h * self.n2] }
     }
 
+    /// Model width H.
+    pub fn width(&self) -> usize {
+        self.h
+    }
+
+    /// Stored complex modes per feature, N2.
+    pub fn modes(&self) -> usize {
+        self.n2
+    }
+
+    /// Output channels C.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
     /// One step. Args: `u` [H]. Writes `y` [C, H] (`y = 2·Re Σ_n C·x`).
     pub fn step(&self, state: &mut DiagonalState, u: &[f64], y: &mut [f64]) {
         let (n2, h) = (self.n2, self.h);

@@ -13,9 +13,12 @@ use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::conv::causal_conv;
-use super::diagonal::{DssVersion, dss_kernel};
+use super::diagonal::{DiagonalSystem, DssVersion, dss_system};
 use super::hippo::legs_diagonal;
 use super::hyper::{self, SsmGroup, SsmHyper, SsmKind};
+use super::recurrence::Recurrence;
+use super::state::SsmState;
+use super::stepper::{SsmStepper, StepError, check_input};
 use super::{Activation, defaults};
 use crate::config::ConfigError;
 
@@ -181,6 +184,12 @@ pub struct DssKernel {
 impl DssKernel {
     /// The kernel. Returns [C, H, L].
     pub fn forward(&self, l: usize) -> Tensor<3> {
+        self.system(l).kernel(l)
+    }
+
+    /// The diagonal system of the kernel of length `l` (see [`dss_system`]; only `softmax`
+    /// depends on `l`).
+    pub fn system(&self, l: usize) -> DiagonalSystem {
         let lambda = match (&self.Lambda, &self.Lambda_log_neg_re, &self.Lambda_im) {
             (Some(raw), _, _) => {
                 let n = raw.dims()[0];
@@ -193,7 +202,7 @@ impl DssKernel {
         let [c, h, n, _] = self.W.dims();
         let w = self.W.val();
         let w = (w.clone().narrow(3, 0, 1).reshape([c, h, n]), w.narrow(3, 1, 1).reshape([c, h, n]));
-        dss_kernel(self.version, self.log_dt.val().exp() * self.rate, lambda, w, l)
+        dss_system(self.version, self.log_dt.val().exp() * self.rate, lambda, w, l)
     }
 }
 
@@ -221,6 +230,14 @@ pub struct Dss {
 impl Dss {
     /// Args: `u` [B, L, H]. Returns [B, L, H].
     pub fn forward(&self, u: Tensor<3>) -> Tensor<3> {
+        self.mix(u, None)
+    }
+
+    /// Per channel: convolution, skip, the initial state's `response` [B, L, C·H], activation;
+    /// then dropout and the C·H → H map.
+    ///
+    /// Args: `u` [B, L, H]. Returns [B, L, H].
+    fn mix(&self, u: Tensor<3>, response: Option<Tensor<3>>) -> Tensor<3> {
         let [_, l, h] = u.dims();
         let k = self.shared_kernel.clone().unwrap_or_else(|| self.kernel.forward(l)); // [C, H, L]
         let c = k.dims()[0];
@@ -228,15 +245,55 @@ impl Dss {
         let d = self.D.val();
         let ys: Vec<Tensor<3>> = (0..c)
             .map(|ci| {
-                causal_conv(
-                    u.clone(),
-                    k.clone().narrow(0, ci, 1).reshape([h, l]),
-                    d.clone().narrow(0, ci, 1).reshape([h]),
-                    gelu,
-                )
+                let kc = k.clone().narrow(0, ci, 1).reshape([h, l]);
+                let dc = d.clone().narrow(0, ci, 1).reshape([h]);
+                match &response {
+                    None => causal_conv(u.clone(), kc, dc, gelu),
+                    Some(r) => {
+                        self.activation.apply(causal_conv(u.clone(), kc, dc, false) + r.clone().narrow(2, ci * h, h))
+                    }
+                }
             })
             .collect();
         let y = if c == 1 { ys.into_iter().next().expect("one channel") } else { Tensor::cat(ys, 2) }; // [B, L, C·H]
         self.output_linear.forward(self.dropout.forward(y))
+    }
+
+    /// Conv mode from an initial state (None: zero): the same outputs and final state as
+    /// stepping through `u` from that state (see [`super::state`]). For `softmax` both are those
+    /// of the kernel of length L.
+    ///
+    /// Args: `u` [B, L, H]; `state` [B, H, N]. Returns ([B, L, H], the state after `u`).
+    pub fn forward_state(&self, u: Tensor<3>, state: Option<&SsmState>) -> Result<(Tensor<3>, SsmState), StepError> {
+        let [b, l, h] = u.dims();
+        let [_, hk, n, _] = self.kernel.W.dims();
+        check_input(u.dims(), hk)?;
+        if let Some(s) = state {
+            s.check([b, h, n])?;
+        }
+        let sys = self.kernel.system(l);
+        let response = state.map(|s| sys.state_response(s, l));
+        let last = sys.final_state(u.clone(), state);
+        Ok((self.mix(u, response), last))
+    }
+
+    /// Prepares step mode for `batch` sequences from the zero state, reproducing conv mode over
+    /// `l` steps: `softmax` normalizes each mode over the kernel's length, so its recurrence
+    /// is that of the length-`l` kernel (later steps extend that kernel); `exp` ignores `l`.
+    pub fn stepper(&self, batch: usize, l: usize) -> Result<SsmStepper, StepError> {
+        if l == 0 {
+            return Err(StepError::ZeroLength);
+        }
+        let rec = Recurrence::Diag(self.kernel.system(l).recurrence());
+        let d = self.D.val().try_into_vec_as::<f64>().expect("f64 data");
+        Ok(SsmStepper::new(rec, d, batch))
+    }
+
+    /// One recurrent step: the same map as [`Dss::forward`] applied to the next time step.
+    ///
+    /// Args: `u` [B, H]. Returns [B, H].
+    pub fn step(&self, s: &mut SsmStepper, u: Tensor<2>) -> Result<Tensor<2>, StepError> {
+        let y = self.activation.apply(s.advance(u)?); // [B, C·H]
+        Ok(self.output_linear.forward(self.dropout.forward(y)))
     }
 }

@@ -11,12 +11,17 @@ pub mod liquid;
 pub mod recurrence;
 pub mod s4;
 pub mod s4_init;
+pub mod s4_state;
 pub mod s4d;
+pub mod state;
+pub mod stepper;
 pub mod vandermonde;
 
 pub use dss::{Dss, DssConfig};
 pub use s4::{S4, S4Config};
 pub use s4d::{S4d, S4dConfig, S4dKernel};
+pub use state::SsmState;
+pub use stepper::{SsmStepper, StepError};
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +36,16 @@ pub enum Activation {
     Gelu,
     /// Identity.
     Id,
+}
+
+impl Activation {
+    /// Applies the activation elementwise.
+    pub fn apply<const D: usize>(self, x: burn::tensor::Tensor<D>) -> burn::tensor::Tensor<D> {
+        match self {
+            Activation::Gelu => burn::tensor::activation::gelu(x),
+            Activation::Id => x,
+        }
+    }
 }
 
 /// Defaults shared by the SSM layers' options (state-spaces/s4 values).

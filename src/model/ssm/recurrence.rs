@@ -1,9 +1,11 @@
-//! Recurrent (step) mode of diagonal SSMs, on the host in f64.
+//! Recurrent (step) mode of diagonal SSMs on the host in f64, and the recurrence enum every
+//! layer steps with.
 //!
 //! One token costs O(H·N) and no allocation, which is what autoregressive inference on a CPU
 //! wants; conv mode and step mode compute the same map (tests check it to 1e-4 relative).
 
 use super::diagonal::Disc;
+use super::dplr::DplrRecurrence;
 
 /// A discretized diagonal system `x_t = dA·x_{t-1} + dB·u_t`, `y_t = 2·Re Σ_n C·x_t`.
 #[derive(Debug, Clone)]
@@ -27,8 +29,8 @@ pub struct DiagonalState {
 
 impl DiagonalRecurrence {
     /// Discretizes with `disc`: ZOH `dA = exp(dtA)`, `dB = (exp(dtA) - 1)/A·B`; bilinear
-    /// `dA = (1 + dtA/2)/(1 - dtA/2)`, `dB = dt·B/(1 - dtA/2)`. `None` for `dss`, which has
-    /// no recurrent form.
+    /// `dA = (1 + dtA/2)/(1 - dtA/2)`, `dB = dt·B/(1 - dtA/2)`. `None` for `dss`, whose factor depends on
+    /// the kernel length (see [`super::diagonal::DiagonalSystem::recurrence`]).
     ///
     /// Args: `dt` [H]; `a`, `b` [H, N2]; `c` [C, H, N2] (C channels), each as (re, im).
     pub fn new(
@@ -66,14 +68,20 @@ impl DiagonalRecurrence {
             db_re[i] = qr * b.0[i] - qi * b.1[i];
             db_im[i] = qr * b.1[i] + qi * b.0[i];
         }
-        Some(Self {
-            h,
-            n2,
-            channels: c.0.len() / m,
-            da: (da_re, da_im),
-            db: (db_re, db_im),
-            c: (c.0.to_vec(), c.1.to_vec()),
-        })
+        Some(Self::from_discrete(h, n2, (da_re, da_im), (db_re, db_im), (c.0.to_vec(), c.1.to_vec())))
+    }
+
+    /// A system already discretized (any diagonal kernel `K[l] = 2·Re Σ_n C·dB·dA^l`, e.g. DSS).
+    ///
+    /// Args: `da`, `db` [H, N2]; `c` [C, H, N2], each as (re, im).
+    pub fn from_discrete(
+        h: usize,
+        n2: usize,
+        da: (Vec<f64>, Vec<f64>),
+        db: (Vec<f64>, Vec<f64>),
+        c: (Vec<f64>, Vec<f64>),
+    ) -> Self {
+        Self { h, n2, channels: c.0.len() / (h * n2).max(1), da, db, c }
     }
 
     /// Model width H.
@@ -84,6 +92,11 @@ impl DiagonalRecurrence {
     /// Output channels C.
     pub fn channels(&self) -> usize {
         self.channels
+    }
+
+    /// Stored complex modes per feature, N2.
+    pub fn modes(&self) -> usize {
+        self.n2
     }
 
     /// The zero state.
@@ -114,18 +127,64 @@ impl DiagonalRecurrence {
 
     /// Runs a whole sequence from `state`. Args: `u` [H, L]. Returns `y` [C, H, L].
     pub fn run(&self, state: &mut DiagonalState, u: &[f64], l: usize) -> Vec<f64> {
-        let (h, c) = (self.h, self.channels);
-        let mut y = vec![0.0; c * h * l];
-        let (mut ut, mut yt) = (vec![0.0; h], vec![0.0; c * h]);
-        for t in 0..l {
-            for hi in 0..h {
-                ut[hi] = u[hi * l + t];
-            }
-            self.step(state, &ut, &mut yt);
-            for (j, v) in yt.iter().enumerate() {
-                y[j * l + t] = *v;
-            }
-        }
-        y
+        run_steps(self.h, self.channels, u, l, |ut, yt| self.step(state, ut, yt))
     }
+}
+
+/// A layer's recurrence: diagonal (S4D, DSS, S4 `diag`) or dense bilinear on the stored half
+/// (S4 `nplr`); both carry the stored half of the state, [H·N2].
+#[derive(Debug, Clone)]
+pub enum Recurrence {
+    /// Elementwise diagonal recurrence.
+    Diag(DiagonalRecurrence),
+    /// DPLR recurrence.
+    Dplr(DplrRecurrence),
+}
+
+impl Recurrence {
+    /// The zero state, [H·N2].
+    pub fn zero_state(&self) -> DiagonalState {
+        match self {
+            Recurrence::Diag(r) => r.zero_state(),
+            Recurrence::Dplr(r) => r.zero_state(),
+        }
+    }
+
+    /// `(H, N2, C)`: width, stored modes per feature, output channels.
+    pub fn dims(&self) -> (usize, usize, usize) {
+        match self {
+            Recurrence::Diag(r) => (r.width(), r.modes(), r.channels()),
+            Recurrence::Dplr(r) => (r.width(), r.modes(), r.channels()),
+        }
+    }
+
+    /// One step. Args: `u` [H]. Writes `y` [C, H].
+    pub fn step(&self, state: &mut DiagonalState, u: &[f64], y: &mut [f64]) {
+        match self {
+            Recurrence::Diag(r) => r.step(state, u, y),
+            Recurrence::Dplr(r) => r.step(state, u, y),
+        }
+    }
+
+    /// Runs a whole sequence from `state`. Args: `u` [H, L]. Returns `y` [C, H, L].
+    pub fn run(&self, state: &mut DiagonalState, u: &[f64], l: usize) -> Vec<f64> {
+        let (h, _, c) = self.dims();
+        run_steps(h, c, u, l, |ut, yt| self.step(state, ut, yt))
+    }
+}
+
+/// Feeds `u` [H, L] to `step` one time step at a time. Returns `y` [C, H, L].
+fn run_steps(h: usize, c: usize, u: &[f64], l: usize, mut step: impl FnMut(&[f64], &mut [f64])) -> Vec<f64> {
+    let mut y = vec![0.0; c * h * l];
+    let (mut ut, mut yt) = (vec![0.0; h], vec![0.0; c * h]);
+    for t in 0..l {
+        for hi in 0..h {
+            ut[hi] = u[hi * l + t];
+        }
+        step(&ut, &mut yt);
+        for (j, v) in yt.iter().enumerate() {
+            y[j * l + t] = *v;
+        }
+    }
+    y
 }

@@ -13,7 +13,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, glu, relu, sigmoid, softplus};
+use burn::tensor::activation::{gelu, relu, sigmoid, softplus};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use num_complex::Complex64 as C64;
 use serde::{Deserialize, Serialize};
@@ -22,11 +22,10 @@ use super::Activation;
 use super::complex::Complex;
 use super::conv::{causal_conv, glu_last};
 use super::defaults;
-use super::diagonal::{Disc, kernel};
-use super::dplr::{DplrRecurrence, dplr_kernel, map_outputs};
+use super::diagonal::{DiagonalSystem, Disc, discretize};
+use super::dplr::{dplr_kernel, map_outputs};
 use super::hyper::{self, SsmGroup, SsmHyper, SsmKind};
 use super::liquid::{Liquid, LiquidKernel};
-use super::recurrence::{DiagonalRecurrence, DiagonalState};
 pub use super::s4_init::S4Init;
 use super::s4_init::init_copies;
 use crate::config::ConfigError;
@@ -391,7 +390,7 @@ impl S4Kernel {
     }
 
     /// The FFT length of the `nplr` kernel for `l` steps: `l_kernel` at rate 1.
-    fn fft_len(&self, l: usize) -> usize {
+    pub(super) fn fft_len(&self, l: usize) -> usize {
         let discrete = ((self.l_kernel as f64 / self.rate).round() as usize).max(1);
         discrete.next_power_of_two().max(l.next_power_of_two())
     }
@@ -401,34 +400,14 @@ impl S4Kernel {
         let (dt, a, b, c, p) = self.effective();
         match p {
             Some(p) => dplr_kernel(dt, a, p, b, c, self.fft_len(l)).narrow(2, 0, l),
-            None => kernel(self.disc, dt, a, Some(b), c, l),
+            None => discretize(self.disc, dt, a, Some(b), c, l).kernel(l),
         }
     }
 
-    /// The recurrence on the host, for step mode (`None` for `disc: dss`).
-    pub fn recurrence(&self) -> Option<Recurrence> {
+    /// The diagonal system of `mode: diag` for kernels of length `l` (None for `nplr`).
+    pub fn system(&self, l: usize) -> Option<DiagonalSystem> {
         let (dt, a, b, c, p) = self.effective();
-        let [_, h, n2] = c.0.dims();
-        let host = |t: Tensor<2>| t.try_into_vec_as::<f64>().expect("f64 data");
-        let host3 = |t: Tensor<3>| t.try_into_vec_as::<f64>().expect("f64 data");
-        let dt = dt.try_into_vec_as::<f64>().expect("f64 data");
-        let cx =
-            |re: Vec<f64>, im: Vec<f64>| -> Vec<C64> { re.into_iter().zip(im).map(|(r, i)| C64::new(r, i)).collect() };
-        match p {
-            None => {
-                let (ar, ai, br, bi) = (host(a.0), host(a.1), host(b.0), host(b.1));
-                let (cr, ci) = (host3(c.0), host3(c.1));
-                DiagonalRecurrence::new(self.disc, h, n2, &dt, (&ar, &ai), (&br, &bi), (&cr, &ci)).map(Recurrence::Diag)
-            }
-            Some(p) => {
-                let (w, b, p) = (cx(host(a.0), host(a.1)), cx(host(b.0), host(b.1)), cx(host(p.0), host(p.1)));
-                let ct = cx(host3(c.0), host3(c.1));
-                let l = self.fft_len(1);
-                // The effective C from C̃ (what the recurrence's output map is).
-                let c_eff = map_outputs(&dt, &w, &p, &b, &ct, |sys, ci| sys.c_effective(ci, l));
-                Some(Recurrence::Dplr(DplrRecurrence::new(&dt, &w, &p, &b, &c_eff)))
-            }
-        }
+        p.is_none().then(|| discretize(self.disc, dt, a, Some(b), c, l))
     }
 }
 
@@ -467,6 +446,14 @@ pub struct S4 {
 impl S4 {
     /// Args: `u` [B, L, H]. Returns [B, L, H].
     pub fn forward(&self, u: Tensor<3>) -> Tensor<3> {
+        self.mix(u, None)
+    }
+
+    /// Per channel: convolution, skip, two-sided and liquid terms, the initial state's
+    /// `response` [B, L, C·H], activation; then dropout and `C·H → 2H` with GLU.
+    ///
+    /// Args: `u` [B, L, H]. Returns [B, L, H].
+    pub(super) fn mix(&self, u: Tensor<3>, response: Option<Tensor<3>>) -> Tensor<3> {
         let [_, l, h] = u.dims();
         let channels = self.D.dims()[0];
         let k = self.shared_kernel.clone().unwrap_or_else(|| self.kernel.forward(l)); // [C', H, L]
@@ -479,10 +466,13 @@ impl S4 {
             .map(|ci| {
                 let kc = k.clone().narrow(0, ci, 1).reshape([h, l]);
                 let d = self.D.val().narrow(0, ci, 1).reshape([h]);
-                if !self.bidirectional && liquid.is_none() {
+                if !self.bidirectional && liquid.is_none() && response.is_none() {
                     return causal_conv(u.clone(), kc, d, gelu_on); // [B, L, H]
                 }
                 let mut y = causal_conv(u.clone(), kc.clone(), d, false);
+                if let Some(r) = &response {
+                    y = y + r.clone().narrow(2, ci * h, h);
+                }
                 if self.bidirectional {
                     let k1 = k.clone().narrow(0, channels + ci, 1).reshape([h, l]);
                     y = y + anticausal_conv(u.clone(), k1);
@@ -511,85 +501,4 @@ fn anticausal_conv(u: Tensor<3>, k: Tensor<2>) -> Tensor<3> {
     let device = u.device();
     let z = causal_conv(u.flip([1]), k, Tensor::zeros([h], &device), false).flip([1]); // z[t] = Σ_j k[j]·u[t+j]
     Tensor::cat(vec![z.narrow(1, 1, l - 1), Tensor::zeros([b, 1, h], &device)], 1)
-}
-
-/// A layer's recurrence: diagonal (S4D) or dense bilinear on the stored half (S4).
-#[derive(Debug, Clone)]
-pub enum Recurrence {
-    /// Elementwise diagonal recurrence.
-    Diag(DiagonalRecurrence),
-    /// DPLR recurrence.
-    Dplr(DplrRecurrence),
-}
-
-impl Recurrence {
-    /// The zero state, [H·N2].
-    pub fn zero_state(&self) -> DiagonalState {
-        match self {
-            Recurrence::Diag(r) => r.zero_state(),
-            Recurrence::Dplr(r) => r.zero_state(),
-        }
-    }
-
-    /// One step. Args: `u` [H]. Writes `y` [C, H].
-    pub fn step(&self, state: &mut DiagonalState, u: &[f64], y: &mut [f64]) {
-        match self {
-            Recurrence::Diag(r) => r.step(state, u, y),
-            Recurrence::Dplr(r) => r.step(state, u, y),
-        }
-    }
-}
-
-/// Step mode of an S4 layer for a batch: the recurrence and one state per sequence.
-#[derive(Debug, Clone)]
-pub struct S4Stepper {
-    rec: Recurrence,
-    states: Vec<DiagonalState>,
-    d: Vec<f64>,
-    channels: usize,
-}
-
-impl S4Stepper {
-    /// The SSM states, one per sequence, [H·N2] each.
-    pub fn states(&self) -> &[DiagonalState] {
-        &self.states
-    }
-}
-
-impl S4 {
-    /// Prepares step mode for `batch` sequences from the zero state. `None` where the layer has
-    /// no recurrent form: `disc: dss`, a bidirectional kernel, or the (anti-causal) liquid terms.
-    pub fn stepper(&self, batch: usize) -> Option<S4Stepper> {
-        if self.bidirectional || self.liquid.is_some() {
-            return None;
-        }
-        let rec = self.kernel.recurrence()?;
-        let channels = self.D.dims()[0];
-        let d = self.D.val().try_into_vec_as::<f64>().expect("float D");
-        Some(S4Stepper { states: vec![rec.zero_state(); batch], rec, d, channels })
-    }
-
-    /// One recurrent step: the same map as [`S4::forward`] applied to the next time step.
-    ///
-    /// Args: `u` [B, H]. Returns [B, H].
-    pub fn step(&self, s: &mut S4Stepper, u: Tensor<2>) -> Tensor<2> {
-        let [b, h] = u.dims();
-        let c = s.channels;
-        let device = u.device();
-        let u_host = u.try_into_vec_as::<f64>().expect("float input");
-        let (mut y, mut yt) = (vec![0f32; b * c * h], vec![0f64; c * h]);
-        for (bi, state) in s.states.iter_mut().enumerate() {
-            let ub = &u_host[bi * h..][..h];
-            s.rec.step(state, ub, &mut yt);
-            for j in 0..c * h {
-                y[bi * c * h + j] = (yt[j] + s.d[j] * ub[j % h]) as f32;
-            }
-        }
-        let y = Tensor::<2>::from_data(TensorData::new(y, [b, c * h]), &device);
-        let y = match self.activation {
-            Activation::Gelu => gelu(y),
-            Activation::Id => y,
-        };
-        glu(self.output_linear.forward(self.dropout.forward(y)), 1)
-    }
 }

@@ -11,16 +11,18 @@ use std::f64::consts::PI;
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, glu};
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use burn::tensor::activation::glu;
+use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use super::Activation;
 use super::conv::{causal_conv, glu_last};
 use super::defaults;
-use super::diagonal::{Disc, kernel};
+use super::diagonal::{DiagonalSystem, Disc, discretize};
 use super::hyper::{self, SsmGroup, SsmHyper, SsmKind};
-use super::recurrence::{DiagonalRecurrence, DiagonalState};
+use super::recurrence::Recurrence;
+use super::state::SsmState;
+use super::stepper::{SsmStepper, StepError, check_input};
 
 /// Initialization of the diagonal `A` (S4D paper, section 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -158,25 +160,19 @@ impl S4dKernel {
         (self.log_dt.val().exp() * self.rate, -self.log_A_real.val().exp(), self.A_imag.val(), c_re, c_im)
     }
 
-    /// The convolution kernel. Returns [H, L].
-    pub fn forward(&self, l: usize) -> Tensor<2> {
+    /// The discretized system for kernels of length `l` (only `disc: dss` depends on it).
+    pub fn system(&self, l: usize) -> DiagonalSystem {
         let (dt, a_re, a_im, c_re, c_im) = self.materialize();
         let [h, n2] = a_re.dims();
         // B is folded into C in S4D's minimal parameterization (B = 1).
         let c = (c_re.reshape([1, h, n2]), c_im.reshape([1, h, n2]));
-        kernel(self.disc, dt, (a_re, a_im), None, c, l).reshape([h, l])
+        discretize(self.disc, dt, (a_re, a_im), None, c, l)
     }
 
-    /// The discretized diagonal recurrence on the host, for step mode (`None` for `dss`).
-    pub fn recurrence(&self) -> Option<DiagonalRecurrence> {
-        let (dt, a_re, a_im, c_re, c_im) = self.materialize();
-        let [h, n2] = a_re.dims();
-        let host = |t: Tensor<2>| t.try_into_vec_as::<f64>().expect("f64 data");
-        let dt = dt.try_into_vec_as::<f64>().expect("f64 data");
-        let ones = vec![1.0; h * n2];
-        let zeros = vec![0.0; h * n2];
-        let a = (host(a_re), host(a_im));
-        DiagonalRecurrence::new(self.disc, h, n2, &dt, (&a.0, &a.1), (&ones, &zeros), (&host(c_re), &host(c_im)))
+    /// The convolution kernel. Returns [H, L].
+    pub fn forward(&self, l: usize) -> Tensor<2> {
+        let [h, _, _] = self.C.dims();
+        self.system(l).kernel(l).reshape([h, l])
     }
 }
 
@@ -217,61 +213,64 @@ pub struct S4d {
 impl S4d {
     /// Args: `u` [B, L, H]. Returns [B, L, H].
     pub fn forward(&self, u: Tensor<3>) -> Tensor<3> {
-        let l = u.dims()[1];
-        let k = match &self.shared_kernel {
+        self.mix(u, None)
+    }
+
+    /// The kernel of length `l` (the shared one while training with shared kernels), [H, L].
+    fn kernel_at(&self, l: usize) -> Tensor<2> {
+        match &self.shared_kernel {
             Some(k) => k.clone().reshape([k.dims()[1], l]),
             None => self.kernel.forward(l),
-        }; // [H, L]
-        let y = causal_conv(u, k, self.D.val(), self.activation == Activation::Gelu); // [B, L, H]
+        }
+    }
+
+    /// Convolution, skip, the initial state's `response` [B, L, H], activation, dropout, GLU.
+    ///
+    /// Args: `u` [B, L, H]. Returns [B, L, H].
+    fn mix(&self, u: Tensor<3>, response: Option<Tensor<3>>) -> Tensor<3> {
+        let k = self.kernel_at(u.dims()[1]); // [H, L]
+        let y = match response {
+            None => causal_conv(u, k, self.D.val(), self.activation == Activation::Gelu),
+            Some(r) => self.activation.apply(causal_conv(u, k, self.D.val(), false) + r),
+        }; // [B, L, H]
         let y = self.dropout.forward(y);
         glu_last(self.output_linear.forward(y)) // [B, L, 2H] -> [B, L, H]
     }
-}
 
-/// Step mode of an S4D layer for a batch: the discretized recurrence and one state per sequence.
-#[derive(Debug, Clone)]
-pub struct S4dStepper {
-    rec: DiagonalRecurrence,
-    states: Vec<DiagonalState>,
-    d: Vec<f64>,
-}
-
-impl S4dStepper {
-    /// The SSM states, one per sequence, [H·N2] each.
-    pub fn states(&self) -> &[DiagonalState] {
-        &self.states
+    /// Conv mode from an initial state (None: zero): the same outputs and final state as
+    /// stepping through `u` from that state (see [`super::state`]).
+    ///
+    /// Args: `u` [B, L, H]; `state` [B, H, N2]. Returns ([B, L, H], the state after `u`).
+    pub fn forward_state(&self, u: Tensor<3>, state: Option<&SsmState>) -> Result<(Tensor<3>, SsmState), StepError> {
+        let [b, l, h] = u.dims();
+        let [hk, n2, _] = self.kernel.C.dims();
+        check_input(u.dims(), hk)?;
+        if let Some(s) = state {
+            s.check([b, h, n2])?;
+        }
+        let sys = self.kernel.system(l);
+        let response = state.map(|s| sys.state_response(s, l));
+        let last = sys.final_state(u.clone(), state);
+        Ok((self.mix(u, response), last))
     }
-}
 
-impl S4d {
-    /// Prepares step mode for `batch` sequences from the zero state (`None` for `disc: dss`,
-    /// whose normalization depends on the sequence length).
-    pub fn stepper(&self, batch: usize) -> Option<S4dStepper> {
-        let rec = self.kernel.recurrence()?;
-        let d = self.D.val().try_into_vec_as::<f64>().expect("float D");
-        Some(S4dStepper { states: vec![rec.zero_state(); batch], rec, d })
+    /// Prepares step mode for `batch` sequences from the zero state. It reproduces conv mode
+    /// over `l` steps; only `disc: dss`, whose normalization sums over the kernel's length,
+    /// depends on `l` (later steps extend that kernel).
+    pub fn stepper(&self, batch: usize, l: usize) -> Result<SsmStepper, StepError> {
+        if l == 0 {
+            return Err(StepError::ZeroLength);
+        }
+        let rec = Recurrence::Diag(self.kernel.system(l).recurrence());
+        let d = self.D.val().try_into_vec_as::<f64>().expect("f64 data");
+        Ok(SsmStepper::new(rec, d, batch))
     }
 
     /// One recurrent step: the same map as [`S4d::forward`] applied to the next time step.
     ///
     /// Args: `u` [B, H]. Returns [B, H].
-    pub fn step(&self, s: &mut S4dStepper, u: Tensor<2>) -> Tensor<2> {
-        let [b, h] = u.dims();
-        let device = u.device();
-        let u_host = u.try_into_vec_as::<f64>().expect("float input");
-        let (mut y, mut yt) = (vec![0f32; b * h], vec![0f64; h]);
-        for (bi, state) in s.states.iter_mut().enumerate() {
-            let ub = &u_host[bi * h..][..h];
-            s.rec.step(state, ub, &mut yt);
-            for hi in 0..h {
-                y[bi * h + hi] = (yt[hi] + s.d[hi] * ub[hi]) as f32;
-            }
-        }
-        let y = Tensor::<2>::from_data(TensorData::new(y, [b, h]), &device);
-        let y = match self.activation {
-            Activation::Gelu => gelu(y),
-            Activation::Id => y,
-        };
-        glu(self.output_linear.forward(self.dropout.forward(y)), 1)
+    pub fn step(&self, s: &mut SsmStepper, u: Tensor<2>) -> Result<Tensor<2>, StepError> {
+        let y = self.activation.apply(s.advance(u)?); // [B, H]
+        Ok(glu(self.output_linear.forward(self.dropout.forward(y)), 1))
     }
 }
