@@ -208,7 +208,7 @@ fn seed_command_lines_work_as_overrides() {
 
 #[test]
 fn seed_readme_command_lines_run_unchanged() {
-    // `python -m train …` lines of the DSS and S4 seeds, as their READMEs print them.
+    // `python -m train …` lines of the DSS, S4 and Liquid-S4 seeds, as their READMEs print them.
     let lines = [
         "wandb=null model=dss pipeline=mnist",
         "wandb=null model=dss experiment=s4-lra-listops",
@@ -226,6 +226,13 @@ fn seed_readme_command_lines_run_unchanged() {
         "wandb=null experiment=s4-lra-pathx",
         "wandb=null experiment=s4-cifar",
         "wandb=null experiment=s4-sc",
+        "wandb=null experiment=lra/s4-lra-imdb",
+        "wandb=null experiment=lra/s4-lra-imdb model.layer.liquid_kernel=polyb",
+        "wandb=null experiment=lra/s4-lra-imdb model.layer.liquid_kernel=kb",
+        "wandb=null experiment=lra/s4-lra-imdb model.layer.liquid_kernel=polyb model.layer.liquid_degree=3",
+        "wandb=null experiment=lra/s4-lra-imdb model.layer.liquid_kernel=kb model.layer.liquid_degree=3",
+        "wandb=null experiment=lra/s4-lra-imdb model.layer.liquid_kernel=polyb model.layer.mode=diag",
+        "wandb=null experiment=lra/s4-lra-imdb model.layer.liquid_kernel=polyb model.layer.allcombs=False",
         "pipeline=mnist dataset.permute=True model=s4 model.n_layers=3 model.d_model=128 model.norm=batch \
          model.prenorm=True wandb=null",
     ];

@@ -260,3 +260,38 @@ fn init_errors_name_the_key() {
     let e = cfg("{init: hippo}").check_width("model.layer", 3).unwrap_err().to_string();
     assert!(e.contains("model.layer.init"), "{e}");
 }
+
+#[test]
+fn odd_state_sizes_keep_the_complex_modes_as_the_reference() {
+    // s4.py's `nplr('legs', 7)` (torch, float64 run, printed in complex64): the 7×7 normal part has
+    // one real eigenvalue, which it drops, keeping 3 modes; B's imaginary part is clipped to ±2.
+    let f = wavessm::model::ssm::hippo::nplr(wavessm::model::ssm::hippo::Measure::Legs, 7, 2.0);
+    let want_w = [-15.0855, -3.7975, -1.1216];
+    let want_p = [(-0.1060, -3.1994), (0.1514, 1.1495), (0.2966, 0.6653)];
+    let want_b = [(-0.1500, -2.0000), (0.2141, 1.6257), (0.4195, 0.9409)];
+    assert_eq!((f.w.len(), f.p.len(), f.b.len()), (3, 3, 3));
+    // LAPACK leaves each eigenvector's sign to the algorithm (here mode 0 comes out negated
+    // relative to ours); a common sign of P and B is a symmetry of the SSM (C absorbs it), so
+    // compare what it cannot change: |P|, |B| and P·conj(B).
+    let c = |(re, im): (f64, f64)| C64::new(re, im);
+    for k in 0..3 {
+        assert!((f.w[k].re + 0.5).abs() < 1e-9 && (f.w[k].im - want_w[k]).abs() < 1e-4, "w[{k}] = {}", f.w[k]);
+        let (p, b) = (c(want_p[k]), c(want_b[k]));
+        assert!((f.p[k].norm() - p.norm()).abs() < 2e-4, "P[{k}] = {}", f.p[k]);
+        assert!((f.b[k].norm() - b.norm()).abs() < 2e-4, "B[{k}] = {}", f.b[k]);
+        assert!((f.p[k] * f.b[k].conj() - p * b.conj()).norm() < 1e-3, "P·conj(B)[{k}]");
+    }
+    // A layer with d_state 7 builds (Liquid-S4's LRA configs use it) and steps as it convolves.
+    let cfg: S4Config = serde_yaml::from_str("d_state: 7\nl_max: 16").unwrap();
+    cfg.validate("model.layer").unwrap();
+    let device = burn::tensor::Device::flex();
+    let layer = cfg.init(4, &device);
+    let u = burn::tensor::Tensor::<3>::random([2, 16, 4], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let conv = host(layer.forward(u.clone()));
+    let step = step_all(&layer, &u);
+    let err = max_rel(&conv, &step);
+    assert!(err < 1e-4, "d_state 7: step vs conv {err}");
+    let fout: S4Config = serde_yaml::from_str("d_state: 7\ninit: fout").unwrap();
+    let e = fout.validate("model.layer").unwrap_err().to_string();
+    assert!(e.contains("model.layer.d_state") && e.contains("even"), "{e}");
+}

@@ -124,7 +124,11 @@ pub fn legs_nplr(n: usize, b_clip: f64) -> Nplr {
 /// (see the comment inside). A zero eigenvalue (Fourier's constant/sine pair at frequency 0) gets the reference's fixed
 /// eigenvector `(e₀ + i·e₁)/√2`.
 pub fn nplr(m: Measure, n: usize, b_clip: f64) -> Nplr {
-    assert!(n >= m.min_state() && n.is_multiple_of(2), "{m:?} needs an even state size ≥ {}", m.min_state());
+    assert!(
+        n >= m.min_state() && (n.is_multiple_of(2) || m != Measure::Fout),
+        "{m:?} needs a state size ≥ {} (even for fout)",
+        m.min_state()
+    );
     let (a, b) = transition(m, n);
     let p = rank_correction(m, n);
     let ap = |r: usize, c: usize| a[r * n + c] + p[r] * p[c];
@@ -162,7 +166,7 @@ pub fn nplr(m: Measure, n: usize, b_clip: f64) -> Nplr {
 /// The diagonal `w` of the NPLR form of LegS with `n` (even) states: the `n/2` eigenvalues of
 /// `A + p·pᵀ` with negative imaginary part, most negative first, as (re, im).
 pub fn legs_diagonal(n: usize) -> Vec<(f64, f64)> {
-    assert!(n >= 2 && n.is_multiple_of(2), "the NPLR form needs an even state size, got {n}");
+    assert!(n >= 2, "the NPLR form needs a state size ≥ 2, got {n}");
     let s = |r: usize, c: usize| -> f64 {
         let v = 0.5 * (((2 * r + 1) * (2 * c + 1)) as f64).sqrt();
         match r.cmp(&c) {
@@ -193,10 +197,11 @@ fn skew_eigen(n: usize, s: impl Fn(usize, usize) -> f64, vectors: bool) -> (Vec<
     let (vals, vecs) = symmetric_eigen(e, m, vectors);
     let mut order: Vec<usize> = (0..m).collect();
     order.sort_by(|&a, &b| vals[a].total_cmp(&vals[b]));
-    // Pairs of equal λ: one of each for the n/2 most negative.
-    let kept: Vec<usize> = order[..n].iter().step_by(2).copied().collect();
+    // Pairs of equal λ: one of each for the n/2 most negative (an odd n's zero is left out).
+    let pairs = &order[..2 * (n / 2)];
+    let kept: Vec<usize> = pairs.iter().step_by(2).copied().collect();
     // The pair's mean cancels the Jacobi rounding between the two copies.
-    let lambda = order[..n].chunks(2).map(|p| 0.5 * (vals[p[0]] + vals[p[1]])).collect();
+    let lambda = pairs.chunks(2).map(|p| 0.5 * (vals[p[0]] + vals[p[1]])).collect();
     let v = if vectors {
         kept.iter()
             .map(|&j| {

@@ -24,8 +24,10 @@ use super::conv::{causal_conv, glu_last};
 use super::defaults;
 use super::diagonal::{DiagonalSystem, Disc, discretize};
 use super::dplr::{dplr_kernel, map_outputs};
+use super::hippo;
 use super::hyper::{self, SsmGroup, SsmHyper, SsmKind};
 use super::liquid::{Liquid, LiquidKernel};
+use super::s4_init::InitPart;
 pub use super::s4_init::S4Init;
 use super::s4_init::init_copies;
 use crate::config::ConfigError;
@@ -197,8 +199,17 @@ impl S4Config {
     /// Checks values the type system does not.
     pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
         let bad = |key: &str, msg: String| Err(ConfigError::Key { path: format!("{path}.{key}"), msg });
-        if self.d_state < 2 || !self.d_state.is_multiple_of(2) {
-            return bad("d_state", format!("must be an even number ≥ 2 (N/2 complex modes), got {}", self.d_state));
+        // An odd N keeps N/2 modes (rounded down) and drops the real one, as s4.py's `nplr`
+        // does (Liquid-S4's LRA configs use `d_state: 7`).
+        if self.d_state < 2 {
+            return bad("d_state", format!("must be ≥ 2 (N/2 complex modes are kept), got {}", self.d_state));
+        }
+        let fout = self.init.parts().iter().any(|p| matches!(p, InitPart::Nplr(hippo::Measure::Fout)));
+        if fout && !self.d_state.is_multiple_of(2) {
+            return bad(
+                "d_state",
+                format!("init `{}` (Fourier) needs an even d_state, got {}", self.init.name(), self.d_state),
+            );
         }
         if self.d_state < self.init.min_state() {
             return bad(
