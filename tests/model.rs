@@ -8,7 +8,7 @@ use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
 use common::{check_directional, dot, host, max_rel, probe, randn, serial, t};
 use wavessm::model::ssm::conv::{causal_conv, direct_conv, fft_conv};
-use wavessm::model::ssm::diagonal::Disc;
+use wavessm::model::ssm::diagonal::{Disc, RealTransform};
 use wavessm::model::ssm::hyper::SsmHyper;
 use wavessm::model::ssm::s4d::{Activation, S4dConfig, S4dInit};
 use wavessm::model::ssm::vandermonde::{vandermonde, vandermonde_tensor_ops};
@@ -157,6 +157,7 @@ fn s4d_gradient_check(disc: Disc) {
         lr: SsmHyper::All(None),
         wd: SsmHyper::All(Some(0.0)),
         init: S4dInit::Lin,
+        real_transform: RealTransform::Exp,
         activation: Activation::Gelu,
         dropout: 0.0,
         disc,
@@ -240,7 +241,8 @@ fn s4d_step_mode_equals_conv_mode_on_random_configs() {
         let n = 2 * (1 + r(4, 8));
         let disc = [Disc::Zoh, Disc::Bilinear, Disc::Dss][((seed + seed / 3) % 3) as usize];
         let activation = if seed % 3 == 0 { Activation::Id } else { Activation::Gelu };
-        let init = [S4dInit::Lin, S4dInit::Inv, S4dInit::Legs][(seed % 3) as usize];
+        let init = [S4dInit::Lin, S4dInit::Inv, S4dInit::Legs, S4dInit::Real, S4dInit::Rand][(seed % 5) as usize];
+        let real_transform = [RealTransform::Exp, RealTransform::Softplus, RealTransform::Relu][(seed % 3) as usize];
         let dev = Device::flex();
         dev.seed(seed);
         let cfg = S4dConfig {
@@ -250,6 +252,7 @@ fn s4d_step_mode_equals_conv_mode_on_random_configs() {
             lr: SsmHyper::All(None),
             wd: SsmHyper::All(Some(0.0)),
             init,
+            real_transform,
             activation,
             dropout: 0.0,
             disc,
@@ -278,6 +281,7 @@ fn s4d_step_mode_equals_conv_mode_on_random_configs() {
         lr: SsmHyper::All(None),
         wd: SsmHyper::All(Some(0.0)),
         init: S4dInit::Lin,
+        real_transform: RealTransform::Exp,
         activation: Activation::Id,
         dropout: 0.0,
         disc: Disc::Dss,
@@ -297,6 +301,7 @@ fn rate_multiplies_the_step_size_in_conv_and_step_mode() {
         lr: SsmHyper::All(None),
         wd: SsmHyper::All(Some(0.0)),
         init: S4dInit::Lin,
+        real_transform: RealTransform::Exp,
         activation: Activation::Gelu,
         dropout: 0.0,
         disc: Disc::Zoh,

@@ -229,6 +229,11 @@ fn bad_files_are_reported_by_key() {
     let fresh = || model(S4D, &[], 2);
     let import = |o: ImportOptions| torch::import(fresh(), &path, &o).map_err(|e| e.to_string());
 
+    // s4d.py's `log_A_real` means exp: another real_transform has no reference tensor.
+    let soft = model(S4D, &["model.layer.real_transform=softplus"], 1);
+    let err = torch::export(&soft, &path, Layout::S4Example, None, false).unwrap_err().to_string();
+    assert!(err.contains("real_transform") && err.contains("Softplus"), "{err}");
+
     export(&a, &path, Layout::S4Example);
     edited(&path, |f| {
         f.remove("s4_layers.1.kernel.log_dt");

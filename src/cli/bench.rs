@@ -87,6 +87,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 lr: SsmHyper::All(None),
                 wd: SsmHyper::All(Some(0.0)),
                 init: S4dInit::Lin,
+                real_transform: Default::default(),
                 activation: Activation::Gelu,
                 dropout: 0.0,
                 disc: Disc::Zoh,

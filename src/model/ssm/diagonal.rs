@@ -3,6 +3,7 @@
 //! `shared/golden/README.md` §4: the `Im A ≤ 0` half is stored, `C` enters unconjugated).
 
 use burn::tensor::Tensor;
+use burn::tensor::activation::{relu, sigmoid, softplus};
 use serde::{Deserialize, Serialize};
 
 use super::complex::{self, Complex};
@@ -160,4 +161,45 @@ pub fn dss_system(version: DssVersion, dt: Tensor<2>, lambda: Complex<1>, w: Com
 /// DSS kernel `K` [C, H, L] (see [`dss_system`]).
 pub fn dss_kernel(version: DssVersion, dt: Tensor<2>, lambda: Complex<1>, w: Complex<3>, l: usize) -> Tensor<3> {
     dss_system(version, dt, lambda, w, l).kernel(l)
+}
+
+/// Positive parameterization of `-Re A` (s4.py's `real_transform`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RealTransform {
+    /// `exp(a)`.
+    #[default]
+    Exp,
+    /// `relu(a) + 1e-4`.
+    Relu,
+    /// `sigmoid(a)`.
+    Sigmoid,
+    /// `softplus(a)`.
+    Softplus,
+    /// `a` (may turn positive while training).
+    None,
+}
+
+impl RealTransform {
+    /// The stored value for a positive `x` (clamped at 1e-4 first, as s4.py).
+    pub fn inverse(self, x: f64) -> f64 {
+        let x = x.max(1e-4);
+        match self {
+            RealTransform::Exp => x.ln(),
+            RealTransform::Relu | RealTransform::None => x,
+            RealTransform::Sigmoid => (x / (1.0 - x)).ln(),
+            RealTransform::Softplus => x.exp_m1().ln(),
+        }
+    }
+
+    /// The positive value of a stored parameter.
+    pub fn apply(self, a: Tensor<2>) -> Tensor<2> {
+        match self {
+            RealTransform::Exp => a.exp(),
+            RealTransform::Relu => relu(a) + 1e-4,
+            RealTransform::Sigmoid => sigmoid(a),
+            RealTransform::Softplus => softplus(a, 1.0),
+            RealTransform::None => a,
+        }
+    }
 }

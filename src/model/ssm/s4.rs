@@ -13,7 +13,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, relu, sigmoid, softplus};
+use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use num_complex::Complex64 as C64;
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,7 @@ use super::Activation;
 use super::complex::Complex;
 use super::conv::{causal_conv, glu_last};
 use super::defaults;
+pub use super::diagonal::RealTransform;
 use super::diagonal::{DiagonalSystem, Disc, discretize};
 use super::dplr::{dplr_kernel, map_outputs};
 use super::hippo;
@@ -42,47 +43,6 @@ pub enum S4Mode {
     Nplr,
     /// Diagonal (S4D).
     Diag,
-}
-
-/// Positive parameterization of `-Re A` (s4.py's `real_transform`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum RealTransform {
-    /// `exp(a)`.
-    #[default]
-    Exp,
-    /// `relu(a) + 1e-4`.
-    Relu,
-    /// `sigmoid(a)`.
-    Sigmoid,
-    /// `softplus(a)`.
-    Softplus,
-    /// `a` (may turn positive while training).
-    None,
-}
-
-impl RealTransform {
-    /// The stored value for a positive `x` (clamped at 1e-4 first, as s4.py).
-    fn inverse(self, x: f64) -> f64 {
-        let x = x.max(1e-4);
-        match self {
-            RealTransform::Exp => x.ln(),
-            RealTransform::Relu | RealTransform::None => x,
-            RealTransform::Sigmoid => (x / (1.0 - x)).ln(),
-            RealTransform::Softplus => x.exp_m1().ln(),
-        }
-    }
-
-    /// The positive value of a stored parameter.
-    fn apply(self, a: Tensor<2>) -> Tensor<2> {
-        match self {
-            RealTransform::Exp => a.exp(),
-            RealTransform::Relu => relu(a) + 1e-4,
-            RealTransform::Sigmoid => sigmoid(a),
-            RealTransform::Softplus => softplus(a, 1.0),
-            RealTransform::None => a,
-        }
-    }
 }
 
 fn one() -> usize {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use super::Activation;
 use super::conv::{causal_conv, glu_last};
 use super::defaults;
-use super::diagonal::{DiagonalSystem, Disc, discretize};
+use super::diagonal::{DiagonalSystem, Disc, RealTransform, discretize};
 use super::hyper::{self, SsmGroup, SsmHyper, SsmKind};
 use super::recurrence::Recurrence;
 use super::state::SsmState;
@@ -35,6 +35,10 @@ pub enum S4dInit {
     Inv,
     /// S4D-LegS: the diagonal of HiPPO-LegS's normal-plus-low-rank form.
     Legs,
+    /// S4D-Real: `A_n = -(n+1)` (no oscillation).
+    Real,
+    /// `A_n = -1/2 + i·exp(ε)`, `ε ~ N(0, 1)` drawn per channel and mode.
+    Rand,
 }
 
 /// Options of the `s4d` layer (`model.layer`).
@@ -71,6 +75,9 @@ pub struct S4dConfig {
     /// Discretization.
     #[serde(default)]
     pub disc: Disc,
+    /// Positive parameterization of `-Re A` (s4.py's option; `exp` is s4d.py's `log_A_real`).
+    #[serde(default)]
+    pub real_transform: RealTransform,
 }
 
 fn s4d_lr() -> SsmHyper {
@@ -104,7 +111,7 @@ impl S4dConfig {
     pub fn init(&self, h: usize, device: &Device) -> S4d {
         S4d {
             D: Param::from_tensor(Tensor::random([h], Distribution::Normal(0.0, 1.0), device)),
-            kernel: S4dKernel::new(h, self.d_state, self.dt_min, self.dt_max, self.init, self.disc, device),
+            kernel: S4dKernel::new(self, h, device),
             output_linear: LinearConfig::new(h, 2 * h).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
             activation: self.activation,
@@ -120,33 +127,46 @@ pub struct S4dKernel {
     pub log_dt: Param<Tensor<1>>,
     /// Output matrix as (re, im) pairs, [H, N2, 2] (`torch.view_as_real`).
     pub C: Param<Tensor<3>>,
-    /// log(-Re A), [H, N2].
+    /// `-Re A` through the inverse of `real_transform`, [H, N2]: with the default `exp`,
+    /// s4d.py's `log(-Re A)` (the name is kept for its state_dict).
     pub log_A_real: Param<Tensor<2>>,
     /// Im A, [H, N2].
     pub A_imag: Param<Tensor<2>>,
     /// Discretization.
     #[module(skip)]
     pub disc: Disc,
+    /// How `log_A_real` maps to `-Re A`.
+    #[module(skip)]
+    pub real_transform: RealTransform,
     /// Sampling-rate factor multiplying `dt` (1 in training; 2 runs a 16 kHz model at 8 kHz).
     #[module(skip)]
     pub rate: f64,
 }
 
 impl S4dKernel {
-    /// S4D init: log-uniform dt, complex normal C, `Re A = -1/2`, `Im A` by `init`.
-    pub fn new(h: usize, n: usize, dt_min: f64, dt_max: f64, init: S4dInit, disc: Disc, device: &Device) -> Self {
+    /// S4D init: log-uniform dt, complex normal C, `A` by `init` (`Re A = -1/2` but for `real`).
+    pub fn new(cfg: &S4dConfig, h: usize, device: &Device) -> Self {
+        let (n, init) = (cfg.d_state, cfg.init);
         let n2 = n / 2;
-        let log_dt = Tensor::random([h], Distribution::Uniform(dt_min.ln(), dt_max.ln()), device);
+        let log_dt = Tensor::random([h], Distribution::Uniform(cfg.dt_min.ln(), cfg.dt_max.ln()), device);
         // torch.randn(cfloat) draws re and im with variance 1/2 each.
         let c = Tensor::random([h, n2, 2], Distribution::Normal(0.0, 0.5f64.sqrt()), device);
-        let imag: Vec<f32> = init.imags(n).iter().map(|v| *v as f32).collect();
-        let a_imag = Tensor::<1>::from_floats(imag.as_slice(), device).unsqueeze_dim::<2>(0).repeat_dim(0, h);
+        let per_mode = |v: Vec<f64>| -> Tensor<2> {
+            let v: Vec<f32> = v.iter().map(|x| *x as f32).collect();
+            Tensor::<1>::from_floats(v.as_slice(), device).unsqueeze_dim::<2>(0).repeat_dim(0, h)
+        };
+        let a_imag = match init {
+            S4dInit::Rand => Tensor::random([h, n2], Distribution::Normal(0.0, 1.0), device).exp(),
+            _ => per_mode(init.imags(n)),
+        };
+        let reals = (0..n2).map(|k| cfg.real_transform.inverse(init.real(k))).collect();
         Self {
             log_dt: Param::from_tensor(log_dt),
             C: Param::from_tensor(c),
-            log_A_real: Param::from_tensor(Tensor::full([h, n2], 0.5f64.ln(), device)),
+            log_A_real: Param::from_tensor(per_mode(reals)),
             A_imag: Param::from_tensor(a_imag),
-            disc,
+            disc: cfg.disc,
+            real_transform: cfg.real_transform,
             rate: 1.0,
         }
     }
@@ -157,7 +177,8 @@ impl S4dKernel {
         let c = self.C.val();
         let c_re = c.clone().narrow(2, 0, 1).reshape([h, n2]);
         let c_im = c.narrow(2, 1, 1).reshape([h, n2]);
-        (self.log_dt.val().exp() * self.rate, -self.log_A_real.val().exp(), self.A_imag.val(), c_re, c_im)
+        let a_re = -self.real_transform.apply(self.log_A_real.val());
+        (self.log_dt.val().exp() * self.rate, a_re, self.A_imag.val(), c_re, c_im)
     }
 
     /// The discretized system for kernels of length `l` (only `disc: dss` depends on it).
@@ -185,8 +206,15 @@ impl S4dInit {
             S4dInit::Lin => (0..big_n / 2).map(|n| PI * n as f64).collect(),
             S4dInit::Inv => (0..big_n / 2).map(|n| nf / PI * (nf / (2 * n + 1) as f64 - 1.0)).collect(),
             S4dInit::Legs => super::hippo::legs_diagonal(big_n).into_iter().map(|(_, im)| -im).collect(),
+            // Real does not oscillate; Rand draws its own (see `S4dKernel::new`).
+            S4dInit::Real | S4dInit::Rand => return vec![0.0; big_n / 2],
         };
         raw.into_iter().map(|v| v.max(1e-4)).collect()
+    }
+
+    /// `-Re A_n` of mode `n`.
+    pub fn real(self, n: usize) -> f64 {
+        if self == S4dInit::Real { (n + 1) as f64 } else { 0.5 }
     }
 }
 

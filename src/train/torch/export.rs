@@ -20,6 +20,7 @@ pub fn export(
     partial: bool,
 ) -> Result<(Vec<String>, Vec<String>), TorchError> {
     let dt = dt.unwrap_or(layout.default_dt_transform());
+    super::check_s4d_transform(model, path)?;
     let mut out = BTreeMap::new();
     let mut unmapped = Vec::new();
     for (ours, shape, data) in our_tensors(model) {

@@ -61,6 +61,7 @@ pub fn import(
     opts: &ImportOptions,
 ) -> Result<(SequenceModel, ImportReport), TorchError> {
     let dt = opts.dt_transform.unwrap_or(opts.layout.default_dt_transform());
+    super::check_s4d_transform(&model, path)?;
     let file = st::read(path)?;
     let mut report = ImportReport::default();
     let (mut missing, mut unmapped, mut wrong) = (Vec::new(), Vec::new(), Vec::new());

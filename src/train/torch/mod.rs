@@ -31,6 +31,26 @@ impl TorchError {
     }
 }
 
+/// s4d.py stores `log(-Re A)`: an `s4d` layer with another `real_transform` has no such tensor.
+pub(crate) fn check_s4d_transform(model: &crate::model::SequenceModel, path: &Path) -> Result<(), TorchError> {
+    use crate::model::ssm::diagonal::RealTransform;
+    for (i, block) in model.layers.iter().enumerate() {
+        if let crate::model::Layer::S4d(m) = &block.layer
+            && m.kernel.real_transform != RealTransform::Exp
+        {
+            return Err(TorchError::file(
+                path,
+                format!(
+                    "layer {i}: s4d.py's `log_A_real` is log(-Re A), but this model's s4d uses real_transform {:?} \
+                     (use real_transform: exp, or model.layer: s4 with mode: diag, whose `A_real` has s4.py's transform)",
+                    m.kernel.real_transform
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Our parameters as (path, shape, row-major f32 values widened to f64), in visiting order.
 pub(crate) fn our_tensors(model: &crate::model::SequenceModel) -> Vec<(String, Vec<usize>, Vec<f64>)> {
     use burn::store::ModuleSnapshot;
