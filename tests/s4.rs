@@ -216,8 +216,10 @@ fn s4_options_are_checked_with_the_reference_messages() {
     assert!(e.contains("model.layer.liquid_degree") && e.contains("≥ 2"), "{e}");
     let e = err("{disc: zoh}");
     assert!(e.contains("model.layer.disc") && e.contains("bilinear"), "{e}");
-    let e = err("{d_state: 7}");
-    assert!(e.contains("model.layer.d_state"), "{e}");
+    let e = err("{d_state: 1}");
+    assert!(e.contains("model.layer.d_state") && e.contains("≥ 2"), "{e}");
+    let e = err("{d_state: 7, init: fout}");
+    assert!(e.contains("model.layer.d_state") && e.contains("even"), "{e}");
     let e = cfg("{n_ssm: 3}").check_width("model.layer", 8).unwrap_err().to_string();
     assert!(e.contains("model.layer.n_ssm") && e.contains("divide"), "{e}");
     // Unknown keys name the key and suggest the right one.
