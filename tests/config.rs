@@ -251,6 +251,16 @@ fn seed_readme_command_lines_run_unchanged() {
     assert_eq!((c.data.name.as_str(), &c.data.options["permute"]), ("smnist", &false.into()));
     assert_eq!(c.model.d_model, 256, "the reference's model defaults come with the pipeline");
     assert!(err(&["wandb.project=s4"]).contains("no wandb logger"));
+
+    // A -c file may pick the experiment or the pipeline as well.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("exp.yaml");
+    std::fs::write(&f, "defaults:\n  - /experiment: s4-lra-listops\nloader:\n  batch_size: 7\n").unwrap();
+    let c = ConfigRequest { files: vec![f.clone()], ..Default::default() }.resolve().unwrap();
+    assert_eq!((c.data.name.as_str(), c.seed, c.loader.batch_size), ("listops", 1112, 7));
+    std::fs::write(&f, "defaults:\n  - /pipeline: cifar\n").unwrap();
+    let c = ConfigRequest { files: vec![f], ..Default::default() }.resolve().unwrap();
+    assert_eq!((c.data.name.as_str(), c.scheduler.name.as_str()), ("scifar", "plateau"));
 }
 
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {

@@ -291,6 +291,14 @@ fn odd_state_sizes_keep_the_complex_modes_as_the_reference() {
     let step = step_all(&layer, &u);
     let err = max_rel(&conv, &step);
     assert!(err < 1e-4, "d_state 7: step vs conv {err}");
+    // The smallest odd size keeps one mode (and must not trip the zero-eigenvalue check).
+    for m in [Measure::Legs, Measure::Lagt] {
+        assert_eq!(nplr(m, 3, 2.0).w.len(), 1, "{m:?}");
+    }
+    let small: S4Config = serde_yaml::from_str("d_state: 3\nl_max: 8").unwrap();
+    small.validate("model.layer").unwrap();
+    let y = host(small.init(2, &device).forward(u.clone().narrow(2, 0, 2).narrow(1, 0, 8)));
+    assert!(y.iter().all(|v| v.is_finite()));
     let fout: S4Config = serde_yaml::from_str("d_state: 7\ninit: fout").unwrap();
     let e = fout.validate("model.layer").unwrap_err().to_string();
     assert!(e.contains("model.layer.d_state") && e.contains("even"), "{e}");

@@ -10,6 +10,8 @@ use wavessm::model::{Layer, SequenceModel};
 use wavessm::train::torch::st::{self, HostTensor};
 use wavessm::train::torch::{self, ImportOptions, Layout, Select};
 
+mod common;
+
 /// A tiny model: H=4, N=4 (d_state), 2 blocks, d_input=1, d_output=3, post-norm LayerNorm.
 fn model(layer: &[&str], extra: &[&str], seed: u64) -> SequenceModel {
     let mut tokens: Vec<String> =
@@ -49,6 +51,7 @@ fn export(m: &SequenceModel, path: &Path, layout: Layout) -> Vec<String> {
 
 #[test]
 fn export_then_import_reproduces_outputs() {
+    let _turn = common::serial(); // burn's RNG is process-wide: seeded models must not interleave
     let dir = tempfile::tempdir().unwrap();
     for (layer, layout, tol) in [
         (S4D, Layout::S4Example, 0.0),
@@ -74,6 +77,7 @@ fn export_then_import_reproduces_outputs() {
 
 #[test]
 fn s4_c_tilde_is_rebased_to_our_kernel_length() {
+    let _turn = common::serial(); // burn's RNG is process-wide: seeded models must not interleave
     // The file's C̃ is for length 8 (its `l_kernel` buffer); the importing model uses 16.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
@@ -93,7 +97,8 @@ fn s4_c_tilde_is_rebased_to_our_kernel_length() {
     st::write(&path, &file, &[]).unwrap();
     let c = model(&["model=s4", "model.layer.l_max=16"], &[], 2);
     let (c, _) = torch::import(c, &path, &opts(Layout::S4Example)).unwrap();
-    assert!(max_diff(&a, &c, 8) > 1e-3, "the l_kernel buffer must matter");
+    let dc = max_diff(&a, &c, 8);
+    assert!(dc > 1e-3, "the l_kernel buffer must matter: {dc} (rebased {d})");
 }
 
 /// Reference keys and shapes for the tiny config of [`model`], printed by running the reference
@@ -197,6 +202,7 @@ fn file_keys(path: &Path) -> Vec<(String, Vec<usize>)> {
 
 #[test]
 fn exported_keys_equal_the_reference_state_dict() {
+    let _turn = common::serial(); // burn's RNG is process-wide: seeded models must not interleave
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
     for (layer, name) in [(S4D, "s4d"), (S4, "s4"), (S4_BI2, "s4-bi2"), (LIQUID, "s4"), (DSS, "dss")] {
@@ -223,6 +229,7 @@ fn edited(path: &Path, edit: impl FnOnce(&mut BTreeMap<String, HostTensor>)) {
 
 #[test]
 fn bad_files_are_reported_by_key() {
+    let _turn = common::serial(); // burn's RNG is process-wide: seeded models must not interleave
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ref.safetensors");
     let a = model(S4D, &[], 1);
@@ -285,6 +292,7 @@ fn bad_files_are_reported_by_key() {
 #[test]
 #[ignore = "needs files written by scripts/torch_reference.py (PyTorch)"]
 fn reference_checkpoints_give_reference_outputs() {
+    let _turn = common::serial(); // burn's RNG is process-wide: seeded models must not interleave
     let dir = std::path::PathBuf::from(std::env::var("WAVESSM_TORCH_REF").expect("set WAVESSM_TORCH_REF"));
     // H=8, N=4, 2 blocks, d_input=2, d_output=3, L=8, as the script.
     let cases: &[(&str, &[&str])] = &[

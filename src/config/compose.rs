@@ -175,34 +175,38 @@ pub fn compose(sources: &ConfigSources, files: &[&Path], items: &[Item]) -> Resu
         select(g, (*o).clone(), true, &mut order, &mut chosen);
     }
     // Pipeline, experiment and -c files act as global overlays, in that order; their defaults
-    // re-select groups. An experiment may pick its pipeline (`/pipeline: listops`).
-    let mut overlays = Vec::new();
-    let experiment = match chosen.get("experiment").cloned().flatten() {
-        Some(exp) => Some(parse_file(&read_option(sources, "experiment", &exp)?)?),
-        None => None,
-    };
-    let pipeline = match cli.get("pipeline") {
-        Some(o) => (*o).clone(),
-        None => experiment
-            .iter()
-            .flat_map(|e| &e.defaults)
-            .find_map(|d| match d {
-                Default::Group { group, option, .. } if group == "pipeline" => Some(option.clone()),
-                _ => None,
-            })
-            .unwrap_or_else(|| chosen.get("pipeline").cloned().flatten()),
-    };
-    if let Some(p) = pipeline {
-        overlays.push(parse_file(&read_option(sources, "pipeline", &p)?)?);
-    }
-    overlays.extend(experiment);
+    // re-select groups. The experiment comes from the command line, else a -c file, else the
+    // root; the pipeline from the command line, a -c file, the experiment (`/pipeline: …`), or
+    // the root.
+    let mut files_parsed = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(f)
             .map_err(|e| ConfigError::File { origin: f.display().to_string(), msg: e.to_string() })?;
         let mut p = parse_file(&ConfigFile { origin: f.display().to_string(), text })?;
         p.global = true;
-        overlays.push(p);
+        files_parsed.push(p);
     }
+    let pick = |group: &str, parsed: &[&Parsed]| -> Option<Option<String>> {
+        match cli.get(group) {
+            Some(o) => Some((*o).clone()),
+            None => parsed.iter().rev().find_map(|p| default_option(p, group)),
+        }
+    };
+    let file_refs: Vec<&Parsed> = files_parsed.iter().collect();
+    let experiment = match pick("experiment", &file_refs).unwrap_or_else(|| chosen.get("experiment").cloned().flatten())
+    {
+        Some(exp) => Some(parse_file(&read_option(sources, "experiment", &exp)?)?),
+        None => None,
+    };
+    let mut with_exp: Vec<&Parsed> = experiment.iter().collect();
+    with_exp.extend(file_refs);
+    let pipeline = pick("pipeline", &with_exp).unwrap_or_else(|| chosen.get("pipeline").cloned().flatten());
+    let mut overlays = Vec::new();
+    if let Some(p) = pipeline {
+        overlays.push(parse_file(&read_option(sources, "pipeline", &p)?)?);
+    }
+    overlays.extend(experiment);
+    overlays.extend(files_parsed);
     for o in &overlays {
         for d in &o.defaults {
             if let Default::Group { group, option, .. } = d {
@@ -247,6 +251,14 @@ pub fn compose(sources: &ConfigSources, files: &[&Path], items: &[Item]) -> Resu
         }
     }
     Ok(tree)
+}
+
+/// The option a file's `defaults:` picks for `group`, if it names it (`Some(None)`: null).
+fn default_option(p: &Parsed, group: &str) -> Option<Option<String>> {
+    p.defaults.iter().rev().find_map(|d| match d {
+        Default::Group { group: g, option, .. } if g == group => Some(option.clone()),
+        _ => None,
+    })
 }
 
 /// Loads `group/option.yaml` (and its own nested defaults) into `tree` at its package.

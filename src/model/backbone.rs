@@ -141,7 +141,8 @@ impl SequenceModel {
 
     /// One step of the whole model: encoder, blocks, final norm and decoder on the next time
     /// step, i.e. this step's row of [`SequenceModel::forward`] with `pool: none` (with
-    /// `pool: last`, the last step's output is the pooled one).
+    /// `pool: last`, the last step's output is the pooled one). Inference only: in training
+    /// mode dropout is active and BatchNorm would see one step's batch statistics.
     ///
     /// Args: `x` [B, D] (token ids in D = 1). Returns [B, K].
     pub fn step(&self, stepper: &mut ModelStepper, x: Tensor<2>) -> Result<Tensor<2>, StepError> {

@@ -149,7 +149,7 @@ pub fn nplr(m: Measure, n: usize, b_clip: f64) -> Nplr {
         }
     }
     let last = n / 2 - 1;
-    assert!(n == 2 || C64::new(w_re, lambda[last - 1]).norm() > 1e-4, "only one zero eigenvalue is allowed");
+    assert!(last == 0 || C64::new(w_re, lambda[last - 1]).norm() > 1e-4, "only one zero eigenvalue is allowed");
     if C64::new(w_re, lambda[last]).norm() < 1e-4 {
         let h = 0.5f64.sqrt();
         v[last] = (0..n).map(|r| [C64::new(h, 0.0), C64::new(0.0, h)].get(r).copied().unwrap_or_default()).collect();

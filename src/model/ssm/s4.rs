@@ -28,9 +28,9 @@ use super::dplr::{dplr_kernel, map_outputs};
 use super::hippo;
 use super::hyper::{self, SsmGroup, SsmHyper, SsmKind};
 use super::liquid::{Liquid, LiquidKernel};
-use super::s4_init::InitPart;
 pub use super::s4_init::S4Init;
 use super::s4_init::init_copies;
+use super::s4_init::{DirectA, InitPart};
 use crate::config::ConfigError;
 
 /// Kernel algorithm (`mode` in s4.py).
@@ -164,6 +164,10 @@ impl S4Config {
         if self.d_state < 2 {
             return bad("d_state", format!("must be ≥ 2 (N/2 complex modes are kept), got {}", self.d_state));
         }
+        let real = self.init.parts().iter().any(|p| matches!(p, InitPart::Direct { a: DirectA::Real, .. }));
+        if real && self.real_transform == RealTransform::Sigmoid {
+            return bad("real_transform", "`sigmoid` keeps -Re A below 1, but init `real` starts at 1, 2, …".into());
+        }
         let fout = self.init.parts().iter().any(|p| matches!(p, InitPart::Nplr(hippo::Measure::Fout)));
         if fout && !self.d_state.is_multiple_of(2) {
             return bad(
@@ -203,8 +207,10 @@ impl S4Config {
         if self.n_ssm == Some(0) {
             return bad("n_ssm", "must be ≥ 1 (or null for one per feature)".into());
         }
-        if self.l_max == Some(0) {
-            return bad("l_max", "must be ≥ 1 (or null)".into());
+        if let Some(l) = self.l_max
+            && !(1..=1 << 24).contains(&l)
+        {
+            return bad("l_max", format!("must be in 1..=16777216 (2^24 steps) or null, got {l}"));
         }
         if self.liquid_kernel.is_some() {
             if self.liquid_degree < 2 {

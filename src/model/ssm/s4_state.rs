@@ -51,8 +51,10 @@ impl S4 {
 
     /// Conv mode from an initial state (None: zero): the same outputs and final state as
     /// stepping through `u` from that state (see [`super::state`]). `diag`: tensor ops,
-    /// differentiable; `nplr`: the state's part is stepped on the host, O(B·H·N²·L), without
-    /// gradient (the input's part is the usual convolution).
+    /// differentiable; `nplr`: the outputs' input part is the usual (differentiable)
+    /// convolution, but the initial state's response and the final state are stepped on the
+    /// host, O(B·H·N²·L), without gradient, so truncated backprop through chunks sees no
+    /// gradient through the carried state.
     ///
     /// Args: `u` [B, L, H]; `state` [B, H, N2]. Returns ([B, L, H], the state after `u`).
     pub fn forward_state(&self, u: Tensor<3>, state: Option<&SsmState>) -> Result<(Tensor<3>, SsmState), StepError> {

@@ -103,6 +103,9 @@ impl S4dConfig {
         if self.d_state < 2 || !self.d_state.is_multiple_of(2) {
             return bad("d_state", format!("must be an even number ≥ 2 (N/2 complex modes), got {}", self.d_state));
         }
+        if self.init == S4dInit::Real && self.real_transform == RealTransform::Sigmoid {
+            return bad("real_transform", "`sigmoid` keeps -Re A below 1, but init `real` starts at 1, 2, …".into());
+        }
         hyper::check(path, S4D_KINDS, &self.lr, &self.wd)?;
         super::check_common(path, self.dt_min, self.dt_max, self.dropout)
     }

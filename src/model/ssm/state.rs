@@ -58,7 +58,7 @@ impl SsmState {
 
     /// Checks the shape against the layer's `[B, H, N2]`.
     pub fn check(&self, expected: [usize; 3]) -> Result<(), StepError> {
-        if self.dims() == expected {
+        if self.dims() == expected && self.im.dims() == expected {
             Ok(())
         } else {
             Err(StepError::Shape {
@@ -105,15 +105,20 @@ impl DiagonalSystem {
         let device = u.device();
         // Exponents L-1-k for k = 0..L-1, [1, L, 1].
         let e = (Tensor::<1, Int>::arange(0..l as i64, &device).float() * -1.0 + (l - 1) as f64).reshape([1, l, 1]);
-        let mag = (self.log_z.0.clone().reshape([h, 1, n2]) * e.clone()).exp(); // [H, L, N2]
+        // |dB| goes into the exponent: a growing mode (Re log dA > 0, DSS-softmax's shifted
+        // dB) would overflow f32 as |dA|^(L-1-k) before a tiny dB scales it back.
+        let db_sq = self.db.0.clone().square() + self.db.1.clone().square();
+        let log_db = db_sq.clone().clamp_min(1e-38).log() * 0.5; // [H, N2]
+        let mag = (self.log_z.0.clone().reshape([h, 1, n2]) * e.clone() + log_db.reshape([h, 1, n2])).exp(); // [H, L, N2]
         let ang = self.log_z.1.clone().reshape([h, 1, n2]) * e;
         let ut = u.permute([2, 0, 1]); // [H, B, L]
         let s = (
             ut.clone().matmul(mag.clone() * ang.clone().cos()).swap_dims(0, 1),
             ut.matmul(mag * ang.sin()).swap_dims(0, 1),
         ); // [B, H, N2]
-        let db = (self.db.0.clone().reshape([1, h, n2]), self.db.1.clone().reshape([1, h, n2]));
-        let mut x: Complex<3> = complex::mul(s, db);
+        let abs_db = db_sq.clamp_min(1e-38).sqrt(); // the floor of `log_db`, so mag·unit = dB
+        let unit = |t: Tensor<2>| (t / abs_db.clone()).reshape([1, h, n2]);
+        let mut x: Complex<3> = complex::mul(s, (unit(self.db.0.clone()), unit(self.db.1.clone())));
         if let Some(x0) = x0 {
             let zl = complex::exp(complex::scale(self.log_z.clone(), l as f64));
             let zl = (zl.0.reshape([1, h, n2]), zl.1.reshape([1, h, n2]));

@@ -43,7 +43,8 @@ pub struct SsmStepper {
 
 impl SsmStepper {
     /// Starts `batch` sequences from the zero state. Args: `d` [C·H].
-    pub fn new(rec: Recurrence, d: Vec<f64>, batch: usize) -> Self {
+    pub(crate) fn new(rec: Recurrence, d: Vec<f64>, batch: usize) -> Self {
+        debug_assert_eq!(d.len(), rec.dims().0 * rec.dims().2, "D is [C·H]");
         Self { states: vec![rec.zero_state(); batch], rec, d }
     }
 

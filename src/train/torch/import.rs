@@ -53,6 +53,9 @@ pub struct ImportReport {
     pub ignored: Vec<String>,
 }
 
+/// The largest kernel length a file's `l_kernel` may give (2^24 steps).
+const MAX_L_KERNEL: f64 = 16_777_216.0;
+
 /// Loads the safetensors file `path` into `model` (freshly built from the config the weights
 /// belong to). Returns the model and what was loaded.
 pub fn import(
@@ -93,13 +96,20 @@ pub fn import(
         {
             let lk = l_kernel_key(&key);
             match file.get(&lk) {
-                Some(HostTensor { shape, data, .. }) if shape.is_empty() && data[0] >= 0.0 => {
+                Some(HostTensor { shape, data, .. })
+                    if shape.is_empty() && data[0].fract() == 0.0 && (0.0..=MAX_L_KERNEL).contains(&data[0]) =>
+                {
                     used.insert(lk);
                     rebase.push((block, data[0] as usize));
                 }
-                Some(t) => wrong.push(format!("`{lk}`: expected a length (a scalar ≥ 0), found shape {:?}", t.shape)),
-                // Without it `C` cannot be read: it is C̃ for an unknown length, or plain C.
-                None => missing.push(format!("{lk} (the kernel length `{key}` is for)")),
+                Some(t) => wrong.push(format!(
+                    "`{lk}`: expected a length (an integer scalar in 0..={MAX_L_KERNEL}), found shape {:?} value {:?}",
+                    t.shape,
+                    t.data.first()
+                )),
+                // Without it `C` cannot be read (C̃ for an unknown length, or plain C): an error
+                // even under `partial`, which would otherwise load a wrong kernel silently.
+                None => wrong.push(format!("`{lk}` is missing: the kernel length `{key}` is for")),
             }
         }
         let values: Vec<f32> = map.to_ours(&shape, &t.data, dt).into_iter().map(|v| v as f32).collect();
