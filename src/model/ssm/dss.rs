@@ -16,7 +16,6 @@ use super::conv::causal_conv;
 use super::diagonal::{DiagonalSystem, DssVersion, dss_system};
 use super::hippo::legs_diagonal;
 use super::hyper::{self, SsmGroup, SsmHyper, SsmKind};
-use super::recurrence::Recurrence;
 use super::state::SsmState;
 use super::stepper::{SsmStepper, StepError, check_input};
 use super::{Activation, defaults};
@@ -265,15 +264,9 @@ impl Dss {
     ///
     /// Args: `u` [B, L, H]; `state` [B, H, N]. Returns ([B, L, H], the state after `u`).
     pub fn forward_state(&self, u: Tensor<3>, state: Option<&SsmState>) -> Result<(Tensor<3>, SsmState), StepError> {
-        let [b, l, h] = u.dims();
-        let [_, hk, n, _] = self.kernel.W.dims();
+        let hk = self.kernel.W.dims()[1];
         check_input(u.dims(), hk)?;
-        if let Some(s) = state {
-            s.check([b, h, n])?;
-        }
-        let sys = self.kernel.system(l);
-        let response = state.map(|s| sys.state_response(s, l));
-        let last = sys.final_state(u.clone(), state);
+        let (response, last) = self.kernel.system(u.dims()[1]).forward_parts(u.clone(), state)?;
         Ok((self.mix(u, response), last))
     }
 
@@ -281,12 +274,7 @@ impl Dss {
     /// `l` steps: `softmax` normalizes each mode over the kernel's length, so its recurrence
     /// is that of the length-`l` kernel (later steps extend that kernel); `exp` ignores `l`.
     pub fn stepper(&self, batch: usize, l: usize) -> Result<SsmStepper, StepError> {
-        if l == 0 {
-            return Err(StepError::ZeroLength);
-        }
-        let rec = Recurrence::Diag(self.kernel.system(l).recurrence());
-        let d = self.D.val().try_into_vec_as::<f64>().expect("f64 data");
-        Ok(SsmStepper::new(rec, d, batch))
+        SsmStepper::diagonal(l, |l| self.kernel.system(l), self.D.val(), batch)
     }
 
     /// One recurrent step: the same map as [`Dss::forward`] applied to the next time step.

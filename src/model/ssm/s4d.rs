@@ -20,7 +20,6 @@ use super::conv::{causal_conv, glu_last};
 use super::defaults;
 use super::diagonal::{DiagonalSystem, Disc, RealTransform, discretize};
 use super::hyper::{self, SsmGroup, SsmHyper, SsmKind};
-use super::recurrence::Recurrence;
 use super::state::SsmState;
 use super::stepper::{SsmStepper, StepError, check_input};
 
@@ -273,15 +272,9 @@ impl S4d {
     ///
     /// Args: `u` [B, L, H]; `state` [B, H, N2]. Returns ([B, L, H], the state after `u`).
     pub fn forward_state(&self, u: Tensor<3>, state: Option<&SsmState>) -> Result<(Tensor<3>, SsmState), StepError> {
-        let [b, l, h] = u.dims();
-        let [hk, n2, _] = self.kernel.C.dims();
+        let hk = self.kernel.C.dims()[0];
         check_input(u.dims(), hk)?;
-        if let Some(s) = state {
-            s.check([b, h, n2])?;
-        }
-        let sys = self.kernel.system(l);
-        let response = state.map(|s| sys.state_response(s, l));
-        let last = sys.final_state(u.clone(), state);
+        let (response, last) = self.kernel.system(u.dims()[1]).forward_parts(u.clone(), state)?;
         Ok((self.mix(u, response), last))
     }
 
@@ -289,12 +282,7 @@ impl S4d {
     /// over `l` steps; only `disc: dss`, whose normalization sums over the kernel's length,
     /// depends on `l` (later steps extend that kernel).
     pub fn stepper(&self, batch: usize, l: usize) -> Result<SsmStepper, StepError> {
-        if l == 0 {
-            return Err(StepError::ZeroLength);
-        }
-        let rec = Recurrence::Diag(self.kernel.system(l).recurrence());
-        let d = self.D.val().try_into_vec_as::<f64>().expect("f64 data");
-        Ok(SsmStepper::new(rec, d, batch))
+        SsmStepper::diagonal(l, |l| self.kernel.system(l), self.D.val(), batch)
     }
 
     /// One recurrent step: the same map as [`S4d::forward`] applied to the next time step.

@@ -71,6 +71,24 @@ impl SsmState {
 }
 
 impl DiagonalSystem {
+    /// Conv-mode state forwarding of a layer's system: checks `state` against [B, H, N2], then
+    /// returns the initial state's response (if any) and the final state.
+    ///
+    /// Args: `u` [B, L, H]; `state` [B, H, N2]. Returns ([B, L, C·H] if `state`, [B, H, N2]).
+    pub fn forward_parts(
+        &self,
+        u: Tensor<3>,
+        state: Option<&SsmState>,
+    ) -> Result<(Option<Tensor<3>>, SsmState), StepError> {
+        let [b, l, _] = u.dims();
+        let [h, n2] = self.log_z.0.dims();
+        if let Some(s) = state {
+            s.check([b, h, n2])?;
+        }
+        let response = state.map(|s| self.state_response(s, l));
+        Ok((response, self.final_state(u, state)))
+    }
+
     /// The output caused by the initial state, `2·Re Σ_n C·dA^{t+1}·x0` (the input's part is
     /// the convolution). Differentiable in the parameters and `x0`.
     ///

@@ -43,6 +43,21 @@ pub struct SsmStepper {
 
 impl SsmStepper {
     /// Starts `batch` sequences from the zero state. Args: `d` [C·H].
+    /// Step mode of a diagonal layer (s4d, dss): the recurrence of its length-`l` `system`
+    /// with skip `d` ([H] or [C, H]), for `batch` sequences from the zero state.
+    pub(crate) fn diagonal<const D: usize>(
+        l: usize,
+        system: impl FnOnce(usize) -> super::diagonal::DiagonalSystem,
+        d: burn::tensor::Tensor<D>,
+        batch: usize,
+    ) -> Result<Self, StepError> {
+        if l == 0 {
+            return Err(StepError::ZeroLength);
+        }
+        let d = d.try_into_vec_as::<f64>().expect("f64 data");
+        Ok(Self::new(Recurrence::Diag(system(l).recurrence()), d, batch))
+    }
+
     pub(crate) fn new(rec: Recurrence, d: Vec<f64>, batch: usize) -> Self {
         debug_assert_eq!(d.len(), rec.dims().0 * rec.dims().2, "D is [C·H]");
         Self { states: vec![rec.zero_state(); batch], rec, d }
