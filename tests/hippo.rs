@@ -4,7 +4,7 @@
 mod common;
 
 use burn::tensor::Device;
-use common::{host, max_rel, randn, serial, t};
+use common::{host, max_rel, randn, serial, step_s4, t};
 use num_complex::Complex64 as C64;
 use wavessm::model::ssm::hippo::{Measure, nplr, transition};
 use wavessm::model::ssm::s4::{S4, S4Config};
@@ -164,21 +164,6 @@ fn nplr_form_rebuilds_the_transition_matrix() {
     }
 }
 
-fn step_all(layer: &S4, u: &burn::tensor::Tensor<3>) -> Vec<f64> {
-    let [b, l, h] = u.dims();
-    let mut stepper = layer.stepper(b, l).expect("has a step form");
-    let mut out = vec![0.0; b * l * h];
-    for ti in 0..l {
-        let y = host(layer.step(&mut stepper, u.clone().narrow(1, ti, 1).reshape([b, h])).expect("steps"));
-        for bi in 0..b {
-            for hi in 0..h {
-                out[(bi * l + ti) * h + hi] = y[bi * h + hi];
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn s4_builds_from_every_init_and_steps_like_its_convolution() {
     let _turn = serial();
@@ -210,7 +195,7 @@ fn s4_builds_from_every_init_and_steps_like_its_convolution() {
             let k = host(layer.kernel.forward(l));
             assert!(k.iter().all(|v| v.is_finite()) && k.iter().any(|v| *v != 0.0), "{yaml}: kernel");
             let u = t(randn(2 * l * h, 50 + i as u64), [2, l, h], &dev);
-            let err = max_rel(&step_all(&layer, &u), &host(layer.forward(u.clone())));
+            let err = max_rel(&step_s4(&layer, &u), &host(layer.forward(u.clone())));
             // Fourier's zero-frequency mode has A ≈ -1e-4(1 + i): zoh's (exp(dtA) - 1)/A loses
             // ~3 digits to cancellation in the f32 kernel (as in s4.py); the step runs in f64.
             let fourier = ["fout", "fourier", "hippo", "all"].contains(init) && mode == "diag";
@@ -288,7 +273,7 @@ fn odd_state_sizes_keep_the_complex_modes_as_the_reference() {
     let layer = cfg.init(4, &device);
     let u = burn::tensor::Tensor::<3>::random([2, 16, 4], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
     let conv = host(layer.forward(u.clone()));
-    let step = step_all(&layer, &u);
+    let step = step_s4(&layer, &u);
     let err = max_rel(&conv, &step);
     assert!(err < 1e-4, "d_state 7: step vs conv {err}");
     // The smallest odd size keeps one mode (and must not trip the zero-eigenvalue check).

@@ -6,10 +6,9 @@ mod common;
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
-use common::{check_directional, dot, host, max_rel, probe, randn, serial, t};
+use common::{check_directional, dot, host, max_rel, probe, randn, serial, step_through, t};
 use wavessm::model::ssm::conv::{causal_conv, direct_conv, fft_conv};
 use wavessm::model::ssm::diagonal::{Disc, RealTransform};
-use wavessm::model::ssm::hyper::SsmHyper;
 use wavessm::model::ssm::s4d::{Activation, S4dConfig, S4dInit};
 use wavessm::model::ssm::vandermonde::{vandermonde, vandermonde_tensor_ops};
 
@@ -150,18 +149,7 @@ fn s4d_gradient_check(disc: Disc) {
     let dev = Device::flex().autodiff();
     dev.seed(3);
     let (b, l, h) = (2, 24, 4);
-    let cfg = S4dConfig {
-        d_state: 8,
-        dt_min: 0.01,
-        dt_max: 0.1,
-        lr: SsmHyper::All(None),
-        wd: SsmHyper::All(Some(0.0)),
-        init: S4dInit::Lin,
-        real_transform: RealTransform::Exp,
-        activation: Activation::Gelu,
-        dropout: 0.0,
-        disc,
-    };
+    let cfg = S4dConfig { d_state: 8, dt_min: 0.01, activation: Activation::Gelu, disc, ..S4dConfig::default() };
     let layer = cfg.init(h, &dev);
     let u = t(randn(b * l * h, 21), [b, l, h], &dev);
     let loss = |m: &wavessm::model::ssm::S4d| probe(m.forward(u.clone()), 22);
@@ -245,47 +233,18 @@ fn s4d_step_mode_equals_conv_mode_on_random_configs() {
         let real_transform = [RealTransform::Exp, RealTransform::Softplus, RealTransform::Relu][(seed % 3) as usize];
         let dev = Device::flex();
         dev.seed(seed);
-        let cfg = S4dConfig {
-            d_state: n,
-            dt_min: 0.001,
-            dt_max: 0.1,
-            lr: SsmHyper::All(None),
-            wd: SsmHyper::All(Some(0.0)),
-            init,
-            real_transform,
-            activation,
-            dropout: 0.0,
-            disc,
-        };
+        let cfg = S4dConfig { d_state: n, init, real_transform, activation, disc, ..S4dConfig::default() };
         let layer = cfg.init(h, &dev);
         let u = t(randn(b * l * h, 100 + seed), [b, l, h], &dev);
         let conv = host(layer.forward(u.clone())); // [B, L, H]
         let mut stepper = layer.stepper(b, l).expect("every disc steps");
-        let mut step = vec![0.0; b * l * h];
-        for ti in 0..l {
-            let y = host(layer.step(&mut stepper, u.clone().narrow(1, ti, 1).reshape([b, h])).expect("step"));
-            for bi in 0..b {
-                for hi in 0..h {
-                    step[(bi * l + ti) * h + hi] = y[bi * h + hi];
-                }
-            }
-        }
+        let step = step_through(&u, |ut| layer.step(&mut stepper, ut).expect("step"));
         let err = max_rel(&step, &conv);
         assert!(err < 1e-4, "seed {seed} (B={b} H={h} N={n} L={l} {disc:?} {init:?}): step vs conv {err}");
     }
     // A stepper reproduces a kernel of at least one step.
-    let cfg = S4dConfig {
-        d_state: 4,
-        dt_min: 0.01,
-        dt_max: 0.1,
-        lr: SsmHyper::All(None),
-        wd: SsmHyper::All(Some(0.0)),
-        init: S4dInit::Lin,
-        real_transform: RealTransform::Exp,
-        activation: Activation::Id,
-        dropout: 0.0,
-        disc: Disc::Dss,
-    };
+    let cfg =
+        S4dConfig { d_state: 4, dt_min: 0.01, activation: Activation::Id, disc: Disc::Dss, ..S4dConfig::default() };
     assert!(cfg.init(2, &Device::flex()).stepper(1, 0).is_err());
 }
 
@@ -294,18 +253,8 @@ fn rate_multiplies_the_step_size_in_conv_and_step_mode() {
     let _turn = serial();
     let dev = Device::flex();
     dev.seed(9);
-    let cfg = S4dConfig {
-        d_state: 8,
-        dt_min: 0.01,
-        dt_max: 0.1,
-        lr: SsmHyper::All(None),
-        wd: SsmHyper::All(Some(0.0)),
-        init: S4dInit::Lin,
-        real_transform: RealTransform::Exp,
-        activation: Activation::Gelu,
-        dropout: 0.0,
-        disc: Disc::Zoh,
-    };
+    let cfg =
+        S4dConfig { d_state: 8, dt_min: 0.01, activation: Activation::Gelu, disc: Disc::Zoh, ..S4dConfig::default() };
     let layer = cfg.init(3, &dev);
     let mut fast = layer.clone();
     fast.kernel.rate = 2.0;

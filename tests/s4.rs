@@ -6,7 +6,7 @@ mod common;
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor};
-use common::{check_directional, dot, host, max_rel, probe, randn, serial, t};
+use common::{check_directional, dot, host, max_rel, probe, randn, serial, step_s4, t};
 use wavessm::model::ssm::dplr::{cauchy_tensor_ops, dplr_kernel};
 use wavessm::model::ssm::s4::{S4, S4Config};
 
@@ -68,21 +68,6 @@ fn dplr_kernel_without_low_rank_part_is_the_diagonal_bilinear_kernel() {
     assert!(max_rel(&k1, &k2) < 1e-4, "{}", max_rel(&k1, &k2));
 }
 
-fn step_all(layer: &S4, u: &Tensor<3>) -> Vec<f64> {
-    let [b, l, h] = u.dims();
-    let mut stepper = layer.stepper(b, l).expect("has a step form");
-    let mut out = vec![0.0; b * l * h];
-    for ti in 0..l {
-        let y = host(layer.step(&mut stepper, u.clone().narrow(1, ti, 1).reshape([b, h])).expect("step"));
-        for bi in 0..b {
-            for hi in 0..h {
-                out[(bi * l + ti) * h + hi] = y[bi * h + hi];
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn s4_step_mode_equals_conv_mode_on_random_configs() {
     let _turn = serial();
@@ -108,7 +93,7 @@ fn s4_step_mode_equals_conv_mode_on_random_configs() {
         let layer = cfg(&yaml).init(h, &dev);
         let u = t(randn(b * l * h, 100 + seed), [b, l, h], &dev);
         let conv = host(layer.forward(u.clone()));
-        let err = max_rel(&step_all(&layer, &u), &conv);
+        let err = max_rel(&step_s4(&layer, &u), &conv);
         assert!(err < 1e-4, "seed {seed} {yaml} H={h} B={b}: step vs conv {err}");
     }
 }
@@ -121,7 +106,7 @@ fn s4_step_mode_honours_the_rate() {
     let mut layer = cfg("{d_state: 8, l_max: 64, dt_min: 0.01, dt_max: 0.1}").init(3, &dev);
     layer.kernel.rate = 2.0;
     let u = t(randn(30 * 3, 7), [1, 30, 3], &dev);
-    let err = max_rel(&step_all(&layer, &u), &host(layer.forward(u.clone())));
+    let err = max_rel(&step_s4(&layer, &u), &host(layer.forward(u.clone())));
     assert!(err < 1e-4, "rate 2: step vs conv {err}");
 }
 

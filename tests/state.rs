@@ -5,7 +5,7 @@
 mod common;
 
 use burn::tensor::{Device, Tensor};
-use common::{host, max_rel, randn, serial, t};
+use common::{host, max_rel, randn, serial, step_through, t};
 use wavessm::config::Named;
 use wavessm::model::{Layer, LayerConfig, SequenceModel, SsmState, StepError};
 
@@ -22,20 +22,11 @@ fn layer(yaml: &str, h: usize, seed: u64) -> Layer {
 /// Steps through `u` [B, L, H] from `state` (None: zero) with a stepper for length `l_kernel`.
 /// Returns (outputs [B, L, H], the final state).
 fn step_all(layer: &Layer, u: &Tensor<3>, state: Option<&SsmState>, l_kernel: usize) -> (Vec<f64>, SsmState) {
-    let [b, l, h] = u.dims();
-    let mut stepper = layer.stepper(b, l_kernel).expect("has a step form");
+    let mut stepper = layer.stepper(u.dims()[0], l_kernel).expect("has a step form");
     if let Some(s) = state {
         stepper.set_state(s).expect("state shape");
     }
-    let mut out = vec![0.0; b * l * h];
-    for ti in 0..l {
-        let y = host(layer.step(&mut stepper, u.clone().narrow(1, ti, 1).reshape([b, h])).expect("step"));
-        for bi in 0..b {
-            for hi in 0..h {
-                out[(bi * l + ti) * h + hi] = y[bi * h + hi];
-            }
-        }
-    }
+    let out = step_through(u, |ut| layer.step(&mut stepper, ut).expect("step"));
     (out, stepper.state(&u.device()))
 }
 

@@ -14,7 +14,7 @@ use crate::model::ssm::diagonal::Disc;
 use crate::model::ssm::hyper::SsmHyper;
 use crate::model::ssm::recurrence::DiagonalRecurrence;
 use crate::model::ssm::s4::S4Config;
-use crate::model::ssm::s4d::{Activation, S4dConfig, S4dInit};
+use crate::model::ssm::s4d::S4dConfig;
 use crate::task::classification::ClassificationConfig;
 use crate::train::optim::Optim;
 
@@ -80,18 +80,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let (name, ms, tokens) = match a.case {
         Case::S4d => {
             let (b, h, l) = (16, 128, 1024);
-            let cfg = S4dConfig {
-                d_state: 64,
-                dt_min: 1e-3,
-                dt_max: 1e-1,
-                lr: SsmHyper::All(None),
-                wd: SsmHyper::All(Some(0.0)),
-                init: S4dInit::Lin,
-                real_transform: Default::default(),
-                activation: Activation::Gelu,
-                dropout: 0.0,
-                disc: Disc::Zoh,
-            };
+            // S4D-Lin, ZOH, GELU, N=64: the defaults, as the PyTorch script.
+            let cfg = S4dConfig { lr: SsmHyper::All(None), ..S4dConfig::default() };
             let layer = cfg.init(h, &device);
             let u = Tensor::<3>::random([b, l, h], Distribution::Normal(0.0, 1.0), &device);
             let ms = median_ms(a.steps, a.verbose, || {

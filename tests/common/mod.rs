@@ -88,6 +88,29 @@ pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     t.try_into_vec_as::<f64>().expect("float tensor")
 }
 
+/// Runs `step` over the time steps of `u` [B, L, H] (each call gets the step's [B, H]) and
+/// gathers its [B, H] outputs back into [B, L, H] order on the host.
+pub fn step_through(u: &Tensor<3>, mut step: impl FnMut(Tensor<2>) -> Tensor<2>) -> Vec<f64> {
+    let [b, l, h] = u.dims();
+    let mut out = vec![0.0; b * l * h];
+    for ti in 0..l {
+        let y = host(step(u.clone().narrow(1, ti, 1).reshape([b, h])));
+        for bi in 0..b {
+            for hi in 0..h {
+                out[(bi * l + ti) * h + hi] = y[bi * h + hi];
+            }
+        }
+    }
+    out
+}
+
+/// An S4 layer stepped through `u` [B, L, H] from the zero state; [B, L, H] on the host.
+pub fn step_s4(layer: &wavessm::model::ssm::s4::S4, u: &Tensor<3>) -> Vec<f64> {
+    let [b, l, _] = u.dims();
+    let mut stepper = layer.stepper(b, l).expect("has a step form");
+    step_through(u, |ut| layer.step(&mut stepper, ut).expect("step"))
+}
+
 /// Random values with a fixed seed (xorshift), uniform in [-1, 1).
 pub fn randn(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -79,6 +79,24 @@ pub struct S4dConfig {
     pub real_transform: RealTransform,
 }
 
+impl Default for S4dConfig {
+    /// The serde defaults (what `model.layer: s4d` with no options gives).
+    fn default() -> Self {
+        Self {
+            d_state: defaults::d_state(),
+            dt_min: defaults::dt_min(),
+            dt_max: defaults::dt_max(),
+            lr: s4d_lr(),
+            wd: defaults::ssm_wd(),
+            init: S4dInit::default(),
+            activation: Activation::default(),
+            dropout: 0.0,
+            disc: Disc::default(),
+            real_transform: RealTransform::default(),
+        }
+    }
+}
+
 fn s4d_lr() -> SsmHyper {
     SsmHyper::All(Some(1e-3))
 }
