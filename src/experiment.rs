@@ -82,6 +82,7 @@ impl ExperimentConfig {
         positive("model.d_model", self.model.d_model)?;
         positive("loader.batch_size", self.loader.batch_size)?;
         positive("trainer.accumulate_grad_batches", self.trainer.accumulate_grad_batches)?;
+        self.trainer.validate()?;
         for (path, p) in [("model.dropout", self.model.dropout)] {
             if !(0.0..1.0).contains(&p) {
                 return Err(ConfigError::Key { path: path.into(), msg: format!("must be in [0, 1), got {p}") });
