@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_data;
 pub mod commands;
 pub mod generate;
+pub mod runs;
 pub mod weights;
 
 use std::path::PathBuf;
@@ -46,6 +47,8 @@ pub enum Command {
     /// Move weights to and from PyTorch state_dicts (.safetensors).
     #[command(subcommand)]
     Weights(weights::WeightsCommand),
+    /// List runs: status, progress, best and test metrics, and the config keys that differ.
+    Runs(runs::RunsArgs),
 }
 
 /// `wavessm data …`.

@@ -9,9 +9,11 @@ pub mod nonfinite;
 pub mod optim;
 pub mod progress;
 pub mod run;
+pub mod run_info;
 pub mod scheduler;
 pub mod shared;
 pub mod signals;
+pub mod status;
 pub mod trainer;
 
 pub use config::{

@@ -26,6 +26,7 @@ use super::progress::Progress;
 use super::run::{MetricsCsv, RunDir};
 use super::shared::SharedKernels;
 use super::signals::Interrupt;
+use super::status::{self, RunStatus};
 use super::{Mode, OnNonFinite};
 use crate::data::{BatchIter, DataModule};
 use crate::experiment::ExperimentConfig;
@@ -51,6 +52,8 @@ pub struct Trainer<'a> {
     total: usize,
     rollbacks: usize,
     interrupt: Interrupt,
+    status: RunStatus,
+    diverged: bool,
 }
 
 /// How an epoch ended.
@@ -97,6 +100,17 @@ impl<'a> Trainer<'a> {
             None => RunDir::create(&cfg.logger.save_dir, cfg.logger.name.as_deref().unwrap_or(&cfg.name))?,
         };
         run.lock()?;
+        let wall_time = RunStatus::read(&run.root).map_or(0.0, |s| s.wall_time);
+        let started = status::now();
+        let status = RunStatus {
+            status: "running".into(),
+            pid: std::process::id(),
+            started,
+            updated: started,
+            wall_time,
+            reason: None,
+        };
+        status.write(&run.root)?;
         let state = TrainerState::fresh(optim.states.clone(), config_yaml.clone());
         let csv = MetricsCsv::open(&run.metrics_path(), None)?;
         let mut me = Self {
@@ -116,6 +130,8 @@ impl<'a> Trainer<'a> {
             total,
             rollbacks: 0,
             interrupt: Interrupt::install(),
+            status,
+            diverged: false,
         };
         if opts.resume.is_some() {
             me.restore()?;
@@ -158,8 +174,27 @@ impl<'a> Trainer<'a> {
     }
 
     /// Trains until the epoch or step budget, an early stop or a signal; then tests the best
-    /// checkpoint if the run finished.
+    /// checkpoint if the run finished. `status.json` says how it ended.
     pub fn fit(mut self) -> Result<FitSummary> {
+        let result = self.fit_inner();
+        let (interrupted, diverged) = (self.interrupt.requested(), self.diverged);
+        let st = &mut self.status;
+        st.updated = status::now();
+        st.wall_time += st.updated - st.started;
+        (st.status, st.reason) = match &result {
+            Ok(s) if s.finished => ("finished".into(), None),
+            Ok(_) if interrupted => ("interrupted".into(), None),
+            Ok(_) => ("stopped".into(), None),
+            Err(e) if diverged => ("diverged".into(), Some(format!("{e:#}"))),
+            Err(e) => ("failed".into(), Some(format!("{e:#}"))),
+        };
+        if let Err(e) = self.status.write(&self.run.root) {
+            eprintln!("warning: {e:#}");
+        }
+        result
+    }
+
+    fn fit_inner(&mut self) -> Result<FitSummary> {
         let started = Instant::now();
         self.print_header();
         let t = &self.cfg.trainer;
@@ -195,6 +230,7 @@ impl<'a> Trainer<'a> {
             train_history: history,
             val: self.state.metrics.clone(),
             test,
+            finished,
         })
     }
 
@@ -329,11 +365,14 @@ impl<'a> Trainer<'a> {
                 );
                 Ok(true)
             }
-            _ => bail!(
-                "{bad}; stopped, the last good checkpoint is kept ({}). Lower the learning rate, enable \
+            _ => {
+                self.diverged = true;
+                bail!(
+                    "{bad}; stopped, the last good checkpoint is kept ({}). Lower the learning rate, enable \
                  `trainer.gradient_clip_val`, or set `trainer.on_nonfinite=skip_batch|rollback`",
-                self.run.checkpoint("last").display()
-            ),
+                    self.run.checkpoint("last").display()
+                )
+            }
         }
     }
 
@@ -360,6 +399,7 @@ impl<'a> Trainer<'a> {
             // Nothing to skip at validation: roll back (the epoch is redone from the last good
             // checkpoint, a bounded number of times) or stop.
             if t.on_nonfinite == OnNonFinite::SkipBatch {
+                self.diverged = true;
                 bail!("{bad}; stopped, the last good checkpoint is kept ({})", self.run.checkpoint("last").display());
             }
             return self.on_nonfinite(bad).map(|_| false);
