@@ -63,3 +63,33 @@ fn runs_lists_compares_and_diffs_a_study() {
     let e = wavessm(dir.path(), &["runs", "nowhere"]);
     assert!(!e.status.success() && String::from_utf8_lossy(&e.stderr).contains("nowhere"));
 }
+
+#[test]
+fn plot_draws_learning_curves_of_several_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let small =
+        ["model.n_layers=1", "trainer.max_epochs=2", "trainer.limit_train_batches=4", "trainer.progress_bar=never"];
+    for d in ["model.d_model=8", "model.d_model=16"] {
+        ok(&wavessm(dir.path(), &[&["fit", d][..], &small[..]].concat()));
+    }
+    let out = ok(&wavessm(dir.path(), &["plot", "runs", "--out", "c.png"]));
+    assert!(out.contains("2 runs") && out.contains("val/accuracy") && out.contains("train/loss"), "{out}");
+    let png = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(dir.path().join("c.png")).unwrap()));
+    let info = png.read_info().unwrap().info().clone();
+    assert_eq!((info.width, info.height), (1280, 840), "two columns, two rows of panels");
+    ok(&wavessm(dir.path(), &["plot", "runs", "--metrics", "val/loss", "--out", "c.svg"]));
+    let svg = std::fs::read_to_string(dir.path().join("c.svg")).unwrap();
+    assert!(
+        svg.contains("<svg") && svg.contains("model.d_model=8") && svg.contains("model.d_model=16"),
+        "legend from differing keys"
+    );
+    for (args, word) in [
+        (&["plot", "runs", "--metrics", "val/nope", "--out", "x.png"][..], "val/nope"),
+        (&["plot", "runs", "--out", "x.jpg"][..], ".png or .svg"),
+        (&["plot", "elsewhere"][..], "elsewhere"),
+    ] {
+        let o = wavessm(dir.path(), args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(word), "{args:?}: {err}");
+    }
+}

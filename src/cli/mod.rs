@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_data;
 pub mod commands;
 pub mod generate;
+pub mod plot;
 pub mod runs;
 pub mod weights;
 
@@ -49,6 +50,8 @@ pub enum Command {
     Weights(weights::WeightsCommand),
     /// List runs: status, progress, best and test metrics, and the config keys that differ.
     Runs(runs::RunsArgs),
+    /// Plot learning curves of runs on shared axes (PNG or SVG).
+    Plot(plot::PlotArgs),
 }
 
 /// `wavessm data …`.

@@ -4,6 +4,7 @@ pub mod callback;
 pub mod callbacks;
 pub mod checkpoint;
 pub mod config;
+pub mod figures;
 pub mod fit;
 pub mod nonfinite;
 pub mod optim;
