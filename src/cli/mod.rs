@@ -8,6 +8,7 @@ pub mod generate;
 pub mod plot;
 pub mod runs;
 pub mod sweep;
+pub mod tune;
 pub mod weights;
 
 use std::path::PathBuf;
@@ -53,6 +54,9 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// Plot learning curves of runs on shared axes (PNG or SVG).
     Plot(plot::PlotArgs),
+    /// Search hyperparameters (`search:` from hparams_search=<name> or -c), stopping trials
+    /// early with ASHA, on launcher=local|slurm.
+    Tune(tune::TuneArgs),
 }
 
 /// `wavessm data …`.
