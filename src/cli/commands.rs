@@ -45,6 +45,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => super::bench::run(&a),
         Command::Runs(a) => super::runs::run(&a),
         Command::Plot(a) => super::plot::run(&a),
+        Command::Generate(a) => super::sample::run(&a),
         Command::Tune(a) => super::tune::run(&a),
         Command::Data(super::DataCommand::Generate(g)) => super::generate::run(&g),
         Command::Data(super::DataCommand::Prepare(p)) => prepare(&p.config),
