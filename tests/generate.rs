@@ -76,6 +76,19 @@ fn generation_is_seeded_and_greedy_steps_match_the_full_forward() {
     let full: String = ids.iter().map(|&t| tok[t as usize].as_str()).collect();
     assert_eq!(greedy.trim_end_matches('\n'), full, "prefill + steps vs full forward");
 
+    // Per-step predictions: one row per step of every sequence.
+    let csv = dir.path().join("p.csv");
+    let o = wavessm(&["predict", "--ckpt", ck_s, "--split", "val", "--out", csv.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "index,step,target,prediction,probability");
+    assert_eq!((rows.len() - 1) % 64, 0, "whole sequences of 64 steps");
+    assert!(
+        rows[1].starts_with("0,0,") && rows[64].starts_with("0,63,") && rows[65].starts_with("1,0,"),
+        "{}",
+        rows[65]
+    );
     let o = wavessm(&["generate", "--ckpt", ck_s, "--prompt", "日本"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("outside the model's vocabulary: \"日\", \"本\""));
     let o = wavessm(&["generate", "--ckpt", ck_s, "--top-p", "0"]);
