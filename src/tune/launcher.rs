@@ -2,11 +2,12 @@
 //! A job is a `wavessm fit` command line; a launcher starts jobs, waits for them, and reports
 //! how each ended.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 use super::{local, slurm};
+use crate::config::ConfigRequest;
 use crate::train::signals::Interrupt;
 
 /// Declares the launchers, one line each, with the registry and the delegation.
@@ -40,6 +41,42 @@ pub struct Job {
     pub args: Vec<String>,
     /// Where its output goes.
     pub log: PathBuf,
+}
+
+impl Job {
+    /// The `wavessm fit` of run `name` (number `index`) under `dir`: the request's config
+    /// files, folders and `overrides`, then `extra` (e.g. `--stop-after-epochs 3`). When an
+    /// earlier attempt left a checkpoint in `run` it resumes from it instead (its saved config
+    /// already holds the request).
+    pub fn fit(
+        request: &ConfigRequest,
+        overrides: &[String],
+        extra: &[String],
+        dir: &Path,
+        name: &str,
+        index: usize,
+    ) -> Self {
+        let run = dir.join(name).join("version_0");
+        let resume = run.join("checkpoints/last.bpk").is_file();
+        let mut args = vec!["fit".to_string()];
+        if !resume {
+            for f in &request.files {
+                args.extend(["-c".into(), f.display().to_string()]);
+            }
+            for d in &request.config_dirs {
+                args.extend(["--config-dir".into(), d.display().to_string()]);
+            }
+            args.extend(overrides.iter().cloned());
+        }
+        args.push(format!("logger.save_dir={}", dir.display()));
+        args.push(format!("logger.name={name}"));
+        args.push("trainer.progress_bar=never".into());
+        args.extend(extra.iter().cloned());
+        if resume {
+            args.extend(["--resume".into(), run.display().to_string()]);
+        }
+        Job { index, args, log: dir.join(format!("{name}.log")) }
+    }
 }
 
 /// How a job ended.

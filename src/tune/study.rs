@@ -81,30 +81,17 @@ impl Journal {
         ConfigRequest { config_dirs: self.config_dirs.clone(), files: self.files.clone(), tokens }
     }
 
-    /// The `fit` command line of `trial` up to its rung (a resumed trial's saved config already
-    /// holds the request and the trial's values).
+    /// The `fit` of `trial` up to its rung, with every trial's `max_t` epochs (so schedules
+    /// are a full run's).
     fn job(&self, trial: &Trial, dir: &Path) -> Job {
-        let mut args = vec!["fit".to_string()];
-        let resume = trial.run.join("checkpoints/last.bpk").is_file();
-        if !resume {
-            for f in &self.files {
-                args.extend(["-c".into(), f.display().to_string()]);
-            }
-            for d in &self.config_dirs {
-                args.extend(["--config-dir".into(), d.display().to_string()]);
-            }
-            args.extend(self.tokens.iter().cloned());
-            args.extend(trial.overrides.iter().cloned());
-        }
-        args.push(format!("trainer.max_epochs={}", self.search.max_t));
-        args.push(format!("logger.save_dir={}", dir.display()));
-        args.push(format!("logger.name=trial_{}", trial.index));
-        args.push("trainer.progress_bar=never".into());
-        args.extend(["--stop-after-epochs".into(), self.asha.rungs[trial.rung].to_string()]);
-        if resume {
-            args.extend(["--resume".into(), trial.run.display().to_string()]);
-        }
-        Job { index: trial.index, args, log: dir.join(format!("trial_{}.log", trial.index)) }
+        let request = self.request(self.tokens.clone());
+        let overrides = [self.tokens.clone(), trial.overrides.clone()].concat();
+        let extra = [
+            format!("trainer.max_epochs={}", self.search.max_t),
+            "--stop-after-epochs".into(),
+            self.asha.rungs[trial.rung].to_string(),
+        ];
+        Job::fit(&request, &overrides, &extra, dir, &format!("trial_{}", trial.index), trial.index)
     }
 }
 
