@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod io;
 pub mod model;
 pub mod ops;
 pub mod task;

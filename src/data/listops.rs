@@ -204,7 +204,14 @@ pub fn generate(opts: &GenerateOptions, out: &Path) -> std::io::Result<()> {
 
 /// Reads one LRA ListOps file into token ids (padded to `max_len`) with lengths and labels.
 fn read_split(path: &Path, max_len: usize) -> Result<(SeqData, usize), DataError> {
-    let text = read_text(path, "LRA ListOps TSV file")?;
+    parse_tsv(&read_text(path, "LRA ListOps TSV file")?, path, max_len)
+}
+
+/// Parses the text of an LRA ListOps file (`path` names it in errors); also returns how many
+/// sequences were truncated to `max_len`.
+pub fn parse_tsv(text: &str, path: &Path, max_len: usize) -> Result<(SeqData, usize), DataError> {
+    let rows = text.lines().skip(1).filter(|l| !l.trim().is_empty()).count() as u64;
+    super::check_fits(path, &format!("{rows} sequences padded to {max_len} tokens"), rows.checked_mul(max_len as u64))?;
     let bad =
         |line: usize, msg: String| DataError::Corrupt { path: path.to_path_buf(), msg: format!("line {line}: {msg}") };
     let mut lines = text.lines();

@@ -113,9 +113,35 @@ impl DataError {
     }
 }
 
-/// Reads a whole text file, naming the file and `what` was expected in errors.
+/// Reads a whole text file (a regular file of at most [`crate::io::MAX_DATA_BYTES`]), naming
+/// the file and `what` was expected in errors.
 pub fn read_text(path: &Path, what: &str) -> Result<String, DataError> {
-    std::fs::read_to_string(path).map_err(|e| DataError::from_io(path, what, e))
+    crate::io::read_text_capped(path, crate::io::MAX_DATA_BYTES, "a data file")
+        .map_err(|e| DataError::from_io(path, what, e))
+}
+
+/// Reads a whole binary data file (a regular file of at most [`crate::io::MAX_DATA_BYTES`]).
+pub fn read_bytes(path: &Path, what: &str) -> Result<Vec<u8>, DataError> {
+    crate::io::read_capped(path, crate::io::MAX_DATA_BYTES, "a data file")
+        .map_err(|e| DataError::from_io(path, what, e))
+}
+
+/// Checks that `values` f32 values (None: the count overflowed) fit in the machine's memory
+/// before a loader allocates them; the error names `path` and what the values are.
+pub fn check_fits(path: &Path, what: &str, values: Option<u64>) -> Result<usize, DataError> {
+    let corrupt = |msg: String| DataError::Corrupt { path: path.to_path_buf(), msg };
+    let bytes = values.and_then(|v| v.checked_mul(4)).filter(|&b| b <= isize::MAX as u64);
+    let Some(bytes) = bytes else { return Err(corrupt(format!("{what}: the sizes overflow"))) };
+    if let Some(avail) = crate::io::mem_available()
+        && bytes > avail
+    {
+        return Err(corrupt(format!(
+            "{what} need {} of memory, this machine has {} available",
+            crate::io::human_bytes(bytes),
+            crate::io::human_bytes(avail)
+        )));
+    }
+    Ok((bytes / 4) as usize)
 }
 
 /// A per-step token target that is not scored (loss and metrics skip the step).
