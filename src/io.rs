@@ -44,6 +44,22 @@ pub fn open_regular(path: &Path) -> io::Result<(File, u64)> {
     Ok((file, md.len()))
 }
 
+/// Checks that `path` is a regular file small enough to read whole into the memory this
+/// machine has available (where that is known); its size.
+pub fn check_whole_file(path: &Path) -> io::Result<u64> {
+    let (_, size) = open_regular(path)?;
+    if let Some(avail) = mem_available()
+        && size > avail
+    {
+        return Err(invalid(format!(
+            "{} file, more than the {} of memory available",
+            human_bytes(size),
+            human_bytes(avail)
+        )));
+    }
+    Ok(size)
+}
+
 /// The whole of regular file `path`, refused when larger than `cap` bytes (also when it grows
 /// past the cap while being read). `what` names the limit in the message.
 pub fn read_capped(path: &Path, cap: u64, what: &str) -> io::Result<Vec<u8>> {

@@ -180,7 +180,7 @@ pub fn compose(sources: &ConfigSources, files: &[&Path], items: &[Item]) -> Resu
     // the root.
     let mut files_parsed = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(f)
+        let text = crate::io::read_text_capped(f, crate::io::MAX_CONFIG_BYTES, "a config file")
             .map_err(|e| ConfigError::File { origin: f.display().to_string(), msg: e.to_string() })?;
         let mut p = parse_file(&ConfigFile { origin: f.display().to_string(), text })?;
         p.global = true;

@@ -18,6 +18,7 @@ mod pathfinder_draw;
 pub mod pathfinder_gen;
 pub mod prepared;
 pub mod shard;
+mod shard_check;
 pub mod speech;
 pub mod synthetic;
 pub mod text_folder;

@@ -144,6 +144,84 @@ fn config_diff(old: &serde_json::Value, new: &serde_json::Value) -> String {
         .join(", ")
 }
 
+/// Header fields a dataset's config fixes: (field, value, the config key that sets it).
+fn fixed_fields(d: &DataConfig) -> Vec<(&'static str, usize, &'static str)> {
+    use super::speech::Features;
+    match d {
+        DataConfig::Psmnist(c) if c.permute != Some(false) => {
+            vec![("seq_len", 784, "data._name_"), ("channels", 1, "data._name_")]
+        }
+        DataConfig::Smnist(c) if c.permute == Some(true) => {
+            vec![("seq_len", 784, "data.permute"), ("channels", 1, "data._name_")]
+        }
+        DataConfig::Smnist(_) | DataConfig::Psmnist(_) => vec![("channels", 1, "data._name_")],
+        DataConfig::Scifar(c) => {
+            vec![("seq_len", 1024, "data._name_"), ("channels", if c.grayscale { 1 } else { 3 }, "data.grayscale")]
+        }
+        DataConfig::Listops(c) => vec![("seq_len", c.max_len, "data.max_len"), ("channels", 1, "data._name_")],
+        DataConfig::Aan(c) => vec![("seq_len", c.max_len, "data.max_len"), ("channels", 2, "data._name_")],
+        DataConfig::TextFolder(c) | DataConfig::Imdb(c) => {
+            vec![("seq_len", c.max_len, "data.max_len"), ("channels", 1, "data._name_")]
+        }
+        DataConfig::Wikitext103(c) => vec![("seq_len", c.seq_len, "data.seq_len"), ("channels", 1, "data._name_")],
+        DataConfig::Pathfinder(c) => {
+            vec![
+                ("seq_len", c.resolution.saturating_mul(c.resolution), "data.resolution"),
+                ("channels", 1, "data._name_"),
+            ]
+        }
+        DataConfig::SpeechCommands(c) => match c.features {
+            Features::Raw => vec![
+                ("seq_len", c.seq_len.div_ceil(c.resolution.max(1)), "data.seq_len"),
+                ("channels", 1, "data.features"),
+            ],
+            Features::Mfcc => {
+                let m = super::mfcc::Mfcc::new(super::mfcc::MfccConfig::default());
+                vec![("seq_len", m.frames(c.seq_len), "data.seq_len"), ("channels", m.config().n_mfcc, "data.features")]
+            }
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a shard's header agrees with the split it is read as, the config's dataset and
+/// sizes, and the first split's shapes (`first`; the splits feed one model).
+fn check_agrees(
+    h: &ShardHeader,
+    split: &str,
+    want: &Provenance,
+    d: &DataConfig,
+    first: Option<&ShardHeader>,
+) -> Result<(), String> {
+    if h.split != split {
+        return Err(format!("header field `split` is {:?}, the file is the {split} split", h.split));
+    }
+    if h.provenance.dataset != want.dataset {
+        return Err(format!(
+            "header field `dataset` is {:?}, the config's is {:?}",
+            h.provenance.dataset, want.dataset
+        ));
+    }
+    for (field, value, key) in fixed_fields(d) {
+        let got = if field == "seq_len" { h.seq_len } else { h.channels };
+        if got != value {
+            return Err(format!("header field `{field}` is {got}, `{key}` needs {value}"));
+        }
+    }
+    if let Some(f) = first {
+        let same = [
+            ("seq_len", f.seq_len == h.seq_len),
+            ("channels", f.channels == h.channels),
+            ("vocab", f.vocab == h.vocab),
+            ("targets_kind", f.targets_kind == h.targets_kind),
+        ];
+        if let Some((field, _)) = same.iter().find(|(_, ok)| !ok) {
+            return Err(format!("header field `{field}` differs from the {} split's", f.split));
+        }
+    }
+    Ok(())
+}
+
 impl DataSpec {
     /// Parses `data`: `prepared` and `prepared_dir` here, every other key by the dataset registry.
     pub fn from_named(named: &Named, path: &str) -> Result<Self, ConfigError> {
@@ -277,6 +355,12 @@ impl DataSpec {
                     want.sources
                 )));
             }
+            check_agrees(&h, split, &want, &self.dataset, parts.first().map(|(h0, _)| h0)).map_err(|msg| {
+                DataError::Corrupt {
+                    path: path.clone(),
+                    msg: format!("prepared shard disagrees with the config: {msg}"),
+                }
+            })?;
             parts.push((h, data));
         }
         let encoding = parts[0].0.encoding;

@@ -113,6 +113,12 @@ pub fn import(
             }
         }
         let values: Vec<f32> = map.to_ours(&shape, &t.data, dt).into_iter().map(|v| v as f32).collect();
+        // The file's values are finite (st::parse checks), but the transform to our
+        // parameterization (a log, an inverse softplus) or f32 may not be.
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            wrong.push(format!("`{key}`: value number {i} becomes {} in this model's parameterization", values[i]));
+            continue;
+        }
         pack.push(PackTensor::new(ours, DType::F32, shape, None, Bytes::from_elems(values)));
         report.loaded.push(key);
     }
