@@ -152,6 +152,10 @@ impl ExperimentConfig {
                 return Err(ConfigError::Key { path: path.into(), msg: format!("must be in [0, 1), got {p}") });
             }
         }
+        super::check_run_name("name", &self.name)?;
+        if let Some(n) = &self.logger.name {
+            super::check_run_name("logger.name", n)?;
+        }
         Ok(())
     }
 
