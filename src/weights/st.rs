@@ -134,7 +134,7 @@ pub fn write(
     let mut bytes = safetensors::serialize(raws.iter().map(|(n, r)| (n.as_str(), r)), Some(info))
         .map_err(|e| TorchError::file(path, e.to_string()))?;
     sort_metadata(&mut bytes).map_err(|e| TorchError::file(path, e))?;
-    crate::train::checkpoint::write_atomic(path, |f| std::io::Write::write_all(f, &bytes))
+    crate::io::write_atomic(path, |f| std::io::Write::write_all(f, &bytes))
         .map_err(|e| TorchError::file(path, e.to_string()))
 }
 
