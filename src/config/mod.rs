@@ -2,6 +2,7 @@
 //! Hydra and LightningCLI dialects, and strict typed validation with errors that name the key's
 //! full path and the closest valid names.
 
+pub mod check;
 pub mod compat;
 pub mod compose;
 mod named;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Named;
+use crate::config::{ConfigError, Named, check};
 
 /// Optimizer names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -37,6 +37,28 @@ pub struct OptimizerConfig {
     /// Extra groups by regex over parameter paths (`layers.0.layer.kernel.log_dt`); last match wins.
     #[serde(default)]
     pub groups: Vec<ParamGroupConfig>,
+}
+
+impl OptimizerConfig {
+    /// Checks rates, decays, betas and epsilon, also of every group (a negative rate would
+    /// train uphill, a negative decay grow the weights).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check::non_negative("optimizer.lr", self.lr)?;
+        check::non_negative("optimizer.weight_decay", self.weight_decay)?;
+        for (i, b) in self.betas.iter().enumerate() {
+            check::fraction(&format!("optimizer.betas.{i}"), *b)?;
+        }
+        check::positive("optimizer.eps", self.eps)?;
+        for (i, g) in self.groups.iter().enumerate() {
+            if let Some(lr) = g.lr {
+                check::non_negative(&format!("optimizer.groups.{i}.lr"), lr)?;
+            }
+            if let Some(wd) = g.weight_decay {
+                check::non_negative(&format!("optimizer.groups.{i}.weight_decay"), wd)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_betas() -> [f64; 2] {
@@ -136,6 +158,17 @@ pub struct TrainerConfig {
     /// Evaluate the best checkpoint on the test split when training ends.
     #[serde(default = "yes")]
     pub test_after_fit: bool,
+}
+
+impl TrainerConfig {
+    /// Checks the loop's numeric options (a negative clip value would reverse the gradients).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check::count("trainer.accumulate_grad_batches", self.accumulate_grad_batches, 1 << 20)?;
+        if let Some(c) = self.gradient_clip_val {
+            check::positive("trainer.gradient_clip_val", c)?;
+        }
+        check::count("trainer.log_every_n_steps", self.log_every_n_steps, usize::MAX)
+    }
 }
 
 fn yes() -> bool {
