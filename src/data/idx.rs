@@ -36,17 +36,19 @@ pub const MAX_IDX_BYTES: u64 = 1 << 30;
 /// checking magic, sizes and length.
 pub fn read(path: &Path, expected_rank: usize) -> Result<Idx, DataError> {
     let raw = super::read_bytes(path, "an MNIST IDX file")?;
-    let corrupt = |msg: String| DataError::Corrupt { path: path.to_path_buf(), msg };
+    from_bytes(&raw, expected_rank).map_err(|msg| DataError::Corrupt { path: path.to_path_buf(), msg })
+}
+
+/// Decodes the bytes of an IDX file, raw or gzip (with any number of members).
+pub fn from_bytes(raw: &[u8], expected_rank: usize) -> Result<Idx, String> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         // `gzip a b > c` and parallel compressors write several members: read them all.
-        decode(flate2::read::MultiGzDecoder::new(raw.as_slice()), expected_rank, MAX_IDX_BYTES).map_err(|e| {
-            corrupt(match e {
-                Fault::Format(m) => m,
-                Fault::Stream(e) => format!("gzip stream is damaged or truncated ({e})"),
-            })
+        decode(flate2::read::MultiGzDecoder::new(raw), expected_rank, MAX_IDX_BYTES).map_err(|e| match e {
+            Fault::Format(m) => m,
+            Fault::Stream(e) => format!("gzip stream is damaged or truncated ({e})"),
         })
     } else {
-        parse(&raw, expected_rank).map_err(corrupt)
+        parse(raw, expected_rank)
     }
 }
 

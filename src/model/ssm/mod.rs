@@ -70,7 +70,13 @@ pub(crate) mod defaults {
 
 /// Checks the options every SSM layer has: `0 < dt_min ≤ dt_max`, dropout in [0, 1).
 pub(crate) fn check_common(path: &str, dt_min: f64, dt_max: f64, dropout: f64) -> Result<(), ConfigError> {
-    if !(dt_min > 0.0 && dt_min <= dt_max && dt_max.is_finite()) {
+    if !dt_max.is_finite() {
+        return Err(ConfigError::Key {
+            path: format!("{path}.dt_max"),
+            msg: format!("must be a finite number, got {dt_max}"),
+        });
+    }
+    if !(dt_min > 0.0 && dt_min <= dt_max) {
         return Err(ConfigError::Key {
             path: format!("{path}.dt_min"),
             msg: format!("need 0 < dt_min ≤ dt_max, got {dt_min} and {dt_max}"),
