@@ -93,6 +93,9 @@ pub fn read_png(path: &Path, side: usize) -> Result<Vec<f32>, DataError> {
 pub fn load(cfg: &PathfinderConfig) -> Result<DataModule, DataError> {
     super::check_fraction("data.val_split", cfg.val_split)?;
     super::check_fraction("data.test_split", cfg.test_split)?;
+    if !(1..=1 << 12).contains(&cfg.resolution) {
+        return Err(DataError::Invalid(format!("`data.resolution` must be in 1..=4096, got {}", cfg.resolution)));
+    }
     let root = match &cfg.path {
         Some(p) => p.clone(),
         None => data_dir(&None, "pathfinder").join(format!("pathfinder{}", cfg.resolution)),
