@@ -81,6 +81,18 @@ fn sizes_are_estimated_before_allocating() {
     let text = "Source\tTarget\n( [MAX 2 9 ] )\t9\n( [MIN 2 9 ] )\t2\n";
     let msg = listops::parse_tsv(text, Path::new("basic_train.tsv"), 1 << 60).unwrap_err().to_string();
     assert!(msg.contains("basic_train.tsv") && msg.contains("2 sequences padded"), "{msg}");
+    // Generated datasets: sizes from the config, checked before the buffers are made.
+    for (yaml, key) in [
+        ("{_name_: adding, n_train: 1000000000000000}", "data.n_train"),
+        ("{_name_: copying, n_train: 100000000000, memorize: 1000000}", "data.n_train"),
+        ("{_name_: copying, vocab: 4294967296}", "data.vocab"),
+        ("{_name_: induction_heads, seq_len: 9223372036854775807}", "data.seq_len"),
+        ("{_name_: associative_recall, pairs: 2, keys: 18446744073709551615, values: 2}", "data.keys"),
+    ] {
+        let d = DataConfig::from_named(&serde_yaml::from_str(yaml).unwrap(), "data").unwrap();
+        let msg = d.load().unwrap_err().to_string();
+        assert!(msg.contains(key), "{yaml}: {msg}");
+    }
 }
 
 fn listops_files(dir: &Path) {
