@@ -177,6 +177,20 @@ fn devices_and_fifos_are_refused_instead_of_hanging() {
 }
 
 #[test]
+fn generators_that_cannot_finish_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = listops::GenerateOptions { train: 5, val: 1, test: 1, ..Default::default() };
+    // Depth-1 trees are one digit: none is ever longer than 500 tokens.
+    let shallow = listops::GenerateOptions { max_depth: 1, ..base.clone() };
+    let msg = listops::generate(&shallow, dir.path()).unwrap_err().to_string();
+    assert!(msg.contains("in a row") && msg.contains("500"), "{msg}");
+    // 0.25 × 51 children per node on average: trees grow without bound.
+    let wild = listops::GenerateOptions { max_depth: 1000, max_args: 100, ..base };
+    let msg = listops::generate(&wild, dir.path()).unwrap_err().to_string();
+    assert!(msg.contains("--max-depth 1000"), "{msg}");
+}
+
+#[test]
 fn multi_member_gzip_is_read_whole() {
     let dir = tempfile::tempdir().unwrap();
     mnist_dir(dir.path(), 28);
