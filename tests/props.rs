@@ -452,7 +452,10 @@ fn valid_safetensors() -> &'static [Vec<u8>] {
 
 /// A header from generated entries (`dtype`, `shape`, `data_offsets` each possibly absurd),
 /// keys possibly repeated, over `data` bytes.
-fn header_file(entries: &[(u8, String, Vec<u64>, (u64, u64))], data: usize, repeat: bool) -> Vec<u8> {
+/// A generated header entry: dtype index, name, shape, data offsets.
+type Entry = (u8, String, Vec<u64>, (u64, u64));
+
+fn header_file(entries: &[Entry], data: usize, repeat: bool) -> Vec<u8> {
     let dtypes = ["F32", "F64", "BF16", "I64", "I32", "U8", "BOOL", "F16", "X"];
     let mut items: Vec<String> = entries
         .iter()
@@ -600,9 +603,8 @@ proptest! {
         let mut tree = base_tree().clone();
         for t in &tokens {
             let _ = Override::parse_hydra(t);
-            match classify(&sources, t) {
-                Ok(Some(Item::Key(o))) => { let _ = o.apply(&mut tree); }
-                Ok(_) | Err(_) => {}
+            if let Ok(Some(Item::Key(o))) = classify(&sources, t) {
+                let _ = o.apply(&mut tree);
             }
         }
         if let Ok(cfg) = ExperimentConfig::from_value(tree) {
