@@ -158,21 +158,78 @@ pub struct TrainerConfig {
     /// Evaluate the best checkpoint on the test split when training ends.
     #[serde(default = "yes")]
     pub test_after_fit: bool,
+    /// What a non-finite loss, gradient, validation metric or parameter does.
+    #[serde(default)]
+    pub on_nonfinite: OnNonFinite,
+    /// How many times `on_nonfinite: rollback` may roll back before stopping.
+    #[serde(default = "three")]
+    pub max_rollbacks: usize,
+    /// Learning-rate factor applied at each rollback, in (0, 1).
+    #[serde(default = "half")]
+    pub rollback_lr_factor: f64,
+    /// Also write `last.bpk` every this many optimizer steps (mid-epoch; null = at epoch ends
+    /// only). A mid-epoch checkpoint resumes bit for bit.
+    #[serde(default)]
+    pub checkpoint_every_n_steps: Option<usize>,
+    /// Stop when a validation metric stops improving (null = off).
+    #[serde(default)]
+    pub early_stopping: Option<crate::train::callbacks::early_stopping::EarlyStoppingConfig>,
+}
+
+/// What the trainer does when a value goes non-finite (NaN or infinite).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNonFinite {
+    /// Stop, keeping the last good checkpoint, and say which step and tensor went bad.
+    #[default]
+    Stop,
+    /// Drop that optimizer step's update and go on.
+    SkipBatch,
+    /// Reload the last good checkpoint with a smaller learning rate (bounded times).
+    Rollback,
 }
 
 impl TrainerConfig {
-    /// Checks the loop's numeric options (a negative clip value would reverse the gradients).
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        check::count("trainer.accumulate_grad_batches", self.accumulate_grad_batches, 1 << 20)?;
-        if let Some(c) = self.gradient_clip_val {
-            check::positive("trainer.gradient_clip_val", c)?;
+    /// Checks the numeric options' ranges, naming `trainer.<key>`.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        let bad = |key: &str, msg: String| Err(crate::config::ConfigError::Key { path: format!("trainer.{key}"), msg });
+        if self.accumulate_grad_batches == 0 {
+            return bad("accumulate_grad_batches", "must be at least 1".into());
         }
-        check::count("trainer.log_every_n_steps", self.log_every_n_steps, usize::MAX)
+        if let Some(c) = self.gradient_clip_val
+            && !(c > 0.0 && c.is_finite())
+        {
+            return bad("gradient_clip_val", format!("must be a finite number > 0 or null, got {c}"));
+        }
+        if !(self.rollback_lr_factor > 0.0 && self.rollback_lr_factor < 1.0) {
+            return bad("rollback_lr_factor", format!("must be in (0, 1), got {}", self.rollback_lr_factor));
+        }
+        if self.checkpoint_every_n_steps == Some(0) {
+            return bad("checkpoint_every_n_steps", "must be at least 1 or null".into());
+        }
+        if self.log_every_n_steps == 0 {
+            return bad("log_every_n_steps", "must be at least 1".into());
+        }
+        if let Some(es) = &self.early_stopping {
+            if es.patience == 0 {
+                return bad("early_stopping.patience", "must be at least 1".into());
+            }
+            if !(es.min_delta >= 0.0 && es.min_delta.is_finite()) {
+                return bad("early_stopping.min_delta", format!("must be a finite number ≥ 0, got {}", es.min_delta));
+            }
+        }
+        Ok(())
     }
 }
 
 fn yes() -> bool {
     true
+}
+fn three() -> usize {
+    3
+}
+fn half() -> f64 {
+    0.5
 }
 fn one() -> usize {
     1
