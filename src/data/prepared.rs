@@ -146,41 +146,77 @@ fn config_diff(old: &serde_json::Value, new: &serde_json::Value) -> String {
 
 /// Header fields a dataset's config fixes: (field, value, the config key that sets it).
 fn fixed_fields(d: &DataConfig) -> Vec<(&'static str, usize, &'static str)> {
-    use super::speech::Features;
+    use super::speech::{Features, WordSet};
+    const NAME: &str = "data._name_";
+    let classes = |n: usize, key| ("targets_kind.n_classes", n, key);
+    let seq = |n: usize, key| ("seq_len", n, key);
+    let channels = |n: usize, key| ("channels", n, key);
     match d {
-        DataConfig::Psmnist(c) if c.permute != Some(false) => {
-            vec![("seq_len", 784, "data._name_"), ("channels", 1, "data._name_")]
-        }
-        DataConfig::Smnist(c) if c.permute == Some(true) => {
-            vec![("seq_len", 784, "data.permute"), ("channels", 1, "data._name_")]
-        }
-        DataConfig::Smnist(_) | DataConfig::Psmnist(_) => vec![("channels", 1, "data._name_")],
-        DataConfig::Scifar(c) => {
-            vec![("seq_len", 1024, "data._name_"), ("channels", if c.grayscale { 1 } else { 3 }, "data.grayscale")]
-        }
-        DataConfig::Listops(c) => vec![("seq_len", c.max_len, "data.max_len"), ("channels", 1, "data._name_")],
-        DataConfig::Aan(c) => vec![("seq_len", c.max_len, "data.max_len"), ("channels", 2, "data._name_")],
-        DataConfig::TextFolder(c) | DataConfig::Imdb(c) => {
-            vec![("seq_len", c.max_len, "data.max_len"), ("channels", 1, "data._name_")]
-        }
-        DataConfig::Wikitext103(c) => vec![("seq_len", c.seq_len, "data.seq_len"), ("channels", 1, "data._name_")],
-        DataConfig::Pathfinder(c) => {
-            vec![
-                ("seq_len", c.resolution.saturating_mul(c.resolution), "data.resolution"),
-                ("channels", 1, "data._name_"),
-            ]
-        }
-        DataConfig::SpeechCommands(c) => match c.features {
-            Features::Raw => vec![
-                ("seq_len", c.seq_len.div_ceil(c.resolution.max(1)), "data.seq_len"),
-                ("channels", 1, "data.features"),
-            ],
-            Features::Mfcc => {
-                let m = super::mfcc::Mfcc::new(super::mfcc::MfccConfig::default());
-                vec![("seq_len", m.frames(c.seq_len), "data.seq_len"), ("channels", m.config().n_mfcc, "data.features")]
+        DataConfig::Smnist(c) | DataConfig::Psmnist(c) => {
+            let permuted = c.permute.unwrap_or(matches!(d, DataConfig::Psmnist(_)));
+            let mut f = vec![channels(1, NAME), classes(10, NAME)];
+            if permuted {
+                f.push(seq(784, "data.permute"));
             }
-        },
+            f
+        }
+        DataConfig::Scifar(c) => {
+            vec![seq(1024, NAME), channels(if c.grayscale { 1 } else { 3 }, "data.grayscale"), classes(10, NAME)]
+        }
+        DataConfig::Listops(c) => vec![
+            seq(c.max_len, "data.max_len"),
+            channels(1, NAME),
+            classes(10, NAME),
+            ("vocab", super::listops::VOCAB_SIZE, NAME),
+        ],
+        DataConfig::Aan(c) => vec![
+            seq(c.max_len, "data.max_len"),
+            channels(2, NAME),
+            classes(2, NAME),
+            ("vocab", super::text_folder::BYTE_VOCAB, NAME),
+        ],
+        DataConfig::TextFolder(c) | DataConfig::Imdb(c) => {
+            let mut f = vec![seq(c.max_len, "data.max_len"), channels(1, NAME)];
+            if c.tokenizer == super::text_folder::Tokenizer::Byte {
+                f.push(("vocab", super::text_folder::BYTE_VOCAB, "data.tokenizer"));
+            }
+            f
+        }
+        DataConfig::Wikitext103(c) => vec![seq(c.seq_len, "data.seq_len"), channels(1, NAME)],
+        DataConfig::Pathfinder(c) => {
+            vec![seq(c.resolution.saturating_mul(c.resolution), "data.resolution"), channels(1, NAME), classes(2, NAME)]
+        }
+        DataConfig::SpeechCommands(c) => {
+            let mut f = match c.features {
+                Features::Raw => {
+                    vec![seq(c.seq_len.div_ceil(c.resolution.max(1)), "data.seq_len"), channels(1, "data.features")]
+                }
+                Features::Mfcc => {
+                    let m = super::mfcc::Mfcc::new(super::mfcc::MfccConfig::default());
+                    vec![seq(m.frames(c.seq_len), "data.seq_len"), channels(m.config().n_mfcc, "data.features")]
+                }
+            };
+            match c.classes {
+                WordSet::Sc10 => f.push(classes(10, "data.classes")),
+                WordSet::Sc35 => f.push(classes(35, "data.classes")),
+                WordSet::All => {}
+            }
+            f
+        }
         _ => Vec::new(),
+    }
+}
+
+/// A header field by the name [`fixed_fields`] uses (0 where the header has none).
+fn header_field(h: &ShardHeader, field: &str) -> usize {
+    match field {
+        "seq_len" => h.seq_len,
+        "channels" => h.channels,
+        "vocab" => h.vocab.unwrap_or(0),
+        _ => match h.targets_kind {
+            super::shard::TargetKindMeta::Classes { n_classes } => n_classes,
+            _ => 0,
+        },
     }
 }
 
@@ -203,7 +239,7 @@ fn check_agrees(
         ));
     }
     for (field, value, key) in fixed_fields(d) {
-        let got = if field == "seq_len" { h.seq_len } else { h.channels };
+        let got = header_field(h, field);
         if got != value {
             return Err(format!("header field `{field}` is {got}, `{key}` needs {value}"));
         }
