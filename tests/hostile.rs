@@ -155,6 +155,7 @@ fn run_bounded(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+#[cfg(unix)]
 #[test]
 fn devices_and_fifos_are_refused_instead_of_hanging() {
     let dir = tempfile::tempdir().unwrap();
@@ -273,6 +274,8 @@ fn run_names_are_one_path_component() {
 fn absurd_model_sizes_are_refused_before_allocating() {
     key_error(&["model.d_model=100000000"], "model.d_model");
     key_error(&["model.n_layers=1000000"], "model.n_layers");
+    key_error(&["model.layer.d_state=4294967296"], "model.layer.d_state");
+    key_error(&["model=dss", "model.layer.channels=100000"], "model.layer.channels");
     key_error(&["model.layer.dt_max=.inf"], "model.layer.dt_max");
     key_error(&["model.layer.dt_min=.nan"], "model.layer.dt_min");
     key_error(&["model.dropout=.nan"], "model.dropout");
