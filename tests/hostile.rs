@@ -278,6 +278,8 @@ fn absurd_model_sizes_are_refused_before_allocating() {
     key_error(&["model=dss", "model.layer.channels=100000"], "model.layer.channels");
     key_error(&["model.layer.dt_max=.inf"], "model.layer.dt_max");
     key_error(&["model.layer.dt_min=.nan"], "model.layer.dt_min");
+    key_error(&["model.layer.dt_min=0.01", "model.layer.dt_max=0.01"], "model.layer.dt_max");
+    key_error(&["model=s4", "model.layer.dt_min=1e300", "model.layer.dt_max=1e300"], "model.layer.dt_max");
     key_error(&["model.dropout=.nan"], "model.dropout");
     // In range key by key, but ~10^14 bytes together: refused with the estimate.
     let cfg = resolve(&["model.d_model=65536", "model.n_layers=4096"]).unwrap();

@@ -94,6 +94,13 @@ pub(crate) fn check_common(path: &str, dt_min: f64, dt_max: f64, dropout: f64) -
             msg: format!("need 0 < dt_min ≤ dt_max, got {dt_min} and {dt_max}"),
         });
     }
+    // log dt is drawn uniformly between the f32 logarithms, which must differ.
+    if (dt_min.ln() as f32) >= (dt_max.ln() as f32) {
+        return Err(ConfigError::Key {
+            path: format!("{path}.dt_max"),
+            msg: format!("must be larger than dt_min ({dt_min}): log dt is drawn between them, got {dt_max}"),
+        });
+    }
     if !(0.0..1.0).contains(&dropout) {
         return Err(ConfigError::Key {
             path: format!("{path}.dropout"),
