@@ -7,7 +7,7 @@ use serde_yaml::Value;
 use crate::config::{ConfigError, ConfigRequest, Named, from_value_at};
 use crate::data::LoaderConfig;
 use crate::model::ModelConfig;
-use crate::train::config::{LoggerConfig, OptimizerConfig, TrainerConfig};
+use crate::train::config::{CheckpointConfig, LoggerConfig, OptimizerConfig, TrainerConfig};
 
 impl ConfigRequest {
     /// Composes, overrides and validates: the one way a run gets its config.
@@ -45,6 +45,16 @@ pub struct ExperimentConfig {
     /// Where runs are written.
     #[serde(default)]
     pub logger: LoggerConfig,
+    /// Which checkpoints are kept.
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+    /// Where the runs of a sweep (`fit -m`) run (registry `launcher`).
+    #[serde(default = "local_launcher")]
+    pub launcher: Named,
+}
+
+fn local_launcher() -> Named {
+    Named { name: "local".into(), options: Default::default() }
 }
 
 impl ExperimentConfig {
@@ -70,6 +80,7 @@ impl ExperimentConfig {
         let scheduler = crate::train::SchedulerConfig::from_named(&self.scheduler, "scheduler")?;
         scheduler.validate("scheduler")?;
         self.scheduler = scheduler.to_named();
+        self.launcher = crate::tune::LauncherConfig::from_named(&self.launcher, "launcher")?.to_named();
         for (i, g) in self.optimizer.groups.iter_mut().enumerate() {
             regex::Regex::new(&g.params).map_err(|e| ConfigError::Key {
                 path: format!("optimizer.groups.{i}.params"),
@@ -86,6 +97,7 @@ impl ExperimentConfig {
         self.loader.validate()?;
         self.optimizer.validate()?;
         self.trainer.validate()?;
+        self.checkpoint.validate()?;
         crate::config::check_run_name("name", &self.name)?;
         if let Some(n) = &self.logger.name {
             crate::config::check_run_name("logger.name", n)?;

@@ -18,7 +18,8 @@ pub mod status;
 pub mod trainer;
 
 pub use config::{
-    DeviceKind, LoggerConfig, Mode, OnNonFinite, OptimizerConfig, ParamGroupConfig, ProgressMode, TrainerConfig,
+    CheckpointConfig, DeviceKind, LoggerConfig, Mode, OnNonFinite, OptimizerConfig, ParamGroupConfig, ProgressMode,
+    TrainerConfig,
 };
 pub use fit::{FitOptions, FitSummary, Setup, device_for, evaluate, fit};
 pub use scheduler::SchedulerConfig;

@@ -331,7 +331,7 @@ impl<'a> Trainer<'a> {
 
     /// Whether `checkpoint.every_n_steps` asks for a mid-epoch checkpoint now.
     fn every_n_steps_due(&self) -> bool {
-        self.cfg.trainer.checkpoint_every_n_steps.is_some_and(|n| n > 0 && self.state.step.is_multiple_of(n))
+        self.cfg.checkpoint.every_n_steps.is_some_and(|n| n > 0 && self.state.step.is_multiple_of(n))
     }
 
     /// Applies `trainer.on_nonfinite`: `stop` errors (the last good checkpoint stays), `skip_batch`
@@ -376,25 +376,20 @@ impl<'a> Trainer<'a> {
         }
     }
 
-    /// Validates, updates the best value and schedules, writes `best` (if improved) then
-    /// `last`, and logs. Returns whether early stopping asks to end the fit.
+    /// Validates (every `check_val_every_n_epoch` epochs and the last), updates the best value
+    /// and schedules, writes `best` (if improved, and the top k) then `last`, and logs. Returns
+    /// whether early stopping asks to end the fit.
     fn validate_and_checkpoint(&mut self, train: &BTreeMap<String, f64>, rate: f64, t0: Instant) -> Result<bool> {
         let t = &self.cfg.trainer;
-        let eval_bs = self.cfg.loader.eval_batch_size.unwrap_or(self.cfg.loader.batch_size);
-        let eval_device = self.device.clone().inner();
-        let val = evaluate(
-            &self.model.valid(),
-            &self.data.val,
-            &self.task,
-            self.k,
-            eval_bs,
-            t.limit_eval_batches,
-            &eval_device,
-        )
-        .ok_or_else(|| anyhow::anyhow!("validation yielded no batches"))?;
-        let val = prefixed("val", &val);
-        if let Some(bad) = nonfinite::in_metrics(&val, self.state.step, self.state.epoch)
-            .or_else(|| nonfinite::in_params(&self.model, self.state.step, self.state.epoch))
+        let epoch = self.state.epoch;
+        let last_epoch = epoch + 1 >= t.max_epochs || self.state.step >= self.total;
+        let val = if (epoch + 1).is_multiple_of(t.check_val_every_n_epoch) || last_epoch {
+            self.validation()?
+        } else {
+            BTreeMap::new()
+        };
+        if let Some(bad) = nonfinite::in_metrics(&val, self.state.step, epoch)
+            .or_else(|| nonfinite::in_params(&self.model, self.state.step, epoch))
         {
             // Nothing to skip at validation: roll back (the epoch is redone from the last good
             // checkpoint, a bounded number of times) or stop.
@@ -404,30 +399,18 @@ impl<'a> Trainer<'a> {
             }
             return self.on_nonfinite(bad).map(|_| false);
         }
-        self.optim.on_validation(&val).map_err(anyhow::Error::msg)?;
-        let epoch = self.state.epoch;
-        let monitored = val[&t.monitor];
-        let improved = match (self.state.best, t.mode) {
-            (None, _) => true,
-            (Some((b, _)), Mode::Max) => monitored > b,
-            (Some((b, _)), Mode::Min) => monitored < b,
-        };
-        if improved {
-            self.state.best = Some((monitored, epoch));
-        }
+        let improved = !val.is_empty() && self.select_best(&val)?;
         self.state.epoch = epoch + 1;
         self.state.batch = 0;
         self.state.schedules = self.optim.states.clone();
-        self.state.metrics = val.clone();
+        if !val.is_empty() {
+            self.state.metrics = val.clone();
+        }
         let lrs = self.optim.lrs(self.state.step.saturating_sub(1), self.total);
         let end = EpochEnd { step: self.state.step, epoch, train, val: &val, lrs: &lrs, groups: &self.optim.groups };
         let stop = self.callbacks.on_epoch_end(&mut self.csv, &end, &mut self.state)?;
         self.state.stopped_early = stop;
-        let ck = self.checkpoint()?;
-        if improved {
-            ck.save(&self.run.checkpoint("best"))?;
-        }
-        ck.save(&self.run.checkpoint("last"))?;
+        self.save_epoch(improved)?;
         if !self.opts.quiet {
             println!(
                 "epoch {}/{} step {} {} {} lr={:.2e} {rate:.0} samples/s {:.1}s{}{}",
@@ -443,6 +426,84 @@ impl<'a> Trainer<'a> {
             );
         }
         Ok(stop)
+    }
+
+    /// Validation metrics (`val/…`) at rate 1 and at each of `trainer.eval_rates`
+    /// (`val/accuracy@rate2`).
+    fn validation(&self) -> Result<BTreeMap<String, f64>> {
+        let t = &self.cfg.trainer;
+        let eval_bs = self.cfg.loader.eval_batch_size.unwrap_or(self.cfg.loader.batch_size);
+        let eval_device = self.device.clone().inner();
+        let eval = |model: &SequenceModel| {
+            evaluate(model, &self.data.val, &self.task, self.k, eval_bs, t.limit_eval_batches, &eval_device)
+                .ok_or_else(|| anyhow::anyhow!("validation yielded no batches"))
+        };
+        let mut val = prefixed("val", &eval(&self.model.valid())?);
+        for &r in t.eval_rates.iter().filter(|&&r| r != 1.0) {
+            for (k, v) in eval(&self.model.valid().with_rate(r))? {
+                val.insert(format!("val/{k}@rate{r}"), v);
+            }
+        }
+        Ok(val)
+    }
+
+    /// Feeds the schedules and updates the best monitored value; returns whether it improved.
+    fn select_best(&mut self, val: &BTreeMap<String, f64>) -> Result<bool> {
+        let t = &self.cfg.trainer;
+        self.optim.on_validation(val).map_err(anyhow::Error::msg)?;
+        let monitored = val[&t.monitor];
+        let improved = match (self.state.best, t.mode) {
+            (None, _) => true,
+            (Some((b, _)), Mode::Max) => monitored > b,
+            (Some((b, _)), Mode::Min) => monitored < b,
+        };
+        if improved {
+            self.state.best = Some((monitored, self.state.epoch));
+        }
+        Ok(improved)
+    }
+
+    /// Writes the epoch's checkpoint: `best` (if improved), the top k, then `last`.
+    fn save_epoch(&mut self, improved: bool) -> Result<()> {
+        let mut ck = self.checkpoint()?;
+        if improved {
+            ck.save(&self.run.checkpoint("best"))?;
+        }
+        if self.cfg.checkpoint.save_top_k > 1 && !self.state.metrics.is_empty() {
+            self.update_top_k(&ck)?;
+            ck.state.top_k = self.state.top_k.clone();
+        }
+        ck.save(&self.run.checkpoint("last"))?;
+        Ok(())
+    }
+
+    /// Keeps the `checkpoint.save_top_k` best epochs under `checkpoints/top/`, removing the one
+    /// that falls out.
+    fn update_top_k(&mut self, ck: &Checkpoint) -> Result<()> {
+        let t = &self.cfg.trainer;
+        let (v, epoch) = (self.state.metrics[&t.monitor], self.state.epoch - 1);
+        let better = |a: f64, b: f64| if t.mode == Mode::Max { a > b } else { a < b };
+        let mut top = self.state.top_k.clone();
+        let at = top.iter().position(|&(w, _)| better(v, w)).unwrap_or(top.len());
+        if at >= self.cfg.checkpoint.save_top_k {
+            return Ok(());
+        }
+        top.insert(at, (v, epoch));
+        let dir = self.run.root.join("checkpoints/top");
+        std::fs::create_dir_all(&dir)?;
+        let file =
+            |(v, e): (f64, usize)| dir.join(format!("epoch={}-{}={v:.4}.bpk", e + 1, t.monitor.replace('/', "_")));
+        let mut kept = Checkpoint { state: TrainerState { top_k: top.clone(), ..ck.state.clone() }, ..ck.clone() };
+        if top.len() > self.cfg.checkpoint.save_top_k {
+            let out = top.pop().expect("over k");
+            kept.state.top_k = top.clone();
+            kept.save(&file((v, epoch)))?;
+            let _ = std::fs::remove_file(file(out));
+        } else {
+            kept.save(&file((v, epoch)))?;
+        }
+        self.state.top_k = top;
+        Ok(())
     }
 
     /// The current model, optimizer and state as a checkpoint.
