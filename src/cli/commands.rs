@@ -23,8 +23,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Fit(a) => {
             let cfg = match &a.resume {
                 Some(dir) => {
-                    let text = std::fs::read_to_string(dir.join("config.yaml"))
-                        .with_context(|| format!("{}: not a run folder (no readable config.yaml)", dir.display()))?;
+                    let text = crate::io::read_text_capped(
+                        &dir.join("config.yaml"),
+                        crate::io::MAX_CONFIG_BYTES,
+                        "a config file",
+                    )
+                    .with_context(|| format!("{}: not a run folder (no readable config.yaml)", dir.display()))?;
                     config_over(&text, &a.config, &dir.join("config.yaml"))?
                 }
                 None => request(&a.config).resolve()?,
@@ -107,6 +111,13 @@ fn config_over(yaml: &str, c: &ConfigArgs, origin: &Path) -> Result<ExperimentCo
     Ok(ExperimentConfig::from_value(tree)?)
 }
 
+/// Loads a `--ckpt` file: a regular file that fits in memory (`/dev/zero` or a FIFO is
+/// refused before it is read).
+fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
+    crate::io::check_whole_file(path).with_context(|| format!("{}: cannot read the checkpoint", path.display()))?;
+    Ok(Checkpoint::load(path)?)
+}
+
 /// Loads a checkpoint and its (overridden) config, and builds everything for evaluation.
 pub(super) fn load_for_eval(
     ckpt: &Path,
@@ -116,7 +127,7 @@ pub(super) fn load_for_eval(
     if !(rate.is_finite() && rate > 0.0) {
         bail!("--rate must be a positive number, got {rate}");
     }
-    let ck = Checkpoint::load(ckpt)?;
+    let ck = load_checkpoint(ckpt)?;
     let cfg = config_over(&ck.state.config, c, ckpt)?;
     let setup = Setup::new(&cfg, device_for(cfg.trainer.device)?)?;
     let model = load_model(setup.model.clone(), ck.model, ckpt)?.valid().with_rate(rate);
@@ -125,7 +136,7 @@ pub(super) fn load_for_eval(
 
 fn eval_command(a: &EvalArgs, split: &str) -> Result<()> {
     if a.config.print_config {
-        let ck = Checkpoint::load(&a.ckpt)?;
+        let ck = load_checkpoint(&a.ckpt)?;
         print!("{}", config_over(&ck.state.config, &a.config, &a.ckpt)?.to_yaml());
         return Ok(());
     }

@@ -65,6 +65,10 @@ impl SequenceModel {
     ) -> Result<Self, ConfigError> {
         let layer = LayerConfig::from_named(&cfg.layer, "model.layer")?;
         layer.validate("model.layer")?;
+        cfg.validate()?;
+        // Before any allocation: one sequence of the kernel length the layer was given.
+        let l = cfg.layer.options.get("l_max").and_then(serde_yaml::Value::as_u64).unwrap_or(1) as usize;
+        super::memory::check(cfg, d_input.or(vocab).unwrap_or(1), d_output, l, 1)?;
         let h = cfg.d_model;
         layer.check_width("model.layer", h)?;
         let layers = (0..cfg.n_layers)

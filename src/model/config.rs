@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Named;
+use crate::config::{ConfigError, Named, check};
 
 /// The residual backbone (state-spaces/s4 `SequenceModel`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,6 +29,23 @@ pub struct ModelConfig {
     pub pool: PoolKind,
     /// The sequence layer (registry `layer`).
     pub layer: Named,
+}
+
+/// The widest `d_model` accepted (larger widths are typos or overflow attempts).
+pub const MAX_WIDTH: usize = 1 << 16;
+/// The most residual blocks accepted.
+pub const MAX_LAYERS: usize = 1 << 12;
+/// The largest feed-forward expansion factor accepted.
+pub const MAX_FF: usize = 64;
+
+impl ModelConfig {
+    /// Checks the backbone's numeric options (the layer's are its own).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check::count("model.d_model", self.d_model, MAX_WIDTH)?;
+        check::at_most("model.n_layers", self.n_layers, MAX_LAYERS)?;
+        check::at_most("model.ff", self.ff, MAX_FF)?;
+        check::fraction("model.dropout", self.dropout)
+    }
 }
 
 /// Normalization inside residual blocks.

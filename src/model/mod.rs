@@ -16,6 +16,7 @@ pub mod backbone;
 pub mod block;
 pub mod config;
 pub mod layer;
+pub mod memory;
 pub mod ssm;
 
 use burn::module::{Module, ModuleMapper, Param};

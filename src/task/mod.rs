@@ -21,6 +21,18 @@ crate::registry! {
 }
 
 impl TaskConfig {
+    /// Checks the task's numeric options under `path`.
+    pub fn validate(&self, path: &str) -> Result<(), crate::config::ConfigError> {
+        match self {
+            TaskConfig::Classification(c) => {
+                crate::config::check::fraction(&crate::config::join_path(path, "label_smoothing"), c.label_smoothing)
+            }
+            TaskConfig::Regression(_) | TaskConfig::Lm(_) => Ok(()),
+        }
+    }
+}
+
+impl TaskConfig {
     /// Decoder outputs K for a dataset's targets, or why the pair does not fit.
     pub fn d_output(&self, kind: TargetKind) -> Result<usize, ConfigError> {
         let mismatch = |want: &str| ConfigError::Key {

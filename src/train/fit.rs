@@ -81,6 +81,9 @@ impl Setup {
         device.seed(cfg.seed);
         let mut model_cfg = cfg.model.clone();
         LayerConfig::fill_l_max(&mut model_cfg.layer, data.train.seq_len)?;
+        // Parameters, optimizer state and a training step's activations must fit in memory.
+        let d_in = data.vocab().unwrap_or_else(|| data.d_input());
+        crate::model::memory::check(&model_cfg, d_in, d_output, data.train.seq_len, cfg.loader.batch_size)?;
         let model = match data.vocab() {
             Some(v) if data.train.is_pairs() => SequenceModel::for_token_pairs(&model_cfg, v, d_output, &device)?,
             Some(v) => SequenceModel::for_tokens(&model_cfg, v, d_output, &device)?,

@@ -104,6 +104,14 @@ pub trait Launch {
 
     /// Sweeps larger than this need `--yes`.
     fn max_runs(&self) -> usize;
+
+    /// Checks the options' ranges, naming `launcher.<key>`.
+    fn validate(&self) -> Result<(), crate::config::ConfigError>;
+}
+
+/// A range error of `launcher.<key>`.
+pub fn bad(key: &str, msg: impl Into<String>) -> crate::config::ConfigError {
+    crate::config::ConfigError::Key { path: format!("launcher.{key}"), msg: msg.into() }
 }
 
 /// A submitted job.

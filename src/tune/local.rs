@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::launcher::{Job, Launch, Outcome, Running};
+use super::launcher::{Job, Launch, Outcome, Running, bad};
 use crate::train::signals::Interrupt;
 
 fn one() -> usize {
@@ -128,5 +128,18 @@ impl Launch for LocalConfig {
 
     fn max_runs(&self) -> usize {
         self.max_runs
+    }
+
+    fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        if !(1..=1024).contains(&self.jobs) {
+            return Err(bad("jobs", format!("must be in 1..=1024, got {}", self.jobs)));
+        }
+        if self.threads_per_job.is_some_and(|t| !(1..=4096).contains(&t)) {
+            return Err(bad("threads_per_job", "must be in 1..=4096 or null"));
+        }
+        if self.max_retries > 100 || self.max_runs == 0 {
+            return Err(bad("max_retries", "max_retries must be ≤ 100 and max_runs ≥ 1"));
+        }
+        Ok(())
     }
 }

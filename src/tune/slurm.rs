@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::launcher::{Job, Launch, Outcome, Running};
+use super::launcher::{Job, Launch, Outcome, Running, bad};
 use crate::train::signals::Interrupt;
 
 fn thousand() -> usize {
@@ -233,5 +233,25 @@ impl Launch for SlurmConfig {
 
     fn max_runs(&self) -> usize {
         self.max_runs
+    }
+
+    fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        if !(1..=4096).contains(&self.cpus_per_task) {
+            return Err(bad("cpus_per_task", format!("must be in 1..=4096, got {}", self.cpus_per_task)));
+        }
+        if self.gpus_per_task.is_some_and(|g| g == 0 || g > 64) || self.array_parallelism == Some(0) {
+            return Err(bad("gpus_per_task", "gpus_per_task must be in 1..=64 and array_parallelism ≥ 1 (or null)"));
+        }
+        if !(self.poll_interval.is_finite() && self.poll_interval > 0.0 && self.poll_interval <= 3600.0) {
+            return Err(bad("poll_interval", format!("must be in (0, 3600] seconds, got {}", self.poll_interval)));
+        }
+        if self.max_retries > 100 || self.max_runs == 0 {
+            return Err(bad("max_retries", "max_retries must be ≤ 100 and max_runs ≥ 1"));
+        }
+        let text = [&self.partition, &self.time, &self.mem, &self.account, &self.qos];
+        if text.iter().flat_map(|o| o.iter()).chain(&self.extra).any(|v| v.contains(['\n', '\r'])) {
+            return Err(bad("extra", "#SBATCH values must be single lines"));
+        }
+        Ok(())
     }
 }
