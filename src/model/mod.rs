@@ -14,6 +14,7 @@
 
 pub mod backbone;
 pub mod block;
+pub mod rnn;
 pub mod ssm;
 
 use burn::module::{Module, ModuleMapper, Param};
