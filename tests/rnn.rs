@@ -8,8 +8,8 @@ mod common;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use common::{host, max_rel, probe, randn, serial, step_through, t};
-use wavessm::model::StepError;
 use wavessm::model::rnn::{GruConfig, LstmConfig, Nonlinearity, Recurrent, RnnConfig};
+use wavessm::model::{LayerOptions, SeqLayer, StepError};
 
 /// The four layer kinds with `num_layers` layers (bidirectional or not) for width `h`.
 fn layers(num_layers: usize, bidirectional: bool, h: usize, device: &Device) -> Vec<(&'static str, Recurrent)> {

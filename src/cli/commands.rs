@@ -8,8 +8,9 @@ use burn::module::Module;
 use serde_yaml::Value;
 
 use super::{Cli, Command, ConfigArgs, EvalArgs, PredictArgs};
-use crate::config::{ConfigError, ConfigRequest, ConfigSources, ExperimentConfig, Item, classify};
+use crate::config::{ConfigError, ConfigRequest, ConfigSources, Item, classify};
 use crate::data::BatchIter;
+use crate::experiment::ExperimentConfig;
 use crate::task::argmax;
 use crate::train::checkpoint::Checkpoint;
 use crate::train::fit::{format_metrics, load_model, prefixed};
@@ -31,7 +32,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 print!("{}", cfg.to_yaml());
                 return Ok(());
             }
-            fit(&cfg, &FitOptions { resume: a.resume.clone(), stop_after_epochs: a.stop_after_epochs, quiet: false })?;
+            fit(
+                &cfg,
+                &FitOptions { resume: a.resume.clone(), stop_after_epochs: a.stop_after_epochs, ..Default::default() },
+            )?;
             Ok(())
         }
         Command::Validate(a) => eval_command(&a, "val"),
@@ -123,9 +127,16 @@ fn eval_command(a: &EvalArgs, split: &str) -> Result<()> {
     let (cfg, s, model) = load_for_eval(&a.ckpt, &a.config, a.rate)?;
     let data = s.data.split(split).expect("known split");
     let bs = cfg.loader.eval_batch_size.unwrap_or(cfg.loader.batch_size);
-    let m =
-        prefixed(split, &evaluate(&model, data, &s.task, s.d_output, bs, cfg.trainer.limit_eval_batches, &s.device));
-    println!("{} ({} sequences, {})", format_metrics(&m), data.len(), a.ckpt.display());
+    match evaluate(&model, data, &s.task, s.d_output, bs, cfg.trainer.limit_eval_batches, &s.device) {
+        Some(m) => {
+            println!("{} ({} sequences, {})", format_metrics(&prefixed(split, &m)), data.len(), a.ckpt.display())
+        }
+        None => println!(
+            "{split}: no batches ({} sequences, limit_eval_batches={:?})",
+            data.len(),
+            cfg.trainer.limit_eval_batches
+        ),
+    }
     Ok(())
 }
 
@@ -169,7 +180,7 @@ fn predict(a: &PredictArgs) -> Result<()> {
             index += 1;
         }
     }
-    crate::train::checkpoint::write_atomic(&out_path, |f| f.write_all(text.as_bytes()))?;
+    crate::io::write_atomic(&out_path, |f| f.write_all(text.as_bytes()))?;
     println!("wrote {index} predictions to {}", out_path.display());
     Ok(())
 }

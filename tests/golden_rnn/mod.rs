@@ -4,6 +4,7 @@
 use burn::module::Param;
 use burn::nn::DropoutConfig;
 use burn::tensor::{Device, Tensor};
+use wavessm::model::SeqLayer;
 use wavessm::model::rnn::cell::{CellKind, CellParams};
 use wavessm::model::rnn::params::param_names;
 use wavessm::model::rnn::stack::{Extras, Recurrent, RnnState};

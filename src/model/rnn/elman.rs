@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::cell::{CellKind, Nonlinearity};
 use super::stack::{Recurrent, StackOptions};
 use crate::config::ConfigError;
+use crate::model::LayerOptions;
 
 /// Options of the `rnn` layer (`model.layer`); the defaults are `torch.nn.RNN`'s with
 /// `hidden_size` the model width.
@@ -44,19 +45,23 @@ impl RnnConfig {
             hidden_size: self.hidden_size,
         }
     }
+}
+
+impl LayerOptions for RnnConfig {
+    type Layer = Rnn;
 
     /// Checks ranges, naming `{path}.{key}`.
-    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
         self.stack().validate(path)
     }
 
     /// Checks the options against the model width `h`.
-    pub fn check_width(&self, path: &str, h: usize) -> Result<(), ConfigError> {
+    fn check_width(&self, path: &str, h: usize) -> Result<(), ConfigError> {
         self.stack().check_width(path, h)
     }
 
     /// Builds the layer for width `h`.
-    pub fn init(&self, h: usize, device: &Device) -> Rnn {
+    fn init(&self, h: usize, device: &Device) -> Rnn {
         self.stack().init(CellKind::Rnn(self.nonlinearity), h, device)
     }
 }

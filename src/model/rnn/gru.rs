@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::cell::CellKind;
 use super::stack::{Recurrent, StackOptions};
 use crate::config::ConfigError;
+use crate::model::LayerOptions;
 
 /// Options of the `gru` layer (`model.layer`); the defaults are `torch.nn.GRU`'s with
 /// `hidden_size` the model width.
@@ -43,19 +44,23 @@ impl GruConfig {
             hidden_size: self.hidden_size,
         }
     }
+}
+
+impl LayerOptions for GruConfig {
+    type Layer = Gru;
 
     /// Checks ranges, naming `{path}.{key}`.
-    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
         self.stack().validate(path)
     }
 
     /// Checks the options against the model width `h`.
-    pub fn check_width(&self, path: &str, h: usize) -> Result<(), ConfigError> {
+    fn check_width(&self, path: &str, h: usize) -> Result<(), ConfigError> {
         self.stack().check_width(path, h)
     }
 
     /// Builds the layer for width `h`.
-    pub fn init(&self, h: usize, device: &Device) -> Gru {
+    fn init(&self, h: usize, device: &Device) -> Gru {
         self.stack().init(CellKind::Gru, h, device)
     }
 }

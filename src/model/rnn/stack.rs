@@ -12,6 +12,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::cell::{CellKind, CellParams, CellState};
 use crate::config::ConfigError;
+use crate::model::SeqLayer;
 use crate::model::ssm::StepError;
 
 /// Largest `num_layers` accepted (a guard against typos that would allocate huge stacks).
@@ -146,69 +147,6 @@ impl Recurrent {
         self.cells[0].hidden()
     }
 
-    /// Args: `x` [B, L, H]. Returns [B, L, H].
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.run(x, None).0
-    }
-
-    /// The layer from an initial state (None: zero): outputs and the state after `x`, so a
-    /// long sequence can be processed in chunks. A bidirectional layer looks ahead and has no
-    /// such form.
-    ///
-    /// Args: `x` [B, L, H]; `state` [num_layers, B, H]. Returns ([B, L, H], the final state).
-    pub fn forward_state(&self, x: Tensor<3>, state: Option<&RnnState>) -> Result<(Tensor<3>, RnnState), StepError> {
-        self.causal()?;
-        if let Some(s) = state {
-            self.check_state(s, x.dims()[0])?;
-        }
-        Ok(self.run(x, state))
-    }
-
-    /// Step mode for `batch` sequences from the zero state (`l` is not needed: the layer is
-    /// its own recurrence).
-    pub fn stepper(&self, batch: usize, _l: usize) -> Result<RnnState, StepError> {
-        self.causal()?;
-        let device = self.cells[0].weight_hh.device();
-        let dims = [self.cells.len(), batch, self.hidden()];
-        let c = (self.kind == CellKind::Lstm).then(|| Tensor::zeros(dims, &device));
-        Ok(RnnState { h: Tensor::zeros(dims, &device), c })
-    }
-
-    /// One recurrent step: [`Recurrent::forward`] applied to the next time step.
-    ///
-    /// Args: `x` [B, H]. Returns [B, H].
-    pub fn step(&self, state: &mut RnnState, x: Tensor<2>) -> Result<Tensor<2>, StepError> {
-        self.causal()?;
-        let b = x.dims()[0];
-        self.check_state(state, b)?;
-        let mut input = x;
-        let mut cells = Vec::with_capacity(self.cells.len());
-        for (k, cell) in self.cells.iter().enumerate() {
-            if k > 0 {
-                input = self.extras.dropout.forward(input);
-            }
-            let width = input.dims()[1];
-            let gx = cell.project(self.kind, input.reshape([b, 1, width])); // [B, 1, G·H]
-            let gh = gx.dims()[2];
-            let next = cell.step(self.kind, gx.reshape([b, gh]), state.cell(k));
-            input = next.0.clone();
-            cells.push(next);
-        }
-        *state = RnnState::from_cells(cells);
-        Ok(match &self.extras.output_linear {
-            Some(lin) => lin.forward(input),
-            None => input,
-        })
-    }
-
-    /// Continues step mode from `state` (e.g. the one a prompt left in conv mode).
-    pub fn set_state(&self, stepper: &mut RnnState, state: &RnnState) -> Result<(), StepError> {
-        self.causal()?;
-        self.check_state(state, stepper.h.dims()[1])?;
-        *stepper = state.clone();
-        Ok(())
-    }
-
     fn causal(&self) -> Result<(), StepError> {
         if self.bidirectional {
             return Err(StepError::NoRecurrentForm {
@@ -270,5 +208,82 @@ impl Recurrent {
             None => input,
         };
         (y, RnnState::from_cells(finals))
+    }
+}
+
+impl SeqLayer for Recurrent {
+    type Stepper = RnnState;
+    type State = RnnState;
+    // One type serves `lstm`, `gru` and `rnn`; the messages name `kind` instead.
+    const NAME: &'static str = "recurrent";
+
+    /// Args: `x` [B, L, H]. Returns [B, L, H].
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.run(x, None).0
+    }
+
+    /// The layer from an initial state (None: zero): outputs and the state after `x`, so a
+    /// long sequence can be processed in chunks. A bidirectional layer looks ahead and has no
+    /// such form.
+    ///
+    /// Args: `x` [B, L, H]; `state` [num_layers, B, H]. Returns ([B, L, H], the final state).
+    fn forward_state(&self, x: Tensor<3>, state: Option<&RnnState>) -> Result<(Tensor<3>, RnnState), StepError> {
+        self.causal()?;
+        if let Some(s) = state {
+            self.check_state(s, x.dims()[0])?;
+        }
+        Ok(self.run(x, state))
+    }
+
+    /// Step mode for `batch` sequences from the zero state (`l` is not needed: the layer is
+    /// its own recurrence).
+    fn stepper(&self, batch: usize, _l: usize) -> Result<RnnState, StepError> {
+        self.causal()?;
+        let device = self.cells[0].weight_hh.device();
+        let dims = [self.cells.len(), batch, self.hidden()];
+        let c = (self.kind == CellKind::Lstm).then(|| Tensor::zeros(dims, &device));
+        Ok(RnnState { h: Tensor::zeros(dims, &device), c })
+    }
+
+    /// One recurrent step: [`Recurrent::forward`] applied to the next time step.
+    ///
+    /// Args: `x` [B, H]. Returns [B, H].
+    fn step(&self, state: &mut RnnState, x: Tensor<2>) -> Result<Tensor<2>, StepError> {
+        self.causal()?;
+        let b = x.dims()[0];
+        self.check_state(state, b)?;
+        let mut input = x;
+        let mut cells = Vec::with_capacity(self.cells.len());
+        for (k, cell) in self.cells.iter().enumerate() {
+            if k > 0 {
+                input = self.extras.dropout.forward(input);
+            }
+            let width = input.dims()[1];
+            let gx = cell.project(self.kind, input.reshape([b, 1, width])); // [B, 1, G·H]
+            let gh = gx.dims()[2];
+            let next = cell.step(self.kind, gx.reshape([b, gh]), state.cell(k));
+            input = next.0.clone();
+            cells.push(next);
+        }
+        *state = RnnState::from_cells(cells);
+        Ok(match &self.extras.output_linear {
+            Some(lin) => lin.forward(input),
+            None => input,
+        })
+    }
+
+    /// Continues step mode from `state` (e.g. the one a prompt left in conv mode); the batch
+    /// becomes the state's.
+    fn set_state(&self, stepper: &mut RnnState, state: &RnnState) -> Result<(), StepError> {
+        self.causal()?;
+        self.check_state(state, state.h.dims()[1])?;
+        *stepper = state.clone();
+        Ok(())
+    }
+
+    /// Step mode's state is the conv-mode state.
+    fn state(&self, stepper: &RnnState) -> Result<RnnState, StepError> {
+        self.causal()?;
+        Ok(stepper.clone())
     }
 }
