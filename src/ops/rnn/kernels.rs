@@ -38,25 +38,36 @@ fn mul_add<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
-/// `out += a·w` for a row vector `a` [K] and a row-major `w` [K, N], four rows of `w` per pass
-/// over `out` (a quarter of the loads and stores of a plain axpy loop).
+/// `out += a·w` for rows `a` [R, K] and a row-major `w` [K, N] into `out` [R, N]: four rows
+/// of `w` per pass over each output row (a quarter of the loads and stores of an axpy loop),
+/// all R rows before the next four, so `w` streams from memory once per call and the rows
+/// reuse it from L1.
 #[inline(always)]
-fn vec_mat_acc<const FMA: bool>(out: &mut [f32], a: &[f32], w: &[f32]) {
-    let n = out.len();
-    let mut rows = w.chunks_exact(4 * n);
-    let mut coefs = a.chunks_exact(4);
-    for (w4, a4) in (&mut rows).zip(&mut coefs) {
-        let (w0, rest) = w4.split_at(n);
-        let (w1, rest) = rest.split_at(n);
-        let (w2, w3) = rest.split_at(n);
-        let [a0, a1, a2, a3] = [a4[0], a4[1], a4[2], a4[3]];
-        for ((((o, v0), v1), v2), v3) in out.iter_mut().zip(w0).zip(w1).zip(w2).zip(w3) {
-            *o = mul_add::<FMA>(a3, *v3, mul_add::<FMA>(a2, *v2, mul_add::<FMA>(a1, *v1, mul_add::<FMA>(a0, *v0, *o))));
+fn rows_mat_acc<const FMA: bool>(out: &mut [f32], a: &[f32], w: &[f32], n: usize) {
+    let r = out.len() / n;
+    let k = a.len() / r.max(1);
+    let mut kb = 0;
+    while kb + 4 <= k {
+        let (w0, w1, w2, w3) =
+            (&w[kb * n..][..n], &w[(kb + 1) * n..][..n], &w[(kb + 2) * n..][..n], &w[(kb + 3) * n..][..n]);
+        for (o, c) in out.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
+            let [a0, a1, a2, a3] = [c[kb], c[kb + 1], c[kb + 2], c[kb + 3]];
+            for ((((o, v0), v1), v2), v3) in o.iter_mut().zip(w0).zip(w1).zip(w2).zip(w3) {
+                *o = mul_add::<FMA>(
+                    a3,
+                    *v3,
+                    mul_add::<FMA>(a2, *v2, mul_add::<FMA>(a1, *v1, mul_add::<FMA>(a0, *v0, *o))),
+                );
+            }
         }
+        kb += 4;
     }
-    for (row, &ak) in rows.remainder().chunks_exact(n).zip(coefs.remainder()) {
-        for (o, wv) in out.iter_mut().zip(row) {
-            *o = mul_add::<FMA>(ak, *wv, *o);
+    for kk in kb..k {
+        let wk = &w[kk * n..][..n];
+        for (o, c) in out.chunks_exact_mut(n).zip(a.chunks_exact(k)) {
+            for (o, v) in o.iter_mut().zip(wk) {
+                *o = mul_add::<FMA>(c[kk], *v, *o);
+            }
         }
     }
 }
@@ -97,9 +108,9 @@ fn prev_states(h0: &[f32], seq: &[f32], stride: usize, b: usize, l: usize, h: us
     }
 }
 
-/// Sequence `b` of a batch-major buffer with `n` values per sequence.
-fn seq(v: &[f32], b: usize, n: usize) -> &[f32] {
-    &v[b * n..][..n]
+/// Sequences `b0..b0 + nr` of a batch-major buffer with `n` values per sequence.
+fn rows(v: &[f32], b0: usize, nr: usize, n: usize) -> &[f32] {
+    &v[b0 * n..][..nr * n]
 }
 
 /// `Σ_{b,t} da[b,t]ᵀ·h_{t-1}[b]`: the gradient of a recurrent weight [G, H] from the gate
@@ -149,6 +160,12 @@ fn transpose(w: &[f32], r: usize, c: usize) -> Vec<f32> {
     t
 }
 
+/// Sequences one task steps together: enough tasks for every thread, and at most four, whose
+/// `h·W_hhᵀ` rows share one pass over `W_hh` per step.
+fn group_size(b: usize) -> usize {
+    b.div_ceil(rayon::current_num_threads().max(1)).clamp(1, 4)
+}
+
 /// Sizes of a recurrence: batch, length, hidden width.
 #[derive(Debug, Clone, Copy)]
 pub struct Dims {
@@ -174,36 +191,59 @@ pub fn lstm(gx: &[f32], w_hh: &[f32], h0: &[f32], c0: &[f32], d: Dims) -> (Vec<f
     if l == 0 || h == 0 {
         return (hc, gates);
     }
-    hc.par_chunks_mut(l * 2 * h).zip(gates.par_chunks_mut(l * 4 * h)).enumerate().for_each(|(bi, (hc, gates))| {
-        lstm_seq(&gx[bi * l * 4 * h..][..l * 4 * h], &wt, &h0[bi * h..][..h], &c0[bi * h..][..h], hc, gates)
-    });
+    let r = group_size(b);
+    hc.par_chunks_mut(r * l * 2 * h).zip(gates.par_chunks_mut(r * l * 4 * h)).enumerate().for_each(
+        |(gi, (hc, gates))| {
+            let (b0, nr) = (gi * r, hc.len() / (l * 2 * h));
+            let states = |v| rows(v, b0, nr, h).to_vec();
+            let gd = Dims { b: nr, l, h };
+            lstm_group(&gx[b0 * l * 4 * h..][..nr * l * 4 * h], &wt, states(h0), states(c0), hc, gates, gd)
+        },
+    );
     (hc, gates)
 }
 
 simd_dispatch! {
-    /// One sequence of [`lstm`]: `gx` [L, 4H], `wt` [H, 4H]; writes `hc` [L, 2H], `gates` [L, 4H].
-    fn lstm_seq => lstm_seq_body(gx: &[f32], wt: &[f32], h0: &[f32], c0: &[f32], hc: &mut [f32], gates: &mut [f32])
+    /// A group of sequences of [`lstm`]: `gx` [R, L, 4H], `wt` [H, 4H], states [R, H]; writes
+    /// `hc` [R, L, 2H] and `gates` [R, L, 4H].
+    fn lstm_group => lstm_group_body(
+        gx: &[f32], wt: &[f32], hs: Vec<f32>, cs: Vec<f32>, hc: &mut [f32], gates: &mut [f32], d: Dims,
+    )
 }
 
 #[inline(always)]
-fn lstm_seq_body<const FMA: bool>(gx: &[f32], wt: &[f32], h0: &[f32], c0: &[f32], hc: &mut [f32], gates: &mut [f32]) {
-    let h = h0.len();
-    let (mut hs, mut cs) = (h0.to_vec(), c0.to_vec());
-    for ((a, gxt), hct) in gates.chunks_exact_mut(4 * h).zip(gx.chunks_exact(4 * h)).zip(hc.chunks_exact_mut(2 * h)) {
-        a.copy_from_slice(gxt);
-        vec_mat_acc::<FMA>(a, &hs, wt);
-        let (ifg, o) = a.split_at_mut(3 * h);
-        let (i_f, g) = ifg.split_at_mut(2 * h);
-        i_f.iter_mut().chain(o.iter_mut()).for_each(|v| *v = sigmoid(*v));
-        g.iter_mut().for_each(|v| *v = tanh(*v));
-        let (i, f) = i_f.split_at(h);
-        let (ht, ct) = hct.split_at_mut(h);
-        for j in 0..h {
-            cs[j] = f[j] * cs[j] + i[j] * g[j];
-            ct[j] = cs[j];
-            ht[j] = o[j] * tanh(cs[j]);
+fn lstm_group_body<const FMA: bool>(
+    gx: &[f32],
+    wt: &[f32],
+    mut hs: Vec<f32>,
+    mut cs: Vec<f32>,
+    hc: &mut [f32],
+    gates: &mut [f32],
+    d: Dims,
+) {
+    let Dims { b: nr, l, h } = d;
+    let mut a = vec![0f32; nr * 4 * h];
+    for t in 0..l {
+        for (ri, ar) in a.chunks_exact_mut(4 * h).enumerate() {
+            ar.copy_from_slice(&gx[(ri * l + t) * 4 * h..][..4 * h]);
         }
-        hs.copy_from_slice(ht);
+        rows_mat_acc::<FMA>(&mut a, &hs, wt, 4 * h);
+        for (ri, ar) in a.chunks_exact_mut(4 * h).enumerate() {
+            let (ifg, o) = ar.split_at_mut(3 * h);
+            let (i_f, g) = ifg.split_at_mut(2 * h);
+            i_f.iter_mut().chain(o.iter_mut()).for_each(|v| *v = sigmoid(*v));
+            g.iter_mut().for_each(|v| *v = tanh(*v));
+            gates[(ri * l + t) * 4 * h..][..4 * h].copy_from_slice(ar);
+            let (i, f, g, o) = (&ar[..h], &ar[h..2 * h], &ar[2 * h..3 * h], &ar[3 * h..]);
+            let (hr, cr) = (&mut hs[ri * h..][..h], &mut cs[ri * h..][..h]);
+            let (ht, ct) = hc[(ri * l + t) * 2 * h..][..2 * h].split_at_mut(h);
+            for j in 0..h {
+                cr[j] = f[j] * cr[j] + i[j] * g[j];
+                ct[j] = cr[j];
+                ht[j] = o[j] * tanh(cr[j]);
+            }
+            hr.copy_from_slice(ht);
+        }
     }
 }
 
@@ -222,67 +262,76 @@ pub fn lstm_grad(
         return (dgx, vec![0f32; 4 * h * h], dh0, dc0);
     }
     let mut hprev = vec![0f32; b * l * h];
-    dgx.par_chunks_mut(l * 4 * h)
-        .zip(dh0.par_chunks_mut(h).zip(dc0.par_chunks_mut(h)))
-        .zip(hprev.par_chunks_mut(l * h))
+    let r = group_size(b);
+    dgx.par_chunks_mut(r * l * 4 * h)
+        .zip(dh0.par_chunks_mut(r * h).zip(dc0.par_chunks_mut(r * h)))
+        .zip(hprev.par_chunks_mut(r * l * h))
         .enumerate()
-        .for_each(|(bi, ((dgx, (dh0, dc0)), hprev))| {
-            let (hc_b, gates_b, g_b) = (seq(hc, bi, l * 2 * h), seq(gates, bi, l * 4 * h), seq(g, bi, l * 2 * h));
-            lstm_seq_grad(w_hh, &c0[bi * h..][..h], hc_b, gates_b, g_b, dgx, dh0, dc0);
-            prev_states(h0, hc, 2 * h, bi, l, h, hprev);
+        .for_each(|(gi, ((dgx, (dh0, dc0)), hprev))| {
+            let (b0, nr) = (gi * r, dh0.len() / h);
+            let part = |v, w| rows(v, b0, nr, w);
+            let gd = Dims { b: nr, l, h };
+            let saved = (part(c0, h), part(hc, l * 2 * h), part(gates, l * 4 * h));
+            lstm_group_grad(w_hh, saved, part(g, l * 2 * h), dgx, dh0, dc0, gd);
+            for (ri, hp) in hprev.chunks_exact_mut(l * h).enumerate() {
+                prev_states(h0, hc, 2 * h, b0 + ri, l, h, hp);
+            }
         });
     let dw = weight_grad(&dgx, &hprev, 4 * h, h);
     (dgx, dw, dh0, dc0)
 }
 
 simd_dispatch! {
-    /// One sequence of [`lstm_grad`], backwards in time.
-    #[allow(clippy::too_many_arguments)]
-    fn lstm_seq_grad => lstm_seq_grad_body(
-        w_hh: &[f32], c0: &[f32], hc: &[f32], gates: &[f32], g: &[f32],
-        dgx: &mut [f32], dh0: &mut [f32], dc0: &mut [f32],
+    /// A group of sequences of [`lstm_grad`], backwards in time: `saved` = (c0 [R, H],
+    /// hc [R, L, 2H], gates [R, L, 4H]); writes ∂gx [R, L, 4H], ∂h0 and ∂c0 [R, H].
+    #[allow(clippy::type_complexity)]
+    fn lstm_group_grad => lstm_group_grad_body(
+        w_hh: &[f32], saved: (&[f32], &[f32], &[f32]), g: &[f32],
+        dgx: &mut [f32], dh_next: &mut [f32], dc_next: &mut [f32], d: Dims,
     )
 }
 
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::type_complexity)]
 #[inline(always)]
-fn lstm_seq_grad_body<const FMA: bool>(
+fn lstm_group_grad_body<const FMA: bool>(
     w_hh: &[f32],
-    c0: &[f32],
-    hc: &[f32],
-    gates: &[f32],
+    (c0, hc, gates): (&[f32], &[f32], &[f32]),
     g: &[f32],
     dgx: &mut [f32],
     dh_next: &mut [f32],
     dc_next: &mut [f32],
+    d: Dims,
 ) {
-    let h = c0.len();
-    let l = hc.len() / (2 * h);
-    let (mut dh, mut tc) = (vec![0f32; h], vec![0f32; h]);
+    let Dims { b: nr, l, h } = d;
+    let mut da = vec![0f32; nr * 4 * h];
     dh_next.fill(0.0);
     dc_next.fill(0.0);
     for t in (0..l).rev() {
-        let a = &gates[t * 4 * h..][..4 * h];
-        let (i, f, gg, o) = (&a[..h], &a[h..2 * h], &a[2 * h..3 * h], &a[3 * h..]);
-        let c = &hc[t * 2 * h + h..][..h];
-        let c_prev = if t > 0 { &hc[(t - 1) * 2 * h + h..][..h] } else { c0 };
-        let (gh, gc) = g[t * 2 * h..][..2 * h].split_at(h);
-        let da = &mut dgx[t * 4 * h..][..4 * h];
-        let (da_i, rest) = da.split_at_mut(h);
-        let (da_f, rest) = rest.split_at_mut(h);
-        let (da_g, da_o) = rest.split_at_mut(h);
-        for j in 0..h {
-            tc[j] = tanh(c[j]);
-            dh[j] = gh[j] + dh_next[j];
-            let dc = gc[j] + dc_next[j] + dh[j] * o[j] * (1.0 - tc[j] * tc[j]);
-            da_i[j] = dc * gg[j] * i[j] * (1.0 - i[j]);
-            da_f[j] = dc * c_prev[j] * f[j] * (1.0 - f[j]);
-            da_g[j] = dc * i[j] * (1.0 - gg[j] * gg[j]);
-            da_o[j] = dh[j] * tc[j] * o[j] * (1.0 - o[j]);
-            dc_next[j] = dc * f[j];
+        for (ri, dar) in da.chunks_exact_mut(4 * h).enumerate() {
+            let row = (ri * l + t) * 4 * h;
+            let a = &gates[row..][..4 * h];
+            let (i, f, gg, o) = (&a[..h], &a[h..2 * h], &a[2 * h..3 * h], &a[3 * h..]);
+            let c = &hc[(ri * l + t) * 2 * h + h..][..h];
+            let c_prev = if t > 0 { &hc[(ri * l + t - 1) * 2 * h + h..][..h] } else { &c0[ri * h..][..h] };
+            let (gh, gc) = g[(ri * l + t) * 2 * h..][..2 * h].split_at(h);
+            let (dhr, dcr) = (&dh_next[ri * h..][..h], &mut dc_next[ri * h..][..h]);
+            let (da_i, rest) = dar.split_at_mut(h);
+            let (da_f, rest) = rest.split_at_mut(h);
+            let (da_g, da_o) = rest.split_at_mut(h);
+            for j in 0..h {
+                let tc = tanh(c[j]);
+                let dh = gh[j] + dhr[j];
+                let dc = gc[j] + dcr[j] + dh * o[j] * (1.0 - tc * tc);
+                da_i[j] = dc * gg[j] * i[j] * (1.0 - i[j]);
+                da_f[j] = dc * c_prev[j] * f[j] * (1.0 - f[j]);
+                da_g[j] = dc * i[j] * (1.0 - gg[j] * gg[j]);
+                da_o[j] = dh * tc * o[j] * (1.0 - o[j]);
+                dcr[j] = dc * f[j];
+            }
+            dgx[row..][..4 * h].copy_from_slice(dar);
         }
         dh_next.fill(0.0);
-        vec_mat_acc::<FMA>(dh_next, da, w_hh);
+        rows_mat_acc::<FMA>(dh_next, &da, w_hh, h);
     }
 }
 
@@ -300,36 +349,64 @@ pub fn gru(gx: &[f32], w_hh: &[f32], b_hh: &[f32], h0: &[f32], d: Dims) -> (Vec<
     if l == 0 || h == 0 {
         return (out, gates);
     }
-    out.par_chunks_mut(l * h).zip(gates.par_chunks_mut(l * 4 * h)).enumerate().for_each(|(bi, (out, gates))| {
-        gru_seq(&gx[bi * l * 3 * h..][..l * 3 * h], &wt, b_hh, &h0[bi * h..][..h], out, gates)
-    });
+    let r = group_size(b);
+    out.par_chunks_mut(r * l * h).zip(gates.par_chunks_mut(r * l * 4 * h)).enumerate().for_each(
+        |(gi, (out, gates))| {
+            let (b0, nr) = (gi * r, out.len() / (l * h));
+            let gd = Dims { b: nr, l, h };
+            gru_group(
+                &gx[b0 * l * 3 * h..][..nr * l * 3 * h],
+                &wt,
+                b_hh,
+                h0[b0 * h..][..nr * h].to_vec(),
+                out,
+                gates,
+                gd,
+            )
+        },
+    );
     (out, gates)
 }
 
 simd_dispatch! {
-    /// One sequence of [`gru`]: `gx` [L, 3H], `wt` [H, 3H]; writes `out` [L, H], `gates` [L, 4H].
-    fn gru_seq => gru_seq_body(gx: &[f32], wt: &[f32], b_hh: &[f32], h0: &[f32], out: &mut [f32], gates: &mut [f32])
+    /// A group of sequences of [`gru`]: `gx` [R, L, 3H], `wt` [H, 3H], `hs` [R, H]; writes
+    /// `out` [R, L, H] and `gates` [R, L, 4H].
+    fn gru_group => gru_group_body(
+        gx: &[f32], wt: &[f32], b_hh: &[f32], hs: Vec<f32>, out: &mut [f32], gates: &mut [f32], d: Dims,
+    )
 }
 
 #[inline(always)]
-fn gru_seq_body<const FMA: bool>(gx: &[f32], wt: &[f32], b_hh: &[f32], h0: &[f32], out: &mut [f32], gates: &mut [f32]) {
-    let h = h0.len();
-    let mut hs = h0.to_vec();
-    let mut gh = vec![0f32; 3 * h];
-    for ((gi, ht), sv) in gx.chunks_exact(3 * h).zip(out.chunks_exact_mut(h)).zip(gates.chunks_exact_mut(4 * h)) {
-        gh.copy_from_slice(b_hh);
-        vec_mat_acc::<FMA>(&mut gh, &hs, wt);
-        let (r, rest) = sv.split_at_mut(h);
-        let (z, rest) = rest.split_at_mut(h);
-        let (n, ghn) = rest.split_at_mut(h);
-        for j in 0..h {
-            r[j] = sigmoid(gi[j] + gh[j]);
-            z[j] = sigmoid(gi[h + j] + gh[h + j]);
-            ghn[j] = gh[2 * h + j];
-            n[j] = tanh(gi[2 * h + j] + r[j] * ghn[j]);
-            hs[j] = (1.0 - z[j]) * n[j] + z[j] * hs[j];
+fn gru_group_body<const FMA: bool>(
+    gx: &[f32],
+    wt: &[f32],
+    b_hh: &[f32],
+    mut hs: Vec<f32>,
+    out: &mut [f32],
+    gates: &mut [f32],
+    d: Dims,
+) {
+    let Dims { b: nr, l, h } = d;
+    let mut gh = vec![0f32; nr * 3 * h];
+    for t in 0..l {
+        gh.chunks_exact_mut(3 * h).for_each(|row| row.copy_from_slice(b_hh));
+        rows_mat_acc::<FMA>(&mut gh, &hs, wt, 3 * h);
+        for (ri, ghr) in gh.chunks_exact(3 * h).enumerate() {
+            let gi = &gx[(ri * l + t) * 3 * h..][..3 * h];
+            let sv = &mut gates[(ri * l + t) * 4 * h..][..4 * h];
+            let (r, rest) = sv.split_at_mut(h);
+            let (z, rest) = rest.split_at_mut(h);
+            let (n, ghn) = rest.split_at_mut(h);
+            let hr = &mut hs[ri * h..][..h];
+            for j in 0..h {
+                r[j] = sigmoid(gi[j] + ghr[j]);
+                z[j] = sigmoid(gi[h + j] + ghr[h + j]);
+                ghn[j] = ghr[2 * h + j];
+                n[j] = tanh(gi[2 * h + j] + r[j] * ghn[j]);
+                hr[j] = (1.0 - z[j]) * n[j] + z[j] * hr[j];
+            }
+            out[(ri * l + t) * h..][..h].copy_from_slice(hr);
         }
-        ht.copy_from_slice(&hs);
     }
 }
 
@@ -348,14 +425,19 @@ pub fn gru_grad(
         return (dgx, vec![0f32; 3 * h * h], vec![0f32; 3 * h], dh0);
     }
     let mut hprev = vec![0f32; b * l * h];
-    dgx.par_chunks_mut(l * 3 * h)
-        .zip(dgh.par_chunks_mut(l * 3 * h))
-        .zip(dh0.par_chunks_mut(h).zip(hprev.par_chunks_mut(l * h)))
+    let r = group_size(b);
+    dgx.par_chunks_mut(r * l * 3 * h)
+        .zip(dgh.par_chunks_mut(r * l * 3 * h))
+        .zip(dh0.par_chunks_mut(r * h).zip(hprev.par_chunks_mut(r * l * h)))
         .enumerate()
-        .for_each(|(bi, ((dgx, dgh), (dh0, hprev)))| {
-            prev_states(h0, out, h, bi, l, h, hprev);
-            let gates = &gates[bi * l * 4 * h..][..l * 4 * h];
-            gru_seq_grad(w_hh, hprev, gates, &g[bi * l * h..][..l * h], dgx, dgh, dh0);
+        .for_each(|(gi, ((dgx, dgh), (dh0, hprev)))| {
+            let (b0, nr) = (gi * r, dh0.len() / h);
+            for (ri, hp) in hprev.chunks_exact_mut(l * h).enumerate() {
+                prev_states(h0, out, h, b0 + ri, l, h, hp);
+            }
+            let gates = &gates[b0 * l * 4 * h..][..nr * l * 4 * h];
+            let g = &g[b0 * l * h..][..nr * l * h];
+            gru_group_grad(w_hh, (hprev, gates), g, dgx, dgh, dh0, Dims { b: nr, l, h });
         });
     let dw = weight_grad(&dgh, &hprev, 3 * h, h);
     let mut db = vec![0f32; 3 * h];
@@ -366,47 +448,51 @@ pub fn gru_grad(
 }
 
 simd_dispatch! {
-    /// One sequence of [`gru_grad`], backwards in time; `hprev` [L, H] holds `h_{t-1}`.
-    fn gru_seq_grad => gru_seq_grad_body(
-        w_hh: &[f32], hprev: &[f32], gates: &[f32], g: &[f32],
-        dgx: &mut [f32], dgh: &mut [f32], dh_next: &mut [f32],
+    /// A group of sequences of [`gru_grad`], backwards in time: `saved` = (`h_{t-1}` [R, L, H],
+    /// gates [R, L, 4H]); writes ∂gx, ∂gh [R, L, 3H] and ∂h0 [R, H].
+    fn gru_group_grad => gru_group_grad_body(
+        w_hh: &[f32], saved: (&[f32], &[f32]), g: &[f32],
+        dgx: &mut [f32], dgh: &mut [f32], dh_next: &mut [f32], d: Dims,
     )
 }
 
 #[inline(always)]
-fn gru_seq_grad_body<const FMA: bool>(
+fn gru_group_grad_body<const FMA: bool>(
     w_hh: &[f32],
-    hprev: &[f32],
-    gates: &[f32],
+    (hprev, gates): (&[f32], &[f32]),
     g: &[f32],
     dgx: &mut [f32],
     dgh: &mut [f32],
     dh_next: &mut [f32],
+    d: Dims,
 ) {
-    let h = dh_next.len();
-    let l = g.len() / h;
+    let Dims { b: nr, l, h } = d;
+    let mut dghb = vec![0f32; nr * 3 * h];
     dh_next.fill(0.0);
     for t in (0..l).rev() {
-        let sv = &gates[t * 4 * h..][..4 * h];
-        let (r, z, n, ghn) = (&sv[..h], &sv[h..2 * h], &sv[2 * h..3 * h], &sv[3 * h..]);
-        let hp = &hprev[t * h..][..h];
-        let gt = &g[t * h..][..h];
-        let dx = &mut dgx[t * 3 * h..][..3 * h];
-        let dhh = &mut dgh[t * 3 * h..][..3 * h];
-        for j in 0..h {
-            let dh = gt[j] + dh_next[j];
-            let dan = dh * (1.0 - z[j]) * (1.0 - n[j] * n[j]);
-            let daz = dh * (hp[j] - n[j]) * z[j] * (1.0 - z[j]);
-            let dar = dan * ghn[j] * r[j] * (1.0 - r[j]);
-            dx[j] = dar;
-            dx[h + j] = daz;
-            dx[2 * h + j] = dan;
-            dhh[j] = dar;
-            dhh[h + j] = daz;
-            dhh[2 * h + j] = dan * r[j];
-            dh_next[j] = dh * z[j];
+        for (ri, dhh) in dghb.chunks_exact_mut(3 * h).enumerate() {
+            let sv = &gates[(ri * l + t) * 4 * h..][..4 * h];
+            let (r, z, n, ghn) = (&sv[..h], &sv[h..2 * h], &sv[2 * h..3 * h], &sv[3 * h..]);
+            let hp = &hprev[(ri * l + t) * h..][..h];
+            let gt = &g[(ri * l + t) * h..][..h];
+            let dx = &mut dgx[(ri * l + t) * 3 * h..][..3 * h];
+            let dn_r = &mut dh_next[ri * h..][..h];
+            for j in 0..h {
+                let dh = gt[j] + dn_r[j];
+                let dan = dh * (1.0 - z[j]) * (1.0 - n[j] * n[j]);
+                let daz = dh * (hp[j] - n[j]) * z[j] * (1.0 - z[j]);
+                let dar = dan * ghn[j] * r[j] * (1.0 - r[j]);
+                dx[j] = dar;
+                dx[h + j] = daz;
+                dx[2 * h + j] = dan;
+                dhh[j] = dar;
+                dhh[h + j] = daz;
+                dhh[2 * h + j] = dan * r[j];
+                dn_r[j] = dh * z[j];
+            }
+            dgh[(ri * l + t) * 3 * h..][..3 * h].copy_from_slice(dhh);
         }
-        vec_mat_acc::<FMA>(dh_next, dhh, w_hh);
+        rows_mat_acc::<FMA>(dh_next, &dghb, w_hh, h);
     }
 }
 
@@ -422,30 +508,39 @@ pub fn rnn(gx: &[f32], w_hh: &[f32], h0: &[f32], relu: bool, d: Dims) -> Vec<f32
     if l == 0 || h == 0 {
         return out;
     }
-    out.par_chunks_mut(l * h)
-        .enumerate()
-        .for_each(|(bi, out)| rnn_seq(&gx[bi * l * h..][..l * h], &wt, &h0[bi * h..][..h], relu, out));
+    let r = group_size(b);
+    out.par_chunks_mut(r * l * h).enumerate().for_each(|(gi, out)| {
+        let (b0, nr) = (gi * r, out.len() / (l * h));
+        let gd = Dims { b: nr, l, h };
+        rnn_group(&gx[b0 * l * h..][..nr * l * h], &wt, h0[b0 * h..][..nr * h].to_vec(), relu, out, gd)
+    });
     out
 }
 
 simd_dispatch! {
-    /// One sequence of [`rnn`]: `gx` [L, H], `wt` [H, H]; writes `out` [L, H].
-    fn rnn_seq => rnn_seq_body(gx: &[f32], wt: &[f32], h0: &[f32], relu: bool, out: &mut [f32])
+    /// A group of sequences of [`rnn`]: `gx` [R, L, H], `wt` [H, H], `hs` [R, H]; writes
+    /// `out` [R, L, H].
+    fn rnn_group => rnn_group_body(gx: &[f32], wt: &[f32], hs: Vec<f32>, relu: bool, out: &mut [f32], d: Dims)
 }
 
 #[inline(always)]
-fn rnn_seq_body<const FMA: bool>(gx: &[f32], wt: &[f32], h0: &[f32], relu: bool, out: &mut [f32]) {
-    let h = h0.len();
-    let mut hs = h0.to_vec();
-    for (gxt, ht) in gx.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
-        ht.copy_from_slice(gxt);
-        vec_mat_acc::<FMA>(ht, &hs, wt);
-        if relu {
-            ht.iter_mut().for_each(|v| *v = v.max(0.0));
-        } else {
-            ht.iter_mut().for_each(|v| *v = tanh(*v));
+fn rnn_group_body<const FMA: bool>(gx: &[f32], wt: &[f32], mut hs: Vec<f32>, relu: bool, out: &mut [f32], d: Dims) {
+    let Dims { b: nr, l, h } = d;
+    let mut a = vec![0f32; nr * h];
+    for t in 0..l {
+        for (ri, ar) in a.chunks_exact_mut(h).enumerate() {
+            ar.copy_from_slice(&gx[(ri * l + t) * h..][..h]);
         }
-        hs.copy_from_slice(ht);
+        rows_mat_acc::<FMA>(&mut a, &hs, wt, h);
+        if relu {
+            a.iter_mut().for_each(|v| *v = v.max(0.0));
+        } else {
+            a.iter_mut().for_each(|v| *v = tanh(*v));
+        }
+        for (ri, ar) in a.chunks_exact(h).enumerate() {
+            out[(ri * l + t) * h..][..h].copy_from_slice(ar);
+        }
+        hs.copy_from_slice(&a);
     }
 }
 
@@ -465,43 +560,55 @@ pub fn rnn_grad(
         return (dgx, vec![0f32; h * h], dh0);
     }
     let mut hprev = vec![0f32; b * l * h];
-    dgx.par_chunks_mut(l * h).zip(dh0.par_chunks_mut(h).zip(hprev.par_chunks_mut(l * h))).enumerate().for_each(
-        |(bi, (dgx, (dh0, hprev)))| {
-            prev_states(h0, out, h, bi, l, h, hprev);
-            rnn_seq_grad(w_hh, seq(out, bi, l * h), seq(g, bi, l * h), relu, dgx, dh0);
-        },
-    );
+    let r = group_size(b);
+    dgx.par_chunks_mut(r * l * h)
+        .zip(dh0.par_chunks_mut(r * h).zip(hprev.par_chunks_mut(r * l * h)))
+        .enumerate()
+        .for_each(|(gi, (dgx, (dh0, hprev)))| {
+            let (b0, nr) = (gi * r, dh0.len() / h);
+            for (ri, hp) in hprev.chunks_exact_mut(l * h).enumerate() {
+                prev_states(h0, out, h, b0 + ri, l, h, hp);
+            }
+            let part = |v| rows(v, b0, nr, l * h);
+            rnn_group_grad(w_hh, part(out), part(g), relu, dgx, dh0, Dims { b: nr, l, h });
+        });
     let dw = weight_grad(&dgx, &hprev, h, h);
     (dgx, dw, dh0)
 }
 
 simd_dispatch! {
-    /// One sequence of [`rnn_grad`], backwards in time.
-    fn rnn_seq_grad => rnn_seq_grad_body(w_hh: &[f32], out: &[f32], g: &[f32], relu: bool, dgx: &mut [f32], dh_next: &mut [f32])
+    /// A group of sequences of [`rnn_grad`], backwards in time: `out` and `g` [R, L, H];
+    /// writes ∂gx [R, L, H] and ∂h0 [R, H].
+    fn rnn_group_grad => rnn_group_grad_body(
+        w_hh: &[f32], out: &[f32], g: &[f32], relu: bool, dgx: &mut [f32], dh_next: &mut [f32], d: Dims,
+    )
 }
 
 #[inline(always)]
-fn rnn_seq_grad_body<const FMA: bool>(
+fn rnn_group_grad_body<const FMA: bool>(
     w_hh: &[f32],
     out: &[f32],
     g: &[f32],
     relu: bool,
     dgx: &mut [f32],
     dh_next: &mut [f32],
+    d: Dims,
 ) {
-    let h = dh_next.len();
-    let l = g.len() / h;
+    let Dims { b: nr, l, h } = d;
+    let mut da = vec![0f32; nr * h];
     dh_next.fill(0.0);
     for t in (0..l).rev() {
-        let ht = &out[t * h..][..h];
-        let gt = &g[t * h..][..h];
-        let da = &mut dgx[t * h..][..h];
-        for j in 0..h {
-            let dh = gt[j] + dh_next[j];
-            da[j] = if relu { if ht[j] > 0.0 { dh } else { 0.0 } } else { dh * (1.0 - ht[j] * ht[j]) };
+        for (ri, dar) in da.chunks_exact_mut(h).enumerate() {
+            let row = (ri * l + t) * h;
+            let (ht, gt, dn) = (&out[row..][..h], &g[row..][..h], &dh_next[ri * h..][..h]);
+            for j in 0..h {
+                let dh = gt[j] + dn[j];
+                dar[j] = if relu { if ht[j] > 0.0 { dh } else { 0.0 } } else { dh * (1.0 - ht[j] * ht[j]) };
+            }
+            dgx[row..][..h].copy_from_slice(dar);
         }
         dh_next.fill(0.0);
-        vec_mat_acc::<FMA>(dh_next, da, w_hh);
+        rows_mat_acc::<FMA>(dh_next, &da, w_hh, h);
     }
 }
 
@@ -525,15 +632,17 @@ mod tests {
     }
 
     #[test]
-    fn vec_mat_acc_is_a_product() {
-        let (k, n) = (7, 5); // a remainder of three rows after the blocks of four
-        let a: Vec<f32> = (0..k).map(|i| i as f32 * 0.5 - 1.0).collect();
+    fn rows_mat_acc_is_a_product() {
+        let (r, k, n) = (3, 7, 5); // a remainder of three rows of `w` after the blocks of four
+        let a: Vec<f32> = (0..r * k).map(|i| i as f32 * 0.25 - 1.0).collect();
         let w: Vec<f32> = (0..k * n).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
-        let mut out = vec![1f32; n];
-        vec_mat_acc::<false>(&mut out, &a, &w);
-        for j in 0..n {
-            let e: f32 = 1.0 + (0..k).map(|i| a[i] * w[i * n + j]).sum::<f32>();
-            assert!((out[j] - e).abs() < 1e-5, "{j}: {} vs {e}", out[j]);
+        let mut out = vec![1f32; r * n];
+        rows_mat_acc::<false>(&mut out, &a, &w, n);
+        for ri in 0..r {
+            for j in 0..n {
+                let e: f32 = 1.0 + (0..k).map(|i| a[ri * k + i] * w[i * n + j]).sum::<f32>();
+                assert!((out[ri * n + j] - e).abs() < 1e-4, "{ri},{j}: {} vs {e}", out[ri * n + j]);
+            }
         }
     }
 }
