@@ -343,6 +343,7 @@ fn golden_vectors() {
             c if c.starts_with("liquid_s4_") => check_liquid(&g),
             "lstm" => golden_rnn::check_recurrent(&g, CellKind::Lstm),
             "gru" => golden_rnn::check_recurrent(&g, CellKind::Gru),
+            "wave_rnn" => golden_rnn::check_wave_rnn(&g),
             _ => {
                 pending.push(case);
                 continue;

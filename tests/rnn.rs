@@ -8,7 +8,8 @@ mod common;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use common::{host, max_rel, probe, randn, serial, step_through, t};
-use wavessm::model::rnn::{GruConfig, LstmConfig, Nonlinearity, Recurrent, RnnConfig};
+use wavessm::model::rnn::wave::{WaveAct, WaveInit};
+use wavessm::model::rnn::{GruConfig, LstmConfig, Nonlinearity, Recurrent, RnnConfig, WaveRnnConfig};
 use wavessm::model::{LayerOptions, SeqLayer, StepError};
 
 /// The four layer kinds with `num_layers` layers (bidirectional or not) for width `h`.
@@ -161,4 +162,45 @@ fn bad_options_are_refused_with_their_key() {
     assert!(unknown.to_string().contains("num_layer"), "{unknown}");
     let relu: RnnConfig = serde_yaml::from_str("{nonlinearity: relu}").expect("relu");
     assert_eq!(relu.nonlinearity, Nonlinearity::Relu);
+}
+
+#[test]
+fn wave_rnn_fused_steps_chunks_and_options() {
+    let _turn = serial();
+    let dev = Device::flex().autodiff();
+    dev.seed(8);
+    let (b, l, h) = (3, 10, 4);
+    let x = t(randn(b * l * h, 9), [b, l, h], &dev).require_grad();
+    for act in [WaveAct::Tanh, WaveAct::Relu, WaveAct::Identity] {
+        let cfg = WaveRnnConfig { n_hid: Some(5), n_ch: 2, ksize: 3, init: WaveInit::Rand, act };
+        let layer = cfg.init(h, &dev);
+        let run = || {
+            let y = layer.forward(x.clone());
+            let g = probe(y.clone(), 12).backward();
+            let w = &layer.cell.Wy.weight;
+            vec![host(y), host(x.grad(&g).expect("x")), host(w.grad(&g).expect("Wy"))]
+        };
+        let (fused, generic) = (run(), wavessm::ops::with_generic_ops(run));
+        for (i, (a, e)) in fused.iter().zip(&generic).enumerate() {
+            assert!(max_rel(a, e) < 1e-5, "{act:?}, array {i}: fused vs tensor ops {}", max_rel(a, e));
+        }
+        let xd = x.clone().detach();
+        let y = host(layer.forward(xd.clone()));
+        let mut s = layer.stepper(b, l).expect("steps");
+        let stepped = step_through(&xd, |xt| layer.step(&mut s, xt).expect("step"));
+        assert!(max_rel(&stepped, &y) < 1e-5, "{act:?}: step mode vs forward");
+        let (y1, s1) = layer.forward_state(xd.clone().narrow(1, 0, 4), None).expect("chunk 1");
+        let (y2, _) = layer.forward_state(xd.clone().narrow(1, 4, l - 4), Some(&s1)).expect("chunk 2");
+        assert!(max_rel(&host(Tensor::cat(vec![y1, y2], 1)), &y) < 1e-5, "{act:?}: chunked vs forward");
+    }
+    // `eye` starts as the identity recurrence, `fwd` as a shift toward lower index.
+    let eye = WaveRnnConfig { init: WaveInit::Eye, act: WaveAct::Identity, ..WaveRnnConfig::default() }.init(6, &dev);
+    let ring = t(randn(6, 13), [1, 6], &dev);
+    assert_eq!(host(eye.circulant().matmul(ring.clone().transpose())), host(ring.clone().transpose()));
+    let fwd = WaveRnnConfig::default().init(6, &dev);
+    let shifted = host(fwd.circulant().matmul(ring.clone().transpose()));
+    let r = host(ring);
+    assert_eq!(shifted, (0..6).map(|i| r[(i + 1) % 6]).collect::<Vec<_>>());
+    let even = WaveRnnConfig { ksize: 4, ..WaveRnnConfig::default() }.validate("model.layer");
+    assert!(matches!(even, Err(wavessm::config::ConfigError::Key { path, .. }) if path == "model.layer.ksize"));
 }

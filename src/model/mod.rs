@@ -35,6 +35,7 @@ crate::layers! {
     "lstm" => Lstm(rnn::LstmConfig, rnn::Lstm),
     "gru" => Gru(rnn::GruConfig, rnn::Gru),
     "rnn" => Rnn(rnn::RnnConfig, rnn::Rnn),
+    "wave_rnn" => WaveRnn(rnn::WaveRnnConfig, rnn::WaveRnn),
 }
 
 impl LayerConfig {

@@ -1,13 +1,14 @@
-//! Golden checks of the recurrent baselines (`lstm.json`, `gru.json`; see the golden README
-//! §7.1–7.2): the layer built from the file's `state_dict`, run from the given initial state.
+//! Golden checks of the recurrent baselines (`lstm.json`, `gru.json`, `wave_rnn.json`; see the
+//! golden README §7.1–7.3): each layer built from the file's `state_dict`.
 
 use burn::module::Param;
-use burn::nn::DropoutConfig;
+use burn::nn::{DropoutConfig, Linear};
 use burn::tensor::{Device, Tensor};
 use wavessm::model::SeqLayer;
 use wavessm::model::rnn::cell::{CellKind, CellParams};
 use wavessm::model::rnn::params::param_names;
 use wavessm::model::rnn::stack::{Extras, Recurrent, RnnState};
+use wavessm::model::rnn::wave::{CircularConv, WaveAct, WaveCell, WaveInit, WaveRnn, wy_init};
 
 use crate::common::{Golden, host, tensor};
 
@@ -83,4 +84,79 @@ fn run(g: &Golden, kind: CellKind, how: &str) {
     if let Some(c) = stepper.c {
         g.check(&format!("c_n_step ({how})"), &host(c), g.output("c_n_step"));
     }
+}
+
+/// The wave RNN (`wave_rnn.json`, golden README §7.3): the `fwd`/`eye` inits, the hidden-state
+/// sequence, the readout of the last state and every gradient of `Σ h_seq·g + Σ y·g_out`,
+/// through the fused kernel and the per-step tensor ops; step mode's states equal `h_seq`.
+pub fn check_wave_rnn(g: &Golden) {
+    let (n_ch, ksize) = (g.cfg_usize("n_ch"), g.cfg_usize("ksize"));
+    for (init, key) in [(WaveInit::Fwd, "Wy_weight_init_fwd"), (WaveInit::Eye, "Wy_weight_init_eye")] {
+        let w: Vec<f64> = wy_init(init, n_ch, ksize).into_iter().map(f64::from).collect();
+        g.check(key, &w, g.output(key));
+    }
+    let layer = load_wave(g, &Device::flex());
+    let paths: Vec<String> = wavessm::train::optim::param_paths(&layer).into_iter().map(|(p, _)| p).collect();
+    for p in &paths {
+        assert!(g.inputs.contains_key(p), "{}: `{p}` is not a key of the file", g.name);
+    }
+    run_wave(g, "fused");
+    wavessm::ops::with_generic_ops(|| run_wave(g, "tensor ops"));
+}
+
+/// The layer with the file's parameters (PyTorch `Linear` weights are [out, in]; burn's [in, out]).
+fn load_wave(g: &Golden, device: &Device) -> WaveRnn {
+    let act = match g.config.get("act").and_then(|v| v.as_str()) {
+        Some("tanh") => WaveAct::Tanh,
+        Some("relu") => WaveAct::Relu,
+        Some("ident") | Some("identity") => WaveAct::Identity,
+        other => panic!("{}: act {other:?}", g.name),
+    };
+    let linear = |key: &str| Linear {
+        weight: Param::from_tensor(tensor::<2>(g.input(&format!("{key}.weight")), device).transpose()),
+        bias: Some(Param::from_tensor(tensor::<1>(g.input(&format!("{key}.bias")), device))),
+    };
+    let wy = CircularConv {
+        weight: Param::from_tensor(tensor::<3>(g.input("cell.Wy.weight"), device)),
+        bias: Param::from_tensor(tensor::<1>(g.input("cell.Wy.bias"), device)),
+    };
+    WaveRnn { cell: WaveCell { Wx: linear("cell.Wx"), Wy: wy }, readout: linear("readout"), act }
+}
+
+#[allow(non_snake_case)]
+fn run_wave(g: &Golden, how: &str) {
+    let device = Device::flex().autodiff();
+    let layer = load_wave(g, &device);
+    let x = tensor::<3>(g.input("x"), &device).require_grad(); // [L, B, In], time-major
+    let [l, b, _] = x.dims();
+    let hs = layer.hidden_states(x.clone().swap_dims(0, 1), None).swap_dims(0, 1); // [L, B, C·n]
+    let n = hs.dims()[2];
+    g.check(&format!("h_seq ({how})"), &host(hs.clone()), g.output("h_seq"));
+    let last = hs.clone().narrow(0, l - 1, 1).reshape([b, n]);
+    g.check(&format!("h_final ({how})"), &host(last.clone()), g.output("h_final"));
+    let y = layer.readout.forward(last);
+    g.check(&format!("y ({how})"), &host(y.clone()), g.output("y"));
+    let gs = tensor::<4>(g.input("g"), &device).reshape([l, b, n]);
+    let loss = (hs * gs).sum() + (y * tensor::<2>(g.input("g_out"), &device)).sum();
+    let grads = loss.backward();
+    let check = |what: &str, v: Vec<f64>| g.check(&format!("{what} ({how})"), &v, g.output(what));
+    check("grad_x", host(x.grad(&grads).expect("x")));
+    let (Wx, Wy, ro) = (&layer.cell.Wx, &layer.cell.Wy, &layer.readout);
+    check("grad_cell.Wx.weight", host(Wx.weight.grad(&grads).expect("Wx").transpose()));
+    check("grad_cell.Wx.bias", host(Wx.bias.as_ref().expect("bias").grad(&grads).expect("bx")));
+    check("grad_cell.Wy.weight", host(Wy.weight.grad(&grads).expect("Wy")));
+    check("grad_cell.Wy.bias", host(Wy.bias.grad(&grads).expect("bWy")));
+    check("grad_readout.weight", host(ro.weight.grad(&grads).expect("readout").transpose()));
+    check("grad_readout.bias", host(ro.bias.as_ref().expect("bias").grad(&grads).expect("readout bias")));
+    // Step mode: the state after each token is that step's row of h_seq.
+    let layer = load_wave(g, &Device::flex());
+    let x = x.detach().inner(); // [L, B, In]
+    let mut h = layer.stepper(b, l).expect("steps");
+    let states: Vec<Tensor<2>> = (0..l)
+        .map(|t| {
+            layer.step(&mut h, x.clone().narrow(0, t, 1).reshape([b, x.dims()[2]])).expect("step");
+            layer.state(&h).expect("state")
+        })
+        .collect();
+    g.check(&format!("h_seq (step mode, {how})"), &host(Tensor::stack::<3>(states, 0)), g.output("h_seq"));
 }
