@@ -204,3 +204,33 @@ fn wave_rnn_fused_steps_chunks_and_options() {
     let even = WaveRnnConfig { ksize: 4, ..WaveRnnConfig::default() }.validate("model.layer");
     assert!(matches!(even, Err(wavessm::config::ConfigError::Key { path, .. }) if path == "model.layer.ksize"));
 }
+
+#[test]
+fn pytorch_weights_round_trip() {
+    use wavessm::weights::{self, ImportOptions, Layout, Select};
+    let _turn = serial();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let build = |model: &str, seed: u64| {
+        let tokens = [model, "model.d_model=4", "model.n_layers=2", "model.layer.num_layers=2"];
+        let tokens = tokens.iter().map(|s| s.to_string()).collect();
+        let cfg = wavessm::config::ConfigRequest { tokens, ..Default::default() }.resolve().expect("config");
+        let dev = Device::flex();
+        dev.seed(seed);
+        wavessm::model::SequenceModel::new(&cfg.model, 1, 3, &dev).expect("model")
+    };
+    let x = t(randn(2 * 6, 14), [2, 6, 1], &Device::flex());
+    for model in ["model=lstm", "model=gru", "model=rnn"] {
+        for layout in [Layout::S4Example, Layout::S4Sequence] {
+            let (a, b) = (build(model, 1), build(model, 2));
+            let path = dir.path().join("m.safetensors");
+            let keys = weights::export(&a, &path, layout, None, false).expect("export").0;
+            let prefix = if layout == Layout::S4Sequence { "model.layers.1.layer" } else { "s4_layers.1" };
+            assert!(keys.contains(&format!("{prefix}.weight_hh_l1")), "{model} {layout}: {keys:?}");
+            let opts = ImportOptions { layout, dt_transform: None, select: Select::All, partial: false };
+            let (b, report) = weights::import(b, &path, &opts).expect("import");
+            assert!(report.kept.is_empty() && report.ignored.is_empty(), "{report:?}");
+            let (ya, yb) = (host(a.forward(x.clone(), None)), host(b.forward(x.clone(), None)));
+            assert_eq!(ya, yb, "{model} {layout}: outputs after the round trip");
+        }
+    }
+}

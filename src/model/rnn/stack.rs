@@ -14,6 +14,7 @@ use super::cell::{CellKind, CellParams, CellState};
 use crate::config::ConfigError;
 use crate::model::SeqLayer;
 use crate::model::ssm::StepError;
+use crate::weights::names::{Layout, Map};
 
 /// Largest `num_layers` accepted (a guard against typos that would allocate huge stacks).
 const MAX_LAYERS: usize = 64;
@@ -285,5 +286,16 @@ impl SeqLayer for Recurrent {
     fn state(&self, stepper: &RnnState) -> Result<RnnState, StepError> {
         self.causal()?;
         Ok(stepper.clone())
+    }
+
+    /// `torch.nn.LSTM`/`GRU`/`RNN` keys as they are, under the layer's prefix (state-spaces/s4's
+    /// `TorchLSTM`/`TorchGRU` subclass them). The output projection has no counterpart.
+    fn torch_key(_: Layout, prefix: &str, _: usize, rest: &[&str]) -> Option<(String, Map)> {
+        let cell_param =
+            |n: &str| ["weight_ih_l", "weight_hh_l", "bias_ih_l", "bias_hh_l"].iter().any(|p| n.starts_with(p));
+        match rest {
+            [name] if cell_param(name) => Some((format!("{prefix}.{name}"), Map::Same)),
+            _ => None,
+        }
     }
 }
