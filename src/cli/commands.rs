@@ -42,6 +42,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Test(a) => eval_command(&a, "test"),
         Command::Predict(a) => predict(&a),
         Command::Bench(a) => super::bench::run(&a),
+        Command::Runs(a) => super::runs::run(&a),
+        Command::Plot(a) => super::plot::run(&a),
         Command::Data(super::DataCommand::Generate(g)) => super::generate::run(&g),
         Command::Data(super::DataCommand::Prepare(p)) => prepare(&p.config),
         Command::Weights(w) => super::weights::run(&w),

@@ -105,6 +105,9 @@ impl Callbacks {
             csv.row(end.step, end.epoch, "train", &format!("lr/{}", g.name), *lr)?;
         }
         csv.flush()?;
+        if end.val.is_empty() {
+            return Ok(false); // an epoch without validation (`check_val_every_n_epoch`)
+        }
         let mut stop = false;
         for c in &mut self.list {
             let slot = state.callbacks.entry(c.name().to_string()).or_insert(serde_json::Value::Null);
