@@ -234,3 +234,19 @@ fn pytorch_weights_round_trip() {
         }
     }
 }
+
+#[test]
+fn dropout_acts_between_layers_in_training_only() {
+    let _turn = serial();
+    let cfg = LstmConfig { num_layers: 2, dropout: 0.5, ..LstmConfig::default() };
+    let (b, l, h) = (2, 5, 4);
+    let train = Device::flex().autodiff();
+    train.seed(15);
+    let layer = cfg.init(h, &train);
+    let x = t(randn(b * l * h, 16), [b, l, h], &train);
+    let (y1, y2) = (host(layer.forward(x.clone())), host(layer.forward(x.clone())));
+    assert!(max_rel(&y1, &y2) > 1e-3, "two training passes draw different masks");
+    let eval = layer.valid();
+    let x = x.inner();
+    assert_eq!(host(eval.forward(x.clone())), host(eval.forward(x)), "no dropout in evaluation");
+}
