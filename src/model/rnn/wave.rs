@@ -78,8 +78,9 @@ impl Default for WaveRnnConfig {
     }
 }
 
-/// Largest hidden state `n_ch·n_hid` accepted (the CPU path holds its dense matrix).
-const MAX_STATE: usize = 1 << 14;
+/// Largest hidden state `n_ch·n_hid` accepted: the CPU path holds the convolution as a dense
+/// [n_ch·n_hid]² matrix (64 MiB at this size).
+const MAX_STATE: usize = 1 << 12;
 
 impl LayerOptions for WaveRnnConfig {
     type Layer = WaveRnn;
