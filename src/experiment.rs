@@ -48,6 +48,13 @@ pub struct ExperimentConfig {
     /// Which checkpoints are kept.
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
+    /// Where the runs of a sweep (`fit -m`) run (registry `launcher`).
+    #[serde(default = "local_launcher")]
+    pub launcher: Named,
+}
+
+fn local_launcher() -> Named {
+    Named { name: "local".into(), options: Default::default() }
 }
 
 impl ExperimentConfig {
@@ -69,6 +76,7 @@ impl ExperimentConfig {
         self.data = crate::data::DataSpec::from_named(&self.data, "data")?.to_named();
         self.task = crate::task::TaskConfig::from_named(&self.task, "task")?.to_named();
         self.scheduler = crate::train::SchedulerConfig::from_named(&self.scheduler, "scheduler")?.to_named();
+        self.launcher = crate::tune::LauncherConfig::from_named(&self.launcher, "launcher")?.to_named();
         for (i, g) in self.optimizer.groups.iter_mut().enumerate() {
             regex::Regex::new(&g.params).map_err(|e| ConfigError::Key {
                 path: format!("optimizer.groups.{i}.params"),

@@ -19,6 +19,7 @@ use crate::train::{FitOptions, Setup, device_for, evaluate, fit};
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Fit(a) if a.multirun => super::sweep::run(&request(&a.config), a.yes, a.resume.is_some()),
         Command::Fit(a) => {
             let cfg = match &a.resume {
                 Some(dir) => {

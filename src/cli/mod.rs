@@ -7,6 +7,7 @@ pub mod commands;
 pub mod generate;
 pub mod plot;
 pub mod runs;
+pub mod sweep;
 pub mod weights;
 
 use std::path::PathBuf;
@@ -105,6 +106,13 @@ pub struct FitArgs {
     /// Stop after this many epochs have completed, leaving a resumable run.
     #[arg(long, value_name = "N")]
     pub stop_after_epochs: Option<usize>,
+    /// Sweep: every override with a comma list, `range(…)`, `choice(…)` or `glob(…)` is an
+    /// axis; the runs are their product, on `launcher=local|slurm` (Hydra's `-m`).
+    #[arg(short = 'm', long = "multirun")]
+    pub multirun: bool,
+    /// Launch a sweep larger than `launcher.max_runs` without asking.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// Options of `validate` and `test`.
