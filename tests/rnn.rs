@@ -94,7 +94,7 @@ fn step_mode_and_chunked_forwarding_equal_forward() {
 }
 
 #[test]
-fn bidirectional_layers_have_no_step_mode_and_wrong_states_are_refused() {
+fn bidirectional_layers_have_no_step_mode_and_bad_inputs_are_errors() {
     let dev = Device::flex();
     let (b, l, h) = (2, 5, 4);
     let x = t(randn(b * l * h, 5), [b, l, h], &dev);
@@ -103,7 +103,15 @@ fn bidirectional_layers_have_no_step_mode_and_wrong_states_are_refused() {
         assert!(matches!(layer.stepper(b, l), Err(StepError::NoRecurrentForm { .. })), "{name}: stepper");
         assert!(matches!(layer.forward_state(x.clone(), None), Err(StepError::NoRecurrentForm { .. })), "{name}");
     }
+    // An empty sequence is no error: no outputs, the state unchanged.
+    for (name, layer) in layers(2, false, h, &dev) {
+        let (y, s) = layer.forward_state(Tensor::zeros([b, 0, h], &dev), None).expect("empty input");
+        assert_eq!((y.dims(), s.h.dims()), ([b, 0, h], [2, b, h]), "{name}");
+    }
     let lstm = LstmConfig { num_layers: 2, ..LstmConfig::default() }.init(h, &dev);
+    let mut s = lstm.stepper(b, l).expect("stepper");
+    assert!(matches!(lstm.step(&mut s, Tensor::zeros([b, h + 1], &dev)), Err(StepError::Shape { .. })));
+    assert!(matches!(lstm.forward_state(Tensor::zeros([b, l, h - 1], &dev), None), Err(StepError::Shape { .. })));
     let gru_state = GruConfig::default().init(h, &dev).stepper(b, l).expect("stepper");
     assert!(matches!(lstm.forward_state(x, Some(&gru_state)), Err(StepError::Shape { .. })));
 }
@@ -192,6 +200,8 @@ fn wave_rnn_fused_steps_chunks_and_options() {
         let (y1, s1) = layer.forward_state(xd.clone().narrow(1, 0, 4), None).expect("chunk 1");
         let (y2, _) = layer.forward_state(xd.clone().narrow(1, 4, l - 4), Some(&s1)).expect("chunk 2");
         assert!(max_rel(&host(Tensor::cat(vec![y1, y2], 1)), &y) < 1e-5, "{act:?}: chunked vs forward");
+        let (empty, s) = layer.forward_state(Tensor::zeros([b, 0, h], &dev), Some(&s1)).expect("empty input");
+        assert_eq!((empty.dims(), host(s)), ([b, 0, h], host(s1)), "{act:?}: an empty chunk keeps the state");
     }
     // `eye` starts as the identity recurrence, `fwd` as a shift toward lower index.
     let eye = WaveRnnConfig { init: WaveInit::Eye, act: WaveAct::Identity, ..WaveRnnConfig::default() }.init(6, &dev);

@@ -143,10 +143,10 @@ impl CellParams {
     pub fn scan(&self, kind: CellKind, x: Tensor<3>, state: CellState) -> (Tensor<3>, CellState) {
         let [b, l, _] = x.dims();
         let hd = self.hidden();
-        let gx = self.project(kind, x); // [B, L, G·H]
         if l == 0 {
-            return (Tensor::zeros([b, 0, hd], &gx.device()), state);
+            return (Tensor::zeros([b, 0, hd], &x.device()), state);
         }
+        let gx = self.project(kind, x); // [B, L, G·H]
         if !crate::ops::supported(&gx.device()) {
             return self.scan_steps(kind, gx, state);
         }

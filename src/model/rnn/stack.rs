@@ -86,6 +86,18 @@ impl StackOptions {
     }
 }
 
+/// An input whose last axis (of `dims`) is not `width` is a shape error.
+pub(crate) fn check_width(dims: &[usize], width: usize) -> Result<(), StepError> {
+    if dims.last() == Some(&width) {
+        return Ok(());
+    }
+    let mut expected = dims.to_vec();
+    if let Some(last) = expected.last_mut() {
+        *last = width;
+    }
+    Err(StepError::Shape { what: "layer input [.., H]", expected, got: dims.to_vec() })
+}
+
 /// The state of a recurrent layer for a batch, in PyTorch's `(h_n, c_n)` layout.
 #[derive(Debug, Clone)]
 pub struct RnnState {
@@ -156,6 +168,11 @@ impl Recurrent {
             });
         }
         Ok(())
+    }
+
+    /// Checks that the last axis of an input (`dims`) is the layer's input width.
+    fn check_input(&self, dims: &[usize]) -> Result<(), StepError> {
+        check_width(dims, self.cells[0].weight_ih.dims()[1])
     }
 
     fn check_state(&self, s: &RnnState, batch: usize) -> Result<(), StepError> {
@@ -230,6 +247,7 @@ impl SeqLayer for Recurrent {
     /// Args: `x` [B, L, H]; `state` [num_layers, B, H]. Returns ([B, L, H], the final state).
     fn forward_state(&self, x: Tensor<3>, state: Option<&RnnState>) -> Result<(Tensor<3>, RnnState), StepError> {
         self.causal()?;
+        self.check_input(&x.dims())?;
         if let Some(s) = state {
             self.check_state(s, x.dims()[0])?;
         }
@@ -251,6 +269,7 @@ impl SeqLayer for Recurrent {
     /// Args: `x` [B, H]. Returns [B, H].
     fn step(&self, state: &mut RnnState, x: Tensor<2>) -> Result<Tensor<2>, StepError> {
         self.causal()?;
+        self.check_input(&x.dims())?;
         let b = x.dims()[0];
         self.check_state(state, b)?;
         let mut input = x;

@@ -23,6 +23,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use super::stack::check_width;
 use crate::config::ConfigError;
 use crate::model::ssm::StepError;
 use crate::model::{LayerOptions, SeqLayer};
@@ -196,6 +197,9 @@ impl WaveRnn {
     pub fn hidden_states(&self, x: Tensor<3>, h0: Option<Tensor<2>>) -> Tensor<3> {
         let [b, l, _] = x.dims();
         let [n_ch, n_hid] = self.state_dims();
+        if l == 0 {
+            return Tensor::zeros([b, 0, n_ch * n_hid], &x.device());
+        }
         let h0 = h0.unwrap_or_else(|| Tensor::zeros([b, n_ch * n_hid], &x.device()));
         let gx = self.cell.Wx.forward(x) + self.conv_bias().unsqueeze::<3>(); // [B, L, C·n]
         let fused = match self.act {
@@ -204,7 +208,7 @@ impl WaveRnn {
             WaveAct::Identity => None,
         };
         match fused {
-            Some(relu) if crate::ops::supported(&gx.device()) && l > 0 => {
+            Some(relu) if crate::ops::supported(&gx.device()) => {
                 crate::ops::rnn::rnn_scan(gx, self.circulant(), h0, relu)
             }
             _ => {
@@ -214,7 +218,7 @@ impl WaveRnn {
                     h = self.advance(gx.clone().narrow(1, t, 1).reshape([b, n_ch * n_hid]), h);
                     hs.push(h.clone());
                 }
-                if hs.is_empty() { Tensor::zeros([b, 0, n_ch * n_hid], &gx.device()) } else { Tensor::stack(hs, 1) }
+                Tensor::stack(hs, 1)
             }
         }
     }
@@ -281,6 +285,7 @@ impl SeqLayer for WaveRnn {
     /// Args: `x` [B, L, H]; `state` [B, n_ch·n_hid]. Returns ([B, L, H], the state after `x`).
     fn forward_state(&self, x: Tensor<3>, state: Option<&Tensor<2>>) -> Result<(Tensor<3>, Tensor<2>), StepError> {
         let [b, l, _] = x.dims();
+        check_width(&x.dims(), self.cell.Wx.weight.dims()[0])?;
         if let Some(s) = state {
             self.check(s, b)?;
         }
@@ -299,6 +304,7 @@ impl SeqLayer for WaveRnn {
 
     /// Args: `x` [B, H]. Returns [B, H].
     fn step(&self, h: &mut Tensor<2>, x: Tensor<2>) -> Result<Tensor<2>, StepError> {
+        check_width(&x.dims(), self.cell.Wx.weight.dims()[0])?;
         self.check(h, x.dims()[0])?;
         let gx = self.cell.Wx.forward(x) + self.conv_bias().unsqueeze::<2>();
         *h = self.advance(gx, h.clone());
