@@ -59,11 +59,22 @@ pub trait Launch {
     /// order of `jobs`. `sweep` is the sweep folder for scripts and bookkeeping.
     fn launch(&self, jobs: &[Job], sweep: &std::path::Path, interrupt: &Interrupt) -> Result<Vec<Outcome>>;
 
+    /// Starts one job without waiting (for schedulers that decide as jobs finish, as ASHA).
+    fn submit(&self, job: &Job, sweep: &std::path::Path) -> Result<Box<dyn Running>>;
+
     /// Retries of a failed job (each resumes from its last checkpoint).
     fn max_retries(&self) -> usize;
 
     /// Sweeps larger than this need `--yes`.
     fn max_runs(&self) -> usize;
+}
+
+/// A submitted job.
+pub trait Running {
+    /// How it ended, once it has.
+    fn poll(&mut self) -> Result<Option<Outcome>>;
+    /// Asks it to stop (it checkpoints first).
+    fn interrupt(&mut self);
 }
 
 /// The last `n` lines of a log file, for failure reports.

@@ -128,17 +128,20 @@ pub fn multirun(request: &ConfigRequest, yes: bool) -> Result<MultirunResult> {
 /// The command line of one job: resumed from its checkpoint when an earlier attempt left one.
 fn job(request: &ConfigRequest, rec: &JobRecord, sweep: &Path) -> Job {
     let mut args = vec!["fit".to_string()];
-    for f in &request.files {
-        args.extend(["-c".into(), f.display().to_string()]);
+    let resume = rec.run.join("checkpoints/last.bpk").is_file();
+    if !resume {
+        for f in &request.files {
+            args.extend(["-c".into(), f.display().to_string()]);
+        }
+        for d in &request.config_dirs {
+            args.extend(["--config-dir".into(), d.display().to_string()]);
+        }
+        args.extend(rec.overrides.iter().cloned());
     }
-    for d in &request.config_dirs {
-        args.extend(["--config-dir".into(), d.display().to_string()]);
-    }
-    args.extend(rec.overrides.iter().cloned());
     args.push(format!("logger.save_dir={}", sweep.display()));
     args.push(format!("logger.name=job_{}", rec.index));
     args.push("trainer.progress_bar=never".into());
-    if rec.run.join("checkpoints/last.bpk").is_file() {
+    if resume {
         args.extend(["--resume".into(), rec.run.display().to_string()]);
     }
     Job { index: rec.index, args, log: sweep.join(format!("job_{}.log", rec.index)) }
