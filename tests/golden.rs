@@ -2,10 +2,12 @@
 //! `../shared/golden`): every file is dispatched on its name; sizes come from the file.
 
 mod common;
+mod golden_rnn;
 
 use burn::tensor::{Device, Tensor};
 use common::{Golden, host, tensor};
 use num_complex::Complex64 as C64;
+use wavessm::model::rnn::CellKind;
 use wavessm::model::ssm::conv::causal_conv;
 use wavessm::model::ssm::diagonal::{Disc, DssVersion, discretize, dss_kernel, dss_system, kernel};
 use wavessm::model::ssm::dplr::{DplrRecurrence, dplr_kernel, map_outputs};
@@ -339,6 +341,9 @@ fn golden_vectors() {
             "s4_kernel_dplr" => check_s4_kernel(&g),
             "s4_step" => check_s4_step(&g),
             c if c.starts_with("liquid_s4_") => check_liquid(&g),
+            "lstm" => golden_rnn::check_recurrent(&g, CellKind::Lstm),
+            "gru" => golden_rnn::check_recurrent(&g, CellKind::Gru),
+            "wave_rnn" => golden_rnn::check_wave_rnn(&g),
             _ => {
                 pending.push(case);
                 continue;

@@ -8,6 +8,7 @@
 
 pub mod cauchy;
 pub mod host;
+pub mod rnn;
 
 use std::borrow::Cow;
 
