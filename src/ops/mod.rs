@@ -8,6 +8,7 @@
 
 pub mod cauchy;
 pub mod host;
+pub mod scan;
 
 use std::borrow::Cow;
 

@@ -13,6 +13,7 @@ pub mod s4;
 pub mod s4_init;
 pub mod s4_state;
 pub mod s4d;
+pub mod selective;
 pub mod state;
 pub mod stepper;
 pub mod vandermonde;

@@ -1,0 +1,371 @@
+//! The selective scan on plain slices: forward keeping only the states at chunk boundaries,
+//! backward recomputing each chunk and running the reverse-time adjoint scan.
+//!
+//! Work is split into tasks of one batch element × a block of `W` channels (rayon); within a
+//! task the state is `[W, N]` and every loop over `N` runs on contiguous f32 slices so that it
+//! vectorizes. Memory beyond inputs and outputs: the boundary states `[B, E, L/T, N]` with
+//! `T ≥ N`, and per task `[T, W, N]` buffers: O(B·E·(N + L)).
+
+use rayon::prelude::*;
+
+/// Channels per task: small enough for the per-task buffers to stay in cache.
+const BLOCK: usize = 16;
+
+/// Time steps per chunk of the backward recomputation (raised to `N` for large states, which
+/// keeps the boundary states at most `[B, E, L]`).
+const CHUNK: usize = 64;
+
+/// Sizes: batch, length, channels, state.
+#[derive(Debug, Clone, Copy)]
+pub struct Dims {
+    /// Batch size B.
+    pub b: usize,
+    /// Length L.
+    pub l: usize,
+    /// Channels E.
+    pub e: usize,
+    /// State size N.
+    pub n: usize,
+}
+
+impl Dims {
+    /// Steps per chunk.
+    pub fn chunk(&self) -> usize {
+        CHUNK.max(self.n)
+    }
+
+    /// Number of chunks (boundary states per channel).
+    pub fn chunks(&self) -> usize {
+        self.l.div_ceil(self.chunk()).max(1)
+    }
+}
+
+/// Inputs of the scan (see [`super::ScanOps::selective_scan`] for the math).
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// `u` [B, L, E].
+    pub u: &'a [f32],
+    /// Raw step sizes `delta` [B, L, E] (before bias and softplus).
+    pub delta: &'a [f32],
+    /// `A` [E, N].
+    pub a: &'a [f32],
+    /// `B` [B, L, N].
+    pub bm: &'a [f32],
+    /// `C` [B, L, N].
+    pub cm: &'a [f32],
+    /// Skip `D` [E].
+    pub d: &'a [f32],
+    /// Gate `z` [B, L, E], empty for none.
+    pub z: &'a [f32],
+    /// `delta_bias` [E].
+    pub bias: &'a [f32],
+    /// Whether `Δ = softplus(delta + bias)` (else `delta + bias`).
+    pub softplus: bool,
+}
+
+/// `softplus(x) = log(1 + eˣ)`, linear above 20 as `torch.nn.functional.softplus`.
+#[inline]
+pub fn softplus(x: f32) -> f32 {
+    if x > 20.0 { x } else { x.exp().ln_1p() }
+}
+
+#[inline]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `eˣ` to about 1.5e-7 relative, branch-free so loops over it vectorize (Cephes' `expf`
+/// polynomial; rounding and the power of two by float bit tricks that need no SSE4.1).
+/// Arguments below -87 give about 1e-38 instead of a denormal or 0.
+#[inline(always)]
+pub fn exp_approx(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer in the low bits
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let k = t - MAGIC;
+    let ki = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+    let r = x - k * 0.693_359_4 - k * -2.121_944_4e-4; // x - k·ln 2 in two parts
+    let p = 1.987_569_1e-4;
+    let p = p * r + 1.398_2e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    let y = p * r * r + r + 1.0;
+    y * f32::from_bits(((ki + 127) << 23) as u32)
+}
+
+/// `Σ a·b` with eight partial sums (vectorizes; f32 addition is not reassociated otherwise).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s = acc.iter().sum::<f32>();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// Per-step scalars of one channel: `Δ`, `dΔ/d(delta)`.
+#[inline]
+fn step_size(inp: &Inputs, i: usize, e: usize) -> (f32, f32) {
+    let v = inp.delta[i] + inp.bias[e];
+    if inp.softplus { (softplus(v), sigmoid(v)) } else { (v, 1.0) }
+}
+
+/// One step of the state of one channel: `x ← exp(Δ·a)⊙x + Δ·u·B`; keeps `exp(Δ·a)` in `da`.
+#[inline(always)]
+fn advance(x: &mut [f32], da: &mut [f32], a: &[f32], bt: &[f32], dl: f32, du: f32) {
+    for n in 0..x.len() {
+        da[n] = exp_approx(dl * a[n]);
+        x[n] = da[n] * x[n] + du * bt[n];
+    }
+}
+
+/// Output of one channel at one step: `(Σ x·C + D·u)·silu(z)`; also the pre-gate value.
+#[inline]
+fn output(inp: &Inputs, x: &[f32], ct: &[f32], i: usize, e: usize) -> (f32, f32) {
+    let y = dot(x, ct) + inp.d[e] * inp.u[i];
+    if inp.z.is_empty() { (y, y) } else { (y * inp.z[i] * sigmoid(inp.z[i]), y) }
+}
+
+/// Channel blocks `(b, e0, w)` in task order.
+fn tasks(dm: Dims) -> Vec<(usize, usize, usize)> {
+    (0..dm.b).flat_map(|b| (0..dm.e).step_by(BLOCK).map(move |e0| (b, e0, BLOCK.min(dm.e - e0)))).collect()
+}
+
+/// Forward scan from the initial states `h0` [B, E, N].
+///
+/// Returns `out` [B, L, E], the last states [B, E, N] and the states before each chunk
+/// [B, E, K, N] (K = [`Dims::chunks`]; chunk 0's is `h0`).
+pub fn forward(inp: &Inputs, h0: &[f32], dm: Dims) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let Dims { b, l, e, n } = dm;
+    let (t_len, k) = (dm.chunk(), dm.chunks());
+    let parts: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = tasks(dm)
+        .into_par_iter()
+        .map(|(bi, e0, w)| {
+            let mut x = h0[(bi * e + e0) * n..][..w * n].to_vec(); // [W, N]
+            let mut da = vec![0f32; n];
+            let mut y = vec![0f32; l * w]; // [L, W]
+            let mut ck = vec![0f32; w * k * n]; // [W, K, N]
+            for t in 0..l {
+                if t % t_len == 0 {
+                    for j in 0..w {
+                        ck[(j * k + t / t_len) * n..][..n].copy_from_slice(&x[j * n..][..n]);
+                    }
+                }
+                let row = (bi * l + t) * e;
+                let (bt, ct) = (&inp.bm[(bi * l + t) * n..][..n], &inp.cm[(bi * l + t) * n..][..n]);
+                for j in 0..w {
+                    let (ei, i) = (e0 + j, row + e0 + j);
+                    let (dl, _) = step_size(inp, i, ei);
+                    let xs = &mut x[j * n..][..n];
+                    advance(xs, &mut da, &inp.a[ei * n..][..n], bt, dl, dl * inp.u[i]);
+                    y[t * w + j] = output(inp, xs, ct, i, ei).0;
+                }
+            }
+            if l == 0 {
+                for j in 0..w {
+                    ck[j * k * n..][..n].copy_from_slice(&x[j * n..][..n]);
+                }
+            }
+            (y, x, ck)
+        })
+        .collect();
+    let mut out = vec![0f32; b * l * e];
+    let mut last = vec![0f32; b * e * n];
+    let mut ckpt = vec![0f32; b * e * k * n];
+    for ((bi, e0, w), (y, x, ck)) in tasks(dm).into_iter().zip(parts) {
+        for t in 0..l {
+            out[(bi * l + t) * e + e0..][..w].copy_from_slice(&y[t * w..][..w]);
+        }
+        last[(bi * e + e0) * n..][..w * n].copy_from_slice(&x);
+        ckpt[(bi * e + e0) * k * n..][..w * k * n].copy_from_slice(&ck);
+    }
+    (out, last, ckpt)
+}
+
+/// Gradients of the scan for `g = ∂loss/∂out` [B, L, E].
+#[derive(Debug, Clone)]
+pub struct Grads {
+    /// ∂u [B, L, E].
+    pub u: Vec<f32>,
+    /// ∂delta [B, L, E].
+    pub delta: Vec<f32>,
+    /// ∂A [E, N].
+    pub a: Vec<f32>,
+    /// ∂B [B, L, N].
+    pub bm: Vec<f32>,
+    /// ∂C [B, L, N].
+    pub cm: Vec<f32>,
+    /// ∂D [E].
+    pub d: Vec<f32>,
+    /// ∂z [B, L, E] (empty without a gate).
+    pub z: Vec<f32>,
+    /// ∂delta_bias [E].
+    pub bias: Vec<f32>,
+    /// ∂h0 [B, E, N].
+    pub h0: Vec<f32>,
+}
+
+/// One task's share of the gradients.
+struct Part {
+    /// ∂u, ∂delta, ∂z of the block, [L, W] each.
+    u: Vec<f32>,
+    delta: Vec<f32>,
+    z: Vec<f32>,
+    /// This block's contributions to ∂B, ∂C of its batch element, [L, N].
+    bm: Vec<f32>,
+    cm: Vec<f32>,
+    /// ∂A [W, N], ∂D and ∂bias [W] of this batch element.
+    a: Vec<f32>,
+    d: Vec<f32>,
+    bias: Vec<f32>,
+    /// ∂h0 [W, N].
+    h0: Vec<f32>,
+}
+
+/// Backward pass: recomputes each chunk's states from its boundary state `ckpt`
+/// [B, E, K, N] (from [`forward`]), then runs the adjoint `λ_t = ∂loss/∂x_t` backwards in time.
+pub fn backward(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims) -> Grads {
+    let Dims { b, l, e, n } = dm;
+    let parts: Vec<Part> =
+        tasks(dm).into_par_iter().map(|(bi, e0, w)| backward_block(inp, ckpt, g, dm, bi, e0, w)).collect();
+    let gated = !inp.z.is_empty();
+    let mut out = Grads {
+        u: vec![0f32; b * l * e],
+        delta: vec![0f32; b * l * e],
+        a: vec![0f32; e * n],
+        bm: vec![0f32; b * l * n],
+        cm: vec![0f32; b * l * n],
+        d: vec![0f32; e],
+        z: if gated { vec![0f32; b * l * e] } else { Vec::new() },
+        bias: vec![0f32; e],
+        h0: vec![0f32; b * e * n],
+    };
+    for ((bi, e0, w), p) in tasks(dm).into_iter().zip(parts) {
+        for t in 0..l {
+            let dst = (bi * l + t) * e + e0;
+            out.u[dst..][..w].copy_from_slice(&p.u[t * w..][..w]);
+            out.delta[dst..][..w].copy_from_slice(&p.delta[t * w..][..w]);
+            if gated {
+                out.z[dst..][..w].copy_from_slice(&p.z[t * w..][..w]);
+            }
+        }
+        let add = |dst: &mut [f32], src: &[f32]| dst.iter_mut().zip(src).for_each(|(a, b)| *a += b);
+        add(&mut out.bm[bi * l * n..][..l * n], &p.bm);
+        add(&mut out.cm[bi * l * n..][..l * n], &p.cm);
+        add(&mut out.a[e0 * n..][..w * n], &p.a);
+        add(&mut out.d[e0..][..w], &p.d);
+        add(&mut out.bias[e0..][..w], &p.bias);
+        out.h0[(bi * e + e0) * n..][..w * n].copy_from_slice(&p.h0);
+    }
+    out
+}
+
+/// The backward pass of one block of `w` channels from `e0` of batch element `bi`.
+fn backward_block(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims, bi: usize, e0: usize, w: usize) -> Part {
+    let Dims { l, e, n, .. } = dm;
+    let (t_len, k) = (dm.chunk(), dm.chunks());
+    let gated = !inp.z.is_empty();
+    let mut p = Part {
+        u: vec![0f32; l * w],
+        delta: vec![0f32; l * w],
+        z: if gated { vec![0f32; l * w] } else { Vec::new() },
+        bm: vec![0f32; l * n],
+        cm: vec![0f32; l * n],
+        a: vec![0f32; w * n],
+        d: vec![0f32; w],
+        bias: vec![0f32; w],
+        h0: vec![0f32; w * n],
+    };
+    // xs[s] = states after step t0+s-1 of the chunk (xs[0]: the boundary state), [T+1, W, N];
+    // da[s] = exp(Δ·A) of step t0+s, [T, W, N].
+    let mut xs = vec![0f32; (t_len + 1) * w * n];
+    let mut da = vec![0f32; t_len * w * n];
+    let mut carry = vec![0f32; w * n]; // exp(Δ_{t+1}A)⊙λ_{t+1}, [W, N]
+    let (mut lam, mut q) = (vec![0f32; n], vec![0f32; n]);
+    for c in (0..k).rev() {
+        let (t0, t1) = (c * t_len, ((c + 1) * t_len).min(l));
+        for j in 0..w {
+            xs[j * n..][..n].copy_from_slice(&ckpt[((bi * e + e0 + j) * k + c) * n..][..n]);
+        }
+        for t in t0..t1 {
+            let s = t - t0;
+            let bt = &inp.bm[(bi * l + t) * n..][..n];
+            let (prev, next) = xs.split_at_mut((s + 1) * w * n);
+            let (prev, next) = (&prev[s * w * n..], &mut next[..w * n]);
+            next.copy_from_slice(prev);
+            for j in 0..w {
+                let (ei, i) = (e0 + j, (bi * l + t) * e + e0 + j);
+                let (dl, _) = step_size(inp, i, ei);
+                let (x, d) = (&mut next[j * n..][..n], &mut da[(s * w + j) * n..][..n]);
+                advance(x, d, &inp.a[ei * n..][..n], bt, dl, dl * inp.u[i]);
+            }
+        }
+        for t in (t0..t1).rev() {
+            let s = t - t0;
+            let row = bi * l + t;
+            let (bt, ct) = (&inp.bm[row * n..][..n], &inp.cm[row * n..][..n]);
+            for j in 0..w {
+                let (ei, i) = (e0 + j, row * e + e0 + j);
+                let (x_t, x_prev) = (&xs[((s + 1) * w + j) * n..][..n], &xs[(s * w + j) * n..][..n]);
+                let (dat, a) = (&da[(s * w + j) * n..][..n], &inp.a[ei * n..][..n]);
+                let (dl, dsp) = step_size(inp, i, ei);
+                let u = inp.u[i];
+                // Gate: out = y·silu(z).
+                let gy = if gated {
+                    let (z, sz) = (inp.z[i], sigmoid(inp.z[i]));
+                    let y = output(inp, x_t, ct, i, ei).1;
+                    p.z[t * w + j] = g[i] * y * sz * (1.0 + z * (1.0 - sz));
+                    g[i] * z * sz
+                } else {
+                    g[i]
+                };
+                p.d[j] += gy * u;
+                let cr = &mut carry[j * n..][..n];
+                let (gc, gb) = (&mut p.cm[t * n..][..n], &mut p.bm[t * n..][..n]);
+                let ga = &mut p.a[j * n..][..n];
+                let du = dl * u;
+                for m in 0..n {
+                    gc[m] += gy * x_t[m];
+                    lam[m] = gy * ct[m] + cr[m];
+                    gb[m] += lam[m] * du;
+                    q[m] = lam[m] * x_prev[m] * dat[m];
+                    ga[m] += q[m] * dl;
+                    cr[m] = dat[m] * lam[m];
+                }
+                let sb = dot(&lam, bt);
+                let g_dl = u * sb + dot(&q, a);
+                p.u[t * w + j] = gy * inp.d[ei] + dl * sb;
+                let gd = g_dl * dsp;
+                p.delta[t * w + j] = gd;
+                p.bias[j] += gd;
+            }
+        }
+    }
+    p.h0.copy_from_slice(&carry);
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_approx_is_close_to_exp() {
+        for i in -8700..8800 {
+            let x = i as f32 * 0.01;
+            let (a, b) = (exp_approx(x) as f64, (x as f64).exp());
+            assert!((a - b).abs() <= 3e-7 * b, "exp({x}): {a} vs {b}");
+        }
+        assert!(exp_approx(-1e4) < 1e-37 && exp_approx(-1e4) >= 0.0);
+    }
+}
