@@ -2,6 +2,7 @@
 //! `../shared/golden`): every file is dispatched on its name; sizes come from the file.
 
 mod common;
+mod golden_mamba;
 
 use burn::tensor::{Device, Tensor};
 use common::{Golden, host, tensor};
@@ -339,6 +340,8 @@ fn golden_vectors() {
             "s4_kernel_dplr" => check_s4_kernel(&g),
             "s4_step" => check_s4_step(&g),
             c if c.starts_with("liquid_s4_") => check_liquid(&g),
+            "mamba_selective_scan" => golden_mamba::check_scan(&g),
+            "mamba_block" => golden_mamba::check_block(&g),
             _ => {
                 pending.push(case);
                 continue;

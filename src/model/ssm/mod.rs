@@ -8,6 +8,7 @@ pub mod dss;
 pub mod hippo;
 pub mod hyper;
 pub mod liquid;
+pub mod mamba;
 pub mod recurrence;
 pub mod s4;
 pub mod s4_init;
@@ -19,6 +20,7 @@ pub mod stepper;
 pub mod vandermonde;
 
 pub use dss::{Dss, DssConfig};
+pub use mamba::{Mamba, MambaConfig, MambaState};
 pub use s4::{S4, S4Config};
 pub use s4d::{S4d, S4dConfig, S4dKernel};
 pub use state::SsmState;
