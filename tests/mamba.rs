@@ -1,9 +1,12 @@
-//! Mamba: the fused selective scan against its tensor-op formulation (values and gradients).
+//! Mamba: the fused selective scan against its tensor-op formulation (values and gradients), and
+//! the block's step mode, init and options.
 
 mod common;
 
 use burn::tensor::{Device, Tensor};
-use common::{host, max_rel, probe, randn, t};
+use common::{host, max_rel, probe, randn, serial, step_through, t};
+use wavessm::model::ssm::StepError;
+use wavessm::model::ssm::mamba::{DtRank, MambaConfig};
 use wavessm::model::ssm::selective::{ScanArgs, selective_scan_tensor_ops};
 
 /// Random scan inputs: `b` batch, `l` steps (several backward chunks), `e` channels (more than
@@ -95,4 +98,86 @@ fn scan_in_two_parts_equals_one_scan() {
     let joined = host(Tensor::cat(vec![y1, y2], 1));
     assert!(max_rel(&joined, &host(whole)) < 1e-6);
     assert!(max_rel(&host(h2), &host(last)) < 1e-6);
+}
+
+/// A seeded block with the reference's init, width `h`, and an input [B, L, H].
+fn seeded_block(cfg: &MambaConfig, h: usize, b: usize, l: usize) -> (wavessm::model::ssm::Mamba, Tensor<3>) {
+    let dev = Device::flex();
+    let _turn = serial();
+    dev.seed(5);
+    (cfg.init(h, &dev), t(randn(b * l * h, 21), [b, l, h], &dev))
+}
+
+#[test]
+fn mamba_step_and_prefill_then_step_equal_forward() {
+    let cfg = MambaConfig { d_state: 5, d_conv: 3, ..MambaConfig::default() };
+    let (b, l, h) = (2, 11, 6);
+    let (m, x) = seeded_block(&cfg, h, b, l);
+    let y = host(m.forward(x.clone()));
+    let mut s = m.stepper(b, l).unwrap();
+    let stepped = step_through(&x, |xt| m.step(&mut s, xt).unwrap());
+    assert!(max_rel(&stepped, &y) < 1e-5, "step vs forward: {}", max_rel(&stepped, &y));
+    // Prompts shorter and longer than the convolution, then steps.
+    for p in [1, 2, 7] {
+        let (y0, state) = m.forward_state(x.clone().narrow(1, 0, p), None).unwrap();
+        let mut s = m.stepper(b, l).unwrap();
+        m.set_state(&mut s, &state).unwrap();
+        let rest = step_through(&x.clone().narrow(1, p, l - p), |xt| m.step(&mut s, xt).unwrap());
+        let expect = host(m.forward(x.clone()).narrow(1, p, l - p));
+        assert!(max_rel(&rest, &expect) < 1e-5, "prefill {p}: {}", max_rel(&rest, &expect));
+        let head = host(m.forward(x.clone()).narrow(1, 0, p));
+        assert!(max_rel(&host(y0), &head) < 1e-6, "prefill {p} outputs");
+    }
+    // A wrongly shaped state is an error, not a panic.
+    let mut s = m.stepper(b + 1, l).unwrap();
+    assert!(matches!(m.step(&mut s, x.clone().narrow(1, 0, 1).reshape([b, h])), Err(StepError::Shape { .. })));
+}
+
+#[test]
+fn mamba_init_is_the_reference_init() {
+    let cfg = MambaConfig::default();
+    let h = 20;
+    let (m, _) = seeded_block(&cfg, h, 1, 1);
+    let (e, n, r) = (2 * h, 16, h.div_ceil(16));
+    assert_eq!(m.in_proj.weight.dims(), [h, 2 * e]);
+    assert_eq!(m.conv1d.weight.dims(), [e, 1, 4]);
+    assert_eq!(m.x_proj.weight.dims(), [e, r + 2 * n]);
+    assert_eq!(m.dt_proj.weight.dims(), [r, e]);
+    assert!(m.in_proj.bias.is_none() && m.out_proj.bias.is_none() && m.conv1d.bias.is_some());
+    let a_log = host(m.A_log.val());
+    assert!((0..e * n).all(|i| (a_log[i] - ((i % n + 1) as f64).ln()).abs() < 1e-6), "A_log = log(1..N)");
+    assert!(host(m.D.val()).iter().all(|v| *v == 1.0));
+    // softplus(dt_proj.bias) is the initial dt, log-uniform in [dt_min, dt_max].
+    for v in host(m.dt_proj.bias.as_ref().unwrap().val()) {
+        let dt = v.exp().ln_1p();
+        assert!((cfg.dt_min * 0.999..=cfg.dt_max * 1.001).contains(&dt), "dt {dt}");
+    }
+    let bound = 1.0 / (r as f64).sqrt();
+    assert!(host(m.dt_proj.weight.val()).iter().all(|w| w.abs() <= bound));
+}
+
+#[test]
+fn mamba_options_are_checked() {
+    let parse = |y: &str| serde_yaml::from_str::<MambaConfig>(y);
+    assert_eq!(parse("{}").unwrap(), MambaConfig::default());
+    assert_eq!(parse("{dt_rank: 3}").unwrap().dt_rank, DtRank::Fixed(3));
+    assert!(parse("{dt_init: uniform}").unwrap_err().to_string().contains("dt_init"));
+    assert!(parse("{dt_rank: big}").unwrap_err().to_string().contains("auto"));
+    assert!(parse("{d_model: 3}").is_err(), "unknown keys are refused");
+    for (yaml, key) in [
+        ("{dt_min: 0.5, dt_max: 0.1}", "dt_min"),
+        ("{d_state: 0}", "d_state"),
+        ("{d_conv: 0}", "d_conv"),
+        ("{expand: 0}", "expand"),
+        ("{dt_rank: 0}", "dt_rank"),
+        ("{dt_scale: .nan}", "dt_scale"),
+        ("{dt_init_floor: .inf}", "dt_init_floor"),
+    ] {
+        let err = parse(yaml).unwrap().validate("model.layer").unwrap_err().to_string();
+        assert!(err.contains(&format!("model.layer.{key}")), "{yaml}: {err}");
+    }
+    let groups = MambaConfig::default().param_groups();
+    assert!(groups.iter().all(|g| g.wd == Some(0.0)));
+    let names: Vec<&str> = groups.iter().flat_map(|g| g.names.iter().copied()).collect();
+    assert_eq!(names, ["A_log", "D"]);
 }
