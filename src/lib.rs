@@ -8,7 +8,10 @@
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod experiment;
+pub mod io;
 pub mod model;
 pub mod ops;
 pub mod task;
 pub mod train;
+pub mod weights;

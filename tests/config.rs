@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use wavessm::config::{ConfigRequest, ExperimentConfig};
+use wavessm::config::ConfigRequest;
+use wavessm::experiment::ExperimentConfig;
 
 fn resolve(tokens: &[&str]) -> Result<ExperimentConfig, String> {
     ConfigRequest { tokens: tokens.iter().map(|s| s.to_string()).collect(), ..Default::default() }

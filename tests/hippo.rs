@@ -8,6 +8,7 @@ use common::{host, max_rel, randn, serial, step_s4, t};
 use num_complex::Complex64 as C64;
 use wavessm::model::ssm::hippo::{Measure, nplr, transition};
 use wavessm::model::ssm::s4::{S4, S4Config};
+use wavessm::model::{LayerOptions, SeqLayer};
 
 fn cfg(yaml: &str) -> S4Config {
     serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"))

@@ -8,6 +8,7 @@ use common::{host, max_rel, probe, randn, serial, step_through, t};
 use wavessm::model::ssm::StepError;
 use wavessm::model::ssm::mamba::{DtRank, MambaConfig};
 use wavessm::model::ssm::selective::{ScanArgs, selective_scan_tensor_ops};
+use wavessm::model::{LayerOptions, SeqLayer};
 
 /// Random scan inputs: `b` batch, `l` steps (several backward chunks), `e` channels (more than
 /// one block, the last one partial), `n` states; negative `A`.

@@ -11,6 +11,7 @@ use wavessm::model::ssm::conv::{causal_conv, direct_conv, fft_conv};
 use wavessm::model::ssm::diagonal::{Disc, RealTransform};
 use wavessm::model::ssm::s4d::{Activation, S4dConfig, S4dInit};
 use wavessm::model::ssm::vandermonde::{vandermonde, vandermonde_tensor_ops};
+use wavessm::model::{LayerOptions, SeqLayer};
 
 #[test]
 fn fft_convolution_equals_direct_convolution() {

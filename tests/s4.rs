@@ -9,6 +9,7 @@ use burn::tensor::{Device, Tensor};
 use common::{check_directional, dot, host, max_rel, probe, randn, serial, step_s4, t};
 use wavessm::model::ssm::dplr::{cauchy_tensor_ops, dplr_kernel};
 use wavessm::model::ssm::s4::{S4, S4Config};
+use wavessm::model::{LayerOptions, SeqLayer};
 
 fn cfg(yaml: &str) -> S4Config {
     serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"))

@@ -9,7 +9,8 @@ use burn::module::ParamGroup;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Distribution, Tensor};
 use common::{host, serial};
-use wavessm::config::{ConfigRequest, ExperimentConfig};
+use wavessm::config::ConfigRequest;
+use wavessm::experiment::ExperimentConfig;
 use wavessm::model::{LayerConfig, SequenceModel};
 use wavessm::train::optim::{Optim, param_paths, suffix_regex};
 

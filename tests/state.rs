@@ -7,7 +7,7 @@ mod common;
 use burn::tensor::{Device, Tensor};
 use common::{host, max_rel, randn, serial, step_through, t};
 use wavessm::config::Named;
-use wavessm::model::{Layer, LayerConfig, SequenceModel, SsmState, StepError};
+use wavessm::model::{Layer, LayerConfig, LayerState, SequenceModel, SsmState, StepError};
 
 /// A layer from its registry entry as YAML (`{_name_: s4d, ...}`), seeded.
 fn layer(yaml: &str, h: usize, seed: u64) -> Layer {
@@ -21,17 +21,27 @@ fn layer(yaml: &str, h: usize, seed: u64) -> Layer {
 
 /// Steps through `u` [B, L, H] from `state` (None: zero) with a stepper for length `l_kernel`.
 /// Returns (outputs [B, L, H], the final state).
-fn step_all(layer: &Layer, u: &Tensor<3>, state: Option<&SsmState>, l_kernel: usize) -> (Vec<f64>, SsmState) {
+fn step_all(layer: &Layer, u: &Tensor<3>, state: Option<&LayerState>, l_kernel: usize) -> (Vec<f64>, LayerState) {
     let mut stepper = layer.stepper(u.dims()[0], l_kernel).expect("has a step form");
     if let Some(s) = state {
-        stepper.set_state(s).expect("state shape");
+        layer.set_state(&mut stepper, s).expect("state shape");
     }
     let out = step_through(u, |ut| layer.step(&mut stepper, ut).expect("step"));
-    (out, stepper.state(&u.device()))
+    (out, layer.state(&stepper).expect("stepped state"))
+}
+
+/// The SSM state inside a layer state (every layer here is an SSM).
+fn ssm(s: &LayerState) -> &SsmState {
+    match s {
+        LayerState::S4d(s) | LayerState::Dss(s) | LayerState::S4(s) | LayerState::LiquidS4(s) => s,
+        #[allow(unreachable_patterns)]
+        _ => panic!("not an SSM state: {s:?}"),
+    }
 }
 
 /// Both parts of a state, for comparisons.
-fn flat(s: &SsmState) -> Vec<f64> {
+fn flat(s: &LayerState) -> Vec<f64> {
+    let s = ssm(s);
     host(s.re.clone()).into_iter().chain(host(s.im.clone())).collect()
 }
 
@@ -86,7 +96,7 @@ fn forward_state_from_zero_is_forward_and_ends_in_the_stepped_state() {
             let err = max_rel(&host(y), &conv);
             assert!(err < 1e-5, "seed {seed} {yaml}: forward_state(None) vs forward {err}");
             let (_, stepped) = step_all(&layer, &u, None, l);
-            assert_eq!(last.dims(), stepped.dims(), "{yaml}");
+            assert_eq!(ssm(&last).dims(), ssm(&stepped).dims(), "{yaml}");
             let err = max_rel(&flat(&last), &flat(&stepped));
             assert!(err < 1e-4, "seed {seed} {yaml}: final state, conv vs step {err}");
         }
@@ -140,7 +150,7 @@ fn a_causal_model_steps_like_its_forward() {
         let yaml = format!(
             "{{d_model: 5, n_layers: 2, norm: {norm}, prenorm: {prenorm}, ff: {ff}, pool: none, layer: {layer_yaml}}}"
         );
-        let cfg: wavessm::config::ModelConfig = serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+        let cfg: wavessm::model::ModelConfig = serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
         let dev = Device::flex();
         dev.seed(seed);
         let model = SequenceModel::new(&cfg, d, k, &dev).expect("model");
@@ -181,10 +191,13 @@ fn layers_without_a_causal_recurrence_and_bad_shapes_are_errors() {
     let mut s = layer.stepper(2, 6).expect("stepper");
     let e = layer.step(&mut s, Tensor::zeros([3, 3], &dev)).unwrap_err().to_string();
     assert!(e.contains("[B, H]") && e.contains("[2, 3]") && e.contains("[3, 3]"), "{e}");
-    let wrong = SsmState::zeros([2, 3, 5], &dev);
+    let wrong = LayerState::S4d(SsmState::zeros([2, 3, 5], &dev));
     let e = layer.forward_state(u.clone(), Some(&wrong)).unwrap_err().to_string();
     assert!(e.contains("initial state") && e.contains("[2, 3, 2]"), "{e}");
-    assert!(s.set_state(&wrong).is_err(), "state of another size");
+    assert!(layer.set_state(&mut s, &wrong).is_err(), "state of another size");
+    let other = LayerState::Dss(SsmState::zeros([2, 3, 2], &dev));
+    let e = layer.forward_state(u.clone(), Some(&other)).unwrap_err().to_string();
+    assert!(e.contains("another kind of layer"), "{e}");
     let e = layer.forward_state(t(randn(24, 6), [2, 6, 2], &dev), None).unwrap_err().to_string();
     assert!(e.contains("layer input"), "{e}");
 }

@@ -1,4 +1,4 @@
-//! PyTorch state_dict import/export (`wavessm::train::torch`): round trips, the reference key
+//! PyTorch state_dict import/export (`wavessm::weights`): round trips, the reference key
 //! sets, and errors that name the key.
 
 use std::collections::BTreeMap;
@@ -7,8 +7,8 @@ use std::path::Path;
 use burn::tensor::{Device, Distribution, Tensor};
 use wavessm::config::ConfigRequest;
 use wavessm::model::{Layer, SequenceModel};
-use wavessm::train::torch::st::{self, HostTensor};
-use wavessm::train::torch::{self, ImportOptions, Layout, Select};
+use wavessm::weights::st::{self, HostTensor};
+use wavessm::weights::{self, ImportOptions, Layout, Select};
 
 mod common;
 
@@ -46,7 +46,7 @@ const LIQUID: &[&str] = &["model=liquid_s4", "model.layer.l_max=8"];
 const DSS: &[&str] = &["model=dss"];
 
 fn export(m: &SequenceModel, path: &Path, layout: Layout) -> Vec<String> {
-    torch::export(m, path, layout, None, false).unwrap().0
+    weights::export(m, path, layout, None, false).unwrap().0
 }
 
 #[test]
@@ -68,7 +68,7 @@ fn export_then_import_reproduces_outputs() {
         assert!(max_diff(&a, &b, 8) > 1e-3, "{layer:?}: differently seeded models must differ");
         let path = dir.path().join("m.safetensors");
         export(&a, &path, layout);
-        let (b, report) = torch::import(b, &path, &opts(layout)).unwrap();
+        let (b, report) = weights::import(b, &path, &opts(layout)).unwrap();
         assert!(report.kept.is_empty() && report.ignored.is_empty(), "{report:?}");
         let d = max_diff(&a, &b, 8);
         assert!(d <= tol, "{layer:?} {layout}: outputs differ by {d}");
@@ -84,7 +84,7 @@ fn s4_c_tilde_is_rebased_to_our_kernel_length() {
     let a = model(S4, &[], 1);
     export(&a, &path, Layout::S4Example);
     let b = model(&["model=s4", "model.layer.l_max=16"], &[], 2);
-    let (b, _) = torch::import(b, &path, &opts(Layout::S4Example)).unwrap();
+    let (b, _) = weights::import(b, &path, &opts(Layout::S4Example)).unwrap();
     let d = max_diff(&a, &b, 8);
     assert!(d < 1e-4, "rebased C̃ changes outputs by {d}");
     // Without the rebase the kernels differ: read the same file claiming C̃ is for length 16.
@@ -96,7 +96,7 @@ fn s4_c_tilde_is_rebased_to_our_kernel_length() {
     }
     st::write(&path, &file, &[]).unwrap();
     let c = model(&["model=s4", "model.layer.l_max=16"], &[], 2);
-    let (c, _) = torch::import(c, &path, &opts(Layout::S4Example)).unwrap();
+    let (c, _) = weights::import(c, &path, &opts(Layout::S4Example)).unwrap();
     let dc = max_diff(&a, &c, 8);
     assert!(dc > 1e-3, "the l_kernel buffer must matter: {dc} (rebased {d})");
 }
@@ -234,11 +234,11 @@ fn bad_files_are_reported_by_key() {
     let path = dir.path().join("ref.safetensors");
     let a = model(S4D, &[], 1);
     let fresh = || model(S4D, &[], 2);
-    let import = |o: ImportOptions| torch::import(fresh(), &path, &o).map_err(|e| e.to_string());
+    let import = |o: ImportOptions| weights::import(fresh(), &path, &o).map_err(|e| e.to_string());
 
     // s4d.py's `log_A_real` means exp: another real_transform has no reference tensor.
     let soft = model(S4D, &["model.layer.real_transform=softplus"], 1);
-    let err = torch::export(&soft, &path, Layout::S4Example, None, false).unwrap_err().to_string();
+    let err = weights::export(&soft, &path, Layout::S4Example, None, false).unwrap_err().to_string();
     assert!(err.contains("real_transform") && err.contains("Softplus"), "{err}");
 
     export(&a, &path, Layout::S4Example);
@@ -267,7 +267,7 @@ fn bad_files_are_reported_by_key() {
     let b = fresh();
     // Parameters initialize lazily: read the decoder before the import draws anything else.
     let before = b.decoder.weight.val();
-    let (b, r) = torch::import(b, &path, &ImportOptions { select: Select::Ssm, ..opts(Layout::S4Example) }).unwrap();
+    let (b, r) = weights::import(b, &path, &ImportOptions { select: Select::Ssm, ..opts(Layout::S4Example) }).unwrap();
     assert_eq!(r.loaded.len(), 2 * 5, "{:?}", r.loaded);
     assert!(r.kept.iter().any(|k| k == "decoder.weight"), "{:?}", r.kept);
     let diff = |x: Tensor<2>, y: Tensor<2>| (x - y).abs().max().into_scalar::<f32>();
@@ -276,7 +276,7 @@ fn bad_files_are_reported_by_key() {
 
     // A model the layout cannot name (a feed-forward sub-block) fails on export, naming it.
     let ff = model(S4D, &["model.ff=2"], 1);
-    let err = torch::export(&ff, &path, Layout::S4Example, None, false).unwrap_err().to_string();
+    let err = weights::export(&ff, &path, Layout::S4Example, None, false).unwrap_err().to_string();
     assert!(err.contains("layers.0.ff.linear1.weight") && err.contains("--partial"), "{err}");
 
     // Not a safetensors file.
@@ -319,7 +319,7 @@ fn reference_checkpoints_give_reference_outputs() {
         let cfg = ConfigRequest { tokens, ..Default::default() }.resolve().unwrap();
         let device = Device::flex();
         let m = SequenceModel::new(&cfg.model, 2, 3, &device).unwrap();
-        let (m, _) = torch::import(m, &sub.join("model.safetensors"), &opts(Layout::S4Example)).unwrap();
+        let (m, _) = weights::import(m, &sub.join("model.safetensors"), &opts(Layout::S4Example)).unwrap();
         let io = st::read(&sub.join("io.safetensors")).unwrap();
         let (x, y) = (&io["x"], &io["y"]);
         let xs: Vec<f32> = x.data.iter().map(|v| *v as f32).collect();

@@ -9,12 +9,12 @@ use burn::tensor::{Device, Distribution, Int, Tensor};
 use clap::{Args, ValueEnum};
 
 use crate::config::ConfigRequest;
-use crate::model::SequenceModel;
 use crate::model::ssm::diagonal::Disc;
 use crate::model::ssm::hyper::SsmHyper;
 use crate::model::ssm::recurrence::DiagonalRecurrence;
 use crate::model::ssm::s4::S4Config;
 use crate::model::ssm::s4d::S4dConfig;
+use crate::model::{LayerOptions, SeqLayer, SequenceModel};
 use crate::task::classification::ClassificationConfig;
 use crate::train::optim::Optim;
 

@@ -8,8 +8,9 @@ use burn::module::Module;
 use serde_yaml::Value;
 
 use super::{Cli, Command, ConfigArgs, EvalArgs, PredictArgs};
-use crate::config::{ConfigError, ConfigRequest, ConfigSources, ExperimentConfig, Item, classify};
+use crate::config::{ConfigError, ConfigRequest, ConfigSources, Item, classify};
 use crate::data::BatchIter;
+use crate::experiment::ExperimentConfig;
 use crate::task::argmax;
 use crate::train::checkpoint::Checkpoint;
 use crate::train::fit::{format_metrics, load_model, prefixed};
@@ -169,7 +170,7 @@ fn predict(a: &PredictArgs) -> Result<()> {
             index += 1;
         }
     }
-    crate::train::checkpoint::write_atomic(&out_path, |f| f.write_all(text.as_bytes()))?;
+    crate::io::write_atomic(&out_path, |f| f.write_all(text.as_bytes()))?;
     println!("wrote {index} predictions to {}", out_path.display());
     Ok(())
 }

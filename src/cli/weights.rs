@@ -1,5 +1,5 @@
 //! `wavessm weights export|import`: a model's weights to and from PyTorch state_dicts in
-//! `.safetensors` files, under the reference's keys (see [`crate::train::torch`]).
+//! `.safetensors` files, under the reference's keys (see [`crate::weights`]).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,11 +9,12 @@ use burn::module::Module;
 
 use super::ConfigArgs;
 use super::commands::{load_for_eval, request};
-use crate::train::checkpoint::{Checkpoint, TrainerState, write_atomic};
+use crate::io::write_atomic;
+use crate::train::checkpoint::{Checkpoint, TrainerState};
 use crate::train::optim::Optim;
 use crate::train::run::RunDir;
-use crate::train::torch::{self, DtTransform, ImportOptions, Layout, Select};
 use crate::train::{Setup, device_for};
+use crate::weights::{self, DtTransform, ImportOptions, Layout, Select};
 
 const LAYOUT_HELP: &str = "Reference state_dict: `s4-example` (state-spaces/s4 example.py's S4Model: \
 encoder, s4_layers.{i}, norms.{i}, decoder) or `s4-sequence` (state-spaces/s4 train.py's Lightning \
@@ -86,7 +87,7 @@ pub fn run(cmd: &WeightsCommand) -> Result<()> {
     match cmd {
         WeightsCommand::Export(a) => {
             let (_, _, model) = load_for_eval(&a.ckpt, &a.config, 1.0)?;
-            let (keys, left_out) = torch::export(&model, &a.out, a.layout, a.dt_transform, a.partial)?;
+            let (keys, left_out) = weights::export(&model, &a.out, a.layout, a.dt_transform, a.partial)?;
             println!("wrote {} tensors under layout {} to {}", keys.len(), a.layout, a.out.display());
             if !left_out.is_empty() {
                 println!("left out (no key in {}): {}", a.layout, left_out.join(", "));
@@ -106,7 +107,7 @@ fn import(a: &ImportArgs) -> Result<()> {
     let setup = Setup::new(&cfg, device_for(cfg.trainer.device)?)?;
     let select = if a.ssm_only { Select::Ssm } else { Select::All };
     let opts = ImportOptions { layout: a.layout, dt_transform: a.dt_transform, select, partial: a.partial };
-    let (model, report) = torch::import(setup.model, &a.file, &opts)?;
+    let (model, report) = weights::import(setup.model, &a.file, &opts)?;
     let optim = Optim::new(&cfg)?;
     let config_yaml = cfg.to_yaml();
     let state = TrainerState {

@@ -4,9 +4,9 @@
 
 pub mod compat;
 pub mod compose;
+mod named;
 pub mod overrides;
 pub mod sources;
-mod types;
 
 use std::path::{Path, PathBuf};
 
@@ -14,9 +14,9 @@ use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
 pub use compose::{Item, classify};
+pub use named::Named;
 pub use overrides::Override;
 pub use sources::ConfigSources;
-pub use types::*;
 
 /// Everything that can be wrong with a configuration, each naming where.
 #[derive(Debug, thiserror::Error)]
@@ -47,14 +47,14 @@ pub struct ConfigRequest {
 }
 
 impl ConfigRequest {
-    /// Composes, overrides and validates: the one way a run gets its config.
-    pub fn resolve(&self) -> Result<ExperimentConfig, ConfigError> {
+    /// Composes the config tree and applies the overrides (typed validation happens one level
+    /// up, in the experiment).
+    pub fn compose(&self) -> Result<Value, ConfigError> {
         let sources = ConfigSources::new(self.config_dirs.clone());
         let items: Vec<Item> =
             self.tokens.iter().filter_map(|t| classify(&sources, t).transpose()).collect::<Result<_, _>>()?;
         let files: Vec<&Path> = self.files.iter().map(|p| p.as_path()).collect();
-        let tree = compose::compose(&sources, &files, &items)?;
-        ExperimentConfig::from_value(tree)
+        compose::compose(&sources, &files, &items)
     }
 }
 

@@ -195,8 +195,7 @@ pub fn generate(opts: &GenerateOptions, out: &Path) -> std::io::Result<()> {
         for (src, v) in &rows[start..start + n] {
             text.push_str(&format!("{src}\t{v}\n"));
         }
-        crate::train::checkpoint::write_atomic(&path, |f| f.write_all(text.as_bytes()))
-            .map_err(std::io::Error::other)?;
+        crate::io::write_atomic(&path, |f| f.write_all(text.as_bytes())).map_err(std::io::Error::other)?;
         start += n;
     }
     Ok(())

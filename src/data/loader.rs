@@ -4,6 +4,7 @@
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 /// Batches of indices over a split.
 #[derive(Debug, Clone)]
@@ -49,5 +50,36 @@ impl Iterator for BatchIter {
         let out = self.order[self.pos..end].to_vec();
         self.pos = end;
         Some(out)
+    }
+}
+
+/// Batching.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoaderConfig {
+    /// Samples per micro-batch.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Batch size for validation/test (defaults to `batch_size`).
+    #[serde(default)]
+    pub eval_batch_size: Option<usize>,
+    /// Shuffle training data each epoch (seeded by `seed` and the epoch).
+    #[serde(default = "yes")]
+    pub shuffle: bool,
+    /// Drop the last incomplete training batch.
+    #[serde(default)]
+    pub drop_last: bool,
+}
+
+fn default_batch() -> usize {
+    32
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for LoaderConfig {
+    fn default() -> Self {
+        Self { batch_size: default_batch(), eval_batch_size: None, shuffle: true, drop_last: false }
     }
 }

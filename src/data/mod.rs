@@ -31,7 +31,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 pub use inputs::{Dtype, Encoding, Inputs};
-pub use loader::BatchIter;
+pub use loader::{BatchIter, LoaderConfig};
 pub use prepared::{DataSpec, PreparedMode};
 
 crate::registry! {

@@ -211,7 +211,7 @@ pub fn generate(opts: &GenerateOptions, out: &Path) -> Result<(PathBuf, usize), 
             ));
         }
         let path = meta_dir.join(format!("{b}.npy"));
-        crate::train::checkpoint::write_atomic(&path, |f| f.write_all(text.as_bytes()))
+        crate::io::write_atomic(&path, |f| f.write_all(text.as_bytes()))
             .map_err(|e| DataError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
     }
     Ok((root, positives))

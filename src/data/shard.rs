@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::inputs::{Encoding, Inputs, Mapped};
 use super::{DataError, SeqData, Targets};
-use crate::train::checkpoint::{CheckpointError, write_atomic};
+use crate::io::{FileError, write_atomic};
 
 const MAGIC: &[u8; 8] = b"WAVESSMD";
 /// Version of the file layout; readers refuse others.
@@ -273,8 +273,7 @@ pub fn write(
     });
     match (written, outcome) {
         (_, Some(Err(e))) => Err(e),
-        (Err(CheckpointError::Io { path, source }), _) => Err(DataError::Io { path, source }),
-        (Err(CheckpointError::Corrupt { path, msg }), _) => Err(DataError::Corrupt { path, msg }),
+        (Err(FileError { path, source }), _) => Err(DataError::Io { path, source }),
         (Ok(()), Some(Ok(h))) => Ok(h),
         (Ok(()), None) => unreachable!("write_atomic ran the writer"),
     }

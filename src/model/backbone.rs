@@ -6,9 +6,11 @@ use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 
 use super::LayerConfig;
+use super::LayerStepper;
 use super::block::{Norm, ResidualBlock};
-use super::ssm::{SsmStepper, StepError};
-use crate::config::{ConfigError, ModelConfig, PoolKind};
+use super::ssm::StepError;
+use super::{ModelConfig, PoolKind};
+use crate::config::ConfigError;
 
 /// The backbone used by every task.
 #[derive(Module, Debug)]
@@ -184,7 +186,7 @@ impl SequenceModel {
 #[derive(Debug, Clone)]
 pub struct ModelStepper {
     /// The blocks' steppers, in order.
-    pub layers: Vec<SsmStepper>,
+    pub layers: Vec<LayerStepper>,
 }
 
 /// Reduces [B, L, H] to [B, 1, H] (mean over valid steps, or the last valid step).

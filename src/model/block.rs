@@ -9,8 +9,9 @@ use burn::tensor::{Device, Tensor};
 use std::convert::Infallible;
 
 use super::Layer;
-use super::ssm::{SsmStepper, StepError};
-use crate::config::NormKind;
+use super::LayerStepper;
+use super::NormKind;
+use super::ssm::StepError;
 
 /// LayerNorm's epsilon (PyTorch's default).
 const LAYER_NORM_EPS: f64 = 1e-5;
@@ -109,7 +110,7 @@ impl ResidualBlock {
     /// step (norms and feed-forward are pointwise in time).
     ///
     /// Args: `x` [B, H]. Returns [B, H].
-    pub fn step(&self, stepper: &mut SsmStepper, x: Tensor<2>) -> Result<Tensor<2>, StepError> {
+    pub fn step(&self, stepper: &mut LayerStepper, x: Tensor<2>) -> Result<Tensor<2>, StepError> {
         let [b, h] = x.dims();
         let step = |z: Tensor<3>| Ok(self.layer.step(stepper, z.reshape([b, h]))?.reshape([b, 1, h]));
         let x = self.residual(x.reshape([b, 1, h]), &self.norm, step)?; // [B, 1, H]

@@ -67,6 +67,12 @@ pub enum CheckpointError {
     Corrupt { path: PathBuf, msg: String },
 }
 
+impl From<crate::io::FileError> for CheckpointError {
+    fn from(e: crate::io::FileError) -> Self {
+        CheckpointError::Io { path: e.path, source: e.source }
+    }
+}
+
 fn crc(bytes: &[u8]) -> u32 {
     let mut c = flate2::Crc::new();
     c.update(bytes);
@@ -137,38 +143,8 @@ impl Checkpoint {
 
     /// Writes atomically to `path`.
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        write_atomic(path, |w| w.write_all(&self.to_bytes()))
+        crate::io::write_atomic(path, |w| w.write_all(&self.to_bytes())).map_err(CheckpointError::from)
     }
-}
-
-/// Writes a file through `<path>.tmp`: either the old file or the complete new one exists,
-/// never a partial one. On error the temp file is removed and the old file is untouched.
-pub fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
-) -> Result<(), CheckpointError> {
-    let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        write(&mut f)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // Persist the rename itself; not every platform can open a folder, so best effort.
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
 }
 
 #[cfg(test)]
@@ -208,23 +184,5 @@ mod tests {
         assert!(err.contains("truncated"), "{err}");
         let err = Checkpoint::from_bytes(b"hello world!", &p).unwrap_err().to_string();
         assert!(err.contains("signature"), "{err}");
-    }
-
-    #[test]
-    fn failed_write_keeps_the_old_checkpoint() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("last.bpk");
-        sample().save(&p).unwrap();
-        let before = std::fs::read(&p).unwrap();
-        // A writer that dies halfway, like a crash during the write.
-        let err = write_atomic(&p, |f| {
-            f.write_all(b"WAVESSM\x01partial")?;
-            Err(std::io::Error::other("simulated crash"))
-        })
-        .unwrap_err();
-        assert!(err.to_string().contains("simulated crash"));
-        assert_eq!(std::fs::read(&p).unwrap(), before, "old checkpoint must survive");
-        assert!(!dir.path().join("last.bpk.tmp").exists(), "temp file is cleaned up");
-        Checkpoint::load(&p).unwrap();
     }
 }

@@ -12,13 +12,17 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device, Tensor};
 
-use super::checkpoint::{Checkpoint, TrainerState, write_atomic};
+use super::checkpoint::{Checkpoint, TrainerState};
 use super::optim::{Optim, clip_global_norm};
 use super::progress::Progress;
 use super::run::{MetricsCsv, RunDir};
 use super::shared::SharedKernels;
-use crate::config::{ConfigError, DeviceKind, ExperimentConfig, Mode, PoolKind};
+use super::{DeviceKind, Mode};
+use crate::config::ConfigError;
 use crate::data::{BatchIter, DataModule, DataSpec, SeqData};
+use crate::experiment::ExperimentConfig;
+use crate::io::write_atomic;
+use crate::model::PoolKind;
 use crate::model::{LayerConfig, SequenceModel};
 use crate::task::TaskConfig;
 
@@ -83,7 +87,7 @@ impl Setup {
         }
         device.seed(cfg.seed);
         let mut model_cfg = cfg.model.clone();
-        LayerConfig::fill_l_max(&mut model_cfg.layer, data.train.seq_len);
+        LayerConfig::fill_l_max(&mut model_cfg.layer, data.train.seq_len)?;
         let model = match data.vocab() {
             Some(v) if data.train.is_pairs() => SequenceModel::for_token_pairs(&model_cfg, v, d_output, &device)?,
             Some(v) => SequenceModel::for_tokens(&model_cfg, v, d_output, &device)?,

@@ -13,7 +13,8 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 
 use super::scheduler::{ScheduleState, SchedulerConfig};
-use crate::config::{ConfigError, ExperimentConfig};
+use crate::config::ConfigError;
+use crate::experiment::ExperimentConfig;
 use crate::model::LayerConfig;
 
 /// A learning rate that the trainer sets before each step (burn's schedulers cannot see

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::config::ProgressMode;
+use super::ProgressMode;
 
 /// Per-epoch progress display.
 pub struct Progress {

@@ -78,7 +78,7 @@ impl MetricsCsv {
                 })
                 .map(|(_, l)| l)
                 .collect();
-            super::checkpoint::write_atomic(path, |f| f.write_all((kept.join("\n") + "\n").as_bytes()))?;
+            crate::io::write_atomic(path, |f| f.write_all((kept.join("\n") + "\n").as_bytes()))?;
         }
         let fresh = !path.is_file();
         let mut file = OpenOptions::new()

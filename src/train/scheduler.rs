@@ -6,7 +6,7 @@ use std::f64::consts::PI;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Mode;
+use super::Mode;
 
 crate::registry! {
     /// Schedules selectable as `scheduler` (one line per schedule).

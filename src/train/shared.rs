@@ -23,7 +23,7 @@ impl SharedKernels {
     /// Computes every layer's kernel for sequences of length `l`.
     pub fn new(model: &SequenceModel, l: usize) -> Self {
         let mut model = model.clone();
-        let kernels: Vec<_> = model.layers.iter_mut().map(|b| b.layer.share_kernel(l)).collect();
+        let kernels: Vec<_> = model.layers.iter_mut().filter_map(|b| b.layer.share_kernel(l)).collect();
         let grads = vec![None; kernels.len()];
         Self { model, kernels, grads }
     }

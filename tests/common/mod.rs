@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Deserialize;
+use wavessm::model::SeqLayer;
 
 /// Folder of the reference vectors: `$WAVESSM_GOLDEN_DIR`, default `../shared/golden`.
 pub fn golden_dir() -> PathBuf {

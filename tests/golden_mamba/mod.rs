@@ -5,6 +5,7 @@ use burn::module::Param;
 use burn::tensor::{Device, Tensor};
 use wavessm::model::ssm::mamba::{DtRank, Mamba, MambaConfig};
 use wavessm::model::ssm::selective::{ScanArgs, selective_scan};
+use wavessm::model::{LayerOptions, SeqLayer};
 
 use crate::common::{self, Golden, host, tensor};
 

@@ -20,6 +20,8 @@ use super::state::SsmState;
 use super::stepper::{SsmStepper, StepError, check_input};
 use super::{Activation, defaults};
 use crate::config::ConfigError;
+use crate::model::{LayerOptions, SeqLayer};
+use crate::weights::names::{Layout, Map};
 
 /// Initialization of `Λ`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -94,15 +96,17 @@ const DSS_KINDS: &[SsmKind] = &[
     SsmKind { key: "W", names: &["kernel.W"], takes_wd: true },
 ];
 
-impl DssConfig {
+impl LayerOptions for DssConfig {
+    type Layer = Dss;
+
     /// Optimizer settings of each kind of SSM parameter (dss.py updates its defaults with the
     /// given map, so left-out keys keep lr 1e-3 and weight decay 0).
-    pub fn ssm_groups(&self) -> Vec<SsmGroup> {
+    fn param_groups(&self) -> Vec<SsmGroup> {
         hyper::resolve(DSS_KINDS, &self.lr, &self.wd, Some(1e-3), Some(0.0))
     }
 
     /// Checks values the type system does not.
-    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
         let bad = |key: &str, msg: String| Err(ConfigError::Key { path: format!("{path}.{key}"), msg });
         if self.d_state == 0 {
             return bad("d_state", "must be at least 1".into());
@@ -115,7 +119,7 @@ impl DssConfig {
     }
 
     /// Builds the layer for width `h`.
-    pub fn init(&self, h: usize, device: &Device) -> Dss {
+    fn init(&self, h: usize, device: &Device) -> Dss {
         let (n, c) = (self.d_state, self.channels);
         let lambda: Vec<(f64, f64)> = match self.lambda_init {
             LambdaInit::HippoSkewPosImag => legs_diagonal(2 * n).into_iter().map(|(re, im)| (re, -im)).collect(),
@@ -227,11 +231,6 @@ pub struct Dss {
 }
 
 impl Dss {
-    /// Args: `u` [B, L, H]. Returns [B, L, H].
-    pub fn forward(&self, u: Tensor<3>) -> Tensor<3> {
-        self.mix(u, None)
-    }
-
     /// Per channel: convolution, skip, the initial state's `response` [B, L, C·H], activation;
     /// then dropout and the C·H → H map.
     ///
@@ -257,13 +256,24 @@ impl Dss {
         let y = if c == 1 { ys.into_iter().next().expect("one channel") } else { Tensor::cat(ys, 2) }; // [B, L, C·H]
         self.output_linear.forward(self.dropout.forward(y))
     }
+}
+
+impl SeqLayer for Dss {
+    type Stepper = SsmStepper;
+    type State = SsmState;
+    const NAME: &'static str = "dss";
+
+    /// Args: `u` [B, L, H]. Returns [B, L, H].
+    fn forward(&self, u: Tensor<3>) -> Tensor<3> {
+        self.mix(u, None)
+    }
 
     /// Conv mode from an initial state (None: zero): the same outputs and final state as
     /// stepping through `u` from that state (see [`super::state`]). For `softmax` both are those
     /// of the kernel of length L.
     ///
     /// Args: `u` [B, L, H]; `state` [B, H, N]. Returns ([B, L, H], the state after `u`).
-    pub fn forward_state(&self, u: Tensor<3>, state: Option<&SsmState>) -> Result<(Tensor<3>, SsmState), StepError> {
+    fn forward_state(&self, u: Tensor<3>, state: Option<&SsmState>) -> Result<(Tensor<3>, SsmState), StepError> {
         let hk = self.kernel.W.dims()[1];
         check_input(u.dims(), hk)?;
         let (response, last) = self.kernel.system(u.dims()[1]).forward_parts(u.clone(), state)?;
@@ -273,15 +283,52 @@ impl Dss {
     /// Prepares step mode for `batch` sequences from the zero state, reproducing conv mode over
     /// `l` steps: `softmax` normalizes each mode over the kernel's length, so its recurrence
     /// is that of the length-`l` kernel (later steps extend that kernel); `exp` ignores `l`.
-    pub fn stepper(&self, batch: usize, l: usize) -> Result<SsmStepper, StepError> {
+    fn stepper(&self, batch: usize, l: usize) -> Result<SsmStepper, StepError> {
         SsmStepper::diagonal(l, |l| self.kernel.system(l), self.D.val(), batch)
     }
 
     /// One recurrent step: the same map as [`Dss::forward`] applied to the next time step.
     ///
     /// Args: `u` [B, H]. Returns [B, H].
-    pub fn step(&self, s: &mut SsmStepper, u: Tensor<2>) -> Result<Tensor<2>, StepError> {
+    fn step(&self, s: &mut SsmStepper, u: Tensor<2>) -> Result<Tensor<2>, StepError> {
         let y = self.activation.apply(s.advance(u)?); // [B, C·H]
         Ok(self.output_linear.forward(self.dropout.forward(y)))
+    }
+
+    fn set_state(&self, s: &mut SsmStepper, state: &SsmState) -> Result<(), StepError> {
+        s.set_state(state)
+    }
+
+    fn state(&self, s: &SsmStepper) -> Result<SsmState, StepError> {
+        Ok(s.state(&self.D.device()))
+    }
+
+    fn set_rate(&mut self, rate: f64) {
+        self.kernel.rate = rate;
+    }
+
+    fn share_kernel(&mut self, l: usize) -> Option<(Tensor<3>, Tensor<3>)> {
+        let k = self.kernel.forward(l); // [C, H, L]
+        let leaf = k.clone().detach().require_grad();
+        self.shared_kernel = Some(leaf.clone());
+        Some((k, leaf))
+    }
+
+    /// ag1988/dss standalone DSS: output_linear is a plain linear map (postact None), a
+    /// TransposedLinear with bias [H, 1] in the example's transposed=True layout.
+    fn torch_key(layout: Layout, prefix: &str, _: usize, rest: &[&str]) -> Option<(String, Map)> {
+        let same = |name: String| Some((name, Map::Same));
+        match rest {
+            ["D"] => same(format!("{prefix}.D")),
+            ["kernel", k @ ("log_dt" | "Lambda_log_neg_re" | "Lambda_im" | "Lambda" | "W")] => {
+                same(format!("{prefix}.kernel.{k}"))
+            }
+            ["output_linear", "weight"] => Some((format!("{prefix}.output_linear.weight"), Map::Transpose)),
+            ["output_linear", "bias"] => {
+                let map = if layout == Layout::S4Example { Map::Column } else { Map::Same };
+                Some((format!("{prefix}.output_linear.bias"), map))
+            }
+            _ => None,
+        }
     }
 }

@@ -18,6 +18,7 @@ use super::hyper::SsmGroup;
 use super::selective::{ScanArgs, selective_scan};
 use super::stepper::StepError;
 use crate::config::ConfigError;
+use crate::model::{LayerOptions, SeqLayer};
 
 /// Rank of the step-size projection: `auto` (= ⌈d_model/16⌉) or a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -133,9 +134,11 @@ const NO_WEIGHT_DECAY: &[SsmGroup] = &[
     SsmGroup { key: "D", names: &["D"], lr: None, wd: Some(0.0) },
 ];
 
-impl MambaConfig {
+impl LayerOptions for MambaConfig {
+    type Layer = Mamba;
+
     /// Checks values the type system does not; errors name the key under `path`.
-    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
         let bad = |key: &str, msg: String| Err(ConfigError::Key { path: format!("{path}.{key}"), msg });
         for (key, v) in [("d_state", self.d_state), ("d_conv", self.d_conv), ("expand", self.expand)] {
             if v == 0 {
@@ -160,13 +163,13 @@ impl MambaConfig {
     }
 
     /// Optimizer settings of `A_log` and `D` (no weight decay, as the reference).
-    pub fn param_groups(&self) -> Vec<SsmGroup> {
+    fn param_groups(&self) -> Vec<SsmGroup> {
         NO_WEIGHT_DECAY.to_vec()
     }
 
     /// Builds the block for width `h` with the reference's init (random draws from the
     /// device's seeded RNG).
-    pub fn init(&self, h: usize, device: &Device) -> Mamba {
+    fn init(&self, h: usize, device: &Device) -> Mamba {
         let (e, n, k, r) = (self.expand * h, self.d_state, self.d_conv, self.dt_rank.value(h));
         let linear = |i, o, bias| LinearConfig::new(i, o).with_bias(bias).init(device);
         let mut dt_proj = linear(r, e, true);
@@ -232,36 +235,6 @@ impl Mamba {
         (h, e, n, self.conv1d.weight.dims()[2])
     }
 
-    /// Args: `x` [B, L, H]. Returns [B, L, H].
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.mix(x, None).0
-    }
-
-    /// Conv mode from a state (None: zero), returning the state after `x`: a prompt goes
-    /// through in conv mode, then [`Mamba::step`] continues from its state. The returned state
-    /// carries no gradient (step mode is inference only).
-    ///
-    /// Args: `x` [B, L, H]. Returns ([B, L, H], the state after `x`).
-    pub fn forward_state(
-        &self,
-        x: Tensor<3>,
-        state: Option<&MambaState>,
-    ) -> Result<(Tensor<3>, MambaState), StepError> {
-        let [b, _, h] = x.dims();
-        let (hm, ..) = self.sizes();
-        if h != hm {
-            return Err(StepError::Shape {
-                what: "mamba input [B, L, H]",
-                expected: vec![b, x.dims()[1], hm],
-                got: x.dims().to_vec(),
-            });
-        }
-        if let Some(s) = state {
-            self.check_state(s, b)?;
-        }
-        Ok(self.mix(x, state))
-    }
-
     fn check_state(&self, s: &MambaState, b: usize) -> Result<(), StepError> {
         let (_, e, n, k) = self.sizes();
         for (what, got, expected) in [
@@ -273,32 +246,6 @@ impl Mamba {
             }
         }
         Ok(())
-    }
-
-    /// Step mode for `batch` sequences from the zero state (`l` is not needed: the block has
-    /// no length-dependent kernel).
-    pub fn stepper(&self, batch: usize, _l: usize) -> Result<MambaState, StepError> {
-        let (_, e, n, k) = self.sizes();
-        let device = self.A_log.device();
-        Ok(MambaState { conv: Tensor::zeros([batch, e, k], &device), ssm: Tensor::zeros([batch, e, n], &device) })
-    }
-
-    /// Continues step mode from a state that conv mode returned.
-    pub fn set_state(&self, s: &mut MambaState, state: &MambaState) -> Result<(), StepError> {
-        self.check_state(state, state.conv.dims()[0])?;
-        *s = state.clone();
-        Ok(())
-    }
-
-    /// One token: [`Mamba::forward`]'s next output, carrying the state (the reference's
-    /// `step()`: the convolution over the cached inputs, one step of the scan).
-    ///
-    /// Args: `x` [B, H]. Returns [B, H].
-    pub fn step(&self, s: &mut MambaState, x: Tensor<2>) -> Result<Tensor<2>, StepError> {
-        let [b, h] = x.dims();
-        let (y, next) = self.forward_state(x.reshape([b, 1, h]), Some(s))?;
-        *s = next;
-        Ok(y.reshape([b, h]))
     }
 
     /// The block from an optional state. Args: `x` [B, L, H]. Returns ([B, L, H], the state).
@@ -352,5 +299,68 @@ impl Mamba {
             y = y + x.clone().narrow(1, j + 1, l) * tap;
         }
         y
+    }
+}
+
+impl SeqLayer for Mamba {
+    type Stepper = MambaState;
+    type State = MambaState;
+    const NAME: &'static str = "mamba";
+
+    /// Args: `x` [B, L, H]. Returns [B, L, H].
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.mix(x, None).0
+    }
+
+    /// Conv mode from a state (None: zero), returning the state after `x`: a prompt goes
+    /// through in conv mode, then [`SeqLayer::step`] continues from its state. The returned
+    /// state carries no gradient (step mode is inference only).
+    ///
+    /// Args: `x` [B, L, H]. Returns ([B, L, H], the state after `x`).
+    fn forward_state(&self, x: Tensor<3>, state: Option<&MambaState>) -> Result<(Tensor<3>, MambaState), StepError> {
+        let [b, l, h] = x.dims();
+        let (hm, ..) = self.sizes();
+        if h != hm {
+            return Err(StepError::Shape {
+                what: "mamba input [B, L, H]",
+                expected: vec![b, l, hm],
+                got: vec![b, l, h],
+            });
+        }
+        if let Some(s) = state {
+            self.check_state(s, b)?;
+        }
+        Ok(self.mix(x, state))
+    }
+
+    /// Step mode for `batch` sequences from the zero state (`l` is not needed: the block has
+    /// no length-dependent kernel).
+    fn stepper(&self, batch: usize, _l: usize) -> Result<MambaState, StepError> {
+        let (_, e, n, k) = self.sizes();
+        let device = self.A_log.device();
+        Ok(MambaState { conv: Tensor::zeros([batch, e, k], &device), ssm: Tensor::zeros([batch, e, n], &device) })
+    }
+
+    /// One token: [`SeqLayer::forward`]'s next output, carrying the state (the reference's
+    /// `step()`: the convolution over the cached inputs, one step of the scan).
+    ///
+    /// Args: `x` [B, H]. Returns [B, H].
+    fn step(&self, s: &mut MambaState, x: Tensor<2>) -> Result<Tensor<2>, StepError> {
+        let [b, h] = x.dims();
+        let (y, next) = self.forward_state(x.reshape([b, 1, h]), Some(s))?;
+        *s = next;
+        Ok(y.reshape([b, h]))
+    }
+
+    /// Continues step mode from a state that conv mode returned.
+    fn set_state(&self, s: &mut MambaState, state: &MambaState) -> Result<(), StepError> {
+        self.check_state(state, state.conv.dims()[0])?;
+        *s = state.clone();
+        Ok(())
+    }
+
+    /// The state step mode has reached.
+    fn state(&self, s: &MambaState) -> Result<MambaState, StepError> {
+        Ok(s.clone())
     }
 }

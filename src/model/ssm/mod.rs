@@ -21,7 +21,7 @@ pub mod vandermonde;
 
 pub use dss::{Dss, DssConfig};
 pub use mamba::{Mamba, MambaConfig, MambaState};
-pub use s4::{S4, S4Config};
+pub use s4::{LiquidS4Config, S4, S4Config};
 pub use s4d::{S4d, S4dConfig, S4dKernel};
 pub use state::SsmState;
 pub use stepper::{SsmStepper, StepError};

@@ -32,6 +32,7 @@ pub use super::s4_init::S4Init;
 use super::s4_init::init_copies;
 use super::s4_init::{DirectA, InitPart};
 use crate::config::ConfigError;
+use crate::model::LayerOptions;
 
 /// Kernel algorithm (`mode` in s4.py).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -140,12 +141,6 @@ impl S4Config {
         if self.liquid_kernel.is_some() { &S4_KINDS[..3] } else { S4_KINDS }
     }
 
-    /// Optimizer settings of each kind of SSM parameter (s4.py: map keys left out and `null`
-    /// take the optimizer's value).
-    pub fn ssm_groups(&self) -> Vec<SsmGroup> {
-        hyper::resolve(self.kinds(), &self.lr, &self.wd, None, None)
-    }
-
     /// The `liquid_s4` entry: S4 with the `polyb` correction unless `liquid_kernel` says otherwise.
     pub fn liquid(mut self) -> Self {
         self.liquid_kernel.get_or_insert(LiquidKernel::Polyb);
@@ -155,9 +150,23 @@ impl S4Config {
     fn disc(&self) -> Disc {
         self.disc.unwrap_or(if self.mode == S4Mode::Nplr { Disc::Bilinear } else { Disc::Zoh })
     }
+}
+
+impl LayerOptions for S4Config {
+    type Layer = S4;
+
+    /// Optimizer settings of each kind of SSM parameter (s4.py: map keys left out and `null`
+    /// take the optimizer's value).
+    fn param_groups(&self) -> Vec<SsmGroup> {
+        hyper::resolve(self.kinds(), &self.lr, &self.wd, None, None)
+    }
+
+    fn set_l_max(&mut self, l: usize) {
+        self.l_max.get_or_insert(l);
+    }
 
     /// Checks values the type system does not.
-    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
         let bad = |key: &str, msg: String| Err(ConfigError::Key { path: format!("{path}.{key}"), msg });
         // An odd N keeps N/2 modes (rounded down) and drops the real one, as s4.py's `nplr`
         // does (Liquid-S4's LRA configs use `d_state: 7`).
@@ -227,7 +236,7 @@ impl S4Config {
     }
 
     /// Checks the options that depend on the model width `h`.
-    pub fn check_width(&self, path: &str, h: usize) -> Result<(), ConfigError> {
+    fn check_width(&self, path: &str, h: usize) -> Result<(), ConfigError> {
         if let Some(s) = self.n_ssm
             && !h.is_multiple_of(s)
         {
@@ -250,7 +259,7 @@ impl S4Config {
     }
 
     /// Builds the layer for width `h` (random init from the device's seeded RNG).
-    pub fn init(&self, h: usize, device: &Device) -> S4 {
+    fn init(&self, h: usize, device: &Device) -> S4 {
         let c_out = self.channels * if self.bidirectional { 2 } else { 1 };
         S4 {
             D: Param::from_tensor(Tensor::random([self.channels, h], Distribution::Normal(0.0, 1.0), device)),
@@ -266,6 +275,36 @@ impl S4Config {
             }),
             shared_kernel: None,
         }
+    }
+}
+
+/// Options of the `liquid_s4` layer: S4's, with the `polyb` correction unless `liquid_kernel`
+/// says otherwise.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LiquidS4Config(pub S4Config);
+
+impl LayerOptions for LiquidS4Config {
+    type Layer = S4;
+
+    fn param_groups(&self) -> Vec<SsmGroup> {
+        self.0.clone().liquid().param_groups()
+    }
+
+    fn set_l_max(&mut self, l: usize) {
+        self.0.set_l_max(l);
+    }
+
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        self.0.clone().liquid().validate(path)
+    }
+
+    fn check_width(&self, path: &str, h: usize) -> Result<(), ConfigError> {
+        self.0.check_width(path, h)
+    }
+
+    fn init(&self, h: usize, device: &Device) -> S4 {
+        self.0.clone().liquid().init(h, device)
     }
 }
 
@@ -421,11 +460,6 @@ pub struct S4 {
 }
 
 impl S4 {
-    /// Args: `u` [B, L, H]. Returns [B, L, H].
-    pub fn forward(&self, u: Tensor<3>) -> Tensor<3> {
-        self.mix(u, None)
-    }
-
     /// Per channel: convolution, skip, two-sided and liquid terms, the initial state's
     /// `response` [B, L, C·H], activation; then dropout and `C·H → 2H` with GLU.
     ///

@@ -11,6 +11,8 @@ use super::recurrence::Recurrence;
 use super::s4::{S4, S4Kernel};
 use super::state::{SsmState, host_forwarding};
 use super::stepper::{SsmStepper, StepError, check_input};
+use crate::model::SeqLayer;
+use crate::weights::names::{Layout, Map};
 
 impl S4Kernel {
     /// The recurrence on the host that reproduces the kernel of length `l`.
@@ -48,6 +50,17 @@ impl S4 {
         };
         Err(StepError::NoRecurrentForm { layer: "s4", why })
     }
+}
+
+impl SeqLayer for S4 {
+    type Stepper = SsmStepper;
+    type State = SsmState;
+    const NAME: &'static str = "s4";
+
+    /// Args: `u` [B, L, H]. Returns [B, L, H].
+    fn forward(&self, u: Tensor<3>) -> Tensor<3> {
+        self.mix(u, None)
+    }
 
     /// Conv mode from an initial state (None: zero): the same outputs and final state as
     /// stepping through `u` from that state (see [`super::state`]). `diag`: tensor ops,
@@ -57,7 +70,7 @@ impl S4 {
     /// gradient through the carried state.
     ///
     /// Args: `u` [B, L, H]; `state` [B, H, N2]. Returns ([B, L, H], the state after `u`).
-    pub fn forward_state(&self, u: Tensor<3>, state: Option<&SsmState>) -> Result<(Tensor<3>, SsmState), StepError> {
+    fn forward_state(&self, u: Tensor<3>, state: Option<&SsmState>) -> Result<(Tensor<3>, SsmState), StepError> {
         self.causal()?;
         let [b, l, h] = u.dims();
         let [_, hk, n2, _] = self.kernel.C.dims();
@@ -76,7 +89,7 @@ impl S4 {
     /// `l` steps (`nplr`: its output map is the effective `C` of that length's FFT; `diag` with
     /// `disc: dss`: the normalization over `l` steps). Errors for a two-sided kernel or the
     /// liquid terms, which have no causal recurrence.
-    pub fn stepper(&self, batch: usize, l: usize) -> Result<SsmStepper, StepError> {
+    fn stepper(&self, batch: usize, l: usize) -> Result<SsmStepper, StepError> {
         self.causal()?;
         if l == 0 {
             return Err(StepError::ZeroLength);
@@ -88,8 +101,41 @@ impl S4 {
     /// One recurrent step: the same map as [`S4::forward`] applied to the next time step.
     ///
     /// Args: `u` [B, H]. Returns [B, H].
-    pub fn step(&self, s: &mut SsmStepper, u: Tensor<2>) -> Result<Tensor<2>, StepError> {
+    fn step(&self, s: &mut SsmStepper, u: Tensor<2>) -> Result<Tensor<2>, StepError> {
         let y = self.activation.apply(s.advance(u)?); // [B, C·H]
         Ok(glu(self.output_linear.forward(self.dropout.forward(y)), 1))
+    }
+
+    fn set_state(&self, s: &mut SsmStepper, state: &SsmState) -> Result<(), StepError> {
+        s.set_state(state)
+    }
+
+    fn state(&self, s: &SsmStepper) -> Result<SsmState, StepError> {
+        Ok(s.state(&self.D.device()))
+    }
+
+    fn set_rate(&mut self, rate: f64) {
+        self.kernel.rate = rate;
+    }
+
+    fn share_kernel(&mut self, l: usize) -> Option<(Tensor<3>, Tensor<3>)> {
+        let k = self.kernel.forward(l); // [C, H, L]
+        let leaf = k.clone().detach().require_grad();
+        self.shared_kernel = Some(leaf.clone());
+        Some((k, leaf))
+    }
+
+    /// S4Block: the SSM is its FFTConv `layer`; output_linear = Sequential(Linear(C·H, 2H), GLU).
+    fn torch_key(_: Layout, prefix: &str, block: usize, rest: &[&str]) -> Option<(String, Map)> {
+        let same = |name: String| Some((name, Map::Same));
+        match rest {
+            ["D"] => same(format!("{prefix}.layer.D")),
+            ["kernel", "inv_dt"] => Some((format!("{prefix}.layer.kernel.inv_dt"), Map::InvDt)),
+            ["kernel", "C"] => Some((format!("{prefix}.layer.kernel.C"), Map::S4C { block })),
+            ["kernel", k @ ("A_real" | "A_imag" | "B" | "P")] => same(format!("{prefix}.layer.kernel.{k}")),
+            ["output_linear", "weight"] => Some((format!("{prefix}.output_linear.0.weight"), Map::Transpose)),
+            ["output_linear", "bias"] => same(format!("{prefix}.output_linear.0.bias")),
+            _ => None,
+        }
     }
 }

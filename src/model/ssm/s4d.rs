@@ -22,6 +22,8 @@ use super::diagonal::{DiagonalSystem, Disc, RealTransform, discretize};
 use super::hyper::{self, SsmGroup, SsmHyper, SsmKind};
 use super::state::SsmState;
 use super::stepper::{SsmStepper, StepError, check_input};
+use crate::model::{LayerOptions, SeqLayer};
+use crate::weights::names::{Layout, Map};
 
 /// Initialization of the diagonal `A` (S4D paper, section 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -108,14 +110,16 @@ const S4D_KINDS: &[SsmKind] = &[
     SsmKind { key: "A", names: &["kernel.log_A_real", "kernel.A_imag"], takes_wd: true },
 ];
 
-impl S4dConfig {
+impl LayerOptions for S4dConfig {
+    type Layer = S4d;
+
     /// Optimizer settings of each kind of SSM parameter.
-    pub fn ssm_groups(&self) -> Vec<SsmGroup> {
+    fn param_groups(&self) -> Vec<SsmGroup> {
         hyper::resolve(S4D_KINDS, &self.lr, &self.wd, None, None)
     }
 
     /// Checks values the type system does not.
-    pub fn validate(&self, path: &str) -> Result<(), crate::config::ConfigError> {
+    fn validate(&self, path: &str) -> Result<(), crate::config::ConfigError> {
         let bad = |key: &str, msg: String| Err(crate::config::ConfigError::Key { path: format!("{path}.{key}"), msg });
         if self.d_state < 2 || !self.d_state.is_multiple_of(2) {
             return bad("d_state", format!("must be an even number ≥ 2 (N/2 complex modes), got {}", self.d_state));
@@ -128,7 +132,7 @@ impl S4dConfig {
     }
 
     /// Builds the layer for width `h` (random init from the device's seeded RNG).
-    pub fn init(&self, h: usize, device: &Device) -> S4d {
+    fn init(&self, h: usize, device: &Device) -> S4d {
         S4d {
             D: Param::from_tensor(Tensor::random([h], Distribution::Normal(0.0, 1.0), device)),
             kernel: S4dKernel::new(self, h, device),
@@ -259,11 +263,6 @@ pub struct S4d {
 }
 
 impl S4d {
-    /// Args: `u` [B, L, H]. Returns [B, L, H].
-    pub fn forward(&self, u: Tensor<3>) -> Tensor<3> {
-        self.mix(u, None)
-    }
-
     /// The kernel of length `l` (the shared one while training with shared kernels), [H, L].
     fn kernel_at(&self, l: usize) -> Tensor<2> {
         match &self.shared_kernel {
@@ -284,12 +283,23 @@ impl S4d {
         let y = self.dropout.forward(y);
         glu_last(self.output_linear.forward(y)) // [B, L, 2H] -> [B, L, H]
     }
+}
+
+impl SeqLayer for S4d {
+    type Stepper = SsmStepper;
+    type State = SsmState;
+    const NAME: &'static str = "s4d";
+
+    /// Args: `u` [B, L, H]. Returns [B, L, H].
+    fn forward(&self, u: Tensor<3>) -> Tensor<3> {
+        self.mix(u, None)
+    }
 
     /// Conv mode from an initial state (None: zero): the same outputs and final state as
     /// stepping through `u` from that state (see [`super::state`]).
     ///
     /// Args: `u` [B, L, H]; `state` [B, H, N2]. Returns ([B, L, H], the state after `u`).
-    pub fn forward_state(&self, u: Tensor<3>, state: Option<&SsmState>) -> Result<(Tensor<3>, SsmState), StepError> {
+    fn forward_state(&self, u: Tensor<3>, state: Option<&SsmState>) -> Result<(Tensor<3>, SsmState), StepError> {
         let hk = self.kernel.C.dims()[0];
         check_input(u.dims(), hk)?;
         let (response, last) = self.kernel.system(u.dims()[1]).forward_parts(u.clone(), state)?;
@@ -299,15 +309,46 @@ impl S4d {
     /// Prepares step mode for `batch` sequences from the zero state. It reproduces conv mode
     /// over `l` steps; only `disc: dss`, whose normalization sums over the kernel's length,
     /// depends on `l` (later steps extend that kernel).
-    pub fn stepper(&self, batch: usize, l: usize) -> Result<SsmStepper, StepError> {
+    fn stepper(&self, batch: usize, l: usize) -> Result<SsmStepper, StepError> {
         SsmStepper::diagonal(l, |l| self.kernel.system(l), self.D.val(), batch)
     }
 
     /// One recurrent step: the same map as [`S4d::forward`] applied to the next time step.
     ///
     /// Args: `u` [B, H]. Returns [B, H].
-    pub fn step(&self, s: &mut SsmStepper, u: Tensor<2>) -> Result<Tensor<2>, StepError> {
+    fn step(&self, s: &mut SsmStepper, u: Tensor<2>) -> Result<Tensor<2>, StepError> {
         let y = self.activation.apply(s.advance(u)?); // [B, H]
         Ok(glu(self.output_linear.forward(self.dropout.forward(y)), 1))
+    }
+
+    fn set_state(&self, s: &mut SsmStepper, state: &SsmState) -> Result<(), StepError> {
+        s.set_state(state)
+    }
+
+    fn state(&self, s: &SsmStepper) -> Result<SsmState, StepError> {
+        Ok(s.state(&self.D.device()))
+    }
+
+    fn set_rate(&mut self, rate: f64) {
+        self.kernel.rate = rate;
+    }
+
+    fn share_kernel(&mut self, l: usize) -> Option<(Tensor<3>, Tensor<3>)> {
+        let k = self.kernel.forward(l).unsqueeze_dim(0); // [1, H, L]
+        let leaf = k.clone().detach().require_grad();
+        self.shared_kernel = Some(leaf.clone());
+        Some((k, leaf))
+    }
+
+    /// models/s4/s4d.py: output_linear = Sequential(Conv1d(H, 2H, 1), GLU).
+    fn torch_key(_: Layout, prefix: &str, _: usize, rest: &[&str]) -> Option<(String, Map)> {
+        let same = |name: String| Some((name, Map::Same));
+        match rest {
+            ["D"] => same(format!("{prefix}.D")),
+            ["kernel", k @ ("log_dt" | "C" | "log_A_real" | "A_imag")] => same(format!("{prefix}.kernel.{k}")),
+            ["output_linear", "weight"] => Some((format!("{prefix}.output_linear.0.weight"), Map::Conv1)),
+            ["output_linear", "bias"] => same(format!("{prefix}.output_linear.0.bias")),
+            _ => None,
+        }
     }
 }

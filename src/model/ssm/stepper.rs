@@ -17,6 +17,12 @@ pub enum StepError {
         /// The option responsible.
         why: &'static str,
     },
+    /// A stepper or state of another layer kind was passed to a layer.
+    #[error("the stepper or state given to a {layer} layer belongs to another kind of layer")]
+    Mismatch {
+        /// The layer.
+        layer: &'static str,
+    },
     /// Step mode was asked for a kernel of length 0.
     #[error("the sequence length a stepper reproduces must be at least 1")]
     ZeroLength,

@@ -29,7 +29,7 @@ pub fn export(
             continue;
         };
         if let Map::S4C { block } = map
-            && let Layer::S4(s4) = &model.layers[block].layer
+            && let Layer::S4(s4) | Layer::LiquidS4(s4) = &model.layers[block].layer
             && s4.kernel.P.is_some()
         {
             // Our C̃ is for `l_kernel`; the reference reads that length from this buffer.

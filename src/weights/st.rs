@@ -93,6 +93,6 @@ pub fn write(
     info.insert("format".into(), "pt".into());
     let bytes = safetensors::serialize(raws.iter().map(|(n, r)| (n.as_str(), r)), Some(info))
         .map_err(|e| TorchError::file(path, e.to_string()))?;
-    crate::train::checkpoint::write_atomic(path, |f| std::io::Write::write_all(f, &bytes))
+    crate::io::write_atomic(path, |f| std::io::Write::write_all(f, &bytes))
         .map_err(|e| TorchError::file(path, e.to_string()))
 }

@@ -92,7 +92,7 @@ pub fn import(
             continue;
         }
         if let Map::S4C { block } = map
-            && matches!(&model.layers[block].layer, Layer::S4(s4) if s4.kernel.P.is_some())
+            && matches!(&model.layers[block].layer, Layer::S4(s4) | Layer::LiquidS4(s4) if s4.kernel.P.is_some())
         {
             let lk = l_kernel_key(&key);
             match file.get(&lk) {
@@ -166,7 +166,7 @@ fn is_ssm(path: &str) -> bool {
 /// Re-expresses an S4 `nplr` block's `C` from C̃ for length `from` (0: plain C, as s4.py stores
 /// it before its first forward) to C̃ for our kernel length.
 fn rebase_c_tilde(model: &mut SequenceModel, block: usize, from: usize) {
-    let Layer::S4(s4) = &mut model.layers[block].layer else { return };
+    let (Layer::S4(s4) | Layer::LiquidS4(s4)) = &mut model.layers[block].layer else { return };
     let to = s4.kernel.l_kernel;
     if from == to {
         return;

@@ -221,38 +221,7 @@ pub fn torch_name(layout: Layout, path: &str) -> Option<(String, Map)> {
         ["layers", i, "norm", "Layer", p] => norm(&layout.block_norm(i), p),
         ["layers", i, "layer", variant, rest @ ..] => {
             let block: usize = i.parse().ok()?;
-            layer_name(layout, &layout.layer(i), block, variant, rest)
-        }
-        _ => None,
-    }
-}
-
-/// Names inside one sequence layer whose reference module is at `prefix`.
-fn layer_name(layout: Layout, prefix: &str, block: usize, variant: &str, rest: &[&str]) -> Option<(String, Map)> {
-    let same = |name: String| Some((name, Map::Same));
-    match (variant, rest) {
-        // models/s4/s4d.py: output_linear = Sequential(Conv1d(H, 2H, 1), GLU).
-        ("S4d", ["D"]) => same(format!("{prefix}.D")),
-        ("S4d", ["kernel", k @ ("log_dt" | "C" | "log_A_real" | "A_imag")]) => same(format!("{prefix}.kernel.{k}")),
-        ("S4d", ["output_linear", "weight"]) => Some((format!("{prefix}.output_linear.0.weight"), Map::Conv1)),
-        ("S4d", ["output_linear", "bias"]) => same(format!("{prefix}.output_linear.0.bias")),
-        // S4Block: the SSM is its FFTConv `layer`; output_linear = Sequential(Linear(C·H, 2H), GLU).
-        ("S4", ["D"]) => same(format!("{prefix}.layer.D")),
-        ("S4", ["kernel", "inv_dt"]) => Some((format!("{prefix}.layer.kernel.inv_dt"), Map::InvDt)),
-        ("S4", ["kernel", "C"]) => Some((format!("{prefix}.layer.kernel.C"), Map::S4C { block })),
-        ("S4", ["kernel", k @ ("A_real" | "A_imag" | "B" | "P")]) => same(format!("{prefix}.layer.kernel.{k}")),
-        ("S4", ["output_linear", "weight"]) => Some((format!("{prefix}.output_linear.0.weight"), Map::Transpose)),
-        ("S4", ["output_linear", "bias"]) => same(format!("{prefix}.output_linear.0.bias")),
-        // ag1988/dss standalone DSS: output_linear is a plain linear map (postact None), a
-        // TransposedLinear with bias [H, 1] in the example's transposed=True layout.
-        ("Dss", ["D"]) => same(format!("{prefix}.D")),
-        ("Dss", ["kernel", k @ ("log_dt" | "Lambda_log_neg_re" | "Lambda_im" | "Lambda" | "W")]) => {
-            same(format!("{prefix}.kernel.{k}"))
-        }
-        ("Dss", ["output_linear", "weight"]) => Some((format!("{prefix}.output_linear.weight"), Map::Transpose)),
-        ("Dss", ["output_linear", "bias"]) => {
-            let map = if layout == Layout::S4Example { Map::Column } else { Map::Same };
-            Some((format!("{prefix}.output_linear.bias"), map))
+            crate::model::Layer::torch_key(variant, layout, &layout.layer(i), block, rest)
         }
         _ => None,
     }

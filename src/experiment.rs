@@ -1,0 +1,97 @@
+//! The resolved experiment: every section typed and validated, plus the checks that span
+//! sections. It sits above `config/` (composition) and the registries it checks against.
+
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+use crate::config::{ConfigError, ConfigRequest, Named, from_value_at};
+use crate::data::LoaderConfig;
+use crate::model::ModelConfig;
+use crate::train::config::{LoggerConfig, OptimizerConfig, TrainerConfig};
+
+impl ConfigRequest {
+    /// Composes, overrides and validates: the one way a run gets its config.
+    pub fn resolve(&self) -> Result<ExperimentConfig, ConfigError> {
+        ExperimentConfig::from_value(self.compose()?)
+    }
+}
+
+/// A whole experiment: `wavessm fit` needs nothing else.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Experiment name: runs go to `<logger.save_dir>/<name>/version_N` (default
+    /// `<data>-<layer>`, e.g. `digits-s4d`).
+    #[serde(default)]
+    pub name: String,
+    /// Seed of parameter init, data order, dropout; fixed seed, same run.
+    #[serde(default)]
+    pub seed: u64,
+    /// The backbone and its layer.
+    pub model: ModelConfig,
+    /// The dataset (registry `data`).
+    pub data: Named,
+    /// Batching.
+    #[serde(default)]
+    pub loader: LoaderConfig,
+    /// Loss, metrics and output size (registry `task`).
+    pub task: Named,
+    /// Optimizer and parameter groups.
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule (registry `scheduler`).
+    pub scheduler: Named,
+    /// Loop length, accumulation, clipping, checkpoint selection.
+    pub trainer: TrainerConfig,
+    /// Where runs are written.
+    #[serde(default)]
+    pub logger: LoggerConfig,
+}
+
+impl ExperimentConfig {
+    /// Validates a composed tree: structure here, registry entries by their registries.
+    pub fn from_value(tree: Value) -> Result<Self, ConfigError> {
+        let mut cfg: ExperimentConfig = from_value_at(tree, "")?;
+        cfg.canonicalize()?;
+        Ok(cfg)
+    }
+
+    /// Checks every registry choice and rewrites it with all its defaults filled in.
+    pub fn canonicalize(&mut self) -> Result<(), ConfigError> {
+        if self.name.is_empty() {
+            self.name = format!("{}-{}", self.data.name, self.model.layer.name);
+        }
+        let layer = crate::model::LayerConfig::from_named(&self.model.layer, "model.layer")?;
+        layer.validate("model.layer")?;
+        self.model.layer = layer.to_named();
+        self.data = crate::data::DataSpec::from_named(&self.data, "data")?.to_named();
+        self.task = crate::task::TaskConfig::from_named(&self.task, "task")?.to_named();
+        self.scheduler = crate::train::SchedulerConfig::from_named(&self.scheduler, "scheduler")?.to_named();
+        for (i, g) in self.optimizer.groups.iter_mut().enumerate() {
+            regex::Regex::new(&g.params).map_err(|e| ConfigError::Key {
+                path: format!("optimizer.groups.{i}.params"),
+                msg: format!("not a valid regex: {e}"),
+            })?;
+            if let Some(s) = &g.scheduler {
+                let path = format!("optimizer.groups.{i}.scheduler");
+                g.scheduler = Some(crate::train::SchedulerConfig::from_named(s, &path)?.to_named());
+            }
+        }
+        let positive = |path: &str, v: usize| {
+            if v == 0 { Err(ConfigError::Key { path: path.into(), msg: "must be at least 1".into() }) } else { Ok(()) }
+        };
+        positive("model.d_model", self.model.d_model)?;
+        positive("loader.batch_size", self.loader.batch_size)?;
+        positive("trainer.accumulate_grad_batches", self.trainer.accumulate_grad_batches)?;
+        for (path, p) in [("model.dropout", self.model.dropout)] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(ConfigError::Key { path: path.into(), msg: format!("must be in [0, 1), got {p}") });
+            }
+        }
+        Ok(())
+    }
+
+    /// The resolved config as YAML (what `--print-config` prints and runs save).
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).expect("config serializes")
+    }
+}

@@ -1,0 +1,177 @@
+//! Options of the optimizer, the training loop and the run folder (`optimizer:`, `trainer:`,
+//! `logger:`).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Named;
+
+/// Optimizer names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerName {
+    /// AdamW (decoupled weight decay).
+    #[default]
+    Adamw,
+}
+
+/// AdamW with regex parameter groups.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerConfig {
+    /// Which optimizer.
+    #[serde(rename = "_name_", default)]
+    pub name: OptimizerName,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Decoupled weight decay.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Adam betas.
+    #[serde(default = "default_betas")]
+    pub betas: [f64; 2],
+    /// Adam epsilon (PyTorch's default).
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    /// Extra groups by regex over parameter paths (`layers.0.layer.kernel.log_dt`); last match wins.
+    #[serde(default)]
+    pub groups: Vec<ParamGroupConfig>,
+}
+
+fn default_betas() -> [f64; 2] {
+    [0.9, 0.999]
+}
+fn default_eps() -> f64 {
+    1e-8
+}
+
+/// One regex-selected parameter group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamGroupConfig {
+    /// Regex matched (searched) against each parameter path.
+    pub params: String,
+    /// Learning rate of the group (default: the optimizer's).
+    #[serde(default)]
+    pub lr: Option<f64>,
+    /// Weight decay of the group (default: the optimizer's).
+    #[serde(default)]
+    pub weight_decay: Option<f64>,
+    /// The group's own schedule (default: the global `scheduler`).
+    #[serde(default)]
+    pub scheduler: Option<Named>,
+}
+
+/// Direction of a monitored metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Lower is better.
+    Min,
+    /// Higher is better.
+    Max,
+}
+
+/// Compute device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    /// burn's `flex` CPU backend.
+    #[default]
+    Cpu,
+    /// CUDA (build with `--features cuda`).
+    Cuda,
+}
+
+/// When to draw a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ProgressMode {
+    /// A bar on a terminal, a line per epoch otherwise.
+    #[default]
+    Auto,
+    /// Always a bar.
+    Always,
+    /// Never a bar.
+    Never,
+}
+
+/// The training loop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainerConfig {
+    /// Epochs to train.
+    pub max_epochs: usize,
+    /// Stop after this many optimizer steps (null = no limit).
+    #[serde(default)]
+    pub max_steps: Option<usize>,
+    /// Micro-batches per optimizer step.
+    #[serde(default = "one")]
+    pub accumulate_grad_batches: usize,
+    /// Clip the global L2 norm of all gradients to this value (null = off).
+    #[serde(default)]
+    pub gradient_clip_val: Option<f64>,
+    /// Write the training loss to metrics.csv every this many optimizer steps.
+    #[serde(default = "fifty")]
+    pub log_every_n_steps: usize,
+    /// Train on at most this many batches per epoch (null = all); for smoke tests.
+    #[serde(default)]
+    pub limit_train_batches: Option<usize>,
+    /// Evaluate on at most this many batches (null = all).
+    #[serde(default)]
+    pub limit_eval_batches: Option<usize>,
+    /// Metric that selects `best.bpk` (`val/<metric>`).
+    #[serde(default = "default_monitor")]
+    pub monitor: String,
+    /// Whether the monitored metric should go up or down.
+    #[serde(default = "default_mode")]
+    pub mode: Mode,
+    /// Device to run on.
+    #[serde(default)]
+    pub device: DeviceKind,
+    /// Progress display.
+    #[serde(default)]
+    pub progress_bar: ProgressMode,
+    /// Evaluate the best checkpoint on the test split when training ends.
+    #[serde(default = "yes")]
+    pub test_after_fit: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> usize {
+    1
+}
+fn fifty() -> usize {
+    50
+}
+fn default_monitor() -> String {
+    "val/accuracy".into()
+}
+fn default_mode() -> Mode {
+    Mode::Max
+}
+
+/// Where runs are written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggerConfig {
+    /// Root folder of all runs.
+    #[serde(default = "default_save_dir")]
+    pub save_dir: PathBuf,
+    /// Sub-folder name (default: the experiment `name`).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+fn default_save_dir() -> PathBuf {
+    PathBuf::from("runs")
+}
+
+impl Default for LoggerConfig {
+    fn default() -> Self {
+        Self { save_dir: default_save_dir(), name: None }
+    }
+}
