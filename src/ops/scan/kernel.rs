@@ -63,15 +63,30 @@ pub struct Inputs<'a> {
     pub softplus: bool,
 }
 
-/// `softplus(x) = log(1 + eˣ)`, linear above 20 as `torch.nn.functional.softplus`.
-#[inline]
+/// `softplus(x) = log(1 + eˣ)` as `max(x, 0) + log1p(e^{-|x|})` (no overflow; equal to
+/// `torch.nn.functional.softplus`, which is linear above 20, to f32 precision).
+#[inline(always)]
 pub fn softplus(x: f32) -> f32 {
-    if x > 20.0 { x } else { x.exp().ln_1p() }
+    x.max(0.0) + log1p_unit(exp_approx(-x.abs()))
 }
 
-#[inline]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+/// `1/(1 + e^{-x})`.
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp_approx(-x))
+}
+
+/// `log(1 + t)` for `t` in [0, 1], branch-free: `2·atanh(s)` with `s = t/(2 + t) ≤ 1/3`, whose
+/// odd series is below f32 resolution after the `s¹⁵` term.
+#[inline(always)]
+fn log1p_unit(t: f32) -> f32 {
+    let s = t / (2.0 + t);
+    let s2 = s * s;
+    let mut p = 1.0 / 15.0;
+    for k in [13.0f32, 11.0, 9.0, 7.0, 5.0, 3.0, 1.0] {
+        p = p * s2 + 1.0 / k;
+    }
+    2.0 * s * p
 }
 
 /// `eˣ` to about 1.5e-7 relative, branch-free so loops over it vectorize (Cephes' `expf`
@@ -113,11 +128,53 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-/// Per-step scalars of one channel: `Δ`, `dΔ/d(delta)`.
-#[inline]
-fn step_size(inp: &Inputs, i: usize, e: usize) -> (f32, f32) {
-    let v = inp.delta[i] + inp.bias[e];
-    if inp.softplus { (softplus(v), sigmoid(v)) } else { (v, 1.0) }
+/// Per-channel values of a block at one time step, [W] each.
+struct Step {
+    /// `Δ`.
+    dl: Vec<f32>,
+    /// `Δ·u`.
+    du: Vec<f32>,
+    /// `dΔ/d(delta)`: `σ(delta + bias)` with softplus, else 1.
+    dsp: Vec<f32>,
+    /// `σ(z)` (gated only).
+    sz: Vec<f32>,
+}
+
+impl Step {
+    fn new(w: usize) -> Self {
+        Self { dl: vec![0.0; w], du: vec![0.0; w], dsp: vec![1.0; w], sz: vec![0.0; w] }
+    }
+
+    /// Fills the values of channels `e0..e0+W` at flat index `i0` of (b, t, e0); loops over
+    /// the block's contiguous channels, so they vectorize.
+    #[inline(always)]
+    fn fill(&mut self, inp: &Inputs, i0: usize, e0: usize, backward: bool) {
+        let w = self.dl.len();
+        let (delta, u, bias) = (&inp.delta[i0..][..w], &inp.u[i0..][..w], &inp.bias[e0..][..w]);
+        if inp.softplus {
+            for j in 0..w {
+                self.dl[j] = softplus(delta[j] + bias[j]);
+            }
+            if backward {
+                for j in 0..w {
+                    self.dsp[j] = sigmoid(delta[j] + bias[j]);
+                }
+            }
+        } else {
+            for j in 0..w {
+                self.dl[j] = delta[j] + bias[j];
+            }
+        }
+        for j in 0..w {
+            self.du[j] = self.dl[j] * u[j];
+        }
+        if !inp.z.is_empty() {
+            let z = &inp.z[i0..][..w];
+            for j in 0..w {
+                self.sz[j] = sigmoid(z[j]);
+            }
+        }
+    }
 }
 
 /// One step of the state of one channel: `x ← exp(Δ·a)⊙x + Δ·u·B`; keeps `exp(Δ·a)` in `da`.
@@ -129,11 +186,16 @@ fn advance(x: &mut [f32], da: &mut [f32], a: &[f32], bt: &[f32], dl: f32, du: f3
     }
 }
 
-/// Output of one channel at one step: `(Σ x·C + D·u)·silu(z)`; also the pre-gate value.
-#[inline]
-fn output(inp: &Inputs, x: &[f32], ct: &[f32], i: usize, e: usize) -> (f32, f32) {
-    let y = dot(x, ct) + inp.d[e] * inp.u[i];
-    if inp.z.is_empty() { (y, y) } else { (y * inp.z[i] * sigmoid(inp.z[i]), y) }
+/// Whether this CPU runs the AVX2 + FMA builds of the task loops.
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// Channel blocks `(b, e0, w)` in task order.
@@ -147,36 +209,18 @@ fn tasks(dm: Dims) -> Vec<(usize, usize, usize)> {
 /// [B, E, K, N] (K = [`Dims::chunks`]; chunk 0's is `h0`).
 pub fn forward(inp: &Inputs, h0: &[f32], dm: Dims) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let Dims { b, l, e, n } = dm;
-    let (t_len, k) = (dm.chunk(), dm.chunks());
+    let k = dm.chunks();
+    let avx2 = has_avx2();
     let parts: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = tasks(dm)
         .into_par_iter()
         .map(|(bi, e0, w)| {
-            let mut x = h0[(bi * e + e0) * n..][..w * n].to_vec(); // [W, N]
-            let mut da = vec![0f32; n];
-            let mut y = vec![0f32; l * w]; // [L, W]
-            let mut ck = vec![0f32; w * k * n]; // [W, K, N]
-            for t in 0..l {
-                if t % t_len == 0 {
-                    for j in 0..w {
-                        ck[(j * k + t / t_len) * n..][..n].copy_from_slice(&x[j * n..][..n]);
-                    }
-                }
-                let row = (bi * l + t) * e;
-                let (bt, ct) = (&inp.bm[(bi * l + t) * n..][..n], &inp.cm[(bi * l + t) * n..][..n]);
-                for j in 0..w {
-                    let (ei, i) = (e0 + j, row + e0 + j);
-                    let (dl, _) = step_size(inp, i, ei);
-                    let xs = &mut x[j * n..][..n];
-                    advance(xs, &mut da, &inp.a[ei * n..][..n], bt, dl, dl * inp.u[i]);
-                    y[t * w + j] = output(inp, xs, ct, i, ei).0;
-                }
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: the CPU has AVX2 and FMA (checked above).
+                return unsafe { forward_block_avx2(inp, h0, dm, bi, e0, w) };
             }
-            if l == 0 {
-                for j in 0..w {
-                    ck[j * k * n..][..n].copy_from_slice(&x[j * n..][..n]);
-                }
-            }
-            (y, x, ck)
+            let _ = avx2;
+            forward_block(inp, h0, dm, bi, e0, w)
         })
         .collect();
     let mut out = vec![0f32; b * l * e];
@@ -190,6 +234,55 @@ pub fn forward(inp: &Inputs, h0: &[f32], dm: Dims) -> (Vec<f32>, Vec<f32>, Vec<f
         ckpt[(bi * e + e0) * k * n..][..w * k * n].copy_from_slice(&ck);
     }
     (out, last, ckpt)
+}
+
+/// [`forward_block`] compiled for AVX2 + FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn forward_block_avx2(
+    inp: &Inputs,
+    h0: &[f32],
+    dm: Dims,
+    bi: usize,
+    e0: usize,
+    w: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    forward_block(inp, h0, dm, bi, e0, w)
+}
+
+/// The forward scan of channels `e0..e0+w` of batch element `bi`: outputs [L, W], last
+/// states [W, N] and boundary states [W, K, N].
+#[inline(always)]
+fn forward_block(inp: &Inputs, h0: &[f32], dm: Dims, bi: usize, e0: usize, w: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let Dims { l, e, n, .. } = dm;
+    let (t_len, k) = (dm.chunk(), dm.chunks());
+    let mut x = h0[(bi * e + e0) * n..][..w * n].to_vec(); // [W, N]
+    let mut da = vec![0f32; n];
+    let mut y = vec![0f32; l * w]; // [L, W]
+    let mut ck = vec![0f32; w * k * n]; // [W, K, N]
+    let mut st = Step::new(w);
+    for t in 0..l {
+        if t % t_len == 0 {
+            for j in 0..w {
+                ck[(j * k + t / t_len) * n..][..n].copy_from_slice(&x[j * n..][..n]);
+            }
+        }
+        let i0 = (bi * l + t) * e + e0;
+        st.fill(inp, i0, e0, false);
+        let (bt, ct) = (&inp.bm[(bi * l + t) * n..][..n], &inp.cm[(bi * l + t) * n..][..n]);
+        for j in 0..w {
+            let xs = &mut x[j * n..][..n];
+            advance(xs, &mut da, &inp.a[(e0 + j) * n..][..n], bt, st.dl[j], st.du[j]);
+            let yj = dot(xs, ct) + inp.d[e0 + j] * inp.u[i0 + j];
+            y[t * w + j] = if inp.z.is_empty() { yj } else { yj * inp.z[i0 + j] * st.sz[j] };
+        }
+    }
+    if l == 0 {
+        for j in 0..w {
+            ck[j * k * n..][..n].copy_from_slice(&x[j * n..][..n]);
+        }
+    }
+    (y, x, ck)
 }
 
 /// Gradients of the scan for `g = ∂loss/∂out` [B, L, E].
@@ -236,8 +329,19 @@ struct Part {
 /// [B, E, K, N] (from [`forward`]), then runs the adjoint `λ_t = ∂loss/∂x_t` backwards in time.
 pub fn backward(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims) -> Grads {
     let Dims { b, l, e, n } = dm;
-    let parts: Vec<Part> =
-        tasks(dm).into_par_iter().map(|(bi, e0, w)| backward_block(inp, ckpt, g, dm, bi, e0, w)).collect();
+    let avx2 = has_avx2();
+    let parts: Vec<Part> = tasks(dm)
+        .into_par_iter()
+        .map(|(bi, e0, w)| {
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: the CPU has AVX2 and FMA (checked above).
+                return unsafe { backward_block_avx2(inp, ckpt, g, dm, (bi, e0, w)) };
+            }
+            let _ = avx2;
+            backward_block(inp, ckpt, g, dm, (bi, e0, w))
+        })
+        .collect();
     let gated = !inp.z.is_empty();
     let mut out = Grads {
         u: vec![0f32; b * l * e],
@@ -270,8 +374,16 @@ pub fn backward(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims) -> Grads {
     out
 }
 
+/// [`backward_block`] compiled for AVX2 + FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn backward_block_avx2(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims, task: (usize, usize, usize)) -> Part {
+    backward_block(inp, ckpt, g, dm, task)
+}
+
 /// The backward pass of one block of `w` channels from `e0` of batch element `bi`.
-fn backward_block(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims, bi: usize, e0: usize, w: usize) -> Part {
+#[inline(always)]
+fn backward_block(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims, (bi, e0, w): (usize, usize, usize)) -> Part {
     let Dims { l, e, n, .. } = dm;
     let (t_len, k) = (dm.chunk(), dm.chunks());
     let gated = !inp.z.is_empty();
@@ -292,6 +404,7 @@ fn backward_block(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims, bi: usize, e0
     let mut da = vec![0f32; t_len * w * n];
     let mut carry = vec![0f32; w * n]; // exp(Δ_{t+1}A)⊙λ_{t+1}, [W, N]
     let (mut lam, mut q) = (vec![0f32; n], vec![0f32; n]);
+    let mut st = Step::new(w);
     for c in (0..k).rev() {
         let (t0, t1) = (c * t_len, ((c + 1) * t_len).min(l));
         for j in 0..w {
@@ -300,30 +413,30 @@ fn backward_block(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims, bi: usize, e0
         for t in t0..t1 {
             let s = t - t0;
             let bt = &inp.bm[(bi * l + t) * n..][..n];
+            st.fill(inp, (bi * l + t) * e + e0, e0, false);
             let (prev, next) = xs.split_at_mut((s + 1) * w * n);
             let (prev, next) = (&prev[s * w * n..], &mut next[..w * n]);
             next.copy_from_slice(prev);
             for j in 0..w {
-                let (ei, i) = (e0 + j, (bi * l + t) * e + e0 + j);
-                let (dl, _) = step_size(inp, i, ei);
                 let (x, d) = (&mut next[j * n..][..n], &mut da[(s * w + j) * n..][..n]);
-                advance(x, d, &inp.a[ei * n..][..n], bt, dl, dl * inp.u[i]);
+                advance(x, d, &inp.a[(e0 + j) * n..][..n], bt, st.dl[j], st.du[j]);
             }
         }
         for t in (t0..t1).rev() {
             let s = t - t0;
             let row = bi * l + t;
             let (bt, ct) = (&inp.bm[row * n..][..n], &inp.cm[row * n..][..n]);
+            let i0 = row * e + e0;
+            st.fill(inp, i0, e0, true);
             for j in 0..w {
-                let (ei, i) = (e0 + j, row * e + e0 + j);
+                let (ei, i) = (e0 + j, i0 + j);
                 let (x_t, x_prev) = (&xs[((s + 1) * w + j) * n..][..n], &xs[(s * w + j) * n..][..n]);
                 let (dat, a) = (&da[(s * w + j) * n..][..n], &inp.a[ei * n..][..n]);
-                let (dl, dsp) = step_size(inp, i, ei);
-                let u = inp.u[i];
-                // Gate: out = y·silu(z).
+                let (dl, du, u) = (st.dl[j], st.du[j], inp.u[i]);
+                // Gate: out = y·silu(z), silu'(z) = σ(z)·(1 + z·(1 - σ(z))).
                 let gy = if gated {
-                    let (z, sz) = (inp.z[i], sigmoid(inp.z[i]));
-                    let y = output(inp, x_t, ct, i, ei).1;
+                    let (z, sz) = (inp.z[i], st.sz[j]);
+                    let y = dot(x_t, ct) + inp.d[ei] * u;
                     p.z[t * w + j] = g[i] * y * sz * (1.0 + z * (1.0 - sz));
                     g[i] * z * sz
                 } else {
@@ -333,7 +446,6 @@ fn backward_block(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims, bi: usize, e0
                 let cr = &mut carry[j * n..][..n];
                 let (gc, gb) = (&mut p.cm[t * n..][..n], &mut p.bm[t * n..][..n]);
                 let ga = &mut p.a[j * n..][..n];
-                let du = dl * u;
                 for m in 0..n {
                     gc[m] += gy * x_t[m];
                     lam[m] = gy * ct[m] + cr[m];
@@ -345,7 +457,7 @@ fn backward_block(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims, bi: usize, e0
                 let sb = dot(&lam, bt);
                 let g_dl = u * sb + dot(&q, a);
                 p.u[t * w + j] = gy * inp.d[ei] + dl * sb;
-                let gd = g_dl * dsp;
+                let gd = g_dl * st.dsp[j];
                 p.delta[t * w + j] = gd;
                 p.bias[j] += gd;
             }
@@ -367,5 +479,17 @@ mod tests {
             assert!((a - b).abs() <= 3e-7 * b, "exp({x}): {a} vs {b}");
         }
         assert!(exp_approx(-1e4) < 1e-37 && exp_approx(-1e4) >= 0.0);
+    }
+
+    #[test]
+    fn softplus_and_sigmoid_are_close_to_f64() {
+        for i in -4000..4000 {
+            let x = i as f32 * 0.01;
+            let xf = x as f64;
+            let sp = if xf > 20.0 { xf } else { xf.exp().ln_1p() };
+            assert!((softplus(x) as f64 - sp).abs() <= 4e-7 * sp.max(1e-30), "softplus({x})");
+            let sg = 1.0 / (1.0 + (-xf).exp());
+            assert!((sigmoid(x) as f64 - sg).abs() <= 4e-7 * sg.max(1e-30), "sigmoid({x})");
+        }
     }
 }
