@@ -1,14 +1,19 @@
 //! Mamba: the fused selective scan against its tensor-op formulation (values and gradients), and
-//! the block's step mode, init and options.
+//! the block's step mode, init and options, RMSNorm and the `model=mamba` backbone.
 
 mod common;
 
 use burn::tensor::{Device, Tensor};
 use common::{host, max_rel, probe, randn, serial, step_through, t};
+use wavessm::config::ConfigRequest;
+use wavessm::model::block::Norm;
 use wavessm::model::ssm::StepError;
 use wavessm::model::ssm::mamba::{DtRank, MambaConfig};
 use wavessm::model::ssm::selective::{ScanArgs, selective_scan_tensor_ops};
 use wavessm::model::{LayerOptions, SeqLayer};
+use wavessm::model::{NormKind, SequenceModel};
+use wavessm::train::optim::Optim;
+use wavessm::train::{FitOptions, fit};
 
 /// Random scan inputs: `b` batch, `l` steps (several backward chunks), `e` channels (more than
 /// one block, the last one partial), `n` states; negative `A`.
@@ -181,4 +186,58 @@ fn mamba_options_are_checked() {
     assert!(groups.iter().all(|g| g.wd == Some(0.0)));
     let names: Vec<&str> = groups.iter().flat_map(|g| g.names.iter().copied()).collect();
     assert_eq!(names, ["A_log", "D"]);
+}
+
+#[test]
+fn rms_norm_is_mambas() {
+    let (b, l, h) = (2, 3, 7);
+    let dev = Device::flex();
+    let Some(Norm::Rms(mut norm)) = Norm::new(NormKind::Rms, h, &dev) else { panic!("norm: rms is RMSNorm") };
+    norm.gamma = burn::module::Param::from_tensor(t(randn(h, 31), [h], &dev));
+    let norm = Norm::Rms(norm);
+    let x = randn(b * l * h, 32);
+    let y = host(norm.forward(t(x.clone(), [b, l, h], &dev)));
+    let gamma = randn(h, 31);
+    let mut expect = vec![0.0; b * l * h];
+    for (row, out) in x.chunks(h).zip(expect.chunks_mut(h)) {
+        let ms = row.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / h as f64;
+        for j in 0..h {
+            out[j] = row[j] as f64 / (ms + 1e-5).sqrt() * gamma[j] as f64;
+        }
+    }
+    assert!(max_rel(&y, &expect) < 1e-6, "{}", max_rel(&y, &expect));
+}
+
+#[test]
+fn mamba_model_has_the_reference_residual_structure_and_trains() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut tokens: Vec<String> = [
+        "model=mamba",
+        "model.d_model=32",
+        "model.n_layers=2",
+        "model.layer.d_state=4",
+        "loader.batch_size=32",
+        "trainer.max_epochs=5",
+        "trainer.limit_train_batches=25",
+        "trainer.progress_bar=never",
+        "scheduler.warmup_steps=0",
+        "optimizer.lr=0.01",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    tokens.push(format!("logger.save_dir={}", dir.path().display()));
+    let cfg = ConfigRequest { tokens, ..Default::default() }.resolve().unwrap();
+    // Pre-norm RMSNorm blocks without feed-forward, and a final RMSNorm (`norm_f`).
+    let model = SequenceModel::new(&cfg.model, 1, 10, &Device::flex()).unwrap();
+    assert!(matches!(model.norm, Some(Norm::Rms(_))));
+    assert!(model.layers.iter().all(|b| b.prenorm && matches!(b.norm, Some(Norm::Rms(_))) && b.ff.is_none()));
+    // A_log and D take no weight decay; everything else the optimizer's.
+    let optim = Optim::new(&cfg).unwrap();
+    let wd: Vec<(&str, f64)> = optim.groups.iter().map(|g| (g.name.as_str(), g.weight_decay)).collect();
+    assert_eq!(wd, [("default", cfg.optimizer.weight_decay), ("ssm.A", 0.0), ("ssm.D", 0.0)]);
+    let s = fit(&cfg, &FitOptions { quiet: true, ..Default::default() }).unwrap();
+    let (first, last) = (s.train_history[0]["train/loss"], s.train_history.last().unwrap()["train/loss"]);
+    assert!(last < first * 0.9, "train loss {first} -> {last}");
 }

@@ -40,6 +40,8 @@ pub enum NormKind {
     Layer,
     /// BatchNorm over batch and time.
     Batch,
+    /// RMSNorm over the feature dimension (Mamba's).
+    Rms,
     /// Identity.
     None,
 }
