@@ -303,7 +303,8 @@ impl Mamba {
 }
 
 impl SeqLayer for Mamba {
-    type Stepper = MambaState;
+    /// Boxed: two tensors would make every layer's stepper this large.
+    type Stepper = Box<MambaState>;
     type State = MambaState;
     const NAME: &'static str = "mamba";
 
@@ -335,32 +336,35 @@ impl SeqLayer for Mamba {
 
     /// Step mode for `batch` sequences from the zero state (`l` is not needed: the block has
     /// no length-dependent kernel).
-    fn stepper(&self, batch: usize, _l: usize) -> Result<MambaState, StepError> {
+    fn stepper(&self, batch: usize, _l: usize) -> Result<Box<MambaState>, StepError> {
         let (_, e, n, k) = self.sizes();
         let device = self.A_log.device();
-        Ok(MambaState { conv: Tensor::zeros([batch, e, k], &device), ssm: Tensor::zeros([batch, e, n], &device) })
+        Ok(Box::new(MambaState {
+            conv: Tensor::zeros([batch, e, k], &device),
+            ssm: Tensor::zeros([batch, e, n], &device),
+        }))
     }
 
     /// One token: [`SeqLayer::forward`]'s next output, carrying the state (the reference's
     /// `step()`: the convolution over the cached inputs, one step of the scan).
     ///
     /// Args: `x` [B, H]. Returns [B, H].
-    fn step(&self, s: &mut MambaState, x: Tensor<2>) -> Result<Tensor<2>, StepError> {
+    fn step(&self, s: &mut Box<MambaState>, x: Tensor<2>) -> Result<Tensor<2>, StepError> {
         let [b, h] = x.dims();
         let (y, next) = self.forward_state(x.reshape([b, 1, h]), Some(s))?;
-        *s = next;
+        **s = next;
         Ok(y.reshape([b, h]))
     }
 
     /// Continues step mode from a state that conv mode returned.
-    fn set_state(&self, s: &mut MambaState, state: &MambaState) -> Result<(), StepError> {
+    fn set_state(&self, s: &mut Box<MambaState>, state: &MambaState) -> Result<(), StepError> {
         self.check_state(state, state.conv.dims()[0])?;
-        *s = state.clone();
+        **s = state.clone();
         Ok(())
     }
 
     /// The state step mode has reached.
-    fn state(&self, s: &MambaState) -> Result<MambaState, StepError> {
-        Ok(s.clone())
+    fn state(&self, s: &Box<MambaState>) -> Result<MambaState, StepError> {
+        Ok((**s).clone())
     }
 }

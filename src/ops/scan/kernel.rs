@@ -105,7 +105,7 @@ pub fn exp_approx(x: f32) -> f32 {
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000_1e-1;
+    let p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     y * f32::from_bits(((ki + 127) << 23) as u32)
 }
@@ -151,28 +151,18 @@ impl Step {
     fn fill(&mut self, inp: &Inputs, i0: usize, e0: usize, backward: bool) {
         let w = self.dl.len();
         let (delta, u, bias) = (&inp.delta[i0..][..w], &inp.u[i0..][..w], &inp.bias[e0..][..w]);
+        let raw = delta.iter().zip(bias).map(|(d, b)| d + b);
         if inp.softplus {
-            for j in 0..w {
-                self.dl[j] = softplus(delta[j] + bias[j]);
-            }
+            self.dl.iter_mut().zip(raw.clone()).for_each(|(o, v)| *o = softplus(v));
             if backward {
-                for j in 0..w {
-                    self.dsp[j] = sigmoid(delta[j] + bias[j]);
-                }
+                self.dsp.iter_mut().zip(raw).for_each(|(o, v)| *o = sigmoid(v));
             }
         } else {
-            for j in 0..w {
-                self.dl[j] = delta[j] + bias[j];
-            }
+            self.dl.iter_mut().zip(raw).for_each(|(o, v)| *o = v);
         }
-        for j in 0..w {
-            self.du[j] = self.dl[j] * u[j];
-        }
+        self.du.iter_mut().zip(self.dl.iter().zip(u)).for_each(|(o, (d, u))| *o = d * u);
         if !inp.z.is_empty() {
-            let z = &inp.z[i0..][..w];
-            for j in 0..w {
-                self.sz[j] = sigmoid(z[j]);
-            }
+            self.sz.iter_mut().zip(&inp.z[i0..][..w]).for_each(|(o, z)| *o = sigmoid(*z));
         }
     }
 }
