@@ -1,5 +1,6 @@
 //! Mamba: the fused selective scan against its tensor-op formulation (values and gradients), and
-//! the block's step mode, init and options, RMSNorm and the `model=mamba` backbone.
+//! the block's step mode, init and options, RMSNorm, the `model=mamba` backbone and its
+//! weights under `MambaLMHeadModel`'s state_dict keys.
 
 mod common;
 
@@ -14,6 +15,7 @@ use wavessm::model::{LayerOptions, SeqLayer};
 use wavessm::model::{NormKind, SequenceModel};
 use wavessm::train::optim::Optim;
 use wavessm::train::{FitOptions, fit};
+use wavessm::weights::{self, ImportOptions, Layout, Select};
 
 /// Random scan inputs: `b` batch, `l` steps (several backward chunks), `e` channels (more than
 /// one block, the last one partial), `n` states; negative `A`.
@@ -240,4 +242,52 @@ fn mamba_model_has_the_reference_residual_structure_and_trains() {
     let s = fit(&cfg, &FitOptions { quiet: true, ..Default::default() }).unwrap();
     let (first, last) = (s.train_history[0]["train/loss"], s.train_history.last().unwrap()["train/loss"]);
     assert!(last < first * 0.9, "train loss {first} -> {last}");
+}
+
+#[test]
+fn weights_round_trip_through_the_mamba_lm_head_model_layout() {
+    let _turn = serial();
+    let tokens = ["model=mamba", "model.d_model=8", "model.n_layers=2", "model.layer.d_state=4", "model.pool=none"];
+    let cfg = ConfigRequest { tokens: tokens.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+        .resolve()
+        .unwrap();
+    let dev = Device::flex();
+    let build = |seed| {
+        dev.seed(seed);
+        SequenceModel::for_tokens(&cfg.model, 11, 11, &dev).unwrap()
+    };
+    let (mut a, b) = (build(1), build(2));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mamba.safetensors");
+    // lm_head has no bias: a nonzero one has no counterpart.
+    let err = weights::export(&a, &path, Layout::Mamba, None, false).unwrap_err().to_string();
+    assert!(err.contains("decoder.bias"), "{err}");
+    a.decoder.bias = Some(burn::module::Param::from_tensor(Tensor::zeros([11], &dev)));
+    let (keys, _) = weights::export(&a, &path, Layout::Mamba, None, false).unwrap();
+    let mut expect =
+        vec!["backbone.embedding.weight".to_string(), "backbone.norm_f.weight".into(), "lm_head.weight".into()];
+    for i in 0..2 {
+        expect.push(format!("backbone.layers.{i}.norm.weight"));
+        for k in [
+            "in_proj.weight",
+            "conv1d.weight",
+            "conv1d.bias",
+            "x_proj.weight",
+            "dt_proj.weight",
+            "dt_proj.bias",
+            "A_log",
+            "D",
+            "out_proj.weight",
+        ] {
+            expect.push(format!("backbone.layers.{i}.mixer.{k}"));
+        }
+    }
+    expect.sort();
+    assert_eq!(keys, expect);
+    let opts = ImportOptions { layout: Layout::Mamba, dt_transform: None, select: Select::All, partial: false };
+    let (b, report) = weights::import(b, &path, &opts).unwrap();
+    assert!(report.kept.is_empty() && report.ignored.is_empty(), "{report:?}");
+    let x = t((0..2 * 9).map(|i| (i % 11) as f32).collect(), [2, 9, 1], &dev);
+    let (ya, yb) = (host(a.forward(x.clone(), None)), host(b.forward(x, None)));
+    assert_eq!(ya, yb);
 }

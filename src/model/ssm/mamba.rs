@@ -19,6 +19,7 @@ use super::selective::{ScanArgs, selective_scan};
 use super::stepper::StepError;
 use crate::config::ConfigError;
 use crate::model::{LayerOptions, SeqLayer};
+use crate::weights::names::{Layout, Map};
 
 /// Rank of the step-size projection: `auto` (= ⌈d_model/16⌉) or a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -361,6 +362,19 @@ impl SeqLayer for Mamba {
         self.check_state(state, state.conv.dims()[0])?;
         **s = state.clone();
         Ok(())
+    }
+
+    /// `mamba_simple.py`'s keys under `prefix` (`backbone.layers.{i}.mixer`); `Linear` weights
+    /// are transposed.
+    fn torch_key(_: Layout, prefix: &str, _: usize, rest: &[&str]) -> Option<(String, Map)> {
+        let map = match rest {
+            ["in_proj" | "x_proj" | "dt_proj" | "out_proj", "weight"] => Map::Transpose,
+            ["in_proj" | "dt_proj" | "out_proj" | "conv1d", "bias"] | ["conv1d", "weight"] | ["A_log" | "D"] => {
+                Map::Same
+            }
+            _ => return None,
+        };
+        Some((format!("{prefix}.{}", rest.join(".")), map))
     }
 
     /// The state step mode has reached.
