@@ -7,7 +7,7 @@ use serde_yaml::Value;
 use crate::config::{ConfigError, ConfigRequest, Named, from_value_at};
 use crate::data::LoaderConfig;
 use crate::model::ModelConfig;
-use crate::train::config::{LoggerConfig, OptimizerConfig, TrainerConfig};
+use crate::train::config::{CheckpointConfig, LoggerConfig, OptimizerConfig, TrainerConfig};
 
 impl ConfigRequest {
     /// Composes, overrides and validates: the one way a run gets its config.
@@ -45,6 +45,9 @@ pub struct ExperimentConfig {
     /// Where runs are written.
     #[serde(default)]
     pub logger: LoggerConfig,
+    /// Which checkpoints are kept.
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
 }
 
 impl ExperimentConfig {
@@ -82,6 +85,8 @@ impl ExperimentConfig {
         positive("model.d_model", self.model.d_model)?;
         positive("loader.batch_size", self.loader.batch_size)?;
         positive("trainer.accumulate_grad_batches", self.trainer.accumulate_grad_batches)?;
+        self.trainer.validate()?;
+        self.checkpoint.validate()?;
         for (path, p) in [("model.dropout", self.model.dropout)] {
             if !(0.0..1.0).contains(&p) {
                 return Err(ConfigError::Key { path: path.into(), msg: format!("must be in [0, 1), got {p}") });

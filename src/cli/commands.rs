@@ -32,13 +32,18 @@ pub fn run(cli: Cli) -> Result<()> {
                 print!("{}", cfg.to_yaml());
                 return Ok(());
             }
-            fit(&cfg, &FitOptions { resume: a.resume.clone(), stop_after_epochs: a.stop_after_epochs, quiet: false })?;
+            fit(
+                &cfg,
+                &FitOptions { resume: a.resume.clone(), stop_after_epochs: a.stop_after_epochs, ..Default::default() },
+            )?;
             Ok(())
         }
         Command::Validate(a) => eval_command(&a, "val"),
         Command::Test(a) => eval_command(&a, "test"),
         Command::Predict(a) => predict(&a),
         Command::Bench(a) => super::bench::run(&a),
+        Command::Runs(a) => super::runs::run(&a),
+        Command::Plot(a) => super::plot::run(&a),
         Command::Data(super::DataCommand::Generate(g)) => super::generate::run(&g),
         Command::Data(super::DataCommand::Prepare(p)) => prepare(&p.config),
         Command::Weights(w) => super::weights::run(&w),
@@ -124,9 +129,16 @@ fn eval_command(a: &EvalArgs, split: &str) -> Result<()> {
     let (cfg, s, model) = load_for_eval(&a.ckpt, &a.config, a.rate)?;
     let data = s.data.split(split).expect("known split");
     let bs = cfg.loader.eval_batch_size.unwrap_or(cfg.loader.batch_size);
-    let m =
-        prefixed(split, &evaluate(&model, data, &s.task, s.d_output, bs, cfg.trainer.limit_eval_batches, &s.device));
-    println!("{} ({} sequences, {})", format_metrics(&m), data.len(), a.ckpt.display());
+    match evaluate(&model, data, &s.task, s.d_output, bs, cfg.trainer.limit_eval_batches, &s.device) {
+        Some(m) => {
+            println!("{} ({} sequences, {})", format_metrics(&prefixed(split, &m)), data.len(), a.ckpt.display())
+        }
+        None => println!(
+            "{split}: no batches ({} sequences, limit_eval_batches={:?})",
+            data.len(),
+            cfg.trainer.limit_eval_batches
+        ),
+    }
     Ok(())
 }
 

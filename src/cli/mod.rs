@@ -5,6 +5,8 @@ pub mod bench;
 pub mod bench_data;
 pub mod commands;
 pub mod generate;
+pub mod plot;
+pub mod runs;
 pub mod weights;
 
 use std::path::PathBuf;
@@ -46,6 +48,10 @@ pub enum Command {
     /// Move weights to and from PyTorch state_dicts (.safetensors).
     #[command(subcommand)]
     Weights(weights::WeightsCommand),
+    /// List runs: status, progress, best and test metrics, and the config keys that differ.
+    Runs(runs::RunsArgs),
+    /// Plot learning curves of runs on shared axes (PNG or SVG).
+    Plot(plot::PlotArgs),
 }
 
 /// `wavessm data …`.

@@ -110,15 +110,7 @@ fn import(a: &ImportArgs) -> Result<()> {
     let (model, report) = weights::import(setup.model, &a.file, &opts)?;
     let optim = Optim::new(&cfg)?;
     let config_yaml = cfg.to_yaml();
-    let state = TrainerState {
-        epoch: 0,
-        step: 0,
-        best: None,
-        schedules: optim.states.clone(),
-        metrics: Default::default(),
-        config: config_yaml.clone(),
-        version: env!("CARGO_PKG_VERSION").into(),
-    };
+    let state = TrainerState::fresh(optim.states.clone(), config_yaml.clone());
     let ck = Checkpoint {
         state,
         model: model.into_record().into_bytes().map_err(|e| anyhow::anyhow!("serializing the model: {e:?}"))?.to_vec(),

@@ -2,7 +2,9 @@
 //! plus the trainer state, each section checksummed, written atomically (temp file, fsync,
 //! rename, fsync of the folder) so a crash never leaves a broken `last.bpk`.
 //!
-//! Layout: `WAVESSM\x01`, u32 LE header length, JSON header, then the sections in order.
+//! Layout: `WAVESSM\x02`, u32 LE header length, u32 LE CRC-32 of the header, JSON header, then
+//! the sections in order. The header's checksum covers the trainer state (epoch, step, best,
+//! the embedded config), whose values are also range-checked on load.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use super::scheduler::ScheduleState;
 
-const MAGIC: &[u8; 8] = b"WAVESSM\x01";
+const MAGIC: &[u8; 8] = b"WAVESSM\x02";
+/// The first format, whose header had no checksum.
+const MAGIC_V1: &[u8; 8] = b"WAVESSM\x01";
+/// Largest header accepted (the embedded config is a few kB).
+const MAX_HEADER: usize = 64 << 20;
 
 /// Everything besides tensors that a resumed run needs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -30,6 +36,75 @@ pub struct TrainerState {
     pub config: String,
     /// wavessm version that wrote it.
     pub version: String,
+    /// Batches of epoch `epoch` already trained (0 at an epoch boundary; a mid-epoch checkpoint
+    /// resumes after them).
+    #[serde(default)]
+    pub batch: usize,
+    /// Factor on the learning rates left by `on_nonfinite: rollback`.
+    #[serde(default = "one")]
+    pub lr_scale: f64,
+    /// Early stopping ended the run.
+    #[serde(default)]
+    pub stopped_early: bool,
+    /// Each callback's own state, by name.
+    #[serde(default)]
+    pub callbacks: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The `checkpoint.save_top_k` best (monitored value, epoch), best first.
+    #[serde(default)]
+    pub top_k: Vec<(f64, usize)>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl TrainerState {
+    /// The state of a run that has not trained yet.
+    pub fn fresh(schedules: Vec<ScheduleState>, config: String) -> Self {
+        Self {
+            epoch: 0,
+            step: 0,
+            best: None,
+            schedules,
+            metrics: Default::default(),
+            config,
+            version: env!("CARGO_PKG_VERSION").into(),
+            batch: 0,
+            lr_scale: 1.0,
+            stopped_early: false,
+            callbacks: Default::default(),
+            top_k: Vec::new(),
+        }
+    }
+
+    /// Checks values no training could have produced (an edited or damaged header).
+    pub fn check(&self) -> Result<(), String> {
+        const MAX: usize = 1 << 40;
+        if self.epoch > MAX || self.step > MAX || self.batch > MAX {
+            return Err(format!("epoch {}, step {}, batch {} out of range", self.epoch, self.step, self.batch));
+        }
+        if self.step < self.epoch {
+            return Err(format!("{} steps cannot complete {} epochs", self.step, self.epoch));
+        }
+        if let Some((v, e)) = self.best
+            && (!v.is_finite() || e >= self.epoch)
+        {
+            return Err(format!("best {v} at epoch {e} is impossible after {} epochs", self.epoch));
+        }
+        if let Some((k, v)) = self.metrics.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(format!("metric {k} = {v}"));
+        }
+        if !(self.lr_scale > 0.0 && self.lr_scale <= 1.0) {
+            return Err(format!("lr_scale {} out of (0, 1]", self.lr_scale));
+        }
+        if self.schedules.iter().any(|s| !(s.factor > 0.0 && s.factor.is_finite())) {
+            return Err("a schedule factor is not a positive finite number".into());
+        }
+        if serde_yaml::from_str::<serde_yaml::Value>(&self.config).is_err() {
+            return Err("the embedded config is not YAML".into());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -87,9 +162,10 @@ impl Checkpoint {
             .map(|(n, b)| Section { name: n.to_string(), len: b.len() as u64, crc32: crc(b) })
             .collect();
         let header = serde_json::to_vec(&Header { state: self.state.clone(), sections }).expect("header serializes");
-        let mut out = Vec::with_capacity(12 + header.len() + self.model.len() + self.optimizer.len());
+        let mut out = Vec::with_capacity(16 + header.len() + self.model.len() + self.optimizer.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc(&header).to_le_bytes());
         out.extend_from_slice(&header);
         out.extend_from_slice(&self.model);
         out.extend_from_slice(&self.optimizer);
@@ -99,18 +175,29 @@ impl Checkpoint {
     /// Parses bytes read from `path` (named in errors).
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, CheckpointError> {
         let bad = |msg: String| CheckpointError::Corrupt { path: path.to_path_buf(), msg };
-        if bytes.len() < 12 || &bytes[..8] != MAGIC {
+        if bytes.len() >= 8 && &bytes[..8] == MAGIC_V1 {
+            return Err(bad("written by an older wavessm (format 1, whose header has no checksum); retrain".into()));
+        }
+        if bytes.len() < 16 || &bytes[..8] != MAGIC {
             return Err(bad("missing the `WAVESSM` signature".into()));
         }
         let hlen = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
-        let header: Header = bytes
-            .get(12..12 + hlen)
-            .ok_or_else(|| bad(format!("truncated header ({} of {hlen} bytes)", bytes.len() - 12)))
-            .and_then(|h| serde_json::from_slice(h).map_err(|e| bad(format!("header: {e}"))))?;
-        let mut pos = 12 + hlen;
+        let hcrc = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
+        if hlen > MAX_HEADER {
+            return Err(bad(format!("header length {hlen} exceeds {MAX_HEADER} bytes")));
+        }
+        let raw = bytes
+            .get(16..16 + hlen)
+            .ok_or_else(|| bad(format!("truncated header ({} of {hlen} bytes)", bytes.len() - 16)))?;
+        if crc(raw) != hcrc {
+            return Err(bad("the header fails its checksum (edited or damaged)".into()));
+        }
+        let header: Header = serde_json::from_slice(raw).map_err(|e| bad(format!("header: {e}")))?;
+        header.state.check().map_err(|e| bad(format!("header: {e}")))?;
+        let mut pos = 16 + hlen;
         let mut parts = Vec::new();
         for s in &header.sections {
-            let end = pos + s.len as usize;
+            let end = usize::try_from(s.len).ok().and_then(|n| pos.checked_add(n)).unwrap_or(usize::MAX);
             let b = bytes.get(pos..end).ok_or_else(|| {
                 bad(format!("section `{}` truncated: {} of {} bytes", s.name, bytes.len().saturating_sub(pos), s.len))
             })?;
@@ -135,9 +222,14 @@ impl Checkpoint {
         Ok(Self { state: header.state, model, optimizer })
     }
 
-    /// Reads and verifies a checkpoint file.
+    /// Reads and verifies a checkpoint file (a regular file only: `/dev/zero` is refused).
     pub fn load(path: &Path) -> Result<Self, CheckpointError> {
-        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
+        let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            return Err(CheckpointError::Corrupt { path: path.to_path_buf(), msg: "not a regular file".into() });
+        }
+        let bytes = std::fs::read(path).map_err(io)?;
         Self::from_bytes(&bytes, path)
     }
 
@@ -157,10 +249,8 @@ mod tests {
                 epoch: 2,
                 step: 40,
                 best: Some((0.9, 1)),
-                schedules: vec![ScheduleState::default()],
                 metrics: [("val/accuracy".to_string(), 0.9)].into(),
-                config: "seed: 0\n".into(),
-                version: "test".into(),
+                ..TrainerState::fresh(vec![ScheduleState::default()], "seed: 0\n".into())
             },
             model: vec![1, 2, 3, 4],
             optimizer: vec![9; 10],
@@ -184,5 +274,36 @@ mod tests {
         assert!(err.contains("truncated"), "{err}");
         let err = Checkpoint::from_bytes(b"hello world!", &p).unwrap_err().to_string();
         assert!(err.contains("signature"), "{err}");
+    }
+
+    #[test]
+    fn edited_headers_and_impossible_states_are_refused() {
+        let p = Path::new("last.bpk");
+        let bytes = sample().to_bytes();
+        // An edit inside the header's JSON (epoch 2 -> 9) breaks its checksum.
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let at = text.find("\"epoch\":2").expect("epoch in the header") + 8;
+        let mut edited = bytes.clone();
+        edited[at] = b'9';
+        let err = Checkpoint::from_bytes(&edited, p).unwrap_err().to_string();
+        assert!(err.contains("header fails its checksum"), "{err}");
+        // A consistent checksum over an impossible state is still refused.
+        for bad in [
+            TrainerState { best: Some((f64::NAN, 0)), ..sample().state },
+            TrainerState { best: Some((0.5, 7)), ..sample().state },
+            TrainerState { step: 1, ..sample().state },
+            TrainerState { lr_scale: 0.0, ..sample().state },
+        ] {
+            let ck = Checkpoint { state: bad, ..sample() };
+            let err = Checkpoint::from_bytes(&ck.to_bytes(), p).unwrap_err().to_string();
+            assert!(err.contains("header:"), "{err}");
+        }
+        let mut huge = bytes.clone();
+        huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Checkpoint::from_bytes(&huge, p).unwrap_err().to_string().contains("exceeds"));
+        let mut v1 = bytes;
+        v1[7] = 1;
+        assert!(Checkpoint::from_bytes(&v1, p).unwrap_err().to_string().contains("older wavessm"));
+        assert!(Checkpoint::load(Path::new("/dev/zero")).unwrap_err().to_string().contains("not a regular file"));
     }
 }

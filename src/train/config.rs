@@ -136,10 +136,81 @@ pub struct TrainerConfig {
     /// Evaluate the best checkpoint on the test split when training ends.
     #[serde(default = "yes")]
     pub test_after_fit: bool,
+    /// What a non-finite loss, gradient, validation metric or parameter does.
+    #[serde(default)]
+    pub on_nonfinite: OnNonFinite,
+    /// How many times `on_nonfinite: rollback` may roll back before stopping.
+    #[serde(default = "three")]
+    pub max_rollbacks: usize,
+    /// Learning-rate factor applied at each rollback, in (0, 1).
+    #[serde(default = "half")]
+    pub rollback_lr_factor: f64,
+    /// Validate (and select `best`) every this many epochs; the last epoch always validates.
+    #[serde(default = "one")]
+    pub check_val_every_n_epoch: usize,
+    /// Extra sampling-rate factors to validate at (`[2]` logs `val/accuracy@rate2`: a 16 kHz
+    /// model on 8 kHz data, as the S4 repo reports Speech Commands).
+    #[serde(default)]
+    pub eval_rates: Vec<f64>,
+    /// Stop when a validation metric stops improving (null = off).
+    #[serde(default)]
+    pub early_stopping: Option<crate::train::callbacks::early_stopping::EarlyStoppingConfig>,
+}
+
+/// What the trainer does when a value goes non-finite (NaN or infinite).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNonFinite {
+    /// Stop, keeping the last good checkpoint, and say which step and tensor went bad.
+    #[default]
+    Stop,
+    /// Drop that optimizer step's update and go on.
+    SkipBatch,
+    /// Reload the last good checkpoint with a smaller learning rate (bounded times).
+    Rollback,
+}
+
+impl TrainerConfig {
+    /// Checks the numeric options' ranges, naming `trainer.<key>`.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        let bad = |key: &str, msg: String| Err(crate::config::ConfigError::Key { path: format!("trainer.{key}"), msg });
+        if self.accumulate_grad_batches == 0 {
+            return bad("accumulate_grad_batches", "must be at least 1".into());
+        }
+        if let Some(c) = self.gradient_clip_val
+            && !(c > 0.0 && c.is_finite())
+        {
+            return bad("gradient_clip_val", format!("must be a finite number > 0 or null, got {c}"));
+        }
+        if !(self.rollback_lr_factor > 0.0 && self.rollback_lr_factor < 1.0) {
+            return bad("rollback_lr_factor", format!("must be in (0, 1), got {}", self.rollback_lr_factor));
+        }
+        if self.check_val_every_n_epoch == 0 {
+            return bad("check_val_every_n_epoch", "must be at least 1".into());
+        }
+        if let Some(r) = self.eval_rates.iter().find(|r| !(**r > 0.0 && r.is_finite() && **r <= 1e6)) {
+            return bad("eval_rates", format!("rates must be finite numbers in (0, 1e6], got {r}"));
+        }
+        if let Some(es) = &self.early_stopping {
+            if es.patience == 0 {
+                return bad("early_stopping.patience", "must be at least 1".into());
+            }
+            if !(es.min_delta >= 0.0 && es.min_delta.is_finite()) {
+                return bad("early_stopping.min_delta", format!("must be a finite number ≥ 0, got {}", es.min_delta));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn yes() -> bool {
     true
+}
+fn three() -> usize {
+    3
+}
+fn half() -> f64 {
+    0.5
 }
 fn one() -> usize {
     1
@@ -173,5 +244,41 @@ fn default_save_dir() -> PathBuf {
 impl Default for LoggerConfig {
     fn default() -> Self {
         Self { save_dir: default_save_dir(), name: None }
+    }
+}
+
+/// Which checkpoints a run keeps (`checkpoint:`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Also write `last.bpk` every this many optimizer steps (mid-epoch; null = at epoch ends
+    /// only). A mid-epoch checkpoint resumes bit for bit.
+    #[serde(default)]
+    pub every_n_steps: Option<usize>,
+    /// Keep the k best epochs by `trainer.monitor` under `checkpoints/top/` (besides
+    /// `best.bpk`); older ones are removed. 1 keeps `best.bpk` only.
+    #[serde(default = "one")]
+    pub save_top_k: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self { every_n_steps: None, save_top_k: 1 }
+    }
+}
+
+impl CheckpointConfig {
+    /// Checks ranges, naming `checkpoint.<key>`.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        let bad = |key: &str, msg: &str| {
+            Err(crate::config::ConfigError::Key { path: format!("checkpoint.{key}"), msg: msg.into() })
+        };
+        if self.every_n_steps == Some(0) {
+            return bad("every_n_steps", "must be at least 1 or null");
+        }
+        if self.save_top_k == 0 || self.save_top_k > 1000 {
+            return bad("save_top_k", "must be in 1..=1000");
+        }
+        Ok(())
     }
 }

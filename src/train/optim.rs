@@ -57,6 +57,8 @@ pub struct Optim {
     pub groups: Vec<GroupPlan>,
     /// Schedule states: 0 is the global schedule, then one per group with its own.
     pub states: Vec<ScheduleState>,
+    /// Factor on every group's rate (lowered by `on_nonfinite: rollback`; checkpointed).
+    pub lr_scale: f64,
 }
 
 /// Regex matching `names` (layer-relative, like `kernel.log_dt`) at the end of a parameter path.
@@ -132,12 +134,12 @@ impl Optim {
         for (m, c) in matchers.into_iter().zip(&cells).skip(1) {
             policy = policy.with_group(m, SharedLr(c.clone()));
         }
-        Ok(Self { inner, policy, cells, groups, states })
+        Ok(Self { inner, policy, cells, groups, states, lr_scale: 1.0 })
     }
 
     /// Learning rate of every group at `step` of `total`.
     pub fn lrs(&self, step: usize, total: usize) -> Vec<f64> {
-        self.groups.iter().map(|g| g.schedule.lr(g.lr, step, total, &self.states[g.state])).collect()
+        self.groups.iter().map(|g| self.lr_scale * g.schedule.lr(g.lr, step, total, &self.states[g.state])).collect()
     }
 
     /// One AdamW update with the scheduled rates; returns the updated module.

@@ -12,6 +12,9 @@ use anyhow::{Context, Result};
 pub struct RunDir {
     /// `…/version_N`.
     pub root: PathBuf,
+    /// The held lock (see [`RunDir::lock`]); released when the last clone is dropped or the
+    /// process dies.
+    lock: Option<std::sync::Arc<std::fs::File>>,
 }
 
 impl RunDir {
@@ -25,7 +28,7 @@ impl RunDir {
             match std::fs::create_dir(&root) {
                 Ok(()) => {
                     std::fs::create_dir_all(root.join("checkpoints"))?;
-                    return Ok(Self { root });
+                    return Ok(Self { root, lock: None });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e).with_context(|| format!("creating {}", root.display())),
@@ -37,7 +40,49 @@ impl RunDir {
     /// An existing run folder (for `--resume`).
     pub fn open(root: &Path) -> Result<Self> {
         anyhow::ensure!(root.join("config.yaml").is_file(), "{}: not a run folder (no config.yaml)", root.display());
-        Ok(Self { root: root.to_path_buf() })
+        Ok(Self { root: root.to_path_buf(), lock: None })
+    }
+
+    /// Takes the run folder for this process: an exclusive advisory lock on `<run>/.lock`
+    /// (released by the OS when the process dies), holding the owner's pid. A second process
+    /// gets "run in use by pid N". Then removes temp files a crashed writer left behind.
+    pub fn lock(&mut self) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let path = self.root.join(".lock");
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: flock on a file descriptor we own; no memory is shared.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let owner = std::fs::read_to_string(&path).unwrap_or_default();
+            anyhow::bail!("{}: run in use by pid {}", self.root.display(), owner.trim());
+        }
+        f.set_len(0)?;
+        write!(f, "{}", std::process::id())?;
+        f.flush()?;
+        crate::io::remove_stale_temps(&self.root);
+        crate::io::remove_stale_temps(&self.root.join("checkpoints"));
+        self.lock = Some(std::sync::Arc::new(f));
+        Ok(())
+    }
+
+    /// Makes `best.bpk` agree with `last` after a crash between their writes: `last` records
+    /// the best epoch; if `last` is that epoch's checkpoint and `best.bpk` holds another one
+    /// (or none), `last` is copied over it.
+    pub fn repair_best(&self, last: &super::checkpoint::Checkpoint) -> Result<()> {
+        let Some((_, best_epoch)) = last.state.best else { return Ok(()) };
+        let best_path = self.checkpoint("best");
+        let best_ok = super::checkpoint::Checkpoint::load(&best_path)
+            .is_ok_and(|b| b.state.epoch == best_epoch + 1 && b.state.best == last.state.best);
+        if !best_ok && last.state.epoch == best_epoch + 1 && last.state.batch == 0 {
+            eprintln!("note: {} did not hold epoch {}; restored from last.bpk", best_path.display(), best_epoch + 1);
+            last.save(&best_path)?;
+        }
+        Ok(())
     }
 
     /// `config.yaml`.
@@ -56,29 +101,41 @@ impl RunDir {
     }
 }
 
-/// Appends `step,epoch,split,name,value` rows.
+/// Appends `step,epoch,split,name,value` rows, whole lines at a time: rows are buffered and
+/// written with one `write_all` per flush, and a torn last line (a kill mid-write) is dropped
+/// when the file is opened again.
 #[derive(Debug)]
 pub struct MetricsCsv {
     file: std::fs::File,
+    pending: String,
+    splits: std::collections::BTreeSet<String>,
 }
 
 impl MetricsCsv {
     /// Opens (creating with a header) `path`; rows after `keep_through_step` are dropped, so a
     /// resumed run does not repeat the steps it redoes.
     pub fn open(path: &Path, keep_through_step: Option<usize>) -> Result<Self> {
-        if let Some(limit) = keep_through_step
-            && path.is_file()
-        {
-            let text = std::fs::read_to_string(path)?;
-            let kept: Vec<&str> = text
+        let mut splits = std::collections::BTreeSet::new();
+        if path.is_file() {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let complete = match text.rfind('\n') {
+                Some(i) => &text[..=i],
+                None => "",
+            };
+            let kept: Vec<&str> = complete
                 .lines()
                 .enumerate()
                 .filter(|(i, l)| {
-                    *i == 0 || l.split(',').next().and_then(|s| s.parse::<usize>().ok()).is_some_and(|s| s <= limit)
+                    let step = l.split(',').next().and_then(|s| s.parse::<usize>().ok());
+                    *i == 0
+                        || (l.split(',').count() == 5 && step.is_some_and(|s| keep_through_step.is_none_or(|k| s <= k)))
                 })
                 .map(|(_, l)| l)
                 .collect();
-            crate::io::write_atomic(path, |f| f.write_all((kept.join("\n") + "\n").as_bytes()))?;
+            splits.extend(kept.iter().skip(1).filter_map(|l| l.split(',').nth(2)).map(str::to_string));
+            if kept.len() != text.lines().count() || complete.len() != text.len() {
+                crate::io::write_atomic(path, |f| f.write_all((kept.join("\n") + "\n").as_bytes()))?;
+            }
         }
         let fresh = !path.is_file();
         let mut file = OpenOptions::new()
@@ -87,15 +144,31 @@ impl MetricsCsv {
             .open(path)
             .with_context(|| format!("opening {}", path.display()))?;
         if fresh {
-            writeln!(file, "step,epoch,split,name,value")?;
+            file.write_all(b"step,epoch,split,name,value\n")?;
         }
-        Ok(Self { file })
+        Ok(Self { file, pending: String::new(), splits })
     }
 
-    /// Writes one row.
+    /// Queues one row (written by the next [`MetricsCsv::flush`]).
     pub fn row(&mut self, step: usize, epoch: usize, split: &str, name: &str, value: f64) -> Result<()> {
-        writeln!(self.file, "{step},{epoch},{split},{name},{value}")?;
+        use std::fmt::Write as _;
+        let _ = writeln!(self.pending, "{step},{epoch},{split},{name},{value}");
+        self.splits.insert(split.to_string());
         Ok(())
+    }
+
+    /// Writes the queued rows in one call.
+    pub fn flush(&mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            self.file.write_all(self.pending.as_bytes())?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Whether rows of `split` were written (e.g. `test` by an earlier session of the run).
+    pub fn has_rows(&self, split: &str) -> bool {
+        self.splits.contains(split)
     }
 
     /// Writes every metric of a split (a `split/` prefix of the names is dropped).
@@ -110,7 +183,12 @@ impl MetricsCsv {
         for (k, v) in metrics {
             self.row(step, epoch, split, k.strip_prefix(&prefix).unwrap_or(k), *v)?;
         }
-        self.file.flush()?;
-        Ok(())
+        self.flush()
+    }
+}
+
+impl Drop for MetricsCsv {
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }

@@ -1,0 +1,613 @@
+//! The trainer: open or resume a run, train an epoch, validate and checkpoint, test the best.
+//! Each part reads on one screen; callbacks (loggers, early stopping) plug in through
+//! [`super::callback`].
+//!
+//! What survives what: checkpoints are written only from finite parameters and metrics; `best`
+//! is committed before `last`, and `last` records which epoch `best` holds, so a crash between
+//! the two writes is repaired on the next open; one process owns a run folder (an advisory
+//! lock); Ctrl-C / SIGTERM finish the current optimizer step and write a mid-epoch checkpoint
+//! that resumes bit for bit.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use burn::module::Module;
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::tensor::{Bytes, Device};
+
+use super::callback::{Callbacks, EpochEnd};
+use super::checkpoint::{Checkpoint, TrainerState};
+use super::fit::{FitOptions, FitSummary, Setup, device_for, evaluate, format_metrics, load_model, outputs, prefixed};
+use super::nonfinite::{self, NonFinite};
+use super::optim::{Optim, clip_global_norm};
+use super::progress::Progress;
+use super::run::{MetricsCsv, RunDir};
+use super::shared::SharedKernels;
+use super::signals::Interrupt;
+use super::status::{self, RunStatus};
+use super::{Mode, OnNonFinite};
+use crate::data::{BatchIter, DataModule};
+use crate::experiment::ExperimentConfig;
+use crate::io::write_atomic;
+use crate::model::SequenceModel;
+use crate::task::TaskConfig;
+
+/// A run being trained.
+pub struct Trainer<'a> {
+    cfg: &'a ExperimentConfig,
+    opts: &'a FitOptions,
+    data: DataModule,
+    task: TaskConfig,
+    k: usize,
+    model: SequenceModel,
+    optim: Optim,
+    device: Device,
+    run: RunDir,
+    state: TrainerState,
+    csv: MetricsCsv,
+    callbacks: Callbacks,
+    per_epoch: usize,
+    total: usize,
+    rollbacks: usize,
+    interrupt: Interrupt,
+    status: RunStatus,
+    diverged: bool,
+}
+
+/// How an epoch ended.
+enum EpochOutcome {
+    /// Every batch (or the step budget) was used.
+    Done,
+    /// A signal asked to stop; the state is at an optimizer-step boundary.
+    Interrupted,
+    /// A non-finite value was met and rolled back to the last good checkpoint.
+    RolledBack,
+}
+
+impl<'a> Trainer<'a> {
+    /// Builds data and model, then creates a run folder or reopens `opts.resume`'s (locked,
+    /// stale temp files removed, `last`/`best` made consistent, state restored).
+    pub fn open(cfg: &'a ExperimentConfig, opts: &'a FitOptions) -> Result<Self> {
+        let device = device_for(cfg.trainer.device)?.autodiff();
+        let Setup { data, task, d_output: k, model, device } = Setup::new(cfg, device)?;
+        let t = &cfg.trainer;
+        let bs = cfg.loader.batch_size;
+        let full = BatchIter::new(data.train.len(), bs, false, cfg.loader.drop_last, 0, 0).num_batches();
+        let per_epoch = full.min(t.limit_train_batches.unwrap_or(usize::MAX));
+        if per_epoch == 0 {
+            bail!(
+                "the training split yields no batch (n={}, batch_size={bs}, drop_last={})",
+                data.train.len(),
+                cfg.loader.drop_last
+            );
+        }
+        if data.val.is_empty() || t.limit_eval_batches == Some(0) {
+            bail!(
+                "`trainer.monitor: {}` needs validation batches, but the validation split has none \
+                 ({} sequences, limit_eval_batches={:?})",
+                t.monitor,
+                data.val.len(),
+                t.limit_eval_batches
+            );
+        }
+        let total = t.max_steps.unwrap_or(usize::MAX).min(t.max_epochs * per_epoch.div_ceil(t.accumulate_grad_batches));
+        let optim = Optim::new(cfg)?;
+        let config_yaml = cfg.to_yaml();
+        let mut run = match &opts.resume {
+            Some(dir) => RunDir::open(dir)?,
+            None => RunDir::create(&cfg.logger.save_dir, cfg.logger.name.as_deref().unwrap_or(&cfg.name))?,
+        };
+        run.lock()?;
+        let wall_time = RunStatus::read(&run.root).map_or(0.0, |s| s.wall_time);
+        let started = status::now();
+        let status = RunStatus {
+            status: "running".into(),
+            pid: std::process::id(),
+            started,
+            updated: started,
+            wall_time,
+            reason: None,
+        };
+        status.write(&run.root)?;
+        let state = TrainerState::fresh(optim.states.clone(), config_yaml.clone());
+        let csv = MetricsCsv::open(&run.metrics_path(), None)?;
+        let mut me = Self {
+            callbacks: Callbacks::new(cfg)?,
+            cfg,
+            opts,
+            data,
+            task,
+            k,
+            model,
+            optim,
+            device,
+            run,
+            state,
+            csv,
+            per_epoch,
+            total,
+            rollbacks: 0,
+            interrupt: Interrupt::install(),
+            status,
+            diverged: false,
+        };
+        if opts.resume.is_some() {
+            me.restore()?;
+        }
+        write_atomic(&me.run.config_path(), |f| f.write_all(config_yaml.as_bytes()))?;
+        me.csv = MetricsCsv::open(&me.run.metrics_path(), opts.resume.as_ref().map(|_| me.state.step))?;
+        Ok(me)
+    }
+
+    /// Loads `last.bpk` (repairing `best.bpk` if a crash left it behind) into model, optimizer
+    /// and state.
+    fn restore(&mut self) -> Result<()> {
+        let path = self.run.checkpoint("last");
+        let ck = Checkpoint::load(&path)?;
+        self.run.repair_best(&ck)?;
+        self.load(ck, &path)
+    }
+
+    /// Puts a checkpoint's model, optimizer and state in place.
+    fn load(&mut self, ck: Checkpoint, path: &std::path::Path) -> Result<()> {
+        self.model = load_model(self.model.clone(), ck.model, path)?;
+        self.optim.inner = self
+            .optim
+            .inner
+            .clone()
+            .from_bytes(Bytes::from_bytes_vec(ck.optimizer))
+            .map_err(|e| anyhow::anyhow!("{}: optimizer section: {e:?}", path.display()))?;
+        if ck.state.schedules.len() != self.optim.states.len() {
+            bail!(
+                "{}: {} schedule states, this config has {}",
+                path.display(),
+                ck.state.schedules.len(),
+                self.optim.states.len()
+            );
+        }
+        self.optim.states = ck.state.schedules.clone();
+        self.optim.lr_scale = ck.state.lr_scale;
+        self.state = TrainerState { config: self.cfg.to_yaml(), ..ck.state };
+        Ok(())
+    }
+
+    /// Trains until the epoch or step budget, an early stop or a signal; then tests the best
+    /// checkpoint if the run finished. `status.json` says how it ended.
+    pub fn fit(mut self) -> Result<FitSummary> {
+        let result = self.fit_inner();
+        let (interrupted, diverged) = (self.interrupt.requested(), self.diverged);
+        let st = &mut self.status;
+        st.updated = status::now();
+        st.wall_time += st.updated - st.started;
+        (st.status, st.reason) = match &result {
+            Ok(s) if s.finished => ("finished".into(), None),
+            Ok(_) if interrupted => ("interrupted".into(), None),
+            Ok(_) => ("stopped".into(), None),
+            Err(e) if diverged => ("diverged".into(), Some(format!("{e:#}"))),
+            Err(e) => ("failed".into(), Some(format!("{e:#}"))),
+        };
+        if let Err(e) = self.status.write(&self.run.root) {
+            eprintln!("warning: {e:#}");
+        }
+        result
+    }
+
+    fn fit_inner(&mut self) -> Result<FitSummary> {
+        let started = Instant::now();
+        self.print_header();
+        let t = &self.cfg.trainer;
+        let mut history = Vec::new();
+        let mut stopped_early = self.state.stopped_early;
+        while self.state.epoch < t.max_epochs && self.state.step < self.total && !stopped_early {
+            if self.opts.stop_after_epochs.is_some_and(|s| self.state.epoch >= s) {
+                break;
+            }
+            let t0 = Instant::now();
+            let (outcome, train, samples) = self.train_epoch()?;
+            match outcome {
+                EpochOutcome::RolledBack => continue,
+                EpochOutcome::Interrupted => {
+                    self.save_mid_epoch()?;
+                    break;
+                }
+                EpochOutcome::Done => {}
+            }
+            let train_time = t0.elapsed().as_secs_f64();
+            stopped_early = self.validate_and_checkpoint(&train, samples as f64 / train_time.max(1e-9), t0)?;
+            history.push(train);
+        }
+        let finished = self.state.epoch >= t.max_epochs || self.state.step >= self.total || stopped_early;
+        let test = if finished && t.test_after_fit { self.test_best()? } else { None };
+        self.print_footer(finished, &test, started);
+        self.callbacks.on_fit_end(&self.run, &self.state, test.as_ref())?;
+        Ok(FitSummary {
+            run: self.run.root.clone(),
+            epochs: self.state.epoch,
+            steps: self.state.step,
+            best: self.state.best,
+            train_history: history,
+            val: self.state.metrics.clone(),
+            test,
+            finished,
+        })
+    }
+
+    /// One epoch of optimizer steps from the state's position in it (a mid-epoch checkpoint
+    /// resumes after its last completed step). Returns the outcome, the epoch's training
+    /// metrics and the samples seen.
+    fn train_epoch(&mut self) -> Result<(EpochOutcome, BTreeMap<String, f64>, usize)> {
+        let (cfg, t) = (self.cfg, &self.cfg.trainer);
+        let (epoch, accum, k) = (self.state.epoch, t.accumulate_grad_batches, self.k);
+        let batches: Vec<Vec<usize>> = BatchIter::new(
+            self.data.train.len(),
+            cfg.loader.batch_size,
+            cfg.loader.shuffle,
+            cfg.loader.drop_last,
+            cfg.seed,
+            epoch,
+        )
+        .take(self.per_epoch)
+        .collect();
+        let first = self.state.batch.min(batches.len());
+        let progress = Progress::epoch(t.progress_bar, epoch, t.max_epochs, batches.len() - first);
+        let (mut train_m, mut acc) = (self.task.metrics(), GradientsAccumulator::<SequenceModel>::new());
+        let (mut shared, mut in_group, mut samples, mut skip_group) = (None::<SharedKernels>, 0, 0usize, false);
+        let t0 = Instant::now();
+        for (bi, idx) in batches.iter().enumerate().skip(first) {
+            let group_len = accum.min(batches.len() - (bi - bi % accum));
+            self.device.seed(step_seed(cfg.seed, self.state.step, bi % accum));
+            let batch = self.data.train.batch(idx, &self.device);
+            if group_len > 1 && shared.is_none() {
+                shared = Some(SharedKernels::new(&self.model, batch.x.dims()[1]));
+            }
+            let out = outputs(shared.as_ref().map_or(&self.model, |s| s.model()), &batch, k);
+            let loss = self.task.loss(out.clone(), &batch.y);
+            let loss_v = loss.clone().into_scalar::<f64>();
+            if !loss_v.is_finite() {
+                let bad = NonFinite::Loss { value: loss_v, step: self.state.step, epoch };
+                if self.on_nonfinite(bad)? {
+                    return Ok((EpochOutcome::RolledBack, BTreeMap::new(), samples));
+                }
+                skip_group = true;
+            } else {
+                let host: Vec<f32> = out.detach().try_into_vec_as::<f32>().expect("f32 outputs");
+                train_m.update(&host, k, &batch.y, loss_v);
+                let loss = loss / group_len as f64;
+                let grads = match shared.as_mut() {
+                    Some(s) => s.backward(loss),
+                    None => GradientsParams::from_grads(loss.backward(), &self.model),
+                };
+                acc.accumulate(&self.model, grads);
+            }
+            samples += idx.len();
+            in_group += 1;
+            if in_group < group_len {
+                continue;
+            }
+            if let Some(s) = shared.take()
+                && !skip_group
+            {
+                acc.accumulate(&self.model, s.finish(&self.model));
+            }
+            let mut g = std::mem::replace(&mut acc, GradientsAccumulator::new()).grads();
+            let norm = clip_global_norm(&self.model, &mut g, t.gradient_clip_val);
+            if !norm.is_finite() && !skip_group {
+                let bad = NonFinite::GradNorm { step: self.state.step, epoch };
+                if self.on_nonfinite(bad)? {
+                    return Ok((EpochOutcome::RolledBack, BTreeMap::new(), samples));
+                }
+                skip_group = true;
+            }
+            if !skip_group {
+                self.model = self.optim.step(self.state.step, self.total, self.model.clone(), g);
+            }
+            self.state.step += 1;
+            self.state.batch = bi + 1;
+            (in_group, skip_group) = (0, false);
+            self.callbacks.on_train_step(&mut self.csv, self.state.step, epoch, loss_v, norm)?;
+            if self.every_n_steps_due() {
+                self.save_mid_epoch()?;
+            }
+            if self.state.step >= self.total {
+                break;
+            }
+            if self.interrupt.requested() || self.opts.stop_after_steps.is_some_and(|s| self.state.step >= s) {
+                progress.finish();
+                return Ok((EpochOutcome::Interrupted, train_m.finish(), samples));
+            }
+            let rate = samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            progress.tick(|| {
+                let m = train_m.finish();
+                let metric =
+                    m.iter().find(|(k, _)| *k != "loss").map(|(k, v)| format!(" {k}={v:.4}")).unwrap_or_default();
+                format!("loss={:.4}{metric} {rate:.0} samples/s", m.get("loss").copied().unwrap_or(f64::NAN))
+            });
+        }
+        progress.finish();
+        Ok((EpochOutcome::Done, prefixed("train", &train_m.finish()), samples))
+    }
+
+    /// Whether `checkpoint.every_n_steps` asks for a mid-epoch checkpoint now.
+    fn every_n_steps_due(&self) -> bool {
+        self.cfg.checkpoint.every_n_steps.is_some_and(|n| n > 0 && self.state.step.is_multiple_of(n))
+    }
+
+    /// Applies `trainer.on_nonfinite`: `stop` errors (the last good checkpoint stays), `skip_batch`
+    /// returns false (drop this update), `rollback` reloads the last good checkpoint with a
+    /// smaller learning rate and returns true (a bounded number of times, then stops).
+    fn on_nonfinite(&mut self, bad: NonFinite) -> Result<bool> {
+        let t = &self.cfg.trainer;
+        match t.on_nonfinite {
+            OnNonFinite::SkipBatch => {
+                eprintln!("warning: {bad}; update skipped (trainer.on_nonfinite=skip_batch)");
+                Ok(false)
+            }
+            OnNonFinite::Rollback if self.rollbacks < t.max_rollbacks => {
+                let path = self.run.checkpoint("last");
+                if !path.is_file() {
+                    bail!("{bad}; no checkpoint to roll back to yet (trainer.on_nonfinite=rollback)");
+                }
+                self.rollbacks += 1;
+                let ck = Checkpoint::load(&path)?;
+                self.load(ck, &path)?;
+                self.optim.lr_scale *= t.rollback_lr_factor;
+                self.state.lr_scale = self.optim.lr_scale;
+                eprintln!(
+                    "warning: {bad}; rolled back to {} (epoch {}, step {}) with the learning rate × {} ({} of {} rollbacks)",
+                    path.display(),
+                    self.state.epoch,
+                    self.state.step,
+                    self.optim.lr_scale,
+                    self.rollbacks,
+                    t.max_rollbacks
+                );
+                Ok(true)
+            }
+            _ => {
+                self.diverged = true;
+                bail!(
+                    "{bad}; stopped, the last good checkpoint is kept ({}). Lower the learning rate, enable \
+                 `trainer.gradient_clip_val`, or set `trainer.on_nonfinite=skip_batch|rollback`",
+                    self.run.checkpoint("last").display()
+                )
+            }
+        }
+    }
+
+    /// Validates (every `check_val_every_n_epoch` epochs and the last), updates the best value
+    /// and schedules, writes `best` (if improved, and the top k) then `last`, and logs. Returns
+    /// whether early stopping asks to end the fit.
+    fn validate_and_checkpoint(&mut self, train: &BTreeMap<String, f64>, rate: f64, t0: Instant) -> Result<bool> {
+        let t = &self.cfg.trainer;
+        let epoch = self.state.epoch;
+        let last_epoch = epoch + 1 >= t.max_epochs || self.state.step >= self.total;
+        let val = if (epoch + 1).is_multiple_of(t.check_val_every_n_epoch) || last_epoch {
+            self.validation()?
+        } else {
+            BTreeMap::new()
+        };
+        if let Some(bad) = nonfinite::in_metrics(&val, self.state.step, epoch)
+            .or_else(|| nonfinite::in_params(&self.model, self.state.step, epoch))
+        {
+            // Nothing to skip at validation: roll back (the epoch is redone from the last good
+            // checkpoint, a bounded number of times) or stop.
+            if t.on_nonfinite == OnNonFinite::SkipBatch {
+                self.diverged = true;
+                bail!("{bad}; stopped, the last good checkpoint is kept ({})", self.run.checkpoint("last").display());
+            }
+            return self.on_nonfinite(bad).map(|_| false);
+        }
+        let improved = !val.is_empty() && self.select_best(&val)?;
+        self.state.epoch = epoch + 1;
+        self.state.batch = 0;
+        self.state.schedules = self.optim.states.clone();
+        if !val.is_empty() {
+            self.state.metrics = val.clone();
+        }
+        let lrs = self.optim.lrs(self.state.step.saturating_sub(1), self.total);
+        let end = EpochEnd { step: self.state.step, epoch, train, val: &val, lrs: &lrs, groups: &self.optim.groups };
+        let stop = self.callbacks.on_epoch_end(&mut self.csv, &end, &mut self.state)?;
+        self.state.stopped_early = stop;
+        self.save_epoch(improved)?;
+        if !self.opts.quiet {
+            println!(
+                "epoch {}/{} step {} {} {} lr={:.2e} {rate:.0} samples/s {:.1}s{}{}",
+                epoch + 1,
+                t.max_epochs,
+                self.state.step,
+                format_metrics(train),
+                format_metrics(&val),
+                lrs[0],
+                t0.elapsed().as_secs_f64(),
+                if improved { " *" } else { "" },
+                if stop { " (early stop)" } else { "" }
+            );
+        }
+        Ok(stop)
+    }
+
+    /// Validation metrics (`val/…`) at rate 1 and at each of `trainer.eval_rates`
+    /// (`val/accuracy@rate2`).
+    fn validation(&self) -> Result<BTreeMap<String, f64>> {
+        let t = &self.cfg.trainer;
+        let eval_bs = self.cfg.loader.eval_batch_size.unwrap_or(self.cfg.loader.batch_size);
+        let eval_device = self.device.clone().inner();
+        let eval = |model: &SequenceModel| {
+            evaluate(model, &self.data.val, &self.task, self.k, eval_bs, t.limit_eval_batches, &eval_device)
+                .ok_or_else(|| anyhow::anyhow!("validation yielded no batches"))
+        };
+        let mut val = prefixed("val", &eval(&self.model.valid())?);
+        for &r in t.eval_rates.iter().filter(|&&r| r != 1.0) {
+            for (k, v) in eval(&self.model.valid().with_rate(r))? {
+                val.insert(format!("val/{k}@rate{r}"), v);
+            }
+        }
+        Ok(val)
+    }
+
+    /// Feeds the schedules and updates the best monitored value; returns whether it improved.
+    fn select_best(&mut self, val: &BTreeMap<String, f64>) -> Result<bool> {
+        let t = &self.cfg.trainer;
+        self.optim.on_validation(val).map_err(anyhow::Error::msg)?;
+        let monitored = val[&t.monitor];
+        let improved = match (self.state.best, t.mode) {
+            (None, _) => true,
+            (Some((b, _)), Mode::Max) => monitored > b,
+            (Some((b, _)), Mode::Min) => monitored < b,
+        };
+        if improved {
+            self.state.best = Some((monitored, self.state.epoch));
+        }
+        Ok(improved)
+    }
+
+    /// Writes the epoch's checkpoint: `best` (if improved), the top k, then `last`.
+    fn save_epoch(&mut self, improved: bool) -> Result<()> {
+        let mut ck = self.checkpoint()?;
+        if improved {
+            ck.save(&self.run.checkpoint("best"))?;
+        }
+        if self.cfg.checkpoint.save_top_k > 1 && !self.state.metrics.is_empty() {
+            self.update_top_k(&ck)?;
+            ck.state.top_k = self.state.top_k.clone();
+        }
+        ck.save(&self.run.checkpoint("last"))?;
+        Ok(())
+    }
+
+    /// Keeps the `checkpoint.save_top_k` best epochs under `checkpoints/top/`, removing the one
+    /// that falls out.
+    fn update_top_k(&mut self, ck: &Checkpoint) -> Result<()> {
+        let t = &self.cfg.trainer;
+        let (v, epoch) = (self.state.metrics[&t.monitor], self.state.epoch - 1);
+        let better = |a: f64, b: f64| if t.mode == Mode::Max { a > b } else { a < b };
+        let mut top = self.state.top_k.clone();
+        let at = top.iter().position(|&(w, _)| better(v, w)).unwrap_or(top.len());
+        if at >= self.cfg.checkpoint.save_top_k {
+            return Ok(());
+        }
+        top.insert(at, (v, epoch));
+        let dir = self.run.root.join("checkpoints/top");
+        std::fs::create_dir_all(&dir)?;
+        let file =
+            |(v, e): (f64, usize)| dir.join(format!("epoch={}-{}={v:.4}.bpk", e + 1, t.monitor.replace('/', "_")));
+        let mut kept = Checkpoint { state: TrainerState { top_k: top.clone(), ..ck.state.clone() }, ..ck.clone() };
+        if top.len() > self.cfg.checkpoint.save_top_k {
+            let out = top.pop().expect("over k");
+            kept.state.top_k = top.clone();
+            kept.save(&file((v, epoch)))?;
+            let _ = std::fs::remove_file(file(out));
+        } else {
+            kept.save(&file((v, epoch)))?;
+        }
+        self.state.top_k = top;
+        Ok(())
+    }
+
+    /// The current model, optimizer and state as a checkpoint.
+    fn checkpoint(&self) -> Result<Checkpoint> {
+        let model = self
+            .model
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| anyhow::anyhow!("serializing the model: {e:?}"))?;
+        let optimizer =
+            self.optim.inner.clone().into_bytes().map_err(|e| anyhow::anyhow!("serializing the optimizer: {e:?}"))?;
+        Ok(Checkpoint { state: self.state.clone(), model: model.to_vec(), optimizer: optimizer.to_vec() })
+    }
+
+    /// Writes `last.bpk` in the middle of an epoch (after a completed optimizer step), if the
+    /// parameters are finite.
+    fn save_mid_epoch(&mut self) -> Result<()> {
+        if let Some(bad) = nonfinite::in_params(&self.model, self.state.step, self.state.epoch) {
+            bail!("{bad}; not checkpointed, the last good checkpoint is kept");
+        }
+        self.state.schedules = self.optim.states.clone();
+        self.checkpoint()?.save(&self.run.checkpoint("last"))?;
+        if self.interrupt.requested() {
+            eprintln!(
+                "interrupted: checkpoint written at epoch {} step {}; continue with `wavessm fit --resume {}`",
+                self.state.epoch + 1,
+                self.state.step,
+                self.run.root.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Evaluates the best checkpoint on the test split (once per run: a resumed finished run
+    /// does not log its test rows again). `None` when the test split has no batches.
+    fn test_best(&mut self) -> Result<Option<BTreeMap<String, f64>>> {
+        if self.csv.has_rows("test") {
+            return Ok(None);
+        }
+        let t = &self.cfg.trainer;
+        let best_path = self.run.checkpoint("best");
+        let m = if best_path.is_file() {
+            let ck = Checkpoint::load(&best_path)?;
+            load_model(self.model.valid(), ck.model, &best_path)?
+        } else {
+            self.model.valid()
+        };
+        let eval_bs = self.cfg.loader.eval_batch_size.unwrap_or(self.cfg.loader.batch_size);
+        let eval_device = self.device.clone().inner();
+        let Some(tm) = evaluate(&m, &self.data.test, &self.task, self.k, eval_bs, t.limit_eval_batches, &eval_device)
+        else {
+            if !self.opts.quiet {
+                println!("test: no batches (the test split is empty)");
+            }
+            return Ok(None);
+        };
+        let tm = prefixed("test", &tm);
+        self.csv.rows(self.state.step, self.state.epoch, "test", &tm)?;
+        Ok(Some(tm))
+    }
+
+    fn print_header(&self) {
+        if self.opts.quiet {
+            return;
+        }
+        let (cfg, data) = (self.cfg, &self.data);
+        println!("run: {}", self.run.root.display());
+        println!(
+            "model: {} blocks of {} (d_model={}), {} parameters; data: {} train / {} val / {} test sequences of length {}",
+            cfg.model.n_layers,
+            cfg.model.layer.name,
+            cfg.model.d_model,
+            self.model.num_params(),
+            data.train.len(),
+            data.val.len(),
+            data.test.len(),
+            data.train.seq_len
+        );
+    }
+
+    fn print_footer(&self, finished: bool, test: &Option<BTreeMap<String, f64>>, started: Instant) {
+        if self.opts.quiet {
+            return;
+        }
+        let t = &self.cfg.trainer;
+        let best =
+            self.state.best.map(|(v, e)| format!(" best {}={v:.4} (epoch {})", t.monitor, e + 1)).unwrap_or_default();
+        let test_s = test.as_ref().map(|m| format!(" {}", format_metrics(m))).unwrap_or_default();
+        let status = if finished { "done" } else { "stopped (resume with --resume)" };
+        println!(
+            "fit {status}: epochs={} steps={} time={:.1}s;{best}{test_s}; run {}",
+            self.state.epoch,
+            self.state.step,
+            started.elapsed().as_secs_f64(),
+            self.run.root.display()
+        );
+    }
+}
+
+/// Seed of the dropout masks of a micro-batch: a pure function, so resumed runs match.
+fn step_seed(seed: u64, step: usize, micro: usize) -> u64 {
+    let mut z = seed ^ ((step as u64) << 20) ^ micro as u64 ^ 0x5851_F42D_4C95_7F2D;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
