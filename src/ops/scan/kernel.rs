@@ -188,6 +188,21 @@ fn has_avx2() -> bool {
     }
 }
 
+/// Calls `f::<N>(args)` with the state size `n` as a constant for common sizes, so that the
+/// loops over N are unrolled and free of bounds checks; `N = 0` takes any size from `Dims`.
+macro_rules! by_state_size {
+    ($n:expr, $f:ident($($arg:expr),*)) => {
+        match $n {
+            4 => $f::<4>($($arg),*),
+            8 => $f::<8>($($arg),*),
+            16 => $f::<16>($($arg),*),
+            32 => $f::<32>($($arg),*),
+            64 => $f::<64>($($arg),*),
+            _ => $f::<0>($($arg),*),
+        }
+    };
+}
+
 /// Channel blocks `(b, e0, w)` in task order.
 fn tasks(dm: Dims) -> Vec<(usize, usize, usize)> {
     (0..dm.b).flat_map(|b| (0..dm.e).step_by(BLOCK).map(move |e0| (b, e0, BLOCK.min(dm.e - e0)))).collect()
@@ -210,7 +225,7 @@ pub fn forward(inp: &Inputs, h0: &[f32], dm: Dims) -> (Vec<f32>, Vec<f32>, Vec<f
                 return unsafe { forward_block_avx2(inp, h0, dm, bi, e0, w) };
             }
             let _ = avx2;
-            forward_block(inp, h0, dm, bi, e0, w)
+            by_state_size!(dm.n, forward_block(inp, h0, dm, bi, e0, w))
         })
         .collect();
     let mut out = vec![0f32; b * l * e];
@@ -237,14 +252,22 @@ fn forward_block_avx2(
     e0: usize,
     w: usize,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    forward_block(inp, h0, dm, bi, e0, w)
+    by_state_size!(dm.n, forward_block(inp, h0, dm, bi, e0, w))
 }
 
 /// The forward scan of channels `e0..e0+w` of batch element `bi`: outputs [L, W], last
 /// states [W, N] and boundary states [W, K, N].
 #[inline(always)]
-fn forward_block(inp: &Inputs, h0: &[f32], dm: Dims, bi: usize, e0: usize, w: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let Dims { l, e, n, .. } = dm;
+fn forward_block<const N: usize>(
+    inp: &Inputs,
+    h0: &[f32],
+    dm: Dims,
+    bi: usize,
+    e0: usize,
+    w: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let Dims { l, e, .. } = dm;
+    let n = if N > 0 { N } else { dm.n };
     let (t_len, k) = (dm.chunk(), dm.chunks());
     let mut x = h0[(bi * e + e0) * n..][..w * n].to_vec(); // [W, N]
     let mut da = vec![0f32; n];
@@ -329,7 +352,7 @@ pub fn backward(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims) -> Grads {
                 return unsafe { backward_block_avx2(inp, ckpt, g, dm, (bi, e0, w)) };
             }
             let _ = avx2;
-            backward_block(inp, ckpt, g, dm, (bi, e0, w))
+            by_state_size!(dm.n, backward_block(inp, ckpt, g, dm, (bi, e0, w)))
         })
         .collect();
     let gated = !inp.z.is_empty();
@@ -368,13 +391,20 @@ pub fn backward(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims) -> Grads {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn backward_block_avx2(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims, task: (usize, usize, usize)) -> Part {
-    backward_block(inp, ckpt, g, dm, task)
+    by_state_size!(dm.n, backward_block(inp, ckpt, g, dm, task))
 }
 
 /// The backward pass of one block of `w` channels from `e0` of batch element `bi`.
 #[inline(always)]
-fn backward_block(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims, (bi, e0, w): (usize, usize, usize)) -> Part {
-    let Dims { l, e, n, .. } = dm;
+fn backward_block<const N: usize>(
+    inp: &Inputs,
+    ckpt: &[f32],
+    g: &[f32],
+    dm: Dims,
+    (bi, e0, w): (usize, usize, usize),
+) -> Part {
+    let Dims { l, e, .. } = dm;
+    let n = if N > 0 { N } else { dm.n };
     let (t_len, k) = (dm.chunk(), dm.chunks());
     let gated = !inp.z.is_empty();
     let mut p = Part {
