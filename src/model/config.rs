@@ -40,10 +40,10 @@ pub enum NormKind {
     Layer,
     /// BatchNorm over batch and time.
     Batch,
-    /// RMSNorm over the feature dimension (Mamba's).
-    Rms,
     /// Identity.
     None,
+    /// RMSNorm over the feature dimension (Mamba's).
+    Rms,
 }
 
 /// Sequence reduction before the decoder.

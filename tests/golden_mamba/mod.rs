@@ -55,11 +55,7 @@ pub fn check_scan(g: &Golden) {
             ("grad_delta_bias", grad1(&s.delta_bias)),
         ]
     };
-    for (path, results) in [("fused", run()), ("tensor ops", wavessm::ops::with_generic_ops(run))] {
-        for (key, v) in results {
-            g.check(&format!("{key} ({path})"), &v, g.output(key));
-        }
-    }
+    check_both(g, run);
 }
 
 /// A PyTorch `Linear` weight [out, in] as burn's [in, out].
@@ -148,9 +144,15 @@ pub fn check_block(g: &Golden) {
         res.push(("out_prefill_step", joined));
         res
     };
-    for (path, results) in [("fused", run()), ("tensor ops", wavessm::ops::with_generic_ops(run))] {
-        for (key, v) in results {
-            g.check(&format!("{key} ({path})"), &v, g.output(key));
-        }
+    check_both(g, run);
+}
+
+/// Checks every output of `run` through the fused kernel and through tensor ops; prints the
+/// worst error relative to the tolerance.
+fn check_both(g: &Golden, run: impl Fn() -> Vec<(&'static str, Vec<f64>)>) {
+    for (path, results) in [("fused", run()), ("tensor ops", wavessm::ops::with_generic_ops(&run))] {
+        let worst =
+            results.iter().map(|(key, v)| g.check(&format!("{key} ({path})"), v, g.output(key))).fold(0.0, f64::max);
+        println!("{} ({path}): worst |diff| / tol = {worst:.3}", g.name);
     }
 }
