@@ -291,3 +291,37 @@ fn weights_round_trip_through_the_mamba_lm_head_model_layout() {
     let (ya, yb) = (host(a.forward(x.clone(), None)), host(b.forward(x, None)));
     assert_eq!(ya, yb);
 }
+
+#[test]
+fn fused_block_matches_tensor_ops_in_value_and_gradient() {
+    // The scan and the convolution with SiLU, fused, against the tensor-op block; with and
+    // without the convolution's bias.
+    for conv_bias in [true, false] {
+        let cfg = MambaConfig { d_state: 5, d_conv: 3, conv_bias, ..MambaConfig::default() };
+        let (b, l, h) = (2, 13, 6);
+        let m = {
+            let _turn = serial();
+            Device::flex().seed(9);
+            cfg.init(h, &Device::flex().autodiff())
+        };
+        let run = || {
+            let x = t(randn(b * l * h, 41), [b, l, h], &Device::flex().autodiff()).require_grad();
+            let y = m.forward(x.clone());
+            let value = host(y.clone());
+            let g = probe(y, 42).backward();
+            let mut grads = vec![
+                host(x.grad(&g).unwrap()),
+                host(m.conv1d.weight.grad(&g).unwrap()),
+                host(m.in_proj.weight.grad(&g).unwrap()),
+                host(m.A_log.grad(&g).unwrap()),
+            ];
+            grads.extend(m.conv1d.bias.as_ref().map(|p| host(p.grad(&g).unwrap())));
+            (value, grads)
+        };
+        let ((v1, g1), (v2, g2)) = (run(), wavessm::ops::with_generic_ops(run));
+        assert!(max_rel(&v1, &v2) < 1e-5, "conv_bias {conv_bias}: out {}", max_rel(&v1, &v2));
+        for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
+            assert!(max_rel(a, b) < 1e-4, "conv_bias {conv_bias}: gradient {i}: {}", max_rel(a, b));
+        }
+    }
+}

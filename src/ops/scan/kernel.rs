@@ -125,21 +125,6 @@ fn has_avx2() -> bool {
     }
 }
 
-/// Calls `f::<N>(args)` with the state size `n` as a constant for common sizes, so that the
-/// loops over N are unrolled and free of bounds checks; `N = 0` takes any size from `Dims`.
-macro_rules! by_state_size {
-    ($n:expr, $f:ident($($arg:expr),*)) => {
-        match $n {
-            4 => $f::<4>($($arg),*),
-            8 => $f::<8>($($arg),*),
-            16 => $f::<16>($($arg),*),
-            32 => $f::<32>($($arg),*),
-            64 => $f::<64>($($arg),*),
-            _ => $f::<0>($($arg),*),
-        }
-    };
-}
-
 /// Channel blocks `(b, e0, w)` in task order.
 fn tasks(dm: Dims) -> Vec<(usize, usize, usize)> {
     (0..dm.b).flat_map(|b| (0..dm.e).step_by(BLOCK).map(move |e0| (b, e0, BLOCK.min(dm.e - e0)))).collect()
@@ -162,7 +147,7 @@ pub fn forward(inp: &Inputs, h0: &[f32], dm: Dims) -> (Vec<f32>, Vec<f32>, Vec<f
                 return unsafe { forward_block_avx2(inp, h0, dm, bi, e0, w) };
             }
             let _ = avx2;
-            by_state_size!(dm.n, forward_block(inp, h0, dm, bi, e0, w))
+            forward_block(inp, h0, dm, bi, e0, w)
         })
         .collect();
     let mut out = vec![0f32; b * l * e];
@@ -189,22 +174,14 @@ fn forward_block_avx2(
     e0: usize,
     w: usize,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    by_state_size!(dm.n, forward_block(inp, h0, dm, bi, e0, w))
+    forward_block(inp, h0, dm, bi, e0, w)
 }
 
 /// The forward scan of channels `e0..e0+w` of batch element `bi`: outputs [L, W], last
 /// states [W, N] and boundary states [W, K, N].
 #[inline(always)]
-fn forward_block<const N: usize>(
-    inp: &Inputs,
-    h0: &[f32],
-    dm: Dims,
-    bi: usize,
-    e0: usize,
-    w: usize,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let Dims { l, e, .. } = dm;
-    let n = if N > 0 { N } else { dm.n };
+fn forward_block(inp: &Inputs, h0: &[f32], dm: Dims, bi: usize, e0: usize, w: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let Dims { l, e, n, .. } = dm;
     let (t_len, k) = (dm.chunk(), dm.chunks());
     let mut x = h0[(bi * e + e0) * n..][..w * n].to_vec(); // [W, N]
     let mut da = vec![0f32; n];
@@ -289,7 +266,7 @@ pub fn backward(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims) -> Grads {
                 return unsafe { backward_block_avx2(inp, ckpt, g, dm, (bi, e0, w)) };
             }
             let _ = avx2;
-            by_state_size!(dm.n, backward_block(inp, ckpt, g, dm, (bi, e0, w)))
+            backward_block(inp, ckpt, g, dm, (bi, e0, w))
         })
         .collect();
     let gated = !inp.z.is_empty();
@@ -327,7 +304,7 @@ pub fn backward(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims) -> Grads {
 /// Recomputes chunk `c` of a block from its boundary state: fills `xs` [T+1, W, N] with the
 /// states before and after each step and `da` [T, W, N] with each step's `exp(Δ·A)`.
 #[inline(always)]
-fn recompute_chunk<const N: usize>(
+fn recompute_chunk(
     inp: &Inputs,
     ckpt: &[f32],
     dm: Dims,
@@ -336,8 +313,7 @@ fn recompute_chunk<const N: usize>(
     (xs, da): (&mut [f32], &mut [f32]),
     st: &mut Step,
 ) {
-    let Dims { l, e, .. } = dm;
-    let n = if N > 0 { N } else { dm.n };
+    let Dims { l, e, n, .. } = dm;
     let (t_len, k) = (dm.chunk(), dm.chunks());
     let (t0, t1) = (c * t_len, ((c + 1) * t_len).min(l));
     for j in 0..w {
@@ -361,20 +337,13 @@ fn recompute_chunk<const N: usize>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn backward_block_avx2(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims, task: (usize, usize, usize)) -> Part {
-    by_state_size!(dm.n, backward_block(inp, ckpt, g, dm, task))
+    backward_block(inp, ckpt, g, dm, task)
 }
 
 /// The backward pass of one block of `w` channels from `e0` of batch element `bi`.
 #[inline(always)]
-fn backward_block<const N: usize>(
-    inp: &Inputs,
-    ckpt: &[f32],
-    g: &[f32],
-    dm: Dims,
-    (bi, e0, w): (usize, usize, usize),
-) -> Part {
-    let Dims { l, e, .. } = dm;
-    let n = if N > 0 { N } else { dm.n };
+fn backward_block(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims, (bi, e0, w): (usize, usize, usize)) -> Part {
+    let Dims { l, e, n, .. } = dm;
     let (t_len, k) = (dm.chunk(), dm.chunks());
     let gated = !inp.z.is_empty();
     let mut p = Part {
@@ -394,9 +363,10 @@ fn backward_block<const N: usize>(
     let mut da = vec![0f32; t_len * w * n];
     let mut carry = vec![0f32; w * n]; // exp(Δ_{t+1}A)⊙λ_{t+1}, [W, N]
     let mut st = Step::new(w);
+    let (mut lam, mut q) = (vec![0f32; n], vec![0f32; n]); // λ_t and λ_t⊙x_{t-1}⊙e^{Δa}, [N]
     for c in (0..k).rev() {
         let (t0, t1) = (c * t_len, ((c + 1) * t_len).min(l));
-        recompute_chunk::<N>(inp, ckpt, dm, (bi, e0, w), c, (&mut xs, &mut da), &mut st);
+        recompute_chunk(inp, ckpt, dm, (bi, e0, w), c, (&mut xs, &mut da), &mut st);
         for t in (t0..t1).rev() {
             let s = t - t0;
             let row = bi * l + t;
@@ -421,20 +391,17 @@ fn backward_block<const N: usize>(
                 let cr = &mut carry[j * n..][..n];
                 let (gc, gb) = (&mut p.cm[t * n..][..n], &mut p.bm[t * n..][..n]);
                 let ga = &mut p.a[j * n..][..n];
-                // One pass over N, with eight partial sums for Σ λ·B and Σ λ·x_{t-1}·e^{Δa}·a.
-                let (mut sb8, mut qa8) = ([0f32; 8], [0f32; 8]);
+                // An elementwise pass over N, then the two sums over N.
                 for m in 0..n {
                     gc[m] += gy * x_t[m];
-                    let lam = gy * ct[m] + cr[m];
-                    gb[m] += lam * du;
-                    let q = lam * x_prev[m] * dat[m];
-                    ga[m] += q * dl;
-                    cr[m] = dat[m] * lam;
-                    sb8[m % 8] += lam * bt[m];
-                    qa8[m % 8] += q * a[m];
+                    lam[m] = gy * ct[m] + cr[m];
+                    gb[m] += lam[m] * du;
+                    q[m] = lam[m] * x_prev[m] * dat[m];
+                    ga[m] += q[m] * dl;
+                    cr[m] = dat[m] * lam[m];
                 }
-                let sb = sb8.iter().sum::<f32>();
-                let g_dl = u * sb + qa8.iter().sum::<f32>();
+                let sb = dot(&lam, bt);
+                let g_dl = u * sb + dot(&q, a);
                 p.u[t * w + j] = gy * inp.d[ei] + dl * sb;
                 let gd = g_dl * st.dsp[j];
                 p.delta[t * w + j] = gd;
