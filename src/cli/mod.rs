@@ -7,6 +7,9 @@ pub mod commands;
 pub mod generate;
 pub mod plot;
 pub mod runs;
+pub mod sample;
+pub mod sweep;
+pub mod tune;
 pub mod weights;
 
 use std::path::PathBuf;
@@ -52,6 +55,11 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// Plot learning curves of runs on shared axes (PNG or SVG).
     Plot(plot::PlotArgs),
+    /// Sample text from a language-model checkpoint (prompt in conv mode, then steps).
+    Generate(sample::GenerateArgs),
+    /// Search hyperparameters (`search:` from hparams_search=<name> or -c), stopping trials
+    /// early with ASHA, on launcher=local|slurm.
+    Tune(tune::TuneArgs),
 }
 
 /// `wavessm data …`.
@@ -105,6 +113,13 @@ pub struct FitArgs {
     /// Stop after this many epochs have completed, leaving a resumable run.
     #[arg(long, value_name = "N")]
     pub stop_after_epochs: Option<usize>,
+    /// Sweep: every override with a comma list, `range(…)`, `choice(…)` or `glob(…)` is an
+    /// axis; the runs are their product, on `launcher=local|slurm` (Hydra's `-m`).
+    #[arg(short = 'm', long = "multirun")]
+    pub multirun: bool,
+    /// Launch a sweep larger than `launcher.max_runs` without asking.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// Options of `validate` and `test`.
