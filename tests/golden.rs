@@ -2,6 +2,7 @@
 //! `../shared/golden`): every file is dispatched on its name; sizes come from the file.
 
 mod common;
+mod golden_mamba;
 mod golden_rnn;
 
 use burn::tensor::{Device, Tensor};
@@ -344,6 +345,8 @@ fn golden_vectors() {
             "lstm" => golden_rnn::check_recurrent(&g, CellKind::Lstm),
             "gru" => golden_rnn::check_recurrent(&g, CellKind::Gru),
             "wave_rnn" => golden_rnn::check_wave_rnn(&g),
+            "mamba_selective_scan" => golden_mamba::check_scan(&g),
+            "mamba_block" => golden_mamba::check_block(&g),
             _ => {
                 pending.push(case);
                 continue;

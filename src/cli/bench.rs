@@ -26,6 +26,8 @@ pub enum Case {
     S4d,
     /// One S4 (DPLR) layer, forward + backward, the shapes of `s4d`.
     S4,
+    /// One Mamba-1 block, forward + backward, B=8 d_model=128 N=16 expand 2 L=1024.
+    Mamba,
     /// 4-layer S4D classifier (d_model 128, LayerNorm, mean pool) on L=784, B=32, with AdamW.
     Model,
     /// S4D recurrent inference, one token at a time, B=1 H=128 N=64, 1024 tokens.
@@ -103,6 +105,15 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 let _ = layer.forward(u.clone()).square().mean().backward();
             });
             ("s4", ms, b * l)
+        }
+        Case::Mamba => {
+            let (b, h, l) = (8, 128, 1024);
+            let layer = crate::model::ssm::MambaConfig::default().init(h, &device);
+            let u = Tensor::<3>::random([b, l, h], Distribution::Normal(0.0, 1.0), &device);
+            let ms = median_ms(a.steps, a.verbose, || {
+                let _ = layer.forward(u.clone()).square().mean().backward();
+            });
+            ("mamba", ms, b * l)
         }
         Case::Model => {
             let (b, l) = (32, 784);

@@ -59,6 +59,8 @@ pub enum NormKind {
     Batch,
     /// Identity.
     None,
+    /// RMSNorm over the feature dimension (Mamba's).
+    Rms,
 }
 
 /// Sequence reduction before the decoder.

@@ -37,6 +37,7 @@ crate::layers! {
     "gru" => Gru(rnn::GruConfig, rnn::Gru),
     "rnn" => Rnn(rnn::RnnConfig, rnn::Rnn),
     "wave_rnn" => WaveRnn(rnn::WaveRnnConfig, rnn::WaveRnn),
+    "mamba" => Mamba(ssm::MambaConfig, ssm::Mamba),
 }
 
 impl LayerConfig {

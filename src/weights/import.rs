@@ -80,6 +80,12 @@ pub fn import(
             unmapped.push(ours);
             continue;
         };
+        if map == Map::Zero {
+            // The reference has no such tensor: it is zero there.
+            let zeros = vec![0f32; shape.iter().product()];
+            pack.push(PackTensor::new(ours, DType::F32, shape, None, Bytes::from_elems(zeros)));
+            continue;
+        }
         let Some(t) = file.get(&key) else {
             missing.push(key);
             report.kept.push(ours);
