@@ -3,6 +3,7 @@
 
 mod common;
 mod golden_mamba;
+mod golden_mamba2;
 mod golden_rnn;
 
 use burn::tensor::{Device, Tensor};
@@ -347,6 +348,7 @@ fn golden_vectors() {
             "wave_rnn" => golden_rnn::check_wave_rnn(&g),
             "mamba_selective_scan" => golden_mamba::check_scan(&g),
             "mamba_block" => golden_mamba::check_block(&g),
+            "mamba2_ssd" => golden_mamba2::check_ssd(&g),
             _ => {
                 pending.push(case);
                 continue;

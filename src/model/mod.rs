@@ -38,6 +38,7 @@ crate::layers! {
     "rnn" => Rnn(rnn::RnnConfig, rnn::Rnn),
     "wave_rnn" => WaveRnn(rnn::WaveRnnConfig, rnn::WaveRnn),
     "mamba" => Mamba(ssm::MambaConfig, ssm::Mamba),
+    "mamba2" => Mamba2(ssm::Mamba2Config, ssm::Mamba2),
 }
 
 impl LayerConfig {

@@ -263,7 +263,7 @@ impl Mamba {
             None => Tensor::zeros([b, k, e], &device),
         };
         let padded = Tensor::cat(vec![prev, xt], 1); // [B, K + L, E]
-        let u = self.conv_silu(padded.clone(), l); // [B, L, E]
+        let u = causal_conv_silu(&self.conv1d, padded.clone(), l); // [B, L, E]
         let dbc = self.x_proj.forward(u.clone()); // [B, L, R + 2N]
         let delta = dbc.clone().narrow(2, 0, r).matmul(self.dt_proj.weight.val().unsqueeze::<3>()); // [B, L, E]
         let (bm, cm) = (dbc.clone().narrow(2, r, n), dbc.narrow(2, r + n, n)); // [B, L, N] each
@@ -282,32 +282,32 @@ impl Mamba {
         let conv_state = padded.narrow(1, l, k).swap_dims(1, 2); // [B, E, K]
         (self.out_proj.forward(y), MambaState { conv: conv_state.detach(), ssm: ssm.detach() })
     }
+}
 
-    /// SiLU of the depthwise causal convolution (newest input on the last tap) over `x`
-    /// [B, K + L, E], whose first K rows are the inputs before the sequence: fused on the CPU,
-    /// tensor ops elsewhere. Returns [B, L, E].
-    fn conv_silu(&self, x: Tensor<3>, l: usize) -> Tensor<3> {
-        let [_, _, e] = x.dims();
-        let k = self.conv1d.weight.dims()[2];
-        let w = self.conv1d.weight.val().reshape([e, k]); // [E, K]
-        // Output t reads inputs t-K+1 ..= t: rows t+1 ..= t+K; the oldest cached row is no tap's.
-        let x = x.narrow(1, 1, k - 1 + l); // [B, K-1+L, E]
-        if crate::ops::supported(&x.device()) {
-            let bias = match &self.conv1d.bias {
-                Some(b) => b.val(),
-                None => Tensor::zeros([e], &x.device()),
-            };
-            return crate::ops::dwconv::dwconv_silu(x, w, bias);
-        }
-        let mut y = match &self.conv1d.bias {
-            Some(bias) => bias.val().reshape([1, 1, e]).repeat_dim(1, l),
-            None => Tensor::zeros([1, l, e], &x.device()),
+/// SiLU of the depthwise causal convolution (newest input on the last tap) over `x`
+/// [B, K + L, E], whose first K rows are the inputs before the sequence: fused on the CPU,
+/// tensor ops elsewhere. Returns [B, L, E].
+pub(crate) fn causal_conv_silu(conv1d: &Conv1d, x: Tensor<3>, l: usize) -> Tensor<3> {
+    let [_, _, e] = x.dims();
+    let k = conv1d.weight.dims()[2];
+    let w = conv1d.weight.val().reshape([e, k]); // [E, K]
+    // Output t reads inputs t-K+1 ..= t: rows t+1 ..= t+K; the oldest cached row is no tap's.
+    let x = x.narrow(1, 1, k - 1 + l); // [B, K-1+L, E]
+    if crate::ops::supported(&x.device()) {
+        let bias = match &conv1d.bias {
+            Some(b) => b.val(),
+            None => Tensor::zeros([e], &x.device()),
         };
-        for j in 0..k {
-            y = y + x.clone().narrow(1, j, l) * w.clone().narrow(1, j, 1).reshape([1, 1, e]);
-        }
-        silu(y)
+        return crate::ops::dwconv::dwconv_silu(x, w, bias);
     }
+    let mut y = match &conv1d.bias {
+        Some(bias) => bias.val().reshape([1, 1, e]).repeat_dim(1, l),
+        None => Tensor::zeros([1, l, e], &x.device()),
+    };
+    for j in 0..k {
+        y = y + x.clone().narrow(1, j, l) * w.clone().narrow(1, j, 1).reshape([1, 1, e]);
+    }
+    silu(y)
 }
 
 impl SeqLayer for Mamba {
