@@ -28,6 +28,8 @@ pub enum Case {
     S4,
     /// One Mamba-1 block, forward + backward, B=8 d_model=128 N=16 expand 2 L=1024.
     Mamba,
+    /// Mamba-2's chunked SSD scan, forward + backward, B=8 L=1024 heads=8 head_dim=32 N=16 chunk=64.
+    Ssd,
     /// 4-layer S4D classifier (d_model 128, LayerNorm, mean pool) on L=784, B=32, with AdamW.
     Model,
     /// S4D recurrent inference, one token at a time, B=1 H=128 N=64, 1024 tokens.
@@ -114,6 +116,22 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 let _ = layer.forward(u.clone()).square().mean().backward();
             });
             ("mamba", ms, b * l)
+        }
+        Case::Ssd => {
+            let (b, l, nh, p, n) = (8, 1024, 8, 32, 16);
+            let normal = |s: [usize; 4]| Tensor::<4>::random(s, Distribution::Normal(0.0, 1.0), &device).require_grad();
+            let args = crate::model::ssm::ssd::SsdArgs {
+                x: normal([b, l, nh, p]),
+                a: (-Tensor::<3>::random([b, l, nh], Distribution::Uniform(0.0, 0.1), &device)).require_grad(),
+                b: normal([b, l, nh, n]),
+                c: normal([b, l, nh, n]),
+                h0: None,
+                chunk: 64,
+            };
+            let ms = median_ms(a.steps, a.verbose, || {
+                let _ = crate::model::ssm::ssd::ssd(args.clone()).0.square().mean().backward();
+            });
+            ("ssd", ms, b * l)
         }
         Case::Model => {
             let (b, l) = (32, 784);
