@@ -114,10 +114,10 @@ impl LayerOptions for Mamba2Config {
         if !(self.dt_min > 0.0 && self.dt_min <= self.dt_max) {
             return bad("dt_min", format!("need 0 < dt_min ≤ dt_max, got {} and {}", self.dt_min, self.dt_max));
         }
-        if let Some([lo, hi]) = self.dt_limit {
-            if !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo < hi) {
-                return bad("dt_limit", format!("need 0 ≤ low < high, both finite, got [{lo}, {hi}]"));
-            }
+        if let Some([lo, hi]) = self.dt_limit
+            && !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo < hi)
+        {
+            return bad("dt_limit", format!("need 0 ≤ low < high, both finite, got [{lo}, {hi}]"));
         }
         Ok(())
     }
@@ -125,12 +125,12 @@ impl LayerOptions for Mamba2Config {
     /// `headdim` must divide the inner width and `ngroups` the number of heads.
     fn check_width(&self, path: &str, h: usize) -> Result<(), ConfigError> {
         let e = self.expand * h;
-        if self.headdim == 0 || e % self.headdim != 0 {
+        if self.headdim == 0 || !e.is_multiple_of(self.headdim) {
             let msg = format!("must divide the inner width expand·d_model = {e}, got {}", self.headdim);
             return Err(ConfigError::Key { path: format!("{path}.headdim"), msg });
         }
         let nh = e / self.headdim;
-        if self.ngroups == 0 || nh % self.ngroups != 0 {
+        if self.ngroups == 0 || !nh.is_multiple_of(self.ngroups) {
             let msg = format!("must divide the number of heads {nh}, got {}", self.ngroups);
             return Err(ConfigError::Key { path: format!("{path}.ngroups"), msg });
         }
