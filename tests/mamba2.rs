@@ -1,33 +1,34 @@
 //! Mamba-2: the block's step mode against conv mode, its options and init, the `model=mamba2`
-//! backbone, and the `lm/mamba-text` experiment (Mamba-1) through `wavessm generate`.
+//! backbone and its weights under `MambaLMHeadModel`'s keys, the fused convolution against
+//! tensor ops, and the `lm/mamba-text` experiment (Mamba-1) through `wavessm generate`.
 
 mod common;
 
 use std::process::Command;
 
 use burn::tensor::{Device, Tensor};
-use common::{data_dir, host, max_rel, randn, serial, step_through, t};
+use common::{data_dir, host, max_rel, probe, randn, serial, step_through, t};
 use wavessm::config::ConfigRequest;
 use wavessm::model::ssm::StepError;
 use wavessm::model::ssm::mamba2::{Mamba2, Mamba2Config};
 use wavessm::model::{LayerOptions, SeqLayer, SequenceModel};
 use wavessm::train::{FitOptions, fit};
+use wavessm::weights::{self, ImportOptions, Layout, Select};
 
 /// A small seeded block (4 heads of 3 channels in 2 groups, chunks shorter than the input) and
 /// an input [B, L, H].
-fn seeded_block(b: usize, l: usize, h: usize) -> (Mamba2, Tensor<3>) {
+fn seeded_block(b: usize, l: usize, h: usize, dev: &Device) -> (Mamba2, Tensor<3>) {
     let cfg = Mamba2Config { d_state: 5, d_conv: 3, headdim: 3, ngroups: 2, chunk_size: 4, ..Mamba2Config::default() };
-    let dev = Device::flex();
     let _turn = serial();
     dev.seed(7);
     cfg.check_width("model.layer", h).unwrap();
-    (cfg.init(h, &dev), t(randn(b * l * h, 41), [b, l, h], &dev))
+    (cfg.init(h, dev), t(randn(b * l * h, 41), [b, l, h], dev))
 }
 
 #[test]
 fn mamba2_step_and_prefill_then_step_equal_forward() {
     let (b, l, h) = (2, 11, 6);
-    let (m, x) = seeded_block(b, l, h);
+    let (m, x) = seeded_block(b, l, h, &Device::flex());
     let y = host(m.forward(x.clone()));
     let mut s = m.stepper(b, l).unwrap();
     let stepped = step_through(&x, |xt| m.step(&mut s, xt).unwrap());
@@ -153,4 +154,74 @@ fn mamba_text_fits_and_generates() {
     let text = String::from_utf8_lossy(&o.stdout);
     // 16 tokens after the prompt (one of them may print as `<unk>`).
     assert!(text.starts_with("The ") && text.trim_end_matches('\n').chars().count() >= 4 + 16, "{text:?}");
+}
+
+#[test]
+fn mamba2_fused_conv_matches_tensor_ops_in_value_and_gradient() {
+    let (b, l, h) = (2, 9, 6);
+    let (m, x) = seeded_block(b, l, h, &Device::flex().autodiff());
+    let x = x.require_grad();
+    let run = || {
+        let y = m.forward(x.clone());
+        let g = probe(y.clone(), 43).backward();
+        let grads = [
+            host(x.grad(&g).unwrap()),
+            host(m.in_proj.weight.grad(&g).unwrap()),
+            host(m.conv1d.weight.grad(&g).unwrap()),
+            host(m.A_log.grad(&g).unwrap()),
+            host(m.dt_bias.grad(&g).unwrap()),
+            host(m.norm.weight.grad(&g).unwrap()),
+        ];
+        (host(y), grads)
+    };
+    let (y1, g1) = run();
+    let (y2, g2) = wavessm::ops::with_generic_ops(run);
+    assert!(max_rel(&y1, &y2) < 1e-5, "out {}", max_rel(&y1, &y2));
+    for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
+        assert!(max_rel(a, b) < 1e-4, "gradient {i}: {}", max_rel(a, b));
+    }
+}
+
+#[test]
+fn weights_round_trip_through_the_mamba_lm_head_model_layout() {
+    let _turn = serial();
+    let tokens = ["model=mamba2", "model.d_model=8", "model.n_layers=2", "model.layer.headdim=4", "model.pool=none"];
+    let cfg = ConfigRequest { tokens: tokens.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+        .resolve()
+        .unwrap();
+    let dev = Device::flex();
+    let build = |seed| {
+        dev.seed(seed);
+        let mut m = SequenceModel::for_tokens(&cfg.model, 11, 11, &dev).unwrap();
+        m.decoder.bias = Some(burn::module::Param::from_tensor(Tensor::zeros([11], &dev)));
+        m
+    };
+    let (a, b) = (build(1), build(2));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mamba2.safetensors");
+    let (keys, _) = weights::export(&a, &path, Layout::Mamba, None, false).unwrap();
+    let mut expect =
+        vec!["backbone.embedding.weight".to_string(), "backbone.norm_f.weight".into(), "lm_head.weight".into()];
+    for i in 0..2 {
+        expect.push(format!("backbone.layers.{i}.norm.weight"));
+        for k in [
+            "in_proj.weight",
+            "conv1d.weight",
+            "conv1d.bias",
+            "dt_bias",
+            "A_log",
+            "D",
+            "norm.weight",
+            "out_proj.weight",
+        ] {
+            expect.push(format!("backbone.layers.{i}.mixer.{k}"));
+        }
+    }
+    expect.sort();
+    assert_eq!(keys, expect);
+    let opts = ImportOptions { layout: Layout::Mamba, dt_transform: None, select: Select::All, partial: false };
+    let (b, report) = weights::import(b, &path, &opts).unwrap();
+    assert!(report.kept.is_empty() && report.ignored.is_empty(), "{report:?}");
+    let x = t((0..2 * 9).map(|i| (i % 11) as f32).collect(), [2, 9, 1], &dev);
+    assert_eq!(host(a.forward(x.clone(), None)), host(b.forward(x, None)));
 }
