@@ -83,27 +83,48 @@ mod tests {
     use super::*;
     use burn::tensor::{Device, Distribution};
 
-    /// The chunk length changes the algorithm only: chunk 1 is the plain recurrence.
+    /// Host values of a tensor.
+    fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.try_into_vec_as::<f32>().expect("f32 data")
+    }
+
+    /// Largest |u - v| relative to the largest |v|.
+    fn rel(u: &[f32], v: &[f32]) -> f32 {
+        let scale = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+        u.iter().zip(v).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
+    }
+
+    /// The chunk length changes the algorithm only (chunk 1 is the plain recurrence), in value
+    /// and in the gradients of every input.
     #[test]
-    fn chunk_length_does_not_change_the_result() {
-        let dev = Device::flex();
+    fn chunk_length_does_not_change_the_result_or_its_gradients() {
+        let dev = Device::flex().autodiff();
         dev.seed(3);
         let (b, l, nh, p, n) = (2, 13, 3, 4, 5);
-        let r = |s: [usize; 4]| Tensor::<4>::random(s, Distribution::Normal(0.0, 1.0), &dev);
+        let r = |s: [usize; 4]| Tensor::<4>::random(s, Distribution::Normal(0.0, 1.0), &dev).require_grad();
         let args = SsdArgs {
             x: r([b, l, nh, p]),
-            a: -Tensor::<3>::random([b, l, nh], Distribution::Uniform(0.0, 0.5), &dev),
+            a: (-Tensor::<3>::random([b, l, nh], Distribution::Uniform(0.0, 0.5), &dev)).require_grad(),
             b: r([b, l, nh, n]),
             c: r([b, l, nh, n]),
             h0: Some(r([b, nh, p, n])),
             chunk: 1,
         };
-        let (y1, h1) = ssd(args.clone());
-        for chunk in [4, 5, 13, 64] {
+        let w = Tensor::<4>::random([b, l, nh, p], Distribution::Normal(0.0, 1.0), &dev);
+        let run = |chunk: usize| {
             let (y, h) = ssd(SsdArgs { chunk, ..args.clone() });
-            let err = |u: Tensor<4>, v: Tensor<4>| (u - v).abs().max().into_scalar::<f32>();
-            assert!(err(y.clone(), y1.clone()) < 1e-4, "chunk {chunk}: y {}", err(y, y1.clone()));
-            assert!(err(h.clone(), h1.clone()) < 1e-4, "chunk {chunk}: state {}", err(h, h1.clone()));
+            let g = ((y.clone() * w.clone()).sum() + h.clone().sum()).backward();
+            let mut out = vec![host(y), host(h)];
+            out.extend([&args.x, &args.b, &args.c].map(|t| host(t.grad(&g).expect("gradient"))));
+            out.push(host(args.a.grad(&g).expect("gradient")));
+            out.push(host(args.h0.as_ref().unwrap().grad(&g).expect("gradient")));
+            out
+        };
+        let reference = run(1);
+        for chunk in [4, 5, 13, 64] {
+            for (i, (u, v)) in run(chunk).iter().zip(&reference).enumerate() {
+                assert!(rel(u, v) < 1e-4, "chunk {chunk}: output {i}: {}", rel(u, v));
+            }
         }
     }
 }
