@@ -42,9 +42,12 @@ pub struct ExperimentConfig {
     pub scheduler: Named,
     /// Loop length, accumulation, clipping, checkpoint selection.
     pub trainer: TrainerConfig,
-    /// Where runs are written.
+    /// Where runs are written and which loggers follow them.
     #[serde(default)]
     pub logger: LoggerConfig,
+    /// The seeds' W&B keys: run metadata (TensorBoard and MLflow tags; upload with `wandb sync`).
+    #[serde(default)]
+    pub wandb: Option<crate::train::callbacks::wandb::WandbConfig>,
 }
 
 impl ExperimentConfig {
@@ -83,6 +86,7 @@ impl ExperimentConfig {
         positive("loader.batch_size", self.loader.batch_size)?;
         positive("trainer.accumulate_grad_batches", self.trainer.accumulate_grad_batches)?;
         self.trainer.validate()?;
+        self.logger.validate()?;
         for (path, p) in [("model.dropout", self.model.dropout)] {
             if !(0.0..1.0).contains(&p) {
                 return Err(ConfigError::Key { path: path.into(), msg: format!("must be in [0, 1), got {p}") });

@@ -1,0 +1,509 @@
+//! `logger: {mlflow: {tracking_uri, experiment_name, run_name, tags, flush_timeout_s}}`: a run on
+//! an MLflow tracking server, through its REST API (`/api/2.0/mlflow/…`). Params are the
+//! flattened config, metrics go in batches, `config.yaml`, `metrics.csv` and images are
+//! artifacts (through the server's artifact proxy, or a local file store), the best checkpoint's
+//! path is a tag, and the run ends FINISHED, KILLED (stopped, resumable) or FAILED.
+//!
+//! A tracking server that is down or slow never stops or slows training: records go to a
+//! bounded queue read by a background thread that retries with backoff; a full queue drops
+//! records; the first problem is printed once; the end waits at most `flush_timeout_s`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::config::ConfigError;
+use crate::experiment::ExperimentConfig;
+use crate::train::callback::{Callback, EpochEnd, FitEnd, FitStart, FitStatus};
+
+/// Options of the MLflow logger.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MlflowConfig {
+    /// The tracking server (`http://host:port`).
+    pub tracking_uri: String,
+    /// Experiment (created if missing; default: the experiment's `name`).
+    #[serde(default)]
+    pub experiment_name: Option<String>,
+    /// Run name (default: `<name>/version_N`, the run folder).
+    #[serde(default)]
+    pub run_name: Option<String>,
+    /// Extra run tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Longest wait, in seconds, for buffered records when the fit ends.
+    #[serde(default = "default_flush")]
+    pub flush_timeout_s: f64,
+}
+
+fn default_flush() -> f64 {
+    30.0
+}
+
+impl MlflowConfig {
+    /// Checks the URI scheme and the timeout, naming `{path}.<key>`.
+    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        if !(self.tracking_uri.starts_with("http://") || self.tracking_uri.starts_with("https://")) {
+            return Err(ConfigError::Key {
+                path: format!("{path}.tracking_uri"),
+                msg: format!("must be an http:// or https:// tracking server, got {:?}", self.tracking_uri),
+            });
+        }
+        if !(self.flush_timeout_s >= 0.0 && self.flush_timeout_s.is_finite()) {
+            return Err(ConfigError::Key {
+                path: format!("{path}.flush_timeout_s"),
+                msg: format!("must be a finite number ≥ 0, got {}", self.flush_timeout_s),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Records waiting for the background thread.
+const QUEUE: usize = 4096;
+/// Attempts per request (connection errors, 429 and 5xx are retried).
+const ATTEMPTS: u32 = 4;
+/// File in the run folder holding the MLflow run id, so a resumed fit logs to the same run.
+const RUN_ID_FILE: &str = "mlflow_run_id";
+
+/// One record for the server.
+enum Msg {
+    /// `(key, value, step)`.
+    Metrics(Vec<(String, f64, usize)>),
+    /// Tags to set.
+    Tags(Vec<(String, String)>),
+    /// An artifact: its path in the run's artifact tree and its bytes.
+    Artifact(String, Vec<u8>),
+}
+
+/// The MLflow logger: hands records to its background thread.
+pub struct Mlflow {
+    cfg: MlflowConfig,
+    experiment: String,
+    params: Vec<(String, String)>,
+    tags: Vec<(String, String)>,
+    tx: Option<SyncSender<Msg>>,
+    shared: Arc<Shared>,
+    done: Option<Receiver<()>>,
+}
+
+/// What the caller and the thread share.
+struct Shared {
+    /// Set when the first problem was printed.
+    warned: AtomicBool,
+    /// The run's final status, set at the end.
+    end: Mutex<Option<&'static str>>,
+    /// When to give up on remaining records.
+    deadline: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    fn warn(&self, uri: &str, what: &str) {
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "warning: mlflow ({uri}): {what}; training goes on, records the server does not take are dropped \
+                 (this warning is printed once)"
+            );
+        }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.lock().map(|d| d.is_some_and(|d| Instant::now() >= d)).unwrap_or(true)
+    }
+}
+
+impl Mlflow {
+    /// From `logger.mlflow`, if set.
+    pub fn from_config(cfg: &ExperimentConfig) -> Result<Option<Box<dyn Callback>>> {
+        let Some(m) = &cfg.logger.mlflow else { return Ok(None) };
+        let params = super::flat_config(cfg).into_iter().map(|(k, v)| (key(&k), super::value_text(&v))).collect();
+        let mut tags: Vec<(String, String)> = m.tags.iter().map(|(k, v)| (key(k), v.clone())).collect();
+        if let Some(w) = &cfg.wandb {
+            tags.extend(super::wandb::tag_pairs(w));
+        }
+        tags.push(("mlflow.source.name".into(), "wavessm".into()));
+        Ok(Some(Box::new(Mlflow {
+            cfg: m.clone(),
+            experiment: m.experiment_name.clone().unwrap_or_else(|| cfg.name.clone()),
+            params,
+            tags,
+            tx: None,
+            shared: Arc::new(Shared { warned: AtomicBool::new(false), end: Mutex::new(None), deadline: Mutex::new(None) }),
+            done: None,
+        })))
+    }
+
+    /// Queues a record; a full queue drops it (warned once) rather than wait.
+    fn send(&self, msg: Msg) {
+        if let Some(tx) = &self.tx
+            && let Err(TrySendError::Full(_)) = tx.try_send(msg)
+        {
+            self.shared.warn(&self.cfg.tracking_uri, "the server falls behind, the queue is full");
+        }
+    }
+
+    /// Sets the final status, lets the thread drain the queue, and waits at most
+    /// `flush_timeout_s` for it.
+    fn finish(&mut self, status: &'static str) {
+        let Some(tx) = self.tx.take() else { return };
+        let limit = Duration::from_secs_f64(self.cfg.flush_timeout_s);
+        if let Ok(mut e) = self.shared.end.lock() {
+            *e = Some(status);
+        }
+        if let Ok(mut d) = self.shared.deadline.lock() {
+            *d = Some(Instant::now() + limit);
+        }
+        drop(tx);
+        if let Some(done) = self.done.take()
+            && done.recv_timeout(limit + Duration::from_millis(200)).is_err()
+        {
+            self.shared.warn(&self.cfg.tracking_uri, "the last records were not sent in time");
+        }
+    }
+}
+
+impl Callback for Mlflow {
+    fn name(&self) -> &'static str {
+        "mlflow"
+    }
+
+    fn on_fit_start(&mut self, start: &FitStart) -> Result<()> {
+        let root = &start.run.root;
+        let folder = root.iter().rev().take(2).collect::<Vec<_>>();
+        let folder = folder.iter().rev().map(|s| s.to_string_lossy()).collect::<Vec<_>>().join("/");
+        let mut tags = self.tags.clone();
+        tags.push(("wavessm.run_dir".into(), root.display().to_string()));
+        let client = Client {
+            agent: ureq::Agent::config_builder()
+                .timeout_connect(Some(Duration::from_secs(3)))
+                .timeout_global(Some(Duration::from_secs(10)))
+                .http_status_as_error(false)
+                .build()
+                .into(),
+            base: self.cfg.tracking_uri.trim_end_matches('/').to_string(),
+            shared: self.shared.clone(),
+            experiment: self.experiment.clone(),
+            run_name: self.cfg.run_name.clone().unwrap_or(folder),
+            tags,
+            params: std::mem::take(&mut self.params),
+            id_file: root.join(RUN_ID_FILE),
+            run: None,
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new().name("mlflow".into()).spawn(move || {
+            client.serve(rx);
+            let _ = done_tx.send(());
+        })?;
+        (self.tx, self.done) = (Some(tx), Some(done_rx));
+        let config = std::fs::read(start.run.config_path()).unwrap_or_else(|_| start.cfg.to_yaml().into_bytes());
+        self.send(Msg::Artifact("config.yaml".into(), config));
+        Ok(())
+    }
+
+    fn on_train_step(&mut self, step: usize, _epoch: usize, loss: f64, grad_norm: f64) -> Result<()> {
+        self.send(Msg::Metrics(vec![
+            ("train/loss_step".into(), loss, step),
+            ("train/grad_norm".into(), grad_norm, step),
+        ]));
+        Ok(())
+    }
+
+    fn on_epoch_end(&mut self, end: &EpochEnd, _state: &mut serde_json::Value) -> Result<bool> {
+        let mut m: Vec<(String, f64, usize)> =
+            end.train.iter().chain(end.val).map(|(k, v)| (key(k), *v, end.step)).collect();
+        m.extend(end.groups.iter().zip(end.lrs).map(|(g, lr)| (key(&format!("train/lr/{}", g.name)), *lr, end.step)));
+        m.push(("train/samples_per_sec".into(), end.samples_per_sec, end.step));
+        m.push(("epoch".into(), (end.epoch + 1) as f64, end.step));
+        self.send(Msg::Metrics(m));
+        Ok(false)
+    }
+
+    fn on_image(&mut self, tag: &str, png: &[u8], step: usize) -> Result<()> {
+        self.send(Msg::Artifact(format!("images/{}/step_{step:08}.png", key(tag)), png.to_vec()));
+        Ok(())
+    }
+
+    fn on_fit_end(&mut self, end: &FitEnd) -> Result<()> {
+        if let Some(test) = end.test {
+            self.send(Msg::Metrics(test.iter().map(|(k, v)| (key(k), *v, end.state.step)).collect()));
+        }
+        let best = end.run.checkpoint("best");
+        if best.is_file() {
+            let path = std::fs::canonicalize(&best).unwrap_or(best);
+            self.send(Msg::Tags(vec![("wavessm.best_checkpoint".into(), path.display().to_string())]));
+        }
+        if let Ok(csv) = std::fs::read(end.run.metrics_path()) {
+            self.send(Msg::Artifact("metrics.csv".into(), csv));
+        }
+        self.finish(match end.status {
+            FitStatus::Finished => "FINISHED",
+            FitStatus::Stopped => "KILLED",
+            FitStatus::Failed => "FAILED",
+        });
+        Ok(())
+    }
+}
+
+impl Drop for Mlflow {
+    /// A fit that unwinds without reaching `on_fit_end` still closes its run.
+    fn drop(&mut self) {
+        self.finish("FAILED");
+    }
+}
+
+/// A metric, param or tag key with the characters MLflow refuses replaced by `_`.
+fn key(k: &str) -> String {
+    k.chars().map(|c| if c.is_alphanumeric() || "_-. :/".contains(c) { c } else { '_' }).collect()
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// The run on the server.
+struct RunInfo {
+    id: String,
+    artifact_uri: String,
+}
+
+/// Why a request failed.
+enum Failure {
+    /// Worth another try (no connection, 429, 5xx).
+    Retry(String),
+    /// The server refused it.
+    Refused(String),
+}
+
+/// The background thread's side: talks to the server.
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+    shared: Arc<Shared>,
+    experiment: String,
+    run_name: String,
+    tags: Vec<(String, String)>,
+    params: Vec<(String, String)>,
+    id_file: PathBuf,
+    run: Option<RunInfo>,
+}
+
+impl Client {
+    /// Sends records until the logger is finished, then sets the run's status.
+    fn serve(mut self, rx: Receiver<Msg>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            // Metrics that piled up go in one request.
+            while let Ok(m) = rx.try_recv() {
+                batch.push(m);
+                if batch.len() >= 64 {
+                    break;
+                }
+            }
+            self.handle(batch);
+        }
+        let status = self.shared.end.lock().ok().and_then(|e| *e).unwrap_or("FAILED");
+        if self.ensure_run().is_some() {
+            let id = self.run.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+            let body = json!({"run_id": id, "status": status, "end_time": now_ms()});
+            self.call_logged("POST", "runs/update", body);
+        }
+    }
+
+    fn handle(&mut self, batch: Vec<Msg>) {
+        if self.shared.past_deadline() || self.ensure_run().is_none() {
+            return;
+        }
+        let id = self.run.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+        let mut metrics = Vec::new();
+        for msg in batch {
+            match msg {
+                Msg::Metrics(m) => metrics.extend(m),
+                Msg::Tags(t) => {
+                    for (k, v) in t {
+                        self.call_logged("POST", "runs/set-tag", json!({"run_id": id, "key": k, "value": v}));
+                    }
+                }
+                Msg::Artifact(name, bytes) => self.artifact(&name, bytes),
+            }
+        }
+        let ts = now_ms();
+        let metrics: Vec<_> = metrics
+            .into_iter()
+            .filter(|(_, v, _)| v.is_finite())
+            .map(|(k, v, step)| json!({"key": k, "value": v, "timestamp": ts, "step": step}))
+            .collect();
+        for chunk in metrics.chunks(1000) {
+            self.call_logged("POST", "runs/log-batch", json!({"run_id": id, "metrics": chunk}));
+        }
+    }
+
+    /// Finds or creates the run (a resumed fit reopens the run its folder names); `None` when
+    /// the server cannot be reached.
+    fn ensure_run(&mut self) -> Option<&RunInfo> {
+        if self.run.is_none() {
+            match self.open_run() {
+                Ok(r) => self.run = Some(r),
+                Err(e) => {
+                    self.shared.warn(&self.base, &e);
+                    return None;
+                }
+            }
+        }
+        self.run.as_ref()
+    }
+
+    fn open_run(&mut self) -> Result<RunInfo, String> {
+        if let Ok(id) = std::fs::read_to_string(&self.id_file) {
+            let id = id.trim().to_string();
+            let got = self.call("GET", &format!("runs/get?run_id={id}"), serde_json::Value::Null)?;
+            let info = &got["run"]["info"];
+            let artifact_uri = info["artifact_uri"].as_str().unwrap_or_default().to_string();
+            self.call("POST", "runs/update", json!({"run_id": id, "status": "RUNNING"}))?;
+            return Ok(RunInfo { id, artifact_uri });
+        }
+        let name: String = url_encode(&self.experiment);
+        let exp = match self.call("GET", &format!("experiments/get-by-name?experiment_name={name}"), json!(null)) {
+            Ok(v) => v["experiment"]["experiment_id"].as_str().unwrap_or_default().to_string(),
+            Err(e) if e.contains("RESOURCE_DOES_NOT_EXIST") => self
+                .call("POST", "experiments/create", json!({"name": self.experiment}))?["experiment_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            Err(e) => return Err(e),
+        };
+        let tags: Vec<_> = self.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+        let body = json!({"experiment_id": exp, "run_name": self.run_name, "start_time": now_ms(), "tags": tags});
+        let created = self.call("POST", "runs/create", body)?;
+        let info = &created["run"]["info"];
+        let id = info["run_id"].as_str().ok_or("runs/create returned no run_id")?.to_string();
+        let _ = crate::io::write_atomic(&self.id_file, |f| std::io::Write::write_all(f, id.as_bytes()));
+        let run = RunInfo { id: id.clone(), artifact_uri: info["artifact_uri"].as_str().unwrap_or_default().into() };
+        // Params are the flattened config; MLflow caps a value's length and a batch's size.
+        let params: Vec<_> = self
+            .params
+            .iter()
+            .map(|(k, v)| json!({"key": k, "value": v.chars().take(500).collect::<String>()}))
+            .collect();
+        for chunk in params.chunks(100) {
+            self.call_logged("POST", "runs/log-batch", json!({"run_id": id, "params": chunk}));
+        }
+        Ok(run)
+    }
+
+    /// Uploads an artifact through the server's proxy (`mlflow-artifacts:`) or into a local
+    /// file store (`file:` or a path).
+    fn artifact(&mut self, name: &str, bytes: Vec<u8>) {
+        let uri = self.run.as_ref().map(|r| r.artifact_uri.clone()).unwrap_or_default();
+        if let Some(rest) = uri.strip_prefix("mlflow-artifacts:") {
+            // `mlflow-artifacts:/1/<run>/artifacts` or `mlflow-artifacts://host:port/1/<run>/artifacts`.
+            let path = match rest.strip_prefix("//") {
+                Some(r) => r.split_once('/').map(|(_, p)| p).unwrap_or(""),
+                None => rest.trim_start_matches('/'),
+            };
+            let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{path}/{name}", self.base);
+            let res = self.retry(|agent| agent.put(&url).send(&bytes[..]));
+            if let Err(e) = res {
+                self.shared.warn(&self.base, &format!("artifact {name}: {e}"));
+            }
+        } else if uri.starts_with("file:") || uri.starts_with('/') {
+            let dir = PathBuf::from(uri.trim_start_matches("file://").trim_start_matches("file:"));
+            if let Err(e) = write_local(&dir.join(name), &bytes) {
+                self.shared.warn(&self.base, &format!("artifact {name}: {e}"));
+            }
+        } else {
+            self.shared.warn(&self.base, &format!("artifact store {uri:?} is not supported; artifacts are not logged"));
+        }
+    }
+
+    /// A request whose failure is only warned about.
+    fn call_logged(&mut self, method: &str, endpoint: &str, body: serde_json::Value) {
+        if let Err(e) = self.call(method, endpoint, body) {
+            self.shared.warn(&self.base, &format!("{endpoint}: {e}"));
+        }
+    }
+
+    /// `METHOD /api/2.0/mlflow/<endpoint>` with retries; the JSON answer or why it failed.
+    fn call(&mut self, method: &str, endpoint: &str, body: serde_json::Value) -> Result<serde_json::Value, String> {
+        let url = format!("{}/api/2.0/mlflow/{endpoint}", self.base);
+        let text = self.retry(|agent| match method {
+            "GET" => agent.get(&url).call(),
+            _ => agent.post(&url).send_json(&body),
+        })?;
+        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Runs a request up to [`ATTEMPTS`] times with doubling pauses, stopping at the deadline.
+    fn retry(
+        &self,
+        send: impl Fn(&ureq::Agent) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<String, String> {
+        let mut pause = Duration::from_millis(250);
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                if self.shared.past_deadline() {
+                    break;
+                }
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            match once(send(&self.agent)) {
+                Ok(text) => return Ok(text),
+                Err(Failure::Refused(e)) => return Err(e),
+                Err(Failure::Retry(e)) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
+
+/// Reads an answer: 2xx is success, 429/5xx and transport errors are retried.
+fn once(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<String, Failure> {
+    let mut resp = r.map_err(|e| Failure::Retry(e.to_string()))?;
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    match status {
+        200..=299 => Ok(text),
+        429 | 500..=599 => Err(Failure::Retry(format!("HTTP {status}: {}", text.trim()))),
+        _ => Err(Failure::Refused(format!("HTTP {status}: {}", text.trim()))),
+    }
+}
+
+/// Percent-encodes a query value.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Writes an artifact into a local file store.
+fn write_local(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_query_values_are_escaped() {
+        assert_eq!(key("val/accuracy@rate2"), "val/accuracy_rate2");
+        assert_eq!(key("model.layer.d_state"), "model.layer.d_state");
+        assert_eq!(url_encode("digits s4d/1"), "digits%20s4d%2F1");
+    }
+}
