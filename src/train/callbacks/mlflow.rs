@@ -459,7 +459,10 @@ impl Client {
             match once(send(&self.agent)) {
                 Ok(text) => return Ok(text),
                 Err(Failure::Refused(e)) => return Err(e),
-                Err(Failure::Retry(e)) => last = e,
+                Err(Failure::Retry(e)) => {
+                    self.shared.warn(&self.base, &format!("{e} (retrying in the background)"));
+                    last = e;
+                }
             }
         }
         Err(last)

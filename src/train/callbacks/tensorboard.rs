@@ -145,7 +145,11 @@ impl Callback for TensorBoard {
             .chain([("train/samples_per_sec", end.samples_per_sec), ("epoch", (end.epoch + 1) as f64)]);
         self.scalars(end.step, values)?;
         if !self.experiment_written {
-            self.write_experiment(end.step, end.train.keys().chain(end.val.keys()).cloned())?;
+            // Readers keep a tag's first plugin metadata, so the columns are written once,
+            // with the test metrics the run will end with (the validation ones, renamed).
+            let test = end.val.keys().filter_map(|k| k.strip_prefix("val/")).map(|k| format!("test/{k}"));
+            let metrics = end.train.keys().chain(end.val.keys()).cloned().chain(test).collect::<Vec<_>>();
+            self.write_experiment(end.step, metrics)?;
             self.experiment_written = true;
         }
         if self.histograms_every.is_some_and(|n| (end.epoch + 1).is_multiple_of(n)) {
@@ -176,19 +180,14 @@ impl Callback for TensorBoard {
         let step = end.state.step;
         if let Some(test) = end.test {
             self.scalars(step, test.iter().map(|(k, v)| (k.as_str(), *v)))?;
-            let metrics = test.keys().chain(end.state.metrics.keys()).cloned().collect::<Vec<_>>();
-            self.write_experiment(step, metrics)?;
         }
-        let status = match end.status {
-            FitStatus::Finished => 1,
-            FitStatus::Failed => 2,
-            // Resumable: the HParams tab shows it as still running.
-            FitStatus::Stopped => 3,
-        };
-        let info = HParamsData::SessionEndInfo(SessionEndInfo { status, end_time_secs: now_secs() });
-        let w = self.writer()?;
-        w.summary(step, vec![hparams_value("_hparams_/session_end_info", info)])?;
-        w.flush()
+        // Readers keep the first session end they see, and a stopped or failed run may still
+        // be resumed to the end: only a finished run says how it ended.
+        if end.status == FitStatus::Finished {
+            let info = HParamsData::SessionEndInfo(SessionEndInfo { status: 1, end_time_secs: now_secs() });
+            self.writer()?.summary(step, vec![hparams_value("_hparams_/session_end_info", info)])?;
+        }
+        self.writer()?.flush()
     }
 }
 
