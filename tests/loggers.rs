@@ -135,6 +135,7 @@ fn tensorboard_events_are_read_by_tensorboard() {
     assert_eq!(start["model.d_model"].as_f64(), Some(8.0), "{start}");
     assert_eq!(start["model.layer._name_"].as_str(), Some("s4d"));
     assert_eq!(start["trainer.test_after_fit"].as_bool(), Some(true));
+    assert_eq!(start["optimizer.betas"].as_str(), Some("[0.9,0.999]"));
     assert_eq!(hp["_hparams_/session_end_info"]["sessionEndInfo"]["status"].as_str(), Some("STATUS_SUCCESS"));
 
     // Histograms every epoch, each counting every value of its parameter.
@@ -253,8 +254,15 @@ fn mlflow_server_receives_the_run() {
     assert!(files.contains(&"config.yaml") && files.contains(&"metrics.csv"), "{files:?}");
     let uri = r["info"]["artifact_uri"].as_str().unwrap();
     let path = uri.trim_start_matches("mlflow-artifacts:/");
-    let config = get(&format!("{}/api/2.0/mlflow-artifacts/artifacts/{path}/config.yaml", server.url)).unwrap();
-    assert_eq!(config, std::fs::read_to_string(s.run.join("config.yaml")).unwrap());
+    let uploaded = get(&format!("{}/api/2.0/mlflow-artifacts/artifacts/{path}/config.yaml", server.url)).unwrap();
+    assert_eq!(uploaded, std::fs::read_to_string(s.run.join("config.yaml")).unwrap());
+
+    // A fit that errors ends its run FAILED.
+    let bad = [&extra[..], &["trainer.early_stopping={patience: 1, monitor: val/nope}"]].concat();
+    let e = fit(&config(&dir.path().join("runs"), &bad), &quiet()).unwrap_err();
+    assert!(e.to_string().contains("val/nope"), "{e}");
+    let failed = std::fs::read_to_string(s.run.with_file_name("version_1").join("mlflow_run_id")).unwrap();
+    assert_eq!(run(&failed)["info"]["status"], "FAILED");
 }
 
 #[test]

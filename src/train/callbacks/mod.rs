@@ -12,8 +12,8 @@ use serde_yaml::Value;
 
 use crate::experiment::ExperimentConfig;
 
-/// The resolved config as `dotted.key → scalar` (lists as one line of YAML), the loggers'
-/// hyperparameters.
+/// The resolved config as `dotted.key → scalar` (lists and empty maps as one line of JSON), the
+/// loggers' hyperparameters.
 pub fn flat_config(cfg: &ExperimentConfig) -> BTreeMap<String, Value> {
     fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
         match v {
@@ -25,7 +25,8 @@ pub fn flat_config(cfg: &ExperimentConfig) -> BTreeMap<String, Value> {
             }
             Value::Tagged(t) => walk(prefix, &t.value, out),
             Value::Sequence(_) | Value::Mapping(_) => {
-                out.insert(prefix.to_string(), Value::String(crate::config::inline_yaml(v)));
+                // One line in flow style (`[0.9,0.999]`, `{}`).
+                out.insert(prefix.to_string(), Value::String(serde_json::to_string(v).unwrap_or_default()));
             }
             scalar => {
                 out.insert(prefix.to_string(), scalar.clone());
