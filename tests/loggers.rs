@@ -101,7 +101,11 @@ fn tensorboard_events_are_read_by_tensorboard() {
     // Scalars: every step's loss and gradient norm, each epoch's metrics, lr per group, throughput.
     let scalars = seen["scalars"].as_object().unwrap();
     let steps = |tag: &str| -> Vec<u64> {
-        scalars.get(tag).unwrap_or_else(|| panic!("no scalar {tag} in {:?}", scalars.keys())).as_array().unwrap()
+        scalars
+            .get(tag)
+            .unwrap_or_else(|| panic!("no scalar {tag} in {:?}", scalars.keys()))
+            .as_array()
+            .unwrap()
             .iter()
             .map(|p| p[0].as_u64().unwrap())
             .collect()
@@ -245,7 +249,8 @@ fn mlflow_server_receives_the_run() {
         assert!(latest.iter().any(|l| l == k), "{k} not in {latest:?}");
     }
     let history = server.api(&format!("metrics/get-history?run_id={id}&metric_key=train/loss_step"));
-    let mut steps: Vec<u64> = history["metrics"].as_array().unwrap().iter().map(|m| m["step"].as_u64().unwrap()).collect();
+    let mut steps: Vec<u64> =
+        history["metrics"].as_array().unwrap().iter().map(|m| m["step"].as_u64().unwrap()).collect();
     steps.sort();
     assert_eq!(steps, (1..=s.steps as u64).collect::<Vec<_>>(), "every logged step once");
 

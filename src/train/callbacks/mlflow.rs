@@ -135,7 +135,11 @@ impl Mlflow {
             params,
             tags,
             tx: None,
-            shared: Arc::new(Shared { warned: AtomicBool::new(false), end: Mutex::new(None), deadline: Mutex::new(None) }),
+            shared: Arc::new(Shared {
+                warned: AtomicBool::new(false),
+                end: Mutex::new(None),
+                deadline: Mutex::new(None),
+            }),
             done: None,
         })))
     }
@@ -373,11 +377,12 @@ impl Client {
         let name: String = url_encode(&self.experiment);
         let exp = match self.call("GET", &format!("experiments/get-by-name?experiment_name={name}"), json!(null)) {
             Ok(v) => v["experiment"]["experiment_id"].as_str().unwrap_or_default().to_string(),
-            Err(e) if e.contains("RESOURCE_DOES_NOT_EXIST") => self
-                .call("POST", "experiments/create", json!({"name": self.experiment}))?["experiment_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            Err(e) if e.contains("RESOURCE_DOES_NOT_EXIST") => {
+                self.call("POST", "experiments/create", json!({"name": self.experiment}))?["experiment_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            }
             Err(e) => return Err(e),
         };
         let tags: Vec<_> = self.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();

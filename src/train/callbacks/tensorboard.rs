@@ -88,8 +88,10 @@ impl TensorBoard {
                 },
             })
             .collect();
-        let metric_infos =
-            metrics.into_iter().map(|tag| MetricInfo { name: Some(MetricName { group: String::new(), tag }) }).collect();
+        let metric_infos = metrics
+            .into_iter()
+            .map(|tag| MetricInfo { name: Some(MetricName { group: String::new(), tag }) })
+            .collect();
         let data = HParamsData::Experiment(Experiment { hparam_infos, metric_infos });
         self.writer()?.summary(step, vec![hparams_value("_hparams_/experiment", data)])
     }
@@ -164,8 +166,8 @@ impl Callback for TensorBoard {
     }
 
     fn on_image(&mut self, tag: &str, png: &[u8], step: usize) -> Result<()> {
-        let (width, height, colorspace) = png_header(png)
-            .ok_or_else(|| anyhow::anyhow!("tensorboard: image `{tag}` is not a PNG file"))?;
+        let (width, height, colorspace) =
+            png_header(png).ok_or_else(|| anyhow::anyhow!("tensorboard: image `{tag}` is not a PNG file"))?;
         let image =
             Image { height: height as i32, width: width as i32, colorspace, encoded_image_string: png.to_vec() };
         let w = self.writer()?;
