@@ -7,7 +7,7 @@ use serde_yaml::Value;
 use crate::config::{ConfigError, ConfigRequest, Named, from_value_at};
 use crate::data::LoaderConfig;
 use crate::model::ModelConfig;
-use crate::train::config::{LoggerConfig, OptimizerConfig, TrainerConfig};
+use crate::train::config::{CheckpointConfig, LoggerConfig, OptimizerConfig, TrainerConfig};
 
 impl ConfigRequest {
     /// Composes, overrides and validates: the one way a run gets its config.
@@ -48,6 +48,16 @@ pub struct ExperimentConfig {
     /// The seeds' W&B keys: run metadata (TensorBoard and MLflow tags; upload with `wandb sync`).
     #[serde(default)]
     pub wandb: Option<crate::train::callbacks::wandb::WandbConfig>,
+    /// Which checkpoints are kept.
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+    /// Where the runs of a sweep (`fit -m`) run (registry `launcher`).
+    #[serde(default = "local_launcher")]
+    pub launcher: Named,
+}
+
+fn local_launcher() -> Named {
+    Named { name: "local".into(), options: Default::default() }
 }
 
 impl ExperimentConfig {
@@ -69,6 +79,7 @@ impl ExperimentConfig {
         self.data = crate::data::DataSpec::from_named(&self.data, "data")?.to_named();
         self.task = crate::task::TaskConfig::from_named(&self.task, "task")?.to_named();
         self.scheduler = crate::train::SchedulerConfig::from_named(&self.scheduler, "scheduler")?.to_named();
+        self.launcher = crate::tune::LauncherConfig::from_named(&self.launcher, "launcher")?.to_named();
         for (i, g) in self.optimizer.groups.iter_mut().enumerate() {
             regex::Regex::new(&g.params).map_err(|e| ConfigError::Key {
                 path: format!("optimizer.groups.{i}.params"),
@@ -87,6 +98,7 @@ impl ExperimentConfig {
         positive("trainer.accumulate_grad_batches", self.trainer.accumulate_grad_batches)?;
         self.trainer.validate()?;
         self.logger.validate()?;
+        self.checkpoint.validate()?;
         for (path, p) in [("model.dropout", self.model.dropout)] {
             if !(0.0..1.0).contains(&p) {
                 return Err(ConfigError::Key { path: path.into(), msg: format!("must be in [0, 1), got {p}") });

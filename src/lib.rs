@@ -14,4 +14,5 @@ pub mod model;
 pub mod ops;
 pub mod task;
 pub mod train;
+pub mod tune;
 pub mod weights;

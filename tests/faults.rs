@@ -145,7 +145,10 @@ fn nonsense_trainer_options_name_their_key() {
     for (tok, key) in [
         ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val"),
         ("trainer.rollback_lr_factor=2", "trainer.rollback_lr_factor"),
-        ("trainer.checkpoint_every_n_steps=0", "trainer.checkpoint_every_n_steps"),
+        ("checkpoint.every_n_steps=0", "checkpoint.every_n_steps"),
+        ("checkpoint.save_top_k=0", "checkpoint.save_top_k"),
+        ("trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch"),
+        ("trainer.eval_rates=[0]", "trainer.eval_rates"),
         ("trainer.on_nonfinite=ignore", "trainer.on_nonfinite"),
     ] {
         let e = ConfigRequest { tokens: vec![tok.into()], ..Default::default() }.resolve().unwrap_err().to_string();

@@ -16,7 +16,7 @@ const ARGS: &[&str] = &[
     "loader.batch_size=32",
     "trainer.max_epochs=60",
     "trainer.limit_train_batches=8",
-    "trainer.checkpoint_every_n_steps=3",
+    "checkpoint.every_n_steps=3",
     "trainer.progress_bar=never",
     "trainer.log_every_n_steps=1",
 ];

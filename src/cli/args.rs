@@ -5,7 +5,7 @@
 const TOP_LEVEL_KEYS: &[&str] = &["seed", "name"];
 
 /// Commands without config overrides, whose own flags (`data generate … --seed 1`) stay.
-const PLAIN_COMMANDS: &[&str] = &["data", "bench"];
+const PLAIN_COMMANDS: &[&str] = &["data", "bench", "runs", "plot"];
 
 /// Rewrites `--a.b value` and `--a.b=value` (and `--seed 1`, `--name x`) into `a.b=value`;
 /// leaves everything else, and the command lines of [`PLAIN_COMMANDS`], alone.

@@ -19,6 +19,7 @@ use crate::train::{FitOptions, Setup, device_for, evaluate, fit};
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Fit(a) if a.multirun => super::sweep::run(&request(&a.config), a.yes, a.resume.is_some()),
         Command::Fit(a) => {
             let cfg = match &a.resume {
                 Some(dir) => {
@@ -42,6 +43,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Test(a) => eval_command(&a, "test"),
         Command::Predict(a) => predict(&a),
         Command::Bench(a) => super::bench::run(&a),
+        Command::Runs(a) => super::runs::run(&a),
+        Command::Plot(a) => super::plot::run(&a),
         Command::Data(super::DataCommand::Generate(g)) => super::generate::run(&g),
         Command::Data(super::DataCommand::Prepare(p)) => prepare(&p.config),
         Command::Weights(w) => super::weights::run(&w),

@@ -5,6 +5,9 @@ pub mod bench;
 pub mod bench_data;
 pub mod commands;
 pub mod generate;
+pub mod plot;
+pub mod runs;
+pub mod sweep;
 pub mod weights;
 
 use std::path::PathBuf;
@@ -46,6 +49,10 @@ pub enum Command {
     /// Move weights to and from PyTorch state_dicts (.safetensors).
     #[command(subcommand)]
     Weights(weights::WeightsCommand),
+    /// List runs: status, progress, best and test metrics, and the config keys that differ.
+    Runs(runs::RunsArgs),
+    /// Plot learning curves of runs on shared axes (PNG or SVG).
+    Plot(plot::PlotArgs),
 }
 
 /// `wavessm data …`.
@@ -99,6 +106,13 @@ pub struct FitArgs {
     /// Stop after this many epochs have completed, leaving a resumable run.
     #[arg(long, value_name = "N")]
     pub stop_after_epochs: Option<usize>,
+    /// Sweep: every override with a comma list, `range(…)`, `choice(…)` or `glob(…)` is an
+    /// axis; the runs are their product, on `launcher=local|slurm` (Hydra's `-m`).
+    #[arg(short = 'm', long = "multirun")]
+    pub multirun: bool,
+    /// Launch a sweep larger than `launcher.max_runs` without asking.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// Options of `validate` and `test`.

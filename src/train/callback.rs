@@ -51,7 +51,8 @@ pub struct EpochEnd<'a> {
     pub epoch: usize,
     /// Its training metrics (`train/…`).
     pub train: &'a BTreeMap<String, f64>,
-    /// Its validation metrics (`val/…`).
+    /// Its validation metrics (`val/…`; empty on epochs without validation,
+    /// `trainer.check_val_every_n_epoch`).
     pub val: &'a BTreeMap<String, f64>,
     /// The learning rate of each optimizer group.
     pub lrs: &'a [f64],

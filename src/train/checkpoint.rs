@@ -49,6 +49,9 @@ pub struct TrainerState {
     /// Each callback's own state, by name.
     #[serde(default)]
     pub callbacks: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The `checkpoint.save_top_k` best (monitored value, epoch), best first.
+    #[serde(default)]
+    pub top_k: Vec<(f64, usize)>,
 }
 
 fn one() -> f64 {
@@ -70,6 +73,7 @@ impl TrainerState {
             lr_scale: 1.0,
             stopped_early: false,
             callbacks: Default::default(),
+            top_k: Vec::new(),
         }
     }
 

@@ -171,6 +171,8 @@ pub struct FitSummary {
     pub val: BTreeMap<String, f64>,
     /// Test metrics of the best checkpoint (when tested).
     pub test: Option<BTreeMap<String, f64>>,
+    /// The run reached its end (epochs, steps or early stopping), not a stop or an interruption.
+    pub finished: bool,
 }
 
 /// Trains as the config says; resumes from `opts.resume` when given (see [`super::trainer`]).

@@ -26,6 +26,7 @@ use super::progress::Progress;
 use super::run::{MetricsCsv, RunDir};
 use super::shared::SharedKernels;
 use super::signals::Interrupt;
+use super::status::{self, RunStatus};
 use super::{Mode, OnNonFinite};
 use crate::data::{BatchIter, DataModule};
 use crate::experiment::ExperimentConfig;
@@ -51,6 +52,8 @@ pub struct Trainer<'a> {
     total: usize,
     rollbacks: usize,
     interrupt: Interrupt,
+    status: RunStatus,
+    diverged: bool,
 }
 
 /// Whether a fit finished, its test metrics, and each epoch's training metrics.
@@ -100,6 +103,17 @@ impl<'a> Trainer<'a> {
             None => RunDir::create(&cfg.logger.save_dir, cfg.logger.name.as_deref().unwrap_or(&cfg.name))?,
         };
         run.lock()?;
+        let wall_time = RunStatus::read(&run.root).map_or(0.0, |s| s.wall_time);
+        let started = status::now();
+        let status = RunStatus {
+            status: "running".into(),
+            pid: std::process::id(),
+            started,
+            updated: started,
+            wall_time,
+            reason: None,
+        };
+        status.write(&run.root)?;
         let state = TrainerState::fresh(optim.states.clone(), config_yaml.clone());
         let csv = MetricsCsv::open(&run.metrics_path(), None)?;
         let mut me = Self {
@@ -119,6 +133,8 @@ impl<'a> Trainer<'a> {
             total,
             rollbacks: 0,
             interrupt: Interrupt::install(),
+            status,
+            diverged: false,
         };
         if opts.resume.is_some() {
             me.restore()?;
@@ -161,8 +177,28 @@ impl<'a> Trainer<'a> {
     }
 
     /// Trains until the epoch or step budget, an early stop or a signal; then tests the best
-    /// checkpoint if the run finished. The callbacks hear how it ended, errors included.
+    /// checkpoint if the run finished. `status.json` says how it ended; so do the callbacks,
+    /// errors included.
     pub fn fit(mut self) -> Result<FitSummary> {
+        let result = self.fit_inner();
+        let (interrupted, diverged) = (self.interrupt.requested(), self.diverged);
+        let st = &mut self.status;
+        st.updated = status::now();
+        st.wall_time += st.updated - st.started;
+        (st.status, st.reason) = match &result {
+            Ok(s) if s.finished => ("finished".into(), None),
+            Ok(_) if interrupted => ("interrupted".into(), None),
+            Ok(_) => ("stopped".into(), None),
+            Err(e) if diverged => ("diverged".into(), Some(format!("{e:#}"))),
+            Err(e) => ("failed".into(), Some(format!("{e:#}"))),
+        };
+        if let Err(e) = self.status.write(&self.run.root) {
+            eprintln!("warning: {e:#}");
+        }
+        result
+    }
+
+    fn fit_inner(&mut self) -> Result<FitSummary> {
         let started = Instant::now();
         self.print_header();
         let start = FitStart {
@@ -179,7 +215,7 @@ impl<'a> Trainer<'a> {
             Err(_) => (FitStatus::Failed, None),
         };
         let ended = self.callbacks.on_fit_end(&FitEnd { run: &self.run, state: &self.state, test, status });
-        let (_, test, history) = outcome?;
+        let (finished, test, history) = outcome?;
         ended?;
         Ok(FitSummary {
             run: self.run.root.clone(),
@@ -189,6 +225,7 @@ impl<'a> Trainer<'a> {
             train_history: history,
             val: self.state.metrics.clone(),
             test,
+            finished,
         })
     }
 
@@ -319,7 +356,7 @@ impl<'a> Trainer<'a> {
 
     /// Whether `checkpoint.every_n_steps` asks for a mid-epoch checkpoint now.
     fn every_n_steps_due(&self) -> bool {
-        self.cfg.trainer.checkpoint_every_n_steps.is_some_and(|n| n > 0 && self.state.step.is_multiple_of(n))
+        self.cfg.checkpoint.every_n_steps.is_some_and(|n| n > 0 && self.state.step.is_multiple_of(n))
     }
 
     /// Applies `trainer.on_nonfinite`: `stop` errors (the last good checkpoint stays), `skip_batch`
@@ -353,56 +390,47 @@ impl<'a> Trainer<'a> {
                 );
                 Ok(true)
             }
-            _ => bail!(
-                "{bad}; stopped, the last good checkpoint is kept ({}). Lower the learning rate, enable \
+            _ => {
+                self.diverged = true;
+                bail!(
+                    "{bad}; stopped, the last good checkpoint is kept ({}). Lower the learning rate, enable \
                  `trainer.gradient_clip_val`, or set `trainer.on_nonfinite=skip_batch|rollback`",
-                self.run.checkpoint("last").display()
-            ),
+                    self.run.checkpoint("last").display()
+                )
+            }
         }
     }
 
-    /// Validates, updates the best value and schedules, writes `best` (if improved) then
-    /// `last`, and logs. Returns whether early stopping asks to end the fit.
+    /// Validates (every `check_val_every_n_epoch` epochs and the last), updates the best value
+    /// and schedules, writes `best` (if improved, and the top k) then `last`, and logs. Returns
+    /// whether early stopping asks to end the fit.
     fn validate_and_checkpoint(&mut self, train: &BTreeMap<String, f64>, rate: f64, t0: Instant) -> Result<bool> {
         let t = &self.cfg.trainer;
-        let eval_bs = self.cfg.loader.eval_batch_size.unwrap_or(self.cfg.loader.batch_size);
-        let eval_device = self.device.clone().inner();
-        let val = evaluate(
-            &self.model.valid(),
-            &self.data.val,
-            &self.task,
-            self.k,
-            eval_bs,
-            t.limit_eval_batches,
-            &eval_device,
-        )
-        .ok_or_else(|| anyhow::anyhow!("validation yielded no batches"))?;
-        let val = prefixed("val", &val);
-        if let Some(bad) = nonfinite::in_metrics(&val, self.state.step, self.state.epoch)
-            .or_else(|| nonfinite::in_params(&self.model, self.state.step, self.state.epoch))
+        let epoch = self.state.epoch;
+        let last_epoch = epoch + 1 >= t.max_epochs || self.state.step >= self.total;
+        let val = if (epoch + 1).is_multiple_of(t.check_val_every_n_epoch) || last_epoch {
+            self.validation()?
+        } else {
+            BTreeMap::new()
+        };
+        if let Some(bad) = nonfinite::in_metrics(&val, self.state.step, epoch)
+            .or_else(|| nonfinite::in_params(&self.model, self.state.step, epoch))
         {
             // Nothing to skip at validation: roll back (the epoch is redone from the last good
             // checkpoint, a bounded number of times) or stop.
             if t.on_nonfinite == OnNonFinite::SkipBatch {
+                self.diverged = true;
                 bail!("{bad}; stopped, the last good checkpoint is kept ({})", self.run.checkpoint("last").display());
             }
             return self.on_nonfinite(bad).map(|_| false);
         }
-        self.optim.on_validation(&val).map_err(anyhow::Error::msg)?;
-        let epoch = self.state.epoch;
-        let monitored = val[&t.monitor];
-        let improved = match (self.state.best, t.mode) {
-            (None, _) => true,
-            (Some((b, _)), Mode::Max) => monitored > b,
-            (Some((b, _)), Mode::Min) => monitored < b,
-        };
-        if improved {
-            self.state.best = Some((monitored, epoch));
-        }
+        let improved = !val.is_empty() && self.select_best(&val)?;
         self.state.epoch = epoch + 1;
         self.state.batch = 0;
         self.state.schedules = self.optim.states.clone();
-        self.state.metrics = val.clone();
+        if !val.is_empty() {
+            self.state.metrics = val.clone();
+        }
         let lrs = self.optim.lrs(self.state.step.saturating_sub(1), self.total);
         let end = EpochEnd {
             step: self.state.step,
@@ -416,11 +444,7 @@ impl<'a> Trainer<'a> {
         };
         let stop = self.callbacks.on_epoch_end(&mut self.csv, &end, &mut self.state)?;
         self.state.stopped_early = stop;
-        let ck = self.checkpoint()?;
-        if improved {
-            ck.save(&self.run.checkpoint("best"))?;
-        }
-        ck.save(&self.run.checkpoint("last"))?;
+        self.save_epoch(improved)?;
         if !self.opts.quiet {
             println!(
                 "epoch {}/{} step {} {} {} lr={:.2e} {rate:.0} samples/s {:.1}s{}{}",
@@ -436,6 +460,84 @@ impl<'a> Trainer<'a> {
             );
         }
         Ok(stop)
+    }
+
+    /// Validation metrics (`val/…`) at rate 1 and at each of `trainer.eval_rates`
+    /// (`val/accuracy@rate2`).
+    fn validation(&self) -> Result<BTreeMap<String, f64>> {
+        let t = &self.cfg.trainer;
+        let eval_bs = self.cfg.loader.eval_batch_size.unwrap_or(self.cfg.loader.batch_size);
+        let eval_device = self.device.clone().inner();
+        let eval = |model: &SequenceModel| {
+            evaluate(model, &self.data.val, &self.task, self.k, eval_bs, t.limit_eval_batches, &eval_device)
+                .ok_or_else(|| anyhow::anyhow!("validation yielded no batches"))
+        };
+        let mut val = prefixed("val", &eval(&self.model.valid())?);
+        for &r in t.eval_rates.iter().filter(|&&r| r != 1.0) {
+            for (k, v) in eval(&self.model.valid().with_rate(r))? {
+                val.insert(format!("val/{k}@rate{r}"), v);
+            }
+        }
+        Ok(val)
+    }
+
+    /// Feeds the schedules and updates the best monitored value; returns whether it improved.
+    fn select_best(&mut self, val: &BTreeMap<String, f64>) -> Result<bool> {
+        let t = &self.cfg.trainer;
+        self.optim.on_validation(val).map_err(anyhow::Error::msg)?;
+        let monitored = val[&t.monitor];
+        let improved = match (self.state.best, t.mode) {
+            (None, _) => true,
+            (Some((b, _)), Mode::Max) => monitored > b,
+            (Some((b, _)), Mode::Min) => monitored < b,
+        };
+        if improved {
+            self.state.best = Some((monitored, self.state.epoch));
+        }
+        Ok(improved)
+    }
+
+    /// Writes the epoch's checkpoint: `best` (if improved), the top k, then `last`.
+    fn save_epoch(&mut self, improved: bool) -> Result<()> {
+        let mut ck = self.checkpoint()?;
+        if improved {
+            ck.save(&self.run.checkpoint("best"))?;
+        }
+        if self.cfg.checkpoint.save_top_k > 1 && !self.state.metrics.is_empty() {
+            self.update_top_k(&ck)?;
+            ck.state.top_k = self.state.top_k.clone();
+        }
+        ck.save(&self.run.checkpoint("last"))?;
+        Ok(())
+    }
+
+    /// Keeps the `checkpoint.save_top_k` best epochs under `checkpoints/top/`, removing the one
+    /// that falls out.
+    fn update_top_k(&mut self, ck: &Checkpoint) -> Result<()> {
+        let t = &self.cfg.trainer;
+        let (v, epoch) = (self.state.metrics[&t.monitor], self.state.epoch - 1);
+        let better = |a: f64, b: f64| if t.mode == Mode::Max { a > b } else { a < b };
+        let mut top = self.state.top_k.clone();
+        let at = top.iter().position(|&(w, _)| better(v, w)).unwrap_or(top.len());
+        if at >= self.cfg.checkpoint.save_top_k {
+            return Ok(());
+        }
+        top.insert(at, (v, epoch));
+        let dir = self.run.root.join("checkpoints/top");
+        std::fs::create_dir_all(&dir)?;
+        let file =
+            |(v, e): (f64, usize)| dir.join(format!("epoch={}-{}={v:.4}.bpk", e + 1, t.monitor.replace('/', "_")));
+        let mut kept = Checkpoint { state: TrainerState { top_k: top.clone(), ..ck.state.clone() }, ..ck.clone() };
+        if top.len() > self.cfg.checkpoint.save_top_k {
+            let out = top.pop().expect("over k");
+            kept.state.top_k = top.clone();
+            kept.save(&file((v, epoch)))?;
+            let _ = std::fs::remove_file(file(out));
+        } else {
+            kept.save(&file((v, epoch)))?;
+        }
+        self.state.top_k = top;
+        Ok(())
     }
 
     /// The current model, optimizer and state as a checkpoint.

@@ -146,7 +146,7 @@ impl Callback for TensorBoard {
             .chain(lrs.iter().map(|(k, v)| (k.as_str(), *v)))
             .chain([("train/samples_per_sec", end.samples_per_sec), ("epoch", (end.epoch + 1) as f64)]);
         self.scalars(end.step, values)?;
-        if !self.experiment_written {
+        if !self.experiment_written && !end.val.is_empty() {
             // Readers keep a tag's first plugin metadata, so the columns are written once,
             // with the test metrics the run will end with (the validation ones, renamed).
             let test = end.val.keys().filter_map(|k| k.strip_prefix("val/")).map(|k| format!("test/{k}"));

@@ -1,0 +1,276 @@
+//! Figures a person reads: learning curves of runs on shared axes (`wavessm plot`) and a
+//! validation confusion matrix. PNG or SVG by the file's extension, drawn with `plotters`.
+//!
+//! Text needs a TrueType font: `$WAVESSM_FONT`, else DejaVu Sans or Arial from the usual
+//! system folders (Debian's `fonts-dejavu-core`), loaded once.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// Where fonts usually are, in order of preference.
+const FONT_PATHS: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/local/share/fonts/DejaVuSans.ttf",
+    "/System/Library/Fonts/Supplemental/Arial.ttf",
+    "/Library/Fonts/Arial.ttf",
+    "C:\\Windows\\Fonts\\arial.ttf",
+];
+
+/// Registers a sans-serif font with plotters (once per process).
+fn ensure_font() -> Result<()> {
+    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let candidates: Vec<String> =
+            std::env::var("WAVESSM_FONT").into_iter().chain(FONT_PATHS.iter().map(|s| s.to_string())).collect();
+        for path in &candidates {
+            if let Ok(bytes) = std::fs::read(path) {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                    return Ok(());
+                }
+            }
+        }
+        Err(format!(
+            "no TrueType font found for plot text: set WAVESSM_FONT to a .ttf file (looked in {})",
+            FONT_PATHS.join(", ")
+        ))
+    })
+    .clone()
+    .map_err(anyhow::Error::msg)
+}
+
+/// One run's series: a label and, per metric, (x, y) points.
+pub struct Curves {
+    /// Legend label.
+    pub label: String,
+    /// `split/name` → points (x: epoch for per-epoch metrics, step for per-step ones).
+    pub series: BTreeMap<String, Vec<(f64, f64)>>,
+}
+
+impl Curves {
+    /// Reads a run's `metrics.csv`: per-epoch metrics at x = epoch (1-based), per-step ones
+    /// (`train/loss_step`, `train/grad_norm`) at x = step. Non-finite values are left out.
+    pub fn read(run: &Path, label: String) -> Result<Self> {
+        let path = run.join("metrics.csv");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            let [step, epoch, split, name, value] = f[..] else { continue };
+            let (Ok(step), Ok(epoch), Ok(v)) = (step.parse::<f64>(), epoch.parse::<f64>(), value.parse::<f64>()) else {
+                continue;
+            };
+            if !v.is_finite() || split == "test" {
+                continue;
+            }
+            let per_step = matches!(name, "loss_step" | "grad_norm");
+            series.entry(format!("{split}/{name}")).or_default().push((if per_step { step } else { epoch + 1.0 }, v));
+        }
+        Ok(Self { label, series })
+    }
+}
+
+/// A figure that can be drawn on any plotters backend.
+trait Figure {
+    /// Canvas size in pixels.
+    fn size(&self) -> (u32, u32);
+    /// Draws on `root`.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static;
+}
+
+/// One panel per metric, two columns.
+struct LearningCurves<'a> {
+    runs: &'a [Curves],
+    metrics: &'a [String],
+}
+
+impl Figure for LearningCurves<'_> {
+    fn size(&self) -> (u32, u32) {
+        let cols = self.metrics.len().min(2) as u32;
+        (640 * cols, 420 * self.metrics.len().div_ceil(2) as u32)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let cols = self.metrics.len().min(2);
+        let panels = root.split_evenly((self.metrics.len().div_ceil(cols), cols));
+        for (panel, metric) in panels.iter().zip(self.metrics) {
+            curve_panel(panel, self.runs, metric)?;
+        }
+        Ok(())
+    }
+}
+
+/// Draws one panel per metric (two columns), every run a line in each; `out` is `.png` or
+/// `.svg`.
+pub fn learning_curves(runs: &[Curves], metrics: &[String], out: &Path) -> Result<()> {
+    if metrics.is_empty() {
+        bail!("no metrics to plot");
+    }
+    render(out, &LearningCurves { runs, metrics })
+}
+
+/// One metric's panel.
+fn curve_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, runs: &[Curves], metric: &str) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let points: Vec<&(f64, f64)> = runs.iter().filter_map(|r| r.series.get(metric)).flatten().collect();
+    if points.is_empty() {
+        bail!("no run logged `{metric}` (metrics are split/name, e.g. val/accuracy, train/loss)");
+    }
+    let (x0, x1) = bounds(points.iter().map(|p| p.0));
+    let (y0, y1) = bounds(points.iter().map(|p| p.1));
+    let x_label = if metric.ends_with("loss_step") || metric.ends_with("grad_norm") { "step" } else { "epoch" };
+    let mut chart = ChartBuilder::on(area)
+        .caption(metric, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc(metric)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (i, run) in runs.iter().enumerate() {
+        let Some(pts) = run.series.get(metric) else { continue };
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .label(run.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+        if pts.len() < 40 {
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 15))
+        // Away from where the curves end: losses fall to the lower right, scores rise to the upper.
+        .position(if super::run_info::lower_is_better(metric) {
+            SeriesLabelPosition::UpperRight
+        } else {
+            SeriesLabelPosition::LowerRight
+        })
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// A confusion matrix `counts[true][predicted]` with its counts written in the cells.
+pub fn confusion_matrix(counts: &[Vec<u64>], title: &str, out: &Path) -> Result<()> {
+    let k = counts.len();
+    if k == 0 || counts.iter().any(|r| r.len() != k) {
+        bail!("a confusion matrix needs K×K counts");
+    }
+    render(out, &Confusion { counts, title })
+}
+
+/// Counts per (true, predicted) class as shaded cells.
+struct Confusion<'a> {
+    counts: &'a [Vec<u64>],
+    title: &'a str,
+}
+
+impl Figure for Confusion<'_> {
+    fn size(&self) -> (u32, u32) {
+        let side = (60 * self.counts.len() as u32 + 160).clamp(460, 1400);
+        (side, side)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let (counts, k) = (self.counts, self.counts.len());
+        let max = counts.iter().flatten().copied().max().unwrap_or(0).max(1) as f64;
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title, ("sans-serif", 22))
+            .margin(14)
+            .x_label_area_size(50)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0..k, 0..k)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("predicted class")
+            .y_desc("true class")
+            .x_labels(k.min(30))
+            .y_labels(k.min(30))
+            .y_label_formatter(&|y| format!("{}", k.saturating_sub(1 + y)))
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 17))
+            .draw()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let cells = (0..k).flat_map(|t| (0..k).map(move |p| (t, p)));
+        chart
+            .draw_series(cells.clone().map(|(t, p)| {
+                let shade = counts[t][p] as f64 / max;
+                let c = RGBColor(255 - (shade * 200.0) as u8, 255 - (shade * 140.0) as u8, 255);
+                Rectangle::new([(p, k - 1 - t), (p + 1, k - t)], c.filled())
+            }))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if k <= 20 {
+            chart
+                .draw_series(cells.map(|(t, p)| {
+                    Text::new(counts[t][p].to_string(), (p, k - t), ("sans-serif", 13).into_font().color(&BLACK))
+                }))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Range of values with 5% padding (a flat series gets ±0.5).
+fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = v.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+    if hi - lo < 1e-12 {
+        return (lo - 0.5, hi + 0.5);
+    }
+    let pad = 0.05 * (hi - lo);
+    (lo - pad, hi + pad)
+}
+
+/// Draws `fig` to a PNG or SVG file, chosen by `out`'s extension.
+fn render(out: &Path, fig: &impl Figure) -> Result<()> {
+    ensure_font()?;
+    let size = fig.size();
+    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", out.display());
+    match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("svg") => {
+            let root = SVGBackend::new(out, size).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| err(&e))?;
+            fig.draw(&root)?;
+            root.present().map_err(|e| err(&e))
+        }
+        Some("png") => {
+            let root = BitMapBackend::new(out, size).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| err(&e))?;
+            fig.draw(&root)?;
+            root.present().map_err(|e| err(&e))
+        }
+        _ => bail!("{}: the plot file must end in .png or .svg", out.display()),
+    }
+}
