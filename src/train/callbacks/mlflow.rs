@@ -4,6 +4,9 @@
 //! artifacts (through the server's artifact proxy, or a local file store), the best checkpoint's
 //! path is a tag, and the run ends FINISHED, KILLED (stopped, resumable) or FAILED.
 //!
+//! Credentials come from MLflow's own variables: `MLFLOW_TRACKING_TOKEN` (bearer) or
+//! `MLFLOW_TRACKING_USERNAME` + `MLFLOW_TRACKING_PASSWORD` (basic auth).
+//!
 //! A tracking server that is down or slow never stops or slows training: records go to a
 //! bounded queue read by a background thread that retries with backoff; a full queue drops
 //! records; the first problem is printed once; the end waits at most `flush_timeout_s`.
@@ -192,6 +195,7 @@ impl Callback for Mlflow {
                 .build()
                 .into(),
             base: self.cfg.tracking_uri.trim_end_matches('/').to_string(),
+            auth: auth_header(),
             shared: self.shared.clone(),
             experiment: self.experiment.clone(),
             run_name: self.cfg.run_name.clone().unwrap_or(folder),
@@ -291,6 +295,7 @@ enum Failure {
 struct Client {
     agent: ureq::Agent,
     base: String,
+    auth: Option<String>,
     shared: Arc<Shared>,
     experiment: String,
     run_name: String,
@@ -415,7 +420,7 @@ impl Client {
                 None => rest.trim_start_matches('/'),
             };
             let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{path}/{name}", self.base);
-            let res = self.retry(|agent| agent.put(&url).send(&bytes[..]));
+            let res = self.retry(|agent| with_auth(agent.put(&url), &self.auth).send(&bytes[..]));
             if let Err(e) = res {
                 self.shared.warn(&self.base, &format!("artifact {name}: {e}"));
             }
@@ -440,8 +445,8 @@ impl Client {
     fn call(&mut self, method: &str, endpoint: &str, body: serde_json::Value) -> Result<serde_json::Value, String> {
         let url = format!("{}/api/2.0/mlflow/{endpoint}", self.base);
         let text = self.retry(|agent| match method {
-            "GET" => agent.get(&url).call(),
-            _ => agent.post(&url).send_json(&body),
+            "GET" => with_auth(agent.get(&url), &self.auth).call(),
+            _ => with_auth(agent.post(&url), &self.auth).send_json(&body),
         })?;
         Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
     }
@@ -483,6 +488,25 @@ fn once(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Stri
         200..=299 => Ok(text),
         429 | 500..=599 => Err(Failure::Retry(format!("HTTP {status}: {}", text.trim()))),
         _ => Err(Failure::Refused(format!("HTTP {status}: {}", text.trim()))),
+    }
+}
+
+/// The `Authorization` header MLflow's client would send, from its environment variables.
+fn auth_header() -> Option<String> {
+    use base64::Engine;
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let Some(token) = var("MLFLOW_TRACKING_TOKEN") {
+        return Some(format!("Bearer {token}"));
+    }
+    let (user, password) = (var("MLFLOW_TRACKING_USERNAME")?, var("MLFLOW_TRACKING_PASSWORD")?);
+    Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))))
+}
+
+/// A request with the credentials, if any.
+fn with_auth<B>(req: ureq::RequestBuilder<B>, auth: &Option<String>) -> ureq::RequestBuilder<B> {
+    match auth {
+        Some(a) => req.header("Authorization", a),
+        None => req,
     }
 }
 
