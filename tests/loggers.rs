@@ -17,6 +17,7 @@ use wavessm::config::ConfigRequest;
 use wavessm::experiment::ExperimentConfig;
 use wavessm::train::callback::{FitEnd, FitStart, FitStatus};
 use wavessm::train::callbacks::tensorboard::TensorBoard;
+use wavessm::train::callbacks::tfevents::{self, EventWriter, Kind};
 use wavessm::train::checkpoint::TrainerState;
 use wavessm::train::run::RunDir;
 use wavessm::train::{FitOptions, fit};
@@ -292,4 +293,31 @@ fn a_dead_or_silent_tracking_server_neither_fails_nor_slows_the_fit() {
         let limit = baseline * 2 + Duration::from_secs(4);
         assert!(took < limit, "port {port}: {took:?} vs {baseline:?} without mlflow");
     }
+}
+
+#[test]
+fn a_resumed_run_replaces_what_the_crashed_process_logged_after_its_checkpoint() {
+    let _turn = serial();
+    let Some(py) = python_with("tensorboard") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &[]);
+    let stopped = fit(&cfg, &FitOptions { stop_after_steps: Some(4), ..quiet() }).unwrap();
+    assert_eq!(stopped.steps, 4);
+    // What a process killed after step 4's checkpoint may have left: steps it never saved.
+    let mut w = EventWriter::create(&stopped.run.join("tb")).unwrap();
+    for step in 5..=6 {
+        let v = tfevents::Value { tag: "train/loss_step".into(), metadata: None, kind: Some(Kind::SimpleValue(999.0)) };
+        w.summary(step, vec![v]).unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let s = fit(&cfg, &FitOptions { resume: Some(stopped.run.clone()), ..quiet() }).unwrap();
+
+    let out = Command::new(&py).arg("scripts/read_tensorboard.py").arg(s.run.join("tb")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let points = seen["scalars"]["train/loss_step"].as_array().unwrap();
+    let steps: Vec<u64> = points.iter().map(|p| p[0].as_u64().unwrap()).collect();
+    assert_eq!(steps, (1..=s.steps as u64).collect::<Vec<_>>(), "each step once");
+    assert!(points.iter().all(|p| p[1].as_f64().unwrap() < 999.0), "{points:?}");
 }
