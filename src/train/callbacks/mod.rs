@@ -2,6 +2,7 @@
 
 pub mod early_stopping;
 pub mod mlflow;
+mod mlflow_rest;
 pub mod tensorboard;
 pub mod tfevents;
 pub mod wandb;
