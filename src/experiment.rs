@@ -51,9 +51,12 @@ pub struct ExperimentConfig {
     /// Which checkpoints are kept.
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
-    /// Where the runs of a sweep (`fit -m`) run (registry `launcher`).
+    /// Where the runs of a sweep (`fit -m`) or a study (`tune`) run (registry `launcher`).
     #[serde(default = "local_launcher")]
     pub launcher: Named,
+    /// The search of `wavessm tune` (from `hparams_search=<name>` or a `-c` file).
+    #[serde(default)]
+    pub search: Option<crate::tune::space::SearchConfig>,
 }
 
 fn local_launcher() -> Named {
@@ -99,6 +102,9 @@ impl ExperimentConfig {
         self.trainer.validate()?;
         self.logger.validate()?;
         self.checkpoint.validate()?;
+        if let Some(s) = &self.search {
+            s.validate()?;
+        }
         for (path, p) in [("model.dropout", self.model.dropout)] {
             if !(0.0..1.0).contains(&p) {
                 return Err(ConfigError::Key { path: path.into(), msg: format!("must be in [0, 1), got {p}") });
