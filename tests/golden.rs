@@ -4,6 +4,7 @@
 mod common;
 mod golden_mamba;
 mod golden_rnn;
+mod golden_transformer;
 
 use burn::tensor::{Device, Tensor};
 use common::{Golden, host, tensor};
@@ -347,6 +348,7 @@ fn golden_vectors() {
             "wave_rnn" => golden_rnn::check_wave_rnn(&g),
             "mamba_selective_scan" => golden_mamba::check_scan(&g),
             "mamba_block" => golden_mamba::check_block(&g),
+            "transformer_layer" => golden_transformer::check(&g),
             _ => {
                 pending.push(case);
                 continue;

@@ -12,6 +12,7 @@
 //! | `C` | kernel output channels |
 //! | `K` | outputs of the decoder (classes, regression targets) |
 
+pub mod attention;
 pub mod backbone;
 pub mod block;
 pub mod config;
@@ -38,6 +39,7 @@ crate::layers! {
     "rnn" => Rnn(rnn::RnnConfig, rnn::Rnn),
     "wave_rnn" => WaveRnn(rnn::WaveRnnConfig, rnn::WaveRnn),
     "mamba" => Mamba(ssm::MambaConfig, ssm::Mamba),
+    "transformer" => Transformer(attention::TransformerConfig, attention::Transformer),
 }
 
 impl LayerConfig {
