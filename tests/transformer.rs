@@ -37,7 +37,9 @@ fn causal_steps_and_prefill_equal_forward() {
     let (b, l) = (2, QUERY_BLOCK + 9);
     let dev = Device::flex();
     let x: Tensor<3> = t(randn(b * l * 8, 11), [b, l, 8], &dev);
-    for (pos, norm_first) in [(PosKind::Rope, true), (PosKind::Sin, false), (PosKind::Learned, true), (PosKind::None, false)] {
+    for (pos, norm_first) in
+        [(PosKind::Rope, true), (PosKind::Sin, false), (PosKind::Learned, true), (PosKind::None, false)]
+    {
         let m = layer(pos, true, norm_first, l);
         let y = host(m.forward(x.clone()));
         let mut s = m.stepper(b, l).unwrap();
@@ -87,7 +89,7 @@ fn bad_options_name_their_key() {
     let dev = Device::flex();
     for (tokens, key) in [
         (&["model.d_model=30", "model.layer.n_heads=4"][..], "model.layer.n_heads"),
-        (&["model.d_model=12", "model.layer.n_heads=4"][..], "model.layer.n_heads"), // odd head size for rope
+        (&["model.d_model=12", "model.layer.n_heads=4", "model.layer.pos=rope"][..], "model.layer.n_heads"), // odd head size
         (&["model.layer.dropout=1.0"][..], "model.layer.dropout"),
         (&["model.layer.pos=learned"][..], "model.layer.max_len"),
         (&["model.layer.ff=0"][..], "model.layer.ff"),
@@ -95,7 +97,8 @@ fn bad_options_name_their_key() {
         let mut all = vec!["model=transformer".to_string()];
         all.extend(tokens.iter().map(|s| s.to_string()));
         // Ranges fail when the config resolves; width checks when the model is built.
-        let err = match ConfigRequest { tokens: all, ..Default::default() }.resolve() {
+        let req = ConfigRequest { tokens: all, ..Default::default() };
+        let err = match req.resolve() {
             Err(e) => e.to_string(),
             Ok(cfg) => SequenceModel::new(&cfg.model, 1, 10, &dev).err().expect("an error").to_string(),
         };
@@ -107,7 +110,14 @@ fn bad_options_name_their_key() {
 fn transformer_learns_the_embedded_default() {
     let _turn = serial();
     let dir = tempfile::tempdir().unwrap();
-    let tokens = ["model=transformer", "model.d_model=32", "trainer.max_epochs=10", "trainer.progress_bar=never"];
+    // Bidirectional: the mean-pooled classifier reads the whole image at every position.
+    let tokens = [
+        "model=transformer",
+        "model.layer.causal=false",
+        "model.d_model=32",
+        "trainer.max_epochs=8",
+        "trainer.progress_bar=never",
+    ];
     let mut tokens: Vec<String> = tokens.iter().map(|s| s.to_string()).collect();
     tokens.push(format!("logger.save_dir={}", dir.path().display()));
     let cfg = ConfigRequest { tokens, ..Default::default() }.resolve().unwrap();

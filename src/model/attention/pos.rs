@@ -12,11 +12,11 @@ const BASE: f64 = 10_000.0;
 #[serde(rename_all = "lowercase")]
 pub enum PosKind {
     /// Fixed sinusoids added to the input.
+    #[default]
     Sin,
     /// A learned row per position (`pos_embedding` [max_len, H]) added to the input.
     Learned,
     /// Rotary embeddings of each head's queries and keys: attention sees relative positions.
-    #[default]
     Rope,
     /// No positions (attention is permutation-equivariant apart from the causal mask).
     None,

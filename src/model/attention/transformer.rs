@@ -61,7 +61,7 @@ impl Default for TransformerConfig {
             ff: None,
             dropout: 0.1,
             activation: Activation::Relu,
-            pos: PosKind::Rope,
+            pos: PosKind::Sin,
             max_len: None,
         }
     }
