@@ -100,7 +100,7 @@ fn bad_options_name_their_key() {
         let req = ConfigRequest { tokens: all, ..Default::default() };
         let err = match req.resolve() {
             Err(e) => e.to_string(),
-            Ok(cfg) => SequenceModel::new(&cfg.model, 1, 10, &dev).err().expect("an error").to_string(),
+            Ok(cfg) => SequenceModel::new(&cfg.model, 1, 10, &dev).expect_err("an error").to_string(),
         };
         assert!(err.contains(key), "{tokens:?}: {err}");
     }
