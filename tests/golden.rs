@@ -5,6 +5,7 @@ mod common;
 mod golden_mamba;
 mod golden_mamba2;
 mod golden_rnn;
+mod golden_transformer;
 
 use burn::tensor::{Device, Tensor};
 use common::{Golden, host, tensor};
@@ -349,6 +350,7 @@ fn golden_vectors() {
             "mamba_selective_scan" => golden_mamba::check_scan(&g),
             "mamba_block" => golden_mamba::check_block(&g),
             "mamba2_ssd" => golden_mamba2::check_ssd(&g),
+            "transformer_layer" => golden_transformer::check(&g),
             _ => {
                 pending.push(case);
                 continue;

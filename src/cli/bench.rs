@@ -38,6 +38,9 @@ pub enum Case {
     Lstm,
     /// One GRU layer, forward + backward, B=16 H=128 L=1024.
     Gru,
+    /// One causal pre-norm Transformer layer (4 heads, ff 512, GELU, no positions), forward +
+    /// backward, B=16 H=128 L=1024.
+    Transformer,
     /// Autoregressive generation, tokens/s, per layer kind with a step mode: a 4-layer d=256
     /// token model, batch 1, 64-token prompt, 256 new tokens.
     Generate,
@@ -180,6 +183,17 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 let _ = layer.forward(u.clone()).square().mean().backward();
             });
             (name, ms, b * l)
+        }
+        Case::Transformer => {
+            let (b, h, l) = (16, 128, 1024);
+            let cfg: crate::model::attention::TransformerConfig =
+                serde_yaml::from_str("{n_heads: 4, ff: 512, dropout: 0.0, activation: gelu, pos: none}")?;
+            let layer = cfg.init(h, &device);
+            let u = Tensor::<3>::random([b, l, h], Distribution::Normal(0.0, 1.0), &device);
+            let ms = median_ms(a.steps, a.verbose, || {
+                let _ = layer.forward(u.clone()).square().mean().backward();
+            });
+            ("transformer", ms, b * l)
         }
         Case::Data | Case::Generate => unreachable!("handled above"),
         Case::Step => {

@@ -12,6 +12,7 @@
 //! | `C` | kernel output channels |
 //! | `K` | outputs of the decoder (classes, regression targets) |
 
+pub mod attention;
 pub mod backbone;
 pub mod block;
 pub mod config;
@@ -39,6 +40,7 @@ crate::layers! {
     "wave_rnn" => WaveRnn(rnn::WaveRnnConfig, rnn::WaveRnn),
     "mamba" => Mamba(ssm::MambaConfig, ssm::Mamba),
     "mamba2" => Mamba2(ssm::Mamba2Config, ssm::Mamba2),
+    "transformer" => Transformer(attention::TransformerConfig, attention::Transformer),
 }
 
 impl LayerConfig {
