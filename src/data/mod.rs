@@ -13,6 +13,8 @@ pub mod lm;
 pub mod loader;
 pub mod mfcc;
 pub mod mnist;
+pub mod npy;
+pub mod npy_format;
 pub mod pathfinder;
 mod pathfinder_draw;
 pub mod pathfinder_gen;
@@ -54,6 +56,7 @@ crate::registry! {
         "wikitext103" => Wikitext103(lm::LmTextConfig),
         "copying" => Copying(copying::CopyingConfig),
         "selective_copying" => SelectiveCopying(copying::CopyingConfig),
+        "npy" => Npy(npy::NpyConfig),
     }
 }
 
@@ -78,6 +81,7 @@ impl DataConfig {
             DataConfig::Wikitext103(c) => lm::load(c),
             DataConfig::Copying(c) => copying::load(c, false),
             DataConfig::SelectiveCopying(c) => copying::load(c, true),
+            DataConfig::Npy(c) => npy::load(c),
         }
     }
 }
