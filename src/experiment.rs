@@ -74,7 +74,9 @@ impl ExperimentConfig {
         layer.validate("model.layer")?;
         self.model.layer = layer.to_named();
         self.data = crate::data::DataSpec::from_named(&self.data, "data")?.to_named();
-        self.task = crate::task::TaskConfig::from_named(&self.task, "task")?.to_named();
+        let task = crate::task::TaskConfig::from_named(&self.task, "task")?;
+        task.validate()?;
+        self.task = task.to_named();
         self.scheduler = crate::train::SchedulerConfig::from_named(&self.scheduler, "scheduler")?.to_named();
         self.launcher = crate::tune::LauncherConfig::from_named(&self.launcher, "launcher")?.to_named();
         for (i, g) in self.optimizer.groups.iter_mut().enumerate() {

@@ -65,7 +65,7 @@ impl Setup {
             };
             return Err(ConfigError::Key { path: "model.pool".into(), msg }.into());
         }
-        let names: Vec<String> = task.metrics().finish().keys().map(|k| format!("val/{k}")).collect();
+        let names: Vec<String> = task.metric_names(d_output).iter().map(|k| format!("val/{k}")).collect();
         if !names.contains(&cfg.trainer.monitor) {
             return Err(ConfigError::Key {
                 path: "trainer.monitor".into(),
