@@ -1,4 +1,5 @@
-//! Sequence models: a residual backbone whose layer is picked by name.
+//! Models: a residual backbone whose layer is picked by name, and a registry of whole models
+//! beside it (`model._name_`, see [`registry`]).
 //!
 //! Dimension letters used in shape comments throughout the crate:
 //!
@@ -15,7 +16,9 @@
 pub mod backbone;
 pub mod block;
 pub mod config;
+pub mod conv;
 pub mod layer;
+pub mod registry;
 pub mod ssm;
 
 use burn::module::{Module, ModuleMapper, Param};
@@ -24,6 +27,7 @@ use burn::tensor::Tensor;
 pub use backbone::{ModelStepper, SequenceModel};
 pub use config::{ModelConfig, NormKind, PoolKind};
 pub use layer::{LayerOptions, SeqLayer};
+pub use registry::{Classifier, ClassifierOptions};
 pub use ssm::{SsmState, SsmStepper, StepError};
 
 crate::layers! {
@@ -31,6 +35,10 @@ crate::layers! {
     "dss" => Dss(ssm::DssConfig, ssm::Dss),
     "s4" => S4(ssm::S4Config, ssm::S4),
     "liquid_s4" => LiquidS4(ssm::LiquidS4Config, ssm::S4),
+}
+
+crate::models! {
+    "resnet1d" => Resnet1d(conv::Resnet1dConfig, conv::Resnet1d),
 }
 
 impl LayerConfig {

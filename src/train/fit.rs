@@ -15,8 +15,7 @@ use super::DeviceKind;
 use crate::config::ConfigError;
 use crate::data::{BatchIter, DataModule, DataSpec, SeqData};
 use crate::experiment::ExperimentConfig;
-use crate::model::PoolKind;
-use crate::model::{LayerConfig, SequenceModel};
+use crate::model::{LayerConfig, Model, PoolKind, SequenceModel};
 use crate::task::TaskConfig;
 
 /// The device for a config: burn's `flex` CPU backend, or CUDA when built with `cuda`.
@@ -39,7 +38,7 @@ pub struct Setup {
     /// Decoder outputs K.
     pub d_output: usize,
     /// The freshly initialized model.
-    pub model: SequenceModel,
+    pub model: Model,
     /// The device (autodiff for training, plain for evaluation).
     pub device: Device,
 }
@@ -57,7 +56,18 @@ impl Setup {
     pub fn with_data(cfg: &ExperimentConfig, data: DataModule, device: Device) -> Result<Self> {
         let task = TaskConfig::from_named(&cfg.task, "task")?;
         let d_output = task.d_output(data.target_kind())?;
-        if task.per_step() != (cfg.model.pool == PoolKind::None) {
+        let classifier = cfg.model.classifier()?;
+        if let Some(c) = &classifier
+            && (task.per_step() != c.per_step() || data.vocab().is_some())
+        {
+            let msg = if data.vocab().is_some() {
+                format!("model `{}` takes real-valued inputs, the dataset has tokens", c.name())
+            } else {
+                format!("model `{}` does not fit task `{}` (one output per sequence or per step)", c.name(), task.name())
+            };
+            return Err(ConfigError::Key { path: "model._name_".into(), msg }.into());
+        }
+        if classifier.is_none() && task.per_step() != (cfg.model.pool == PoolKind::None) {
             let msg = if task.per_step() {
                 format!("task `{}` predicts every step; set `model.pool=none`", task.name())
             } else {
@@ -81,17 +91,20 @@ impl Setup {
         device.seed(cfg.seed);
         let mut model_cfg = cfg.model.clone();
         LayerConfig::fill_l_max(&mut model_cfg.layer, data.train.seq_len)?;
-        let model = match data.vocab() {
-            Some(v) if data.train.is_pairs() => SequenceModel::for_token_pairs(&model_cfg, v, d_output, &device)?,
-            Some(v) => SequenceModel::for_tokens(&model_cfg, v, d_output, &device)?,
-            None => SequenceModel::new(&model_cfg, data.d_input(), d_output, &device)?,
+        let model = match (classifier, data.vocab()) {
+            (Some(c), _) => c.init(data.d_input(), d_output, &device)?,
+            (None, Some(v)) if data.train.is_pairs() => {
+                Model::Sequence(SequenceModel::for_token_pairs(&model_cfg, v, d_output, &device)?)
+            }
+            (None, Some(v)) => Model::Sequence(SequenceModel::for_tokens(&model_cfg, v, d_output, &device)?),
+            (None, None) => Model::Sequence(SequenceModel::new(&model_cfg, data.d_input(), d_output, &device)?),
         };
         Ok(Self { data, task, d_output, model, device })
     }
 }
 
 /// Restores model parameters from burnpack bytes.
-pub fn load_model(model: SequenceModel, bytes: Vec<u8>, origin: &Path) -> Result<SequenceModel> {
+pub fn load_model<M: Module>(model: M, bytes: Vec<u8>, origin: &Path) -> Result<M> {
     let rec = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| anyhow::anyhow!("{}: model section: {e:?}", origin.display()))?;
     model.try_load_record(rec).map_err(|e| {
@@ -100,7 +113,7 @@ pub fn load_model(model: SequenceModel, bytes: Vec<u8>, origin: &Path) -> Result
 }
 
 /// Model outputs as rows [R, K]: one per sequence (pooled) or one per step (`pool: none`).
-pub fn outputs(model: &SequenceModel, batch: &crate::data::Batch, k: usize) -> Tensor<2> {
+pub fn outputs(model: &Model, batch: &crate::data::Batch, k: usize) -> Tensor<2> {
     let out = model.forward(batch.x.clone(), batch.lengths.as_deref()); // [B, L', K]
     let [b, l, _] = out.dims();
     out.reshape([b * l, k])
@@ -109,7 +122,7 @@ pub fn outputs(model: &SequenceModel, batch: &crate::data::Batch, k: usize) -> T
 /// Evaluates `model` (in eval mode) on a split; metrics without prefix, or `None` when the
 /// split yields no batch (an empty split or `limit_eval_batches: 0`), never zeros.
 pub fn evaluate(
-    model: &SequenceModel,
+    model: &Model,
     split: &SeqData,
     task: &TaskConfig,
     k: usize,
