@@ -13,6 +13,7 @@ use burn::tensor::{Bytes, Device, Tensor};
 
 use super::DeviceKind;
 use crate::config::ConfigError;
+use crate::data::augment::Augmentation;
 use crate::data::{BatchIter, DataModule, DataSpec, SeqData};
 use crate::experiment::ExperimentConfig;
 use crate::model::{LayerConfig, Model, PoolKind, SequenceModel};
@@ -41,15 +42,19 @@ pub struct Setup {
     pub model: Model,
     /// The device (autodiff for training, plain for evaluation).
     pub device: Device,
+    /// The dataset's augmentation of training batches.
+    pub augment: Option<Augmentation>,
 }
 
 impl Setup {
     /// Loads data (prepared shards or raw files, as `data.prepared` says; printed) and
     /// initializes the model from `cfg.seed` on `device`.
     pub fn new(cfg: &ExperimentConfig, device: Device) -> Result<Self> {
-        let (data, source) = DataSpec::from_named(&cfg.data, "data")?.load()?;
+        let spec = DataSpec::from_named(&cfg.data, "data")?;
+        let (data, source) = spec.load()?;
         eprintln!("data: {} from {source}", cfg.data.name);
-        Self::with_data(cfg, data, device)
+        let augment = spec.dataset.augmentation();
+        Ok(Self { augment, ..Self::with_data(cfg, data, device)? })
     }
 
     /// Initializes task and model for already loaded `data`.
@@ -99,7 +104,7 @@ impl Setup {
             (None, Some(v)) => Model::Sequence(SequenceModel::for_tokens(&model_cfg, v, d_output, &device)?),
             (None, None) => Model::Sequence(SequenceModel::new(&model_cfg, data.d_input(), d_output, &device)?),
         };
-        Ok(Self { data, task, d_output, model, device })
+        Ok(Self { data, task, d_output, model, device, augment: None })
     }
 }
 

@@ -28,6 +28,7 @@ use super::shared::SharedKernels;
 use super::signals::Interrupt;
 use super::status::{self, RunStatus};
 use super::{Mode, OnNonFinite};
+use crate::data::augment::{Augmentation, train_batch};
 use crate::data::{BatchIter, DataModule};
 use crate::experiment::ExperimentConfig;
 use crate::io::write_atomic;
@@ -39,6 +40,7 @@ pub struct Trainer<'a> {
     cfg: &'a ExperimentConfig,
     opts: &'a FitOptions,
     data: DataModule,
+    augment: Option<Augmentation>,
     task: TaskConfig,
     k: usize,
     model: Model,
@@ -71,7 +73,7 @@ impl<'a> Trainer<'a> {
     /// stale temp files removed, `last`/`best` made consistent, state restored).
     pub fn open(cfg: &'a ExperimentConfig, opts: &'a FitOptions) -> Result<Self> {
         let device = device_for(cfg.trainer.device)?.autodiff();
-        let Setup { data, task, d_output: k, model, device } = Setup::new(cfg, device)?;
+        let Setup { data, task, d_output: k, model, device, augment } = Setup::new(cfg, device)?;
         let t = &cfg.trainer;
         let bs = cfg.loader.batch_size;
         let full = BatchIter::new(data.train.len(), bs, false, cfg.loader.drop_last, 0, 0).num_batches();
@@ -118,6 +120,7 @@ impl<'a> Trainer<'a> {
             cfg,
             opts,
             data,
+            augment,
             task,
             k,
             model,
@@ -258,7 +261,7 @@ impl<'a> Trainer<'a> {
         for (bi, idx) in batches.iter().enumerate().skip(first) {
             let group_len = accum.min(batches.len() - (bi - bi % accum));
             self.device.seed(step_seed(cfg.seed, self.state.step, bi % accum));
-            let batch = self.data.train.batch(idx, &self.device);
+            let batch = train_batch(&self.data.train, idx, self.augment.as_ref(), (cfg.seed, epoch, bi), &self.device);
             if group_len > 1 && shared.is_none() {
                 shared = SharedKernels::new(&self.model, batch.x.dims()[1]);
             }
