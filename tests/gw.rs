@@ -14,8 +14,9 @@ use wavessm::train::{FitOptions, fit};
 /// 8 windows of [L=5, C=2], labels alternating 0, 1; value = 100 i + 10 c + t + 1.
 fn split() -> SeqData {
     let (n, l, c) = (8, 5, 2);
-    let x: Vec<f32> =
-        (0..n).flat_map(|i| (0..l).flat_map(move |t| (0..c).map(move |ch| (100 * i + 10 * ch + t + 1) as f32))).collect();
+    let x: Vec<f32> = (0..n)
+        .flat_map(|i| (0..l).flat_map(move |t| (0..c).map(move |ch| (100 * i + 10 * ch + t + 1) as f32)))
+        .collect();
     SeqData::dense(x, l, c, Targets::Classes { labels: (0..n as u32).map(|i| i % 2).collect(), n_classes: 2 })
 }
 
@@ -60,7 +61,8 @@ fn swaps_and_mutes_make_negatives_from_other_windows() {
     let (orig, _) = run(none(), (0, 0, 0));
     // Which window a detector series came from: its values encode 100 i + 10 ch.
     let source = |x: &[f32], i: usize, ch: usize| ((at(x, i, 0, ch) - 1.0 - 10.0 * ch as f32) / 100.0) as usize;
-    for (aug, from_label) in [(GwAugment { swap_prob: 1.0, ..none() }, 1), (GwAugment { mute_prob: 1.0, ..none() }, 0)] {
+    for (aug, from_label) in [(GwAugment { swap_prob: 1.0, ..none() }, 1), (GwAugment { mute_prob: 1.0, ..none() }, 0)]
+    {
         let (x, y) = run(aug, (3, 1, 2));
         assert_eq!(y, vec![0; 8], "every injected window became a negative");
         for i in (1..8).step_by(2) {

@@ -27,7 +27,8 @@ fn group_norm_matches_ml4gw() {
         };
         norm.weight = burn::module::Param::from_tensor(param("weight"));
         norm.bias = burn::module::Param::from_tensor(param("bias"));
-        let y: Vec<f64> = norm.forward(xt.clone()).try_into_vec_as::<f32>().unwrap().iter().map(|&v| v as f64).collect();
+        let y: Vec<f64> =
+            norm.forward(xt.clone()).try_into_vec_as::<f32>().unwrap().iter().map(|&v| v as f64).collect();
         let worst = g.check(&format!("out_{v}"), &y, g.output(&format!("out_{v}")));
         println!("groupnorm1d {v}: worst error / tolerance {worst:.3}");
     }
@@ -55,17 +56,22 @@ fn resnet1d_has_ml4gw_size_and_shapes() {
 
 #[test]
 fn registry_selects_models_and_keeps_backbone_paths() {
-    let c = ConfigRequest { tokens: vec!["model=resnet1d".into(), "model.options.layers=[1,1]".into()], ..Default::default() }
-        .resolve()
-        .unwrap();
+    let c = ConfigRequest {
+        tokens: vec!["model=resnet1d".into(), "model.options.layers=[1,1]".into()],
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
     assert_eq!(c.name, "digits-resnet1d");
     let e = ConfigRequest { tokens: vec!["model._name_=resnet2".into()], ..Default::default() }.resolve().unwrap_err();
     assert!(e.to_string().contains("model._name_") && e.to_string().contains("resnet1d"), "{e}");
-    let e = ConfigRequest { tokens: vec!["model=resnet1d".into(), "+model.options.blocks=2".into()], ..Default::default() }
-        .resolve()
-        .unwrap_err();
+    let e =
+        ConfigRequest { tokens: vec!["model=resnet1d".into(), "+model.options.blocks=2".into()], ..Default::default() }
+            .resolve()
+            .unwrap_err();
     assert!(e.to_string().contains("model.options"), "{e}");
-    let e = ConfigRequest { tokens: vec!["+model.options.layers=[1]".into()], ..Default::default() }.resolve().unwrap_err();
+    let e =
+        ConfigRequest { tokens: vec!["+model.options.layers=[1]".into()], ..Default::default() }.resolve().unwrap_err();
     assert!(e.to_string().contains("model.options.layers"), "{e}");
     // The registry adds no prefix: checkpoints of the backbone keep their parameter paths.
     let c = ConfigRequest::default().resolve().unwrap();

@@ -102,7 +102,10 @@ pub fn run(cmd: &WeightsCommand) -> Result<()> {
 /// The sequence backbone: PyTorch layouts exist for it only.
 fn sequence_only(model: &crate::model::Model) -> Result<&crate::model::SequenceModel> {
     model.as_sequence().ok_or_else(|| {
-        anyhow::anyhow!("weights import/export has PyTorch layouts for the sequence backbone only, not `{}`", model.kind())
+        anyhow::anyhow!(
+            "weights import/export has PyTorch layouts for the sequence backbone only, not `{}`",
+            model.kind()
+        )
     })
 }
 

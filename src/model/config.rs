@@ -69,10 +69,9 @@ impl ModelConfig {
         let named = Named { name: self.name.clone(), options: self.options.clone() };
         let c = super::ClassifierConfig::from_named(&named, "model.options").map_err(|e| match e {
             // An unknown model kind is `model._name_`, not `model.options._name_`.
-            ConfigError::Key { path, msg } if path == "model.options._name_" => ConfigError::Key {
-                path: "model._name_".into(),
-                msg: format!("{msg}, {SEQUENCE}"),
-            },
+            ConfigError::Key { path, msg } if path == "model.options._name_" => {
+                ConfigError::Key { path: "model._name_".into(), msg: format!("{msg}, {SEQUENCE}") }
+            }
             e => e,
         })?;
         c.validate("model.options")?;

@@ -68,7 +68,11 @@ impl Setup {
             let msg = if data.vocab().is_some() {
                 format!("model `{}` takes real-valued inputs, the dataset has tokens", c.name())
             } else {
-                format!("model `{}` does not fit task `{}` (one output per sequence or per step)", c.name(), task.name())
+                format!(
+                    "model `{}` does not fit task `{}` (one output per sequence or per step)",
+                    c.name(),
+                    task.name()
+                )
             };
             return Err(ConfigError::Key { path: "model._name_".into(), msg }.into());
         }

@@ -578,7 +578,8 @@ impl<'a> Trainer<'a> {
         println!(
             "model: {}, {} parameters; data: {} train / {} val / {} test sequences of length {}",
             match self.model.as_sequence() {
-                Some(_) => format!("{} blocks of {} (d_model={})", cfg.model.n_layers, cfg.model.layer.name, cfg.model.d_model),
+                Some(_) =>
+                    format!("{} blocks of {} (d_model={})", cfg.model.n_layers, cfg.model.layer.name, cfg.model.d_model),
                 None => self.model.kind().to_string(),
             },
             self.model.num_params(),

@@ -27,7 +27,8 @@ pub struct GwConfig {
 /// Loads the splits as `data=npy` does, checking they hold at least two detectors.
 pub fn load(cfg: &GwConfig) -> Result<DataModule, DataError> {
     cfg.augment.validate()?;
-    let npy = NpyConfig { path: cfg.path.clone(), layout: NpyLayout::Ncl, targets: NpyTargets::Classes, n_classes: Some(2) };
+    let npy =
+        NpyConfig { path: cfg.path.clone(), layout: NpyLayout::Ncl, targets: NpyTargets::Classes, n_classes: Some(2) };
     let dm = load_from(&npy, "gw")?;
     if dm.train.channels < 2 && (cfg.augment.swap_prob > 0.0 || cfg.augment.mute_prob > 0.0) {
         return Err(DataError::Invalid(format!(
