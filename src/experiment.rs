@@ -48,9 +48,12 @@ pub struct ExperimentConfig {
     /// Which checkpoints are kept.
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
-    /// Where the runs of a sweep (`fit -m`) run (registry `launcher`).
+    /// Where the runs of a sweep (`fit -m`) or a study (`tune`) run (registry `launcher`).
     #[serde(default = "local_launcher")]
     pub launcher: Named,
+    /// The search of `wavessm tune` (from `hparams_search=<name>` or a `-c` file).
+    #[serde(default)]
+    pub search: Option<crate::tune::space::SearchConfig>,
 }
 
 fn local_launcher() -> Named {
@@ -78,10 +81,14 @@ impl ExperimentConfig {
         }
         self.data = crate::data::DataSpec::from_named(&self.data, "data")?.to_named();
         let task = crate::task::TaskConfig::from_named(&self.task, "task")?;
-        task.validate()?;
+        task.validate("task")?;
         self.task = task.to_named();
-        self.scheduler = crate::train::SchedulerConfig::from_named(&self.scheduler, "scheduler")?.to_named();
-        self.launcher = crate::tune::LauncherConfig::from_named(&self.launcher, "launcher")?.to_named();
+        let scheduler = crate::train::SchedulerConfig::from_named(&self.scheduler, "scheduler")?;
+        scheduler.validate("scheduler")?;
+        self.scheduler = scheduler.to_named();
+        let launcher = crate::tune::LauncherConfig::from_named(&self.launcher, "launcher")?;
+        launcher.launcher().validate()?;
+        self.launcher = launcher.to_named();
         for (i, g) in self.optimizer.groups.iter_mut().enumerate() {
             regex::Regex::new(&g.params).map_err(|e| ConfigError::Key {
                 path: format!("optimizer.groups.{i}.params"),
@@ -89,21 +96,22 @@ impl ExperimentConfig {
             })?;
             if let Some(s) = &g.scheduler {
                 let path = format!("optimizer.groups.{i}.scheduler");
-                g.scheduler = Some(crate::train::SchedulerConfig::from_named(s, &path)?.to_named());
+                let typed = crate::train::SchedulerConfig::from_named(s, &path)?;
+                typed.validate(&path)?;
+                g.scheduler = Some(typed.to_named());
             }
         }
-        let positive = |path: &str, v: usize| {
-            if v == 0 { Err(ConfigError::Key { path: path.into(), msg: "must be at least 1".into() }) } else { Ok(()) }
-        };
-        positive("model.d_model", self.model.d_model)?;
-        positive("loader.batch_size", self.loader.batch_size)?;
-        positive("trainer.accumulate_grad_batches", self.trainer.accumulate_grad_batches)?;
+        self.model.validate()?;
+        self.loader.validate()?;
+        self.optimizer.validate()?;
         self.trainer.validate()?;
         self.checkpoint.validate()?;
-        for (path, p) in [("model.dropout", self.model.dropout)] {
-            if !(0.0..1.0).contains(&p) {
-                return Err(ConfigError::Key { path: path.into(), msg: format!("must be in [0, 1), got {p}") });
-            }
+        if let Some(s) = &self.search {
+            s.validate()?;
+        }
+        crate::config::check_run_name("name", &self.name)?;
+        if let Some(n) = &self.logger.name {
+            crate::config::check_run_name("logger.name", n)?;
         }
         Ok(())
     }

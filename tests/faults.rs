@@ -123,6 +123,15 @@ fn a_torn_metrics_row_is_dropped_on_reopen() {
         std::fs::read_to_string(&p).unwrap(),
         "step,epoch,split,name,value\n1,0,train,loss,0.5\n2,0,train,loss,0.25\n"
     );
+    // Killed after an epoch's rows but before its checkpoint, which was written mid-epoch at the
+    // same step: resuming drops that epoch's end rows (it is validated again), keeps the steps.
+    let rows = "step,epoch,split,name,value\n24,2,train,loss_step,0.5\n24,2,train,loss,0.6\n24,2,val,loss,0.7\n16,1,val,loss,0.8\n";
+    std::fs::write(&p, rows).unwrap();
+    drop(MetricsCsv::open(&p, Some((24, 2))).unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&p).unwrap(),
+        "step,epoch,split,name,value\n24,2,train,loss_step,0.5\n16,1,val,loss,0.8\n"
+    );
 }
 
 #[test]

@@ -2,10 +2,13 @@
 //! `../shared/golden`): every file is dispatched on its name; sizes come from the file.
 
 mod common;
+mod golden_mamba;
+mod golden_rnn;
 
 use burn::tensor::{Device, Tensor};
 use common::{Golden, host, tensor};
 use num_complex::Complex64 as C64;
+use wavessm::model::rnn::CellKind;
 use wavessm::model::ssm::conv::causal_conv;
 use wavessm::model::ssm::diagonal::{Disc, DssVersion, discretize, dss_kernel, dss_system, kernel};
 use wavessm::model::ssm::dplr::{DplrRecurrence, dplr_kernel, map_outputs};
@@ -339,6 +342,11 @@ fn golden_vectors() {
             "s4_kernel_dplr" => check_s4_kernel(&g),
             "s4_step" => check_s4_step(&g),
             c if c.starts_with("liquid_s4_") => check_liquid(&g),
+            "lstm" => golden_rnn::check_recurrent(&g, CellKind::Lstm),
+            "gru" => golden_rnn::check_recurrent(&g, CellKind::Gru),
+            "wave_rnn" => golden_rnn::check_wave_rnn(&g),
+            "mamba_selective_scan" => golden_mamba::check_scan(&g),
+            "mamba_block" => golden_mamba::check_block(&g),
             _ => {
                 pending.push(case);
                 continue;

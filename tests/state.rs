@@ -146,6 +146,10 @@ fn a_causal_model_steps_like_its_forward() {
         (1, "{_name_: s4d, d_state: 8}", "layer", true, 2),
         (2, "{_name_: dss, version: softmax, channels: 2, d_state: 4}", "layer", false, 0),
         (3, "{_name_: s4, d_state: 6, channels: 2, l_max: 16}", "none", true, 1),
+        (4, "{_name_: lstm, num_layers: 2}", "layer", false, 0),
+        (5, "{_name_: gru, hidden_size: 3}", "none", true, 1),
+        (6, "{_name_: rnn, nonlinearity: relu}", "layer", true, 0),
+        (7, "{_name_: wave_rnn, n_ch: 2, n_hid: 4}", "layer", false, 0),
     ] {
         let yaml = format!(
             "{{d_model: 5, n_layers: 2, norm: {norm}, prenorm: {prenorm}, ff: {ff}, pool: none, layer: {layer_yaml}}}"

@@ -447,3 +447,21 @@ fn copying_tasks_train_end_to_end() {
         assert!(s.test.unwrap()["test/accuracy"] > 0.25, "{data}: above chance among 4 tokens");
     }
 }
+
+#[test]
+fn recurrent_baselines_learn_the_embedded_default() {
+    let _turn = serial();
+    // The layers' defaults (configs/model/*.yaml: PyTorch's options, classified from the last
+    // state) on the digits; d_model 32 keeps the fits short. The plain Elman RNN and the wave
+    // RNN (tiny input weights at init) are the slow learners at the root's learning rate.
+    for (model, bar) in [("model=lstm", 0.85), ("model=gru", 0.85), ("model=rnn", 0.5), ("model=wave_rnn", 0.5)] {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = [model, "model.d_model=32", "trainer.max_epochs=15", "trainer.progress_bar=never"];
+        let mut tokens: Vec<String> = tokens.iter().map(|s| s.to_string()).collect();
+        tokens.push(format!("logger.save_dir={}", dir.path().display()));
+        let cfg = ConfigRequest { tokens, ..Default::default() }.resolve().unwrap();
+        let s = fit(&cfg, &quiet()).unwrap();
+        let acc = s.test.expect("tested after fit")["test/accuracy"];
+        assert!(acc >= bar, "{model}: test accuracy {acc} < {bar}");
+    }
+}

@@ -9,6 +9,7 @@ use burn::tensor::{Device, Distribution, Int, Tensor};
 use clap::{Args, ValueEnum};
 
 use crate::config::ConfigRequest;
+use crate::model::rnn::{GruConfig, LstmConfig};
 use crate::model::ssm::diagonal::Disc;
 use crate::model::ssm::hyper::SsmHyper;
 use crate::model::ssm::recurrence::DiagonalRecurrence;
@@ -25,10 +26,16 @@ pub enum Case {
     S4d,
     /// One S4 (DPLR) layer, forward + backward, the shapes of `s4d`.
     S4,
+    /// One Mamba-1 block, forward + backward, B=8 d_model=128 N=16 expand 2 L=1024.
+    Mamba,
     /// 4-layer S4D classifier (d_model 128, LayerNorm, mean pool) on L=784, B=32, with AdamW.
     Model,
     /// S4D recurrent inference, one token at a time, B=1 H=128 N=64, 1024 tokens.
     Step,
+    /// One LSTM layer, forward + backward, B=16 H=128 L=1024.
+    Lstm,
+    /// One GRU layer, forward + backward, B=16 H=128 L=1024.
+    Gru,
     /// Loader samples/s (prepared shards) against the configured model's training samples/s;
     /// takes config overrides (`wavessm bench data data=sc10 data.path=…`).
     Data,
@@ -99,6 +106,15 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             });
             ("s4", ms, b * l)
         }
+        Case::Mamba => {
+            let (b, h, l) = (8, 128, 1024);
+            let layer = crate::model::ssm::MambaConfig::default().init(h, &device);
+            let u = Tensor::<3>::random([b, l, h], Distribution::Normal(0.0, 1.0), &device);
+            let ms = median_ms(a.steps, a.verbose, || {
+                let _ = layer.forward(u.clone()).square().mean().backward();
+            });
+            ("mamba", ms, b * l)
+        }
         Case::Model => {
             let (b, l) = (32, 784);
             let tokens = [
@@ -127,6 +143,18 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 step += 1;
             });
             ("model", ms, b * l)
+        }
+        Case::Lstm | Case::Gru => {
+            let (b, h, l) = (16, 128, 1024);
+            let (name, layer) = match a.case {
+                Case::Lstm => ("lstm", LstmConfig::default().init(h, &device)),
+                _ => ("gru", GruConfig::default().init(h, &device)),
+            };
+            let u = Tensor::<3>::random([b, l, h], Distribution::Normal(0.0, 1.0), &device);
+            let ms = median_ms(a.steps, a.verbose, || {
+                let _ = layer.forward(u.clone()).square().mean().backward();
+            });
+            (name, ms, b * l)
         }
         Case::Data => unreachable!("handled above"),
         Case::Step => {

@@ -23,8 +23,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Fit(a) => {
             let cfg = match &a.resume {
                 Some(dir) => {
-                    let text = std::fs::read_to_string(dir.join("config.yaml"))
-                        .with_context(|| format!("{}: not a run folder (no readable config.yaml)", dir.display()))?;
+                    let text = crate::io::read_text_capped(
+                        &dir.join("config.yaml"),
+                        crate::io::MAX_CONFIG_BYTES,
+                        "a config file",
+                    )
+                    .with_context(|| format!("{}: not a run folder (no readable config.yaml)", dir.display()))?;
                     config_over(&text, &a.config, &dir.join("config.yaml"))?
                 }
                 None => request(&a.config).resolve()?,
@@ -45,6 +49,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => super::bench::run(&a),
         Command::Runs(a) => super::runs::run(&a),
         Command::Plot(a) => super::plot::run(&a),
+        Command::Generate(a) => super::sample::run(&a),
+        Command::Tune(a) => super::tune::run(&a),
         Command::Data(super::DataCommand::Generate(g)) => super::generate::run(&g),
         Command::Data(super::DataCommand::Prepare(p)) => prepare(&p.config),
         Command::Weights(w) => super::weights::run(&w),
@@ -105,6 +111,13 @@ fn config_over(yaml: &str, c: &ConfigArgs, origin: &Path) -> Result<ExperimentCo
     Ok(ExperimentConfig::from_value(tree)?)
 }
 
+/// Loads a `--ckpt` file: a regular file that fits in memory (`/dev/zero` or a FIFO is
+/// refused before it is read).
+fn load_checkpoint(path: &Path) -> Result<Checkpoint> {
+    crate::io::check_whole_file(path).with_context(|| format!("{}: cannot read the checkpoint", path.display()))?;
+    Ok(Checkpoint::load(path)?)
+}
+
 /// Loads a checkpoint and its (overridden) config, and builds everything for evaluation.
 pub(super) fn load_for_eval(
     ckpt: &Path,
@@ -114,7 +127,7 @@ pub(super) fn load_for_eval(
     if !(rate.is_finite() && rate > 0.0) {
         bail!("--rate must be a positive number, got {rate}");
     }
-    let ck = Checkpoint::load(ckpt)?;
+    let ck = load_checkpoint(ckpt)?;
     let cfg = config_over(&ck.state.config, c, ckpt)?;
     let setup = Setup::new(&cfg, device_for(cfg.trainer.device)?)?;
     let model = load_model(setup.model.clone(), ck.model, ckpt)?.valid().with_rate(rate);
@@ -123,7 +136,7 @@ pub(super) fn load_for_eval(
 
 fn eval_command(a: &EvalArgs, split: &str) -> Result<()> {
     if a.config.print_config {
-        let ck = Checkpoint::load(&a.ckpt)?;
+        let ck = load_checkpoint(&a.ckpt)?;
         print!("{}", config_over(&ck.state.config, &a.config, &a.ckpt)?.to_yaml());
         return Ok(());
     }
@@ -145,9 +158,6 @@ fn eval_command(a: &EvalArgs, split: &str) -> Result<()> {
 
 fn predict(a: &PredictArgs) -> Result<()> {
     let (cfg, s, model) = load_for_eval(&a.ckpt, &a.config, a.rate)?;
-    if s.task.per_step() {
-        bail!("`predict` writes one prediction per sequence; task `{}` predicts every step", s.task.name());
-    }
     let data =
         s.data.split(&a.split).with_context(|| format!("unknown split `{}`; use train, val or test", a.split))?;
     let out_path = a.out.clone().unwrap_or_else(|| {
@@ -159,6 +169,8 @@ fn predict(a: &PredictArgs) -> Result<()> {
     // The rows below are written by target kind, so the header is chosen the same way.
     let mut text = String::from(match data.targets {
         crate::data::Targets::Classes { .. } => "index,target,prediction,probability\n",
+        // Per-step tasks: one row per step (target empty where the step is not scored).
+        crate::data::Targets::Tokens { .. } => "index,step,target,prediction,probability\n",
         _ => "index,target,prediction\n",
     });
     let mut index = 0;
@@ -166,15 +178,25 @@ fn predict(a: &PredictArgs) -> Result<()> {
         let batch = data.batch(&idx, &s.device);
         let out = crate::train::fit::outputs(&model, &batch, k);
         let rows: Vec<f32> = out.try_into_vec_as::<f32>().expect("f32 outputs");
+        if let crate::data::Targets::Tokens { ids, .. } = &data.targets {
+            let l = data.seq_len;
+            for (r, row) in rows.chunks(k).enumerate() {
+                let (i, t) = (idx[r / l], r % l);
+                let (p, prob) = top(row);
+                let target = ids[i * l + t];
+                let target = if target == crate::data::IGNORE_INDEX { String::new() } else { target.to_string() };
+                text.push_str(&format!("{},{t},{target},{p},{prob:.6}\n", index + r / l));
+            }
+            index += idx.len();
+            continue;
+        }
         for (row, &i) in rows.chunks(k).zip(&idx) {
             match &data.targets {
                 crate::data::Targets::Classes { labels, .. } => {
-                    let p = argmax(row);
-                    let max = row[p];
-                    let z: f32 = row.iter().map(|v| (v - max).exp()).sum();
-                    text.push_str(&format!("{index},{},{p},{:.6}\n", labels[i], 1.0 / z));
+                    let (p, prob) = top(row);
+                    text.push_str(&format!("{index},{},{p},{prob:.6}\n", labels[i]));
                 }
-                crate::data::Targets::Tokens { .. } => unreachable!("per-step tasks are refused above"),
+                crate::data::Targets::Tokens { .. } => unreachable!("per-step rows are written above"),
                 crate::data::Targets::Values { values, dim } => {
                     let join = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(";");
                     text.push_str(&format!("{index},{},{}\n", join(&values[i * dim..(i + 1) * dim]), join(row)));
@@ -186,4 +208,12 @@ fn predict(a: &PredictArgs) -> Result<()> {
     crate::io::write_atomic(&out_path, |f| f.write_all(text.as_bytes()))?;
     println!("wrote {index} predictions to {}", out_path.display());
     Ok(())
+}
+
+/// The most likely class of a row of logits and its softmax probability.
+fn top(row: &[f32]) -> (usize, f32) {
+    let p = argmax(row);
+    let max = row[p];
+    let z: f32 = row.iter().map(|v| (v - max).exp()).sum();
+    (p, 1.0 / z)
 }

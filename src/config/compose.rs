@@ -134,6 +134,20 @@ fn read_option(sources: &ConfigSources, group: &str, option: &str) -> Result<Con
 
 /// Composes the full config tree from the root, the `-c` files and the command line.
 pub fn compose(sources: &ConfigSources, files: &[&Path], items: &[Item]) -> Result<Value, ConfigError> {
+    let files = files
+        .iter()
+        .map(|f| {
+            let origin = f.display().to_string();
+            crate::io::read_text_capped(f, crate::io::MAX_CONFIG_BYTES, "a config file")
+                .map(|text| ConfigFile { origin: origin.clone(), text })
+                .map_err(|e| ConfigError::File { origin, msg: e.to_string() })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    compose_files(sources, &files, items)
+}
+
+/// [`compose`] with the `-c` files' texts already read.
+pub fn compose_files(sources: &ConfigSources, files: &[ConfigFile], items: &[Item]) -> Result<Value, ConfigError> {
     let root_file = sources
         .read("config.yaml")
         .map_err(|e| ConfigError::File { origin: "config.yaml".into(), msg: e.to_string() })?
@@ -180,9 +194,7 @@ pub fn compose(sources: &ConfigSources, files: &[&Path], items: &[Item]) -> Resu
     // the root.
     let mut files_parsed = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| ConfigError::File { origin: f.display().to_string(), msg: e.to_string() })?;
-        let mut p = parse_file(&ConfigFile { origin: f.display().to_string(), text })?;
+        let mut p = parse_file(f)?;
         p.global = true;
         files_parsed.push(p);
     }

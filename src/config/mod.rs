@@ -2,6 +2,7 @@
 //! Hydra and LightningCLI dialects, and strict typed validation with errors that name the key's
 //! full path and the closest valid names.
 
+pub mod check;
 pub mod compat;
 pub mod compose;
 mod named;
@@ -110,6 +111,26 @@ fn explain(raw: &str, path: &mut String) -> String {
         return "required key is missing".into();
     }
     raw.to_string()
+}
+
+/// Checks that a run name (`name`, `logger.name`) is one path component, so the run stays
+/// inside `logger.save_dir`: not empty, no `/` or `\\`, not `.` or `..`, no control characters.
+pub fn check_run_name(path: &str, name: &str) -> Result<(), ConfigError> {
+    let why = if name.is_empty() {
+        "is empty"
+    } else if name == "." || name == ".." {
+        "is a relative folder reference"
+    } else if name.contains(['/', '\\']) {
+        "contains a path separator"
+    } else if name.chars().any(char::is_control) {
+        "contains a control character"
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::Key {
+        path: path.into(),
+        msg: format!("{name:?} {why}; a run name is one folder name inside `logger.save_dir`"),
+    })
 }
 
 /// "; did you mean `x`?" when a candidate is close to `word`, else "".

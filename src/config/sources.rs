@@ -41,7 +41,8 @@ impl ConfigSources {
         for dir in &self.dirs {
             let p = dir.join(rel);
             if p.is_file() {
-                return Ok(Some(ConfigFile { origin: p.display().to_string(), text: std::fs::read_to_string(&p)? }));
+                let text = crate::io::read_text_capped(&p, crate::io::MAX_CONFIG_BYTES, "a config file")?;
+                return Ok(Some(ConfigFile { origin: p.display().to_string(), text }));
             }
         }
         Ok(EMBEDDED.get_file(rel).map(|f| ConfigFile {

@@ -27,7 +27,15 @@ fn max_len() -> usize {
 }
 
 fn read_split(path: &Path, l: usize) -> Result<SeqData, DataError> {
-    let text = read_text(path, "LRA AAN pairs TSV file")?;
+    parse_pairs(&read_text(path, "LRA AAN pairs TSV file")?, path, l)
+}
+
+/// Parses the text of an LRA AAN pairs file (`path` names it in errors), each document cut or
+/// padded to `l` bytes.
+pub fn parse_pairs(text: &str, path: &Path, l: usize) -> Result<SeqData, DataError> {
+    let rows = text.lines().filter(|l| !l.trim().is_empty()).count() as u64;
+    let values = rows.checked_mul(l as u64).and_then(|v| v.checked_mul(2));
+    super::check_fits(path, &format!("{rows} document pairs padded to {l} bytes"), values)?;
     let (mut inputs, mut labels, mut lengths) = (Vec::new(), Vec::new(), Vec::new());
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let bad = |msg: String| DataError::Corrupt { path: path.to_path_buf(), msg: format!("line {}: {msg}", i + 1) };

@@ -65,6 +65,8 @@ pub fn load(cfg: &AddingConfig) -> Result<DataModule, DataError> {
     if cfg.seq_len < 2 {
         return Err(DataError::Invalid(format!("`data.seq_len` must be at least 2, got {}", cfg.seq_len)));
     }
+    let n = [cfg.n_train, cfg.n_val, cfg.n_test];
+    super::check_generated("`data.n_train/n_val/n_test` and `data.seq_len`", n, (cfg.seq_len as u64).checked_mul(2))?;
     let s = cfg.data_seed;
     Ok(DataModule {
         train: generate(cfg.n_train, cfg.seq_len, s),

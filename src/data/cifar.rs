@@ -79,7 +79,7 @@ fn read(dir: &Path, name: &str, grayscale: bool) -> Result<(Vec<f32>, Vec<u32>),
         path: candidates[0].clone(),
         what: format!("CIFAR-10 binary file `{name}` (also looked in cifar-10-batches-bin/)"),
     })?;
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.clone(), source })?;
+    let bytes = super::read_bytes(path, "a CIFAR-10 binary batch")?;
     decode(&bytes, grayscale, path)
 }
 

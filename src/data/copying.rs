@@ -92,12 +92,22 @@ pub fn generate(cfg: &CopyingConfig, n: usize, seed: u64, selective: bool) -> Se
 
 /// Generates the three splits.
 pub fn load(cfg: &CopyingConfig, selective: bool) -> Result<DataModule, DataError> {
-    if cfg.vocab < 2 || cfg.memorize == 0 {
+    if !(2..super::MAX_GENERATED_VOCAB).contains(&cfg.vocab) || cfg.memorize == 0 {
         return Err(DataError::Invalid(format!(
-            "copying needs `data.vocab` ≥ 2 and `data.memorize` ≥ 1 (got {}, {})",
-            cfg.vocab, cfg.memorize
+            "copying needs `data.vocab` in 2..{} and `data.memorize` ≥ 1 (got {}, {})",
+            super::MAX_GENERATED_VOCAB,
+            cfg.vocab,
+            cfg.memorize
         )));
     }
+    let l = (cfg.memorize as u64).checked_mul(2).and_then(|v| v.checked_add(cfg.delay as u64));
+    // Inputs and targets: two values per step.
+    let n = [cfg.n_train, cfg.n_val, cfg.n_test];
+    super::check_generated(
+        "`data.n_train/n_val/n_test`, `data.memorize` and `data.delay`",
+        n,
+        l.and_then(|l| l.checked_mul(2)),
+    )?;
     let s = cfg.data_seed;
     Ok(DataModule {
         train: generate(cfg, cfg.n_train, s, selective),

@@ -120,21 +120,52 @@ impl Node {
 /// Draws a tree as LRA does: below `max_depth` a node is an operator with probability 0.25
 /// (2..=`max_args` arguments), otherwise a digit. Returns the tree and its token count.
 pub fn generate_tree(rng: &mut impl Rng, depth: usize, max_depth: usize, max_args: usize) -> (Node, usize) {
+    let mut grown = Growth { keep_below: usize::MAX, tokens: 0, draws_left: u64::MAX };
+    let (node, len) = grow(rng, depth, max_depth, max_args, &mut grown).expect("no draw limit");
+    (node.expect("no length limit"), len)
+}
+
+/// Limits of one tree's growth.
+struct Growth {
+    /// Nodes are built while the tree has fewer tokens than this; past it only counted (the
+    /// same random draws, so the stream of later trees does not change).
+    keep_below: usize,
+    /// Tokens so far.
+    tokens: usize,
+    /// Nodes that may still be drawn (large `max_depth`/`max_args` grow trees exponentially).
+    draws_left: u64,
+}
+
+/// [`generate_tree`] within `g`'s limits: the tree (None once it outgrew `keep_below`) and
+/// its token count, or Err when it needed more draws than allowed.
+fn grow(
+    rng: &mut impl Rng,
+    depth: usize,
+    max_depth: usize,
+    max_args: usize,
+    g: &mut Growth,
+) -> Result<(Option<Node>, usize), ()> {
+    g.draws_left = g.draws_left.checked_sub(1).ok_or(())?;
     let r: f64 = if depth < max_depth { rng.random() } else { 1.0 };
     if r > 0.25 {
-        return (Node::Value(rng.random_range(0..10)), 1);
+        let v = rng.random_range(0..10);
+        g.tokens = g.tokens.saturating_add(1);
+        return Ok(((g.tokens < g.keep_below).then_some(Node::Value(v)), 1));
     }
     let n = rng.random_range(2..=max_args.max(2));
-    let mut len = 2;
-    let args = (0..n)
-        .map(|_| {
-            let (t, l) = generate_tree(rng, depth + 1, max_depth, max_args);
-            len += l;
-            t
-        })
-        .collect();
+    g.tokens = g.tokens.saturating_add(2);
+    let (mut len, mut args) = (2usize, Some(Vec::new()));
+    for _ in 0..n {
+        let (t, l) = grow(rng, depth + 1, max_depth, max_args, g)?;
+        len = len.saturating_add(l);
+        args = args.zip(t).map(|(mut a, t)| {
+            a.push(t);
+            a
+        });
+    }
     let op = [Operator::Min, Operator::Max, Operator::Med, Operator::SumMod][rng.random_range(0..4)];
-    (Node::Op(op, args), len)
+    let kept = args.filter(|_| g.tokens < g.keep_below).map(|a| Node::Op(op, a));
+    Ok((kept, len))
 }
 
 /// Generator settings (LRA defaults).
@@ -173,19 +204,48 @@ impl Default for GenerateOptions {
     }
 }
 
-/// Generates distinct examples and writes `basic_{train,val,test}.tsv` into `out`.
+/// Draws one tree may take before generation gives up (a tree this large is far past any
+/// useful `max_length`; it means `max_depth`/`max_args` make trees grow without bound).
+const MAX_DRAWS_PER_TREE: u64 = 1 << 24;
+/// Trees in a row that may be rejected (out of the length range, or repeated) before
+/// generation gives up: the options leave too few distinct trees.
+const MAX_REJECTED_IN_A_ROW: usize = 1 << 20;
+
+/// Generates distinct examples and writes `basic_{train,val,test}.tsv` into `out`. Options
+/// that cannot produce them (trees that never fall in the length range, too few distinct
+/// ones, unbounded growth) are an `InvalidInput` error instead of a loop without end.
 pub fn generate(opts: &GenerateOptions, out: &Path) -> std::io::Result<()> {
+    let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg);
+    let total = [opts.val, opts.test].iter().try_fold(opts.train, |a, &b| a.checked_add(b));
+    let total = total.ok_or_else(|| invalid("--train + --val + --test overflows".into()))?;
     std::fs::create_dir_all(out)?;
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let total = opts.train + opts.val + opts.test;
-    let (mut seen, mut rows) = (HashSet::new(), Vec::with_capacity(total));
+    let (mut seen, mut rows) = (HashSet::new(), Vec::with_capacity(total.min(1 << 20)));
+    let mut rejected = 0;
     while rows.len() < total {
-        let (tree, len) = generate_tree(&mut rng, 1, opts.max_depth, opts.max_args);
-        if len > opts.min_length && len < opts.max_length {
-            let src = tree.source();
-            if seen.insert(src.clone()) {
-                rows.push((src, tree.value()));
+        let mut g = Growth { keep_below: opts.max_length, tokens: 0, draws_left: MAX_DRAWS_PER_TREE };
+        let Ok((tree, len)) = grow(&mut rng, 1, opts.max_depth, opts.max_args, &mut g) else {
+            return Err(invalid(format!(
+                "a tree grew past {MAX_DRAWS_PER_TREE} nodes: --max-depth {} with --max-args {} grows without bound",
+                opts.max_depth, opts.max_args
+            )));
+        };
+        let src = tree.filter(|_| len > opts.min_length && len < opts.max_length).map(|t| (t.source(), t.value()));
+        match src {
+            Some((src, value)) if seen.insert(src.clone()) => {
+                rows.push((src, value));
+                rejected = 0;
             }
+            _ => rejected += 1,
+        }
+        if rejected > MAX_REJECTED_IN_A_ROW {
+            return Err(invalid(format!(
+                "{MAX_REJECTED_IN_A_ROW} trees in a row were outside {} < length < {} or repeated ({} of {total} found); \
+                 widen the length range or raise --max-depth/--max-args",
+                opts.min_length,
+                opts.max_length,
+                rows.len()
+            )));
         }
     }
     let mut start = 0;
@@ -203,7 +263,14 @@ pub fn generate(opts: &GenerateOptions, out: &Path) -> std::io::Result<()> {
 
 /// Reads one LRA ListOps file into token ids (padded to `max_len`) with lengths and labels.
 fn read_split(path: &Path, max_len: usize) -> Result<(SeqData, usize), DataError> {
-    let text = read_text(path, "LRA ListOps TSV file")?;
+    parse_tsv(&read_text(path, "LRA ListOps TSV file")?, path, max_len)
+}
+
+/// Parses the text of an LRA ListOps file (`path` names it in errors); also returns how many
+/// sequences were truncated to `max_len`.
+pub fn parse_tsv(text: &str, path: &Path, max_len: usize) -> Result<(SeqData, usize), DataError> {
+    let rows = text.lines().skip(1).filter(|l| !l.trim().is_empty()).count() as u64;
+    super::check_fits(path, &format!("{rows} sequences padded to {max_len} tokens"), rows.checked_mul(max_len as u64))?;
     let bad =
         |line: usize, msg: String| DataError::Corrupt { path: path.to_path_buf(), msg: format!("line {line}: {msg}") };
     let mut lines = text.lines();

@@ -71,6 +71,20 @@ pub struct LoaderConfig {
     pub drop_last: bool,
 }
 
+/// The largest batch accepted.
+pub const MAX_BATCH: usize = 1 << 24;
+
+impl LoaderConfig {
+    /// Checks the batch sizes (an `eval_batch_size` of 0 is as wrong as a `batch_size` of 0).
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        crate::config::check::count("loader.batch_size", self.batch_size, MAX_BATCH)?;
+        if let Some(b) = self.eval_batch_size {
+            crate::config::check::count("loader.eval_batch_size", b, MAX_BATCH)?;
+        }
+        Ok(())
+    }
+}
+
 fn default_batch() -> usize {
     32
 }

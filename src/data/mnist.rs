@@ -70,6 +70,17 @@ fn read_split(
     if let Some(&bad) = labels.data.iter().find(|&&l| l > 9) {
         return Err(DataError::Corrupt { path: lbl_path, msg: format!("label {bad} outside 0..=9") });
     }
+    if let Some(p) = perm
+        && images.dims[1] * images.dims[2] != p.len()
+    {
+        return Err(DataError::Corrupt {
+            path: img_path,
+            msg: format!(
+                "header fields rows×columns are {}×{}; the permutation of permuted MNIST needs 28×28 images",
+                images.dims[1], images.dims[2]
+            ),
+        });
+    }
     let n = limit.map_or(images.dims[0], |k| k.min(images.dims[0]));
     let l = images.dims[1] * images.dims[2];
     let mut inputs = Vec::with_capacity(n * l);
@@ -91,6 +102,15 @@ pub fn load(cfg: &MnistConfig, permute: bool) -> Result<DataModule, DataError> {
     let perm = permute.then(|| permutation(784, cfg.permute_seed));
     let train_all = read_split(&dir, "train", cfg.limit_train, perm.as_deref())?;
     let test = read_split(&dir, "t10k", cfg.limit_test, perm.as_deref())?;
+    if test.seq_len != train_all.seq_len {
+        return Err(DataError::Corrupt {
+            path: idx::find(&dir, "t10k-images-idx3-ubyte")?,
+            msg: format!(
+                "header fields rows×columns give {} pixels per image, the training images have {}",
+                test.seq_len, train_all.seq_len
+            ),
+        });
+    }
     let (tr, va) = split_indices(train_all.len(), cfg.val_split, cfg.split_seed);
     Ok(DataModule { train: train_all.subset(&tr), val: train_all.subset(&va), test })
 }

@@ -22,6 +22,7 @@ mod pathfinder_draw;
 pub mod pathfinder_gen;
 pub mod prepared;
 pub mod shard;
+mod shard_check;
 pub mod speech;
 pub mod synthetic;
 pub mod text_folder;
@@ -64,6 +65,15 @@ crate::registry! {
 }
 
 impl DataConfig {
+    /// The tokens by id and what a token is, for data whose inputs are text tokens a model can
+    /// generate (word- or character-level language modeling); `None` for other data.
+    pub fn vocabulary(&self) -> Option<Result<(Vec<String>, lm::Level), DataError>> {
+        match self {
+            DataConfig::Wikitext103(c) => Some(lm::vocabulary(c).map(|v| (v, c.level))),
+            _ => None,
+        }
+    }
+
     /// Loads (or generates) the train/val/test splits.
     pub fn load(&self) -> Result<DataModule, DataError> {
         match self {
@@ -121,9 +131,50 @@ impl DataError {
     }
 }
 
-/// Reads a whole text file, naming the file and `what` was expected in errors.
+/// Reads a whole text file (a regular file of at most [`crate::io::MAX_DATA_BYTES`]), naming
+/// the file and `what` was expected in errors.
 pub fn read_text(path: &Path, what: &str) -> Result<String, DataError> {
-    std::fs::read_to_string(path).map_err(|e| DataError::from_io(path, what, e))
+    crate::io::read_text_capped(path, crate::io::MAX_DATA_BYTES, "a data file")
+        .map_err(|e| DataError::from_io(path, what, e))
+}
+
+/// Reads a whole binary data file (a regular file of at most [`crate::io::MAX_DATA_BYTES`]).
+pub fn read_bytes(path: &Path, what: &str) -> Result<Vec<u8>, DataError> {
+    crate::io::read_capped(path, crate::io::MAX_DATA_BYTES, "a data file")
+        .map_err(|e| DataError::from_io(path, what, e))
+}
+
+/// Whether `values` f32 values (None: the count overflowed) fit in the memory available.
+fn fits(what: &str, values: Option<u64>) -> Result<usize, String> {
+    let bytes = values.and_then(|v| v.checked_mul(4)).filter(|&b| b <= isize::MAX as u64);
+    let Some(bytes) = bytes else { return Err(format!("{what}: the sizes overflow")) };
+    if let Some(avail) = crate::io::mem_available()
+        && bytes > avail
+    {
+        return Err(format!(
+            "{what} need {} of memory, this machine has {} available",
+            crate::io::human_bytes(bytes),
+            crate::io::human_bytes(avail)
+        ));
+    }
+    Ok((bytes / 4) as usize)
+}
+
+/// Checks that `values` f32 values (None: the count overflowed) fit in the machine's memory
+/// before a loader allocates them; the error names `path` and what the values are.
+pub fn check_fits(path: &Path, what: &str, values: Option<u64>) -> Result<usize, DataError> {
+    fits(what, values).map_err(|msg| DataError::Corrupt { path: path.to_path_buf(), msg })
+}
+
+/// The largest vocabulary of generated tokens: ids are stored as f32, exact up to 2^24.
+pub const MAX_GENERATED_VOCAB: usize = 1 << 24;
+
+/// [`check_fits`] for a generated dataset: `values` per sample times the samples of all three
+/// splits (`n`), the error naming the config keys that set them (`keys`).
+pub fn check_generated(keys: &str, n: [usize; 3], per_sample: Option<u64>) -> Result<(), DataError> {
+    let total = n.iter().try_fold(0u64, |acc, &k| acc.checked_add(k as u64));
+    let values = total.zip(per_sample).and_then(|(t, p)| t.checked_mul(p));
+    fits(&format!("the samples that {keys} ask for"), values).map(|_| ()).map_err(DataError::Invalid)
 }
 
 /// A per-step token target that is not scored (loss and metrics skip the step).

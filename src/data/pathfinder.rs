@@ -58,10 +58,15 @@ fn seed() -> u64 {
 /// Decodes an 8-bit grayscale PNG of `side`×`side` pixels into [0, 1] values.
 pub fn read_png(path: &Path, side: usize) -> Result<Vec<f32>, DataError> {
     let bad = |msg: String| DataError::Corrupt { path: path.to_path_buf(), msg };
-    let file = std::fs::File::open(path).map_err(|e| DataError::from_io(path, "a Pathfinder image", e))?;
+    let (file, _) = crate::io::open_regular(path).map_err(|e| DataError::from_io(path, "a Pathfinder image", e))?;
     let mut decoder = png::Decoder::new(BufReader::new(file));
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = decoder.read_info().map_err(|e| bad(format!("not a readable PNG ({e})")))?;
+    // The size from the header is checked before a buffer of that size is allocated.
+    let (w, h) = (reader.info().width, reader.info().height);
+    if w as usize != side || h as usize != side {
+        return Err(bad(format!("header fields width×height are {w}×{h} pixels, expected {side}×{side}")));
+    }
     let size = reader.output_buffer_size().ok_or_else(|| bad("image too large".into()))?;
     let mut buf = vec![0u8; size];
     let info = reader.next_frame(&mut buf).map_err(|e| bad(format!("damaged PNG data ({e})")))?;
@@ -88,6 +93,9 @@ pub fn read_png(path: &Path, side: usize) -> Result<Vec<f32>, DataError> {
 pub fn load(cfg: &PathfinderConfig) -> Result<DataModule, DataError> {
     super::check_fraction("data.val_split", cfg.val_split)?;
     super::check_fraction("data.test_split", cfg.test_split)?;
+    if !(1..=1 << 12).contains(&cfg.resolution) {
+        return Err(DataError::Invalid(format!("`data.resolution` must be in 1..=4096, got {}", cfg.resolution)));
+    }
     let root = match &cfg.path {
         Some(p) => p.clone(),
         None => data_dir(&None, "pathfinder").join(format!("pathfinder{}", cfg.resolution)),
@@ -105,7 +113,7 @@ pub fn load(cfg: &PathfinderConfig) -> Result<DataModule, DataError> {
     let side = cfg.resolution;
     let (mut inputs, mut labels, mut skipped, mut first_skip) = (Vec::new(), Vec::new(), 0usize, None::<String>);
     'files: for meta in &metas {
-        let text = std::fs::read_to_string(meta).map_err(|source| DataError::Io { path: meta.clone(), source })?;
+        let text = super::read_text(meta, "a Pathfinder metadata file")?;
         for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             if cfg.limit.is_some_and(|n| labels.len() >= n) {
                 break 'files;

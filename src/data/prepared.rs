@@ -146,6 +146,120 @@ fn config_diff(old: &serde_json::Value, new: &serde_json::Value) -> String {
         .join(", ")
 }
 
+/// Header fields a dataset's config fixes: (field, value, the config key that sets it).
+fn fixed_fields(d: &DataConfig) -> Vec<(&'static str, usize, &'static str)> {
+    use super::speech::{Features, WordSet};
+    const NAME: &str = "data._name_";
+    let classes = |n: usize, key| ("targets_kind.n_classes", n, key);
+    let seq = |n: usize, key| ("seq_len", n, key);
+    let channels = |n: usize, key| ("channels", n, key);
+    match d {
+        DataConfig::Smnist(c) | DataConfig::Psmnist(c) => {
+            let permuted = c.permute.unwrap_or(matches!(d, DataConfig::Psmnist(_)));
+            let mut f = vec![channels(1, NAME), classes(10, NAME)];
+            if permuted {
+                f.push(seq(784, "data.permute"));
+            }
+            f
+        }
+        DataConfig::Scifar(c) => {
+            vec![seq(1024, NAME), channels(if c.grayscale { 1 } else { 3 }, "data.grayscale"), classes(10, NAME)]
+        }
+        DataConfig::Listops(c) => vec![
+            seq(c.max_len, "data.max_len"),
+            channels(1, NAME),
+            classes(10, NAME),
+            ("vocab", super::listops::VOCAB_SIZE, NAME),
+        ],
+        DataConfig::Aan(c) => vec![
+            seq(c.max_len, "data.max_len"),
+            channels(2, NAME),
+            classes(2, NAME),
+            ("vocab", super::text_folder::BYTE_VOCAB, NAME),
+        ],
+        DataConfig::TextFolder(c) | DataConfig::Imdb(c) => {
+            let mut f = vec![seq(c.max_len, "data.max_len"), channels(1, NAME)];
+            if c.tokenizer == super::text_folder::Tokenizer::Byte {
+                f.push(("vocab", super::text_folder::BYTE_VOCAB, "data.tokenizer"));
+            }
+            f
+        }
+        DataConfig::Wikitext103(c) => vec![seq(c.seq_len, "data.seq_len"), channels(1, NAME)],
+        DataConfig::Pathfinder(c) => {
+            vec![seq(c.resolution.saturating_mul(c.resolution), "data.resolution"), channels(1, NAME), classes(2, NAME)]
+        }
+        DataConfig::SpeechCommands(c) => {
+            let mut f = match c.features {
+                Features::Raw => {
+                    vec![seq(c.seq_len.div_ceil(c.resolution.max(1)), "data.seq_len"), channels(1, "data.features")]
+                }
+                Features::Mfcc => {
+                    let m = super::mfcc::Mfcc::new(super::mfcc::MfccConfig::default());
+                    vec![seq(m.frames(c.seq_len), "data.seq_len"), channels(m.config().n_mfcc, "data.features")]
+                }
+            };
+            match c.classes {
+                WordSet::Sc10 => f.push(classes(10, "data.classes")),
+                WordSet::Sc35 => f.push(classes(35, "data.classes")),
+                WordSet::All => {}
+            }
+            f
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// A header field by the name [`fixed_fields`] uses (0 where the header has none).
+fn header_field(h: &ShardHeader, field: &str) -> usize {
+    match field {
+        "seq_len" => h.seq_len,
+        "channels" => h.channels,
+        "vocab" => h.vocab.unwrap_or(0),
+        _ => match h.targets_kind {
+            super::shard::TargetKindMeta::Classes { n_classes } => n_classes,
+            _ => 0,
+        },
+    }
+}
+
+/// Whether a shard's header agrees with the split it is read as, the config's dataset and
+/// sizes, and the first split's shapes (`first`; the splits feed one model).
+fn check_agrees(
+    h: &ShardHeader,
+    split: &str,
+    want: &Provenance,
+    d: &DataConfig,
+    first: Option<&ShardHeader>,
+) -> Result<(), String> {
+    if h.split != split {
+        return Err(format!("header field `split` is {:?}, the file is the {split} split", h.split));
+    }
+    if h.provenance.dataset != want.dataset {
+        return Err(format!(
+            "header field `dataset` is {:?}, the config's is {:?}",
+            h.provenance.dataset, want.dataset
+        ));
+    }
+    for (field, value, key) in fixed_fields(d) {
+        let got = header_field(h, field);
+        if got != value {
+            return Err(format!("header field `{field}` is {got}, `{key}` needs {value}"));
+        }
+    }
+    if let Some(f) = first {
+        let same = [
+            ("seq_len", f.seq_len == h.seq_len),
+            ("channels", f.channels == h.channels),
+            ("vocab", f.vocab == h.vocab),
+            ("targets_kind", f.targets_kind == h.targets_kind),
+        ];
+        if let Some((field, _)) = same.iter().find(|(_, ok)| !ok) {
+            return Err(format!("header field `{field}` differs from the {} split's", f.split));
+        }
+    }
+    Ok(())
+}
+
 impl DataSpec {
     /// Parses `data`: `prepared` and `prepared_dir` here, every other key by the dataset registry.
     pub fn from_named(named: &Named, path: &str) -> Result<Self, ConfigError> {
@@ -279,6 +393,12 @@ impl DataSpec {
                     want.sources
                 )));
             }
+            check_agrees(&h, split, &want, &self.dataset, parts.first().map(|(h0, _)| h0)).map_err(|msg| {
+                DataError::Corrupt {
+                    path: path.clone(),
+                    msg: format!("prepared shard disagrees with the config: {msg}"),
+                }
+            })?;
             parts.push((h, data));
         }
         let encoding = parts[0].0.encoding;

@@ -311,16 +311,20 @@ fn corrupt(path: &Path, msg: impl Into<String>) -> DataError {
     DataError::Corrupt { path: path.to_path_buf(), msg: format!("prepared shard: {}", msg.into()) }
 }
 
-/// Reads and checks the preamble and JSON header (not the sections): cheap.
-pub fn read_header(path: &Path) -> Result<ShardHeader, DataError> {
-    let mut f = File::open(path).map_err(|e| DataError::from_io(path, "a prepared shard", e))?;
-    header_of(&mut f, path)
+/// Opens a shard file (a regular file only: a FIFO or device would block or never end).
+fn open_file(path: &Path) -> Result<(File, u64), DataError> {
+    crate::io::open_regular(path).map_err(|e| DataError::from_io(path, "a prepared shard", e))
 }
 
-/// The header of an open shard; reading it through the same handle that is then mapped keeps
-/// header and sections from one file even if the path is replaced meanwhile.
-fn header_of(f: &mut File, path: &Path) -> Result<ShardHeader, DataError> {
-    let size = f.metadata().map_err(|source| DataError::Io { path: path.to_path_buf(), source })?.len();
+/// Reads and checks the preamble and JSON header (not the sections): cheap.
+pub fn read_header(path: &Path) -> Result<ShardHeader, DataError> {
+    let (mut f, size) = open_file(path)?;
+    header_of(&mut f, size, path)
+}
+
+/// The header of an open shard of `size` bytes; reading it through the same handle that is
+/// then mapped keeps header and sections from one file even if the path is replaced meanwhile.
+fn header_of(f: &mut (impl Read + Seek), size: u64, path: &Path) -> Result<ShardHeader, DataError> {
     if size < PREAMBLE {
         return Err(corrupt(path, format!("truncated: {size} bytes, shorter than the {PREAMBLE}-byte preamble")));
     }
@@ -345,6 +349,9 @@ fn header_of(f: &mut File, path: &Path) -> Result<ShardHeader, DataError> {
         let end = at.saturating_add(len);
         return Err(corrupt(path, format!("truncated: header at bytes {at}..{end} of a {size}-byte file")));
     }
+    if len > crate::io::MAX_HEADER_BYTES {
+        return Err(corrupt(path, format!("header length field {len} exceeds {} bytes", crate::io::MAX_HEADER_BYTES)));
+    }
     let mut json = vec![0u8; len as usize];
     f.seek(SeekFrom::Start(at))
         .and_then(|_| f.read_exact(&mut json))
@@ -352,7 +359,9 @@ fn header_of(f: &mut File, path: &Path) -> Result<ShardHeader, DataError> {
     if crc(&json) != u32_at(12) {
         return Err(corrupt(path, "header fails its checksum"));
     }
-    serde_json::from_slice(&json).map_err(|e| corrupt(path, format!("header: {e}")))
+    let h: ShardHeader = serde_json::from_slice(&json).map_err(|e| corrupt(path, format!("header: {e}")))?;
+    super::shard_check::header(&h).map_err(|m| corrupt(path, m))?;
+    Ok(h)
 }
 
 /// The bytes of a section after checking its bounds, expected size and checksum.
@@ -384,25 +393,42 @@ fn u32s(b: &[u8]) -> impl Iterator<Item = u32> + '_ {
 
 /// Opens a shard: verifies header, sizes and checksums, maps the inputs, reads the rest.
 pub fn open(path: &Path) -> Result<(ShardHeader, SeqData), DataError> {
-    let mut file = File::open(path).map_err(|e| DataError::from_io(path, "a prepared shard", e))?;
-    let h = header_of(&mut file, path)?;
+    let (mut file, size) = open_file(path)?;
+    let h = header_of(&mut file, size, path)?;
     // SAFETY: the map is read-only and shards are only ever replaced by renaming a new file
     // over them (write_atomic), never modified in place, so the mapped bytes stay the ones
     // verified below. Truncating the file behind a running process is outside that contract.
     let map = Arc::new(
         unsafe { memmap2::Mmap::map(&file) }.map_err(|source| DataError::Io { path: path.to_path_buf(), source })?,
     );
+    decode(h, map, path)
+}
+
+/// Decodes a whole shard from bytes (as [`open`] does a file; `path` names it in errors).
+pub fn parse(bytes: &[u8], path: &Path) -> Result<(ShardHeader, SeqData), DataError> {
+    let io = |source| DataError::Io { path: path.to_path_buf(), source };
+    let mut anon = memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(io)?;
+    anon[..bytes.len()].copy_from_slice(bytes);
+    let map = anon.make_read_only().map_err(io)?;
+    let h = header_of(&mut std::io::Cursor::new(&map[..bytes.len()]), bytes.len() as u64, path)?;
+    decode(h, Arc::new(map), path)
+}
+
+/// Checks the sections of a shard whose header `h` is verified, and builds the split.
+fn decode(h: ShardHeader, map: Arc<memmap2::Mmap>, path: &Path) -> Result<(ShardHeader, SeqData), DataError> {
     let overflow = || corrupt(path, "header sizes overflow");
     let values = h.n.checked_mul(h.seq_len).and_then(|v| v.checked_mul(h.channels)).ok_or_else(overflow)?;
     let input_bytes = (values as u64).checked_mul(h.encoding.dtype.size() as u64).ok_or_else(overflow)?;
-    section(&map, &h.inputs, input_bytes, "inputs", path)?;
+    let ib = section(&map, &h.inputs, input_bytes, "inputs", path)?;
+    super::shard_check::inputs(&h, ib).map_err(|m| corrupt(path, m))?;
     let per_sample = match h.targets_kind {
         TargetKindMeta::Classes { .. } => 1,
         TargetKindMeta::Values { dim } => dim,
         TargetKindMeta::Tokens { .. } => h.seq_len,
     };
-    let expected = (h.n as u64).checked_mul(per_sample as u64 * 4).ok_or_else(overflow)?;
+    let expected = (h.n as u64).checked_mul(per_sample as u64).and_then(|v| v.checked_mul(4)).ok_or_else(overflow)?;
     let tb = section(&map, &h.targets, expected, "targets", path)?;
+    super::shard_check::targets(&h, tb).map_err(|m| corrupt(path, m))?;
     let targets = match h.targets_kind {
         TargetKindMeta::Classes { n_classes } => {
             let labels: Vec<u32> = u32s(tb).collect();
@@ -421,11 +447,10 @@ pub fn open(path: &Path) -> Result<(ShardHeader, SeqData), DataError> {
     let lengths = match &h.lengths {
         None => None,
         Some(s) => {
-            let count = h.n * if pairs { 2 } else { 1 };
-            let ls: Vec<usize> =
-                u32s(section(&map, s, count as u64 * 4, "lengths", path)?).map(|v| v as usize).collect();
-            if let Some(l) = ls.iter().find(|&&l| l > h.seq_len) {
-                return Err(corrupt(path, format!("length {l} exceeds the sequence length {}", h.seq_len)));
+            let count = (h.n as u64).checked_mul(if pairs { 8 } else { 4 }).ok_or_else(overflow)?;
+            let ls: Vec<usize> = u32s(section(&map, s, count, "lengths", path)?).map(|v| v as usize).collect();
+            if let Some((i, l)) = ls.iter().enumerate().find(|(_, l)| **l > h.seq_len || **l == 0) {
+                return Err(corrupt(path, format!("length {l} (number {i}) is not in 1..={}", h.seq_len)));
             }
             Some(ls)
         }

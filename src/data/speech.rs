@@ -83,25 +83,35 @@ fn seq_len() -> usize {
     16_000
 }
 
-/// Reads one 16 kHz mono 16-bit clip as samples in [-1, 1).
-pub fn read_wav(path: &Path) -> Result<Vec<f32>, DataError> {
-    let bad = |msg: String| DataError::Corrupt { path: path.to_path_buf(), msg };
-    let mut r = hound::WavReader::open(path).map_err(|e| bad(format!("not a readable WAV file ({e})")))?;
+/// Reads one 16 kHz mono 16-bit clip as samples in [-1, 1), at most `max_samples` of them
+/// (the rest of a longer clip is not decoded).
+pub fn read_wav(path: &Path, max_samples: usize) -> Result<Vec<f32>, DataError> {
+    let (file, _) = crate::io::open_regular(path).map_err(|e| DataError::from_io(path, "a WAV clip", e))?;
+    decode_wav(std::io::BufReader::new(file), max_samples)
+        .map_err(|msg| DataError::Corrupt { path: path.to_path_buf(), msg })
+}
+
+/// Decodes a 16 kHz mono 16-bit PCM WAV stream: up to `max_samples` samples in [-1, 1).
+/// Nothing is allocated from the header's sizes; a header that promises more than the stream
+/// holds is an error.
+pub fn decode_wav(reader: impl std::io::Read, max_samples: usize) -> Result<Vec<f32>, String> {
+    let mut r = hound::WavReader::new(reader).map_err(|e| format!("not a readable WAV file ({e})"))?;
     let spec = r.spec();
     if spec.channels != 1
         || spec.sample_rate != 16_000
         || spec.bits_per_sample != 16
         || spec.sample_format != hound::SampleFormat::Int
     {
-        return Err(bad(format!(
+        return Err(format!(
             "{} channel(s), {} Hz, {}-bit {:?}; expected mono 16 kHz 16-bit PCM",
             spec.channels, spec.sample_rate, spec.bits_per_sample, spec.sample_format
-        )));
+        ));
     }
     r.samples::<i16>()
+        .take(max_samples)
         .map(|s| s.map(|v| v as f32 / 32768.0))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("damaged sample data ({e})")))
+        .map_err(|e| format!("damaged sample data ({e})"))
 }
 
 /// One WAV file and where it goes.
@@ -129,6 +139,9 @@ fn list(root: &Path, name: &str) -> Result<HashSet<String>, DataError> {
 fn layout(cfg: &SpeechConfig) -> Result<Layout, DataError> {
     if cfg.resolution == 0 {
         return Err(DataError::Invalid("`data.resolution` must be at least 1".into()));
+    }
+    if cfg.seq_len == 0 {
+        return Err(DataError::Invalid("`data.seq_len` must be at least 1".into()));
     }
     if cfg.features == Features::Mfcc {
         if cfg.resolution != 1 {
@@ -212,8 +225,12 @@ impl Featurizer {
 
     /// One clip's row and its valid steps.
     fn row(&self, path: &Path) -> Result<(Vec<f32>, usize), DataError> {
-        let samples = read_wav(path)?;
         let (l, d) = self.shape();
+        let wanted = match self.mfcc {
+            None => l.saturating_mul(self.cfg.resolution),
+            Some(_) => self.cfg.seq_len,
+        };
+        let samples = read_wav(path, wanted)?;
         let Some(m) = &self.mfcc else {
             let kept: Vec<f32> = samples.into_iter().step_by(self.cfg.resolution).take(l).collect();
             let n = kept.len();
@@ -295,6 +312,8 @@ pub fn load(cfg: &SpeechConfig) -> Result<DataModule, DataError> {
     let mut feat = Featurizer::new(cfg);
     feat.fit_norm(&split_clips(&lay.clips, 0))?;
     let (l, d) = feat.shape();
+    let values = (lay.clips.len() as u64).checked_mul(l as u64).and_then(|v| v.checked_mul(d as u64));
+    super::check_fits(&lay.root, &format!("{} clips of {l}×{d} values", lay.clips.len()), values)?;
     let mut skipped = (0, None);
     let mut splits = Vec::new();
     for (split, name) in SPLITS.iter().enumerate() {

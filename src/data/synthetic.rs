@@ -142,6 +142,16 @@ pub fn load_recall(cfg: &RecallConfig) -> Result<DataModule, DataError> {
             cfg.pairs, cfg.keys, cfg.values
         )));
     }
+    if cfg.keys.checked_add(cfg.values).is_none_or(|v| v >= super::MAX_GENERATED_VOCAB) {
+        return Err(DataError::Invalid(format!(
+            "`data.keys` + `data.values` must be below {} (token ids are exact f32), got {} + {}",
+            super::MAX_GENERATED_VOCAB,
+            cfg.keys,
+            cfg.values
+        )));
+    }
+    let per = (cfg.pairs as u64).checked_mul(2).and_then(|v| v.checked_add(1));
+    super::check_generated("`data.n_train/n_val/n_test` and `data.pairs`", [cfg.n_train, cfg.n_val, cfg.n_test], per)?;
     let s = cfg.data_seed;
     Ok(DataModule {
         train: recall(cfg, cfg.n_train, s),
@@ -152,12 +162,16 @@ pub fn load_recall(cfg: &RecallConfig) -> Result<DataModule, DataError> {
 
 /// Generates the induction-head splits.
 pub fn load_induction(cfg: &InductionConfig) -> Result<DataModule, DataError> {
-    if cfg.seq_len < 4 || cfg.vocab < 2 {
+    if cfg.seq_len < 4 || !(2..super::MAX_GENERATED_VOCAB).contains(&cfg.vocab) {
         return Err(DataError::Invalid(format!(
-            "induction heads need seq_len ≥ 4 and vocab ≥ 2 (got {}, {})",
-            cfg.seq_len, cfg.vocab
+            "induction heads need seq_len ≥ 4 and vocab in 2..{} (got {}, {})",
+            super::MAX_GENERATED_VOCAB,
+            cfg.seq_len,
+            cfg.vocab
         )));
     }
+    let n = [cfg.n_train, cfg.n_val, cfg.n_test];
+    super::check_generated("`data.n_train/n_val/n_test` and `data.seq_len`", n, Some(cfg.seq_len as u64))?;
     let s = cfg.data_seed;
     Ok(DataModule {
         train: induction(cfg, cfg.n_train, s),

@@ -126,7 +126,7 @@ fn read_docs(dir: &Path, classes: &[String], explicit: bool, cfg: &TextFolderCon
         };
         let files = entries(&sub, |p| p.is_file())?;
         for f in files.into_iter().take(cfg.max_files_per_class.unwrap_or(usize::MAX)) {
-            let bytes = std::fs::read(&f).map_err(io(&f))?;
+            let bytes = super::read_bytes(&f, "a text document")?;
             docs.push(Doc { path: f, bytes, class: class as u32 });
         }
     }
@@ -145,6 +145,10 @@ fn text(doc: &Doc) -> Result<&str, DataError> {
 
 /// Token ids of the documents, padded to `l`, with their lengths and labels.
 fn tokenize(docs: &[Doc], l: usize, n_classes: usize, vocab: Option<&CharVocab>) -> Result<SeqData, DataError> {
+    if let Some(first) = docs.first() {
+        let what = format!("{} documents padded to {l} tokens", docs.len());
+        super::check_fits(&first.path, &what, (docs.len() as u64).checked_mul(l as u64))?;
+    }
     let (mut inputs, mut labels, mut lengths) = (vec![0f32; docs.len() * l], Vec::new(), Vec::new());
     for (doc, row) in docs.iter().zip(inputs.chunks_mut(l)) {
         let ids: Vec<u32> = match vocab {

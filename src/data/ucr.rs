@@ -73,9 +73,12 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<TsFile, DataError> {
                     classes = Some(it.map(str::to_string).collect());
                 }
                 "@dimensions" => {
-                    dims = Some(
-                        rest.trim().parse().map_err(|_| bad(ln, format!("`@dimensions {rest}` is not a number")))?,
-                    )
+                    let d: usize =
+                        rest.trim().parse().map_err(|_| bad(ln, format!("`@dimensions {rest}` is not a number")))?;
+                    if d == 0 {
+                        return Err(bad(ln, "`@dimensions` is 0; a series has at least one dimension".into()));
+                    }
+                    dims = Some(d);
                 }
                 "@timestamps" if rest.trim() == "true" => {
                     return Err(bad(ln, "timestamped series are not supported".into()));
@@ -91,6 +94,9 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<TsFile, DataError> {
             .iter()
             .position(|c| c == label)
             .ok_or_else(|| bad(ln, format!("label `{label}` is not one of @classLabel {}", classes.join(" "))))?;
+        if fields.is_empty() {
+            return Err(bad(ln, "no values before the label (`dim0:…:label`)".into()));
+        }
         let d = *dims.get_or_insert(fields.len());
         if fields.len() != d {
             return Err(bad(ln, format!("{} dimensions, expected {d}", fields.len())));
@@ -104,7 +110,7 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<TsFile, DataError> {
                         "?" | "NaN" => {
                             Err(bad(ln, format!("missing value in dimension {k}; fill or drop missing values first")))
                         }
-                        t => t.parse::<f32>().map_err(|_| bad(ln, format!("`{t}` in dimension {k} is not a number"))),
+                        t => crate::io::parse_finite_f32(t).map_err(|m| bad(ln, format!("{m} (dimension {k})"))),
                     })
                     .collect()
             })
@@ -128,10 +134,13 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<TsFile, DataError> {
     Ok(TsFile { classes, dims: dims.unwrap_or(1), series })
 }
 
-/// Pads the series of a file to `l` steps (recording each length) into a split.
-fn to_split(f: &TsFile, l: usize) -> SeqData {
+/// Pads the series of a file to `l` steps (recording each length) into a split, after checking
+/// that the padded values fit in memory.
+fn to_split(f: &TsFile, l: usize, path: &Path) -> Result<SeqData, DataError> {
     let d = f.dims;
-    let mut inputs = vec![0f32; f.series.len() * l * d];
+    let total = (f.series.len() as u64).checked_mul(l as u64).and_then(|v| v.checked_mul(d as u64));
+    let total = super::check_fits(path, &format!("{} series padded to {l} steps", f.series.len()), total)?;
+    let mut inputs = vec![0f32; total];
     let mut lengths = Vec::with_capacity(f.series.len());
     for (i, (row, _)) in f.series.iter().enumerate() {
         inputs[i * l * d..][..row.len()].copy_from_slice(row);
@@ -139,14 +148,14 @@ fn to_split(f: &TsFile, l: usize) -> SeqData {
     }
     let labels = f.series.iter().map(|(_, c)| *c as u32).collect();
     let varying = lengths.iter().any(|&n| n != l);
-    SeqData {
+    Ok(SeqData {
         inputs: inputs.into(),
         seq_len: l,
         channels: d,
         targets: Targets::Classes { labels, n_classes: f.classes.len() },
         lengths: varying.then_some(lengths),
         vocab: None,
-    }
+    })
 }
 
 fn read(path: &Path) -> Result<TsFile, DataError> {
@@ -172,7 +181,7 @@ pub fn load(cfg: &UcrConfig) -> Result<DataModule, DataError> {
     }
     let max_len = |f: &TsFile| f.series.iter().map(|(r, _)| r.len() / f.dims).max().unwrap_or(1);
     let l = max_len(&train).max(max_len(&test));
-    let all = to_split(&train, l);
+    let all = to_split(&train, l, &train_path)?;
     let (tr, va) = split_indices(all.len(), cfg.val_split, cfg.split_seed);
-    Ok(DataModule { train: all.subset(&tr), val: all.subset(&va), test: to_split(&test, l) })
+    Ok(DataModule { train: all.subset(&tr), val: all.subset(&va), test: to_split(&test, l, &test_path)? })
 }

@@ -2,7 +2,10 @@
 //! optionally followed by a pointwise feed-forward sub-block of the same form.
 
 use burn::module::Module;
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, RmsNorm,
+    RmsNormConfig,
+};
 use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 
@@ -16,6 +19,9 @@ use super::ssm::StepError;
 /// LayerNorm's epsilon (PyTorch's default).
 const LAYER_NORM_EPS: f64 = 1e-5;
 
+/// RMSNorm's epsilon (state-spaces/mamba's `norm_epsilon`).
+const RMS_NORM_EPS: f64 = 1e-5;
+
 /// Normalization over the feature dimension H.
 #[derive(Module, Debug)]
 pub enum Norm {
@@ -23,6 +29,8 @@ pub enum Norm {
     Layer(LayerNorm),
     /// BatchNorm over (B, L) per feature.
     Batch(BatchNorm),
+    /// RMSNorm: `x / sqrt(mean(x²) + eps) · γ`.
+    Rms(RmsNorm),
 }
 
 impl Norm {
@@ -31,6 +39,7 @@ impl Norm {
         match kind {
             NormKind::Layer => Some(Norm::Layer(LayerNormConfig::new(h).with_epsilon(LAYER_NORM_EPS).init(device))),
             NormKind::Batch => Some(Norm::Batch(BatchNormConfig::new(h).init(device))),
+            NormKind::Rms => Some(Norm::Rms(RmsNormConfig::new(h).with_epsilon(RMS_NORM_EPS).init(device))),
             NormKind::None => None,
         }
     }
@@ -44,6 +53,7 @@ impl Norm {
             }
             Norm::Layer(n) => n.forward(x),
             Norm::Batch(n) => n.forward(x.swap_dims(1, 2)).swap_dims(1, 2),
+            Norm::Rms(n) => n.forward(x),
         }
     }
 }
@@ -115,6 +125,20 @@ impl ResidualBlock {
         let step = |z: Tensor<3>| Ok(self.layer.step(stepper, z.reshape([b, h]))?.reshape([b, 1, h]));
         let x = self.residual(x.reshape([b, 1, h]), &self.norm, step)?; // [B, 1, H]
         Ok(self.feed_forward(x).reshape([b, h]))
+    }
+
+    /// Conv mode from the zero state over `x`, with the state the layer ends in (to continue in
+    /// step mode, e.g. after a prompt).
+    ///
+    /// Args: `x` [B, L, H]. Returns ([B, L, H], the layer's state after `x`).
+    pub fn forward_state(&self, x: Tensor<3>) -> Result<(Tensor<3>, super::LayerState), StepError> {
+        let mut state = None;
+        let x = self.residual(x, &self.norm, |z| {
+            let (y, s) = self.layer.forward_state(z, None)?;
+            state = Some(s);
+            Ok(y)
+        })?;
+        Ok((self.feed_forward(x), state.expect("the layer ran")))
     }
 
     /// The feed-forward sub-block, if any. Args: `x` [B, L, H]. Returns [B, L, H].

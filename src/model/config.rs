@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_yaml::Mapping;
 
-use crate::config::{ConfigError, Named};
+use crate::config::{ConfigError, Named, check};
 
 /// The model kind of the residual backbone.
 pub const SEQUENCE: &str = "sequence";
@@ -45,6 +45,13 @@ pub struct ModelConfig {
     pub layer: Named,
 }
 
+/// The widest `d_model` accepted (larger widths are typos or overflow attempts).
+pub const MAX_WIDTH: usize = 1 << 16;
+/// The most residual blocks accepted.
+pub const MAX_LAYERS: usize = 1 << 12;
+/// The largest feed-forward expansion factor accepted.
+pub const MAX_FF: usize = 64;
+
 fn sequence() -> String {
     SEQUENCE.into()
 }
@@ -82,6 +89,14 @@ impl ModelConfig {
     pub fn display_name(&self) -> &str {
         if self.name == SEQUENCE { &self.layer.name } else { &self.name }
     }
+
+    /// Checks the backbone's numeric options (the layer's are its own).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check::count("model.d_model", self.d_model, MAX_WIDTH)?;
+        check::at_most("model.n_layers", self.n_layers, MAX_LAYERS)?;
+        check::at_most("model.ff", self.ff, MAX_FF)?;
+        check::fraction("model.dropout", self.dropout)
+    }
 }
 
 /// Normalization inside residual blocks.
@@ -95,6 +110,8 @@ pub enum NormKind {
     Batch,
     /// Identity.
     None,
+    /// RMSNorm over the feature dimension (Mamba's).
+    Rms,
 }
 
 /// Sequence reduction before the decoder.

@@ -18,7 +18,9 @@ pub mod block;
 pub mod config;
 pub mod conv;
 pub mod layer;
+pub mod memory;
 pub mod registry;
+pub mod rnn;
 pub mod ssm;
 
 use burn::module::{Module, ModuleMapper, Param};
@@ -35,6 +37,11 @@ crate::layers! {
     "dss" => Dss(ssm::DssConfig, ssm::Dss),
     "s4" => S4(ssm::S4Config, ssm::S4),
     "liquid_s4" => LiquidS4(ssm::LiquidS4Config, ssm::S4),
+    "lstm" => Lstm(rnn::LstmConfig, rnn::Lstm),
+    "gru" => Gru(rnn::GruConfig, rnn::Gru),
+    "rnn" => Rnn(rnn::RnnConfig, rnn::Rnn),
+    "wave_rnn" => WaveRnn(rnn::WaveRnnConfig, rnn::WaveRnn),
+    "mamba" => Mamba(ssm::MambaConfig, ssm::Mamba),
 }
 
 crate::models! {

@@ -7,7 +7,10 @@
 //! (CUDA) use the tensor-op formulation in `model::ssm`, which computes the same function.
 
 pub mod cauchy;
+pub mod dwconv;
 pub mod host;
+pub mod rnn;
+pub mod scan;
 
 use std::borrow::Cow;
 

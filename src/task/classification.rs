@@ -37,12 +37,11 @@ impl Default for ClassificationConfig {
 }
 
 impl ClassificationConfig {
-    /// Checks ranges, naming `task.<key>`.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let key = |k: &str, msg: String| Err(ConfigError::Key { path: format!("task.{k}"), msg });
-        if !(0.0..1.0).contains(&self.label_smoothing) {
-            return key("label_smoothing", format!("must be in [0, 1), got {}", self.label_smoothing));
-        }
+    /// Checks ranges, naming `{path}.<key>`.
+    pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        let at = |k: &str| crate::config::join_path(path, k);
+        let key = |k: &str, msg: String| Err(ConfigError::Key { path: at(k), msg });
+        crate::config::check::fraction(&at("label_smoothing"), self.label_smoothing)?;
         if !(self.max_fpr > 0.0 && self.max_fpr <= 1.0) {
             return key("max_fpr", format!("must be in (0, 1], got {}", self.max_fpr));
         }

@@ -22,6 +22,16 @@ crate::registry! {
 }
 
 impl TaskConfig {
+    /// Checks the task's numeric options under `path`.
+    pub fn validate(&self, path: &str) -> Result<(), crate::config::ConfigError> {
+        match self {
+            TaskConfig::Classification(c) => c.validate(path),
+            TaskConfig::Regression(_) | TaskConfig::Lm(_) => Ok(()),
+        }
+    }
+}
+
+impl TaskConfig {
     /// Decoder outputs K for a dataset's targets, or why the pair does not fit.
     pub fn d_output(&self, kind: TargetKind) -> Result<usize, ConfigError> {
         let mismatch = |want: &str| ConfigError::Key {
@@ -72,14 +82,6 @@ impl TaskConfig {
         let mut m = self.metrics();
         m.k = k;
         m.finish().into_keys().collect()
-    }
-
-    /// Checks the task's option ranges, naming `task.<key>`.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        match self {
-            TaskConfig::Classification(c) => c.validate(),
-            _ => Ok(()),
-        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Named;
+use crate::config::{ConfigError, Named, check};
 
 /// Optimizer names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -37,6 +37,28 @@ pub struct OptimizerConfig {
     /// Extra groups by regex over parameter paths (`layers.0.layer.kernel.log_dt`); last match wins.
     #[serde(default)]
     pub groups: Vec<ParamGroupConfig>,
+}
+
+impl OptimizerConfig {
+    /// Checks rates, decays, betas and epsilon, also of every group (a negative rate would
+    /// train uphill, a negative decay grow the weights).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check::non_negative("optimizer.lr", self.lr)?;
+        check::non_negative("optimizer.weight_decay", self.weight_decay)?;
+        for (i, b) in self.betas.iter().enumerate() {
+            check::fraction(&format!("optimizer.betas.{i}"), *b)?;
+        }
+        check::positive("optimizer.eps", self.eps)?;
+        for (i, g) in self.groups.iter().enumerate() {
+            if let Some(lr) = g.lr {
+                check::non_negative(&format!("optimizer.groups.{i}.lr"), lr)?;
+            }
+            if let Some(wd) = g.weight_decay {
+                check::non_negative(&format!("optimizer.groups.{i}.weight_decay"), wd)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_betas() -> [f64; 2] {
@@ -190,6 +212,9 @@ impl TrainerConfig {
         }
         if let Some(r) = self.eval_rates.iter().find(|r| !(**r > 0.0 && r.is_finite() && **r <= 1e6)) {
             return bad("eval_rates", format!("rates must be finite numbers in (0, 1e6], got {r}"));
+        }
+        if self.log_every_n_steps == 0 {
+            return bad("log_every_n_steps", "must be at least 1".into());
         }
         if let Some(es) = &self.early_stopping {
             if es.patience == 0 {

@@ -29,7 +29,7 @@ fn ensure_font() -> Result<()> {
         let candidates: Vec<String> =
             std::env::var("WAVESSM_FONT").into_iter().chain(FONT_PATHS.iter().map(|s| s.to_string())).collect();
         for path in &candidates {
-            if let Ok(bytes) = std::fs::read(path) {
+            if let Ok(bytes) = crate::io::read_capped(std::path::Path::new(path), 64 << 20, "a font") {
                 let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
                 if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
                     return Ok(());
@@ -58,7 +58,8 @@ impl Curves {
     /// (`train/loss_step`, `train/grad_norm`) at x = step. Non-finite values are left out.
     pub fn read(run: &Path, label: String) -> Result<Self> {
         let path = run.join("metrics.csv");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = crate::io::read_text_capped(&path, crate::io::MAX_DATA_BYTES, "metrics.csv")
+            .with_context(|| format!("reading {}", path.display()))?;
         let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split(',').collect();

@@ -100,6 +100,12 @@ impl Setup {
         device.seed(cfg.seed);
         let mut model_cfg = cfg.model.clone();
         LayerConfig::fill_l_max(&mut model_cfg.layer, data.train.seq_len)?;
+        // Parameters, optimizer state and a training step's activations must fit in memory
+        // (the estimate covers the sequence backbone).
+        if classifier.is_none() {
+            let d_in = data.vocab().unwrap_or_else(|| data.d_input());
+            crate::model::memory::check(&model_cfg, d_in, d_output, data.train.seq_len, cfg.loader.batch_size)?;
+        }
         let model = match (classifier, data.vocab()) {
             (Some(c), _) => c.init(data.d_input(), d_output, &device)?,
             (None, Some(v)) if data.train.is_pairs() => {

@@ -111,10 +111,22 @@ pub struct MetricsCsv {
     splits: std::collections::BTreeSet<String>,
 }
 
+/// Whether a metrics row survives a resume from `keep = (step, epoch)` (see [`MetricsCsv::open`]).
+fn keep_row(line: &str, keep: Option<(usize, usize)>) -> bool {
+    let f: Vec<&str> = line.split(',').collect();
+    let [step, epoch, split, name, _] = f[..] else { return false };
+    let (Ok(step), Ok(epoch)) = (step.parse::<usize>(), epoch.parse::<usize>()) else { return false };
+    let Some((k_step, k_epoch)) = keep else { return true };
+    let end_of_epoch = split == "val" || (split == "train" && !matches!(name, "loss_step" | "grad_norm"));
+    step <= k_step && !(end_of_epoch && epoch >= k_epoch)
+}
+
 impl MetricsCsv {
-    /// Opens (creating with a header) `path`; rows after `keep_through_step` are dropped, so a
-    /// resumed run does not repeat the steps it redoes.
-    pub fn open(path: &Path, keep_through_step: Option<usize>) -> Result<Self> {
+    /// Opens (creating with a header) `path`. For a resumed run, `keep = (step, epoch)` of its
+    /// checkpoint: rows after that step, and the end-of-epoch rows (train and validation
+    /// metrics, learning rates) of that epoch and later, are dropped, so the steps and the epoch
+    /// it redoes are not logged twice.
+    pub fn open(path: &Path, keep: Option<(usize, usize)>) -> Result<Self> {
         let mut splits = std::collections::BTreeSet::new();
         if path.is_file() {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -122,16 +134,8 @@ impl MetricsCsv {
                 Some(i) => &text[..=i],
                 None => "",
             };
-            let kept: Vec<&str> = complete
-                .lines()
-                .enumerate()
-                .filter(|(i, l)| {
-                    let step = l.split(',').next().and_then(|s| s.parse::<usize>().ok());
-                    *i == 0
-                        || (l.split(',').count() == 5 && step.is_some_and(|s| keep_through_step.is_none_or(|k| s <= k)))
-                })
-                .map(|(_, l)| l)
-                .collect();
+            let kept: Vec<&str> =
+                complete.lines().enumerate().filter(|(i, l)| *i == 0 || keep_row(l, keep)).map(|(_, l)| l).collect();
             splits.extend(kept.iter().skip(1).filter_map(|l| l.split(',').nth(2)).map(str::to_string));
             if kept.len() != text.lines().count() || complete.len() != text.len() {
                 crate::io::write_atomic(path, |f| f.write_all((kept.join("\n") + "\n").as_bytes()))?;

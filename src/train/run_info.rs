@@ -86,7 +86,7 @@ pub fn lower_is_better(metric: &str) -> bool {
 impl RunInfo {
     /// Reads a run folder.
     pub fn read(dir: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(dir.join("config.yaml"))
+        let text = crate::io::read_text_capped(&dir.join("config.yaml"), crate::io::MAX_CONFIG_BYTES, "a config file")
             .map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("config.yaml").display()))?;
         let tree: Value =
             serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("config.yaml").display()))?;
@@ -95,7 +95,8 @@ impl RunInfo {
         let monitor = config.get("trainer.monitor").cloned().unwrap_or_else(|| "val/accuracy".into());
         let mode_max = config.get("trainer.mode").is_none_or(|m| m != "min");
         let (mut epochs, mut steps, mut best, mut test) = (0, 0, None::<(f64, usize)>, BTreeMap::new());
-        let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap_or_default();
+        let csv = crate::io::read_text_capped(&dir.join("metrics.csv"), crate::io::MAX_DATA_BYTES, "metrics.csv")
+            .unwrap_or_default();
         let (split_m, name_m) = monitor.split_once('/').unwrap_or(("val", &monitor));
         for line in csv.lines().skip(1) {
             let f: Vec<&str> = line.split(',').collect();

@@ -99,6 +99,27 @@ impl Default for ScheduleState {
 }
 
 impl SchedulerConfig {
+    /// Checks the schedule's numeric options under `path` (`scheduler`, or a group's).
+    pub fn validate(&self, path: &str) -> Result<(), crate::config::ConfigError> {
+        use crate::config::check;
+        let at = |key: &str| crate::config::join_path(path, key);
+        match self {
+            SchedulerConfig::Constant(_) => Ok(()),
+            SchedulerConfig::CosineWarmup(c) => {
+                check::unit(&at("min_lr_ratio"), c.min_lr_ratio)?;
+                match c.training_steps {
+                    Some(n) => check::count(&at("training_steps"), n, usize::MAX),
+                    None => Ok(()),
+                }
+            }
+            SchedulerConfig::Plateau(c) => {
+                check::fraction(&at("factor"), c.factor)?;
+                check::positive(&at("factor"), c.factor)?;
+                check::non_negative(&at("min_lr"), c.min_lr)
+            }
+        }
+    }
+
     /// The learning rate at optimizer step `step` (0-based) of `total`, for base rate `base`.
     pub fn lr(&self, base: f64, step: usize, total: usize, state: &ScheduleState) -> f64 {
         let warm = |w: usize| if step < w { (step + 1) as f64 / w as f64 } else { 1.0 };

@@ -34,7 +34,8 @@ pub fn now() -> f64 {
 impl RunStatus {
     /// Reads `<run>/status.json` (None if missing or unreadable).
     pub fn read(run: &Path) -> Option<Self> {
-        let text = std::fs::read_to_string(run.join("status.json")).ok()?;
+        let text =
+            crate::io::read_text_capped(&run.join("status.json"), crate::io::MAX_CONFIG_BYTES, "status.json").ok()?;
         serde_json::from_str(&text).ok()
     }
 

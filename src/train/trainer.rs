@@ -140,7 +140,8 @@ impl<'a> Trainer<'a> {
             me.restore()?;
         }
         write_atomic(&me.run.config_path(), |f| f.write_all(config_yaml.as_bytes()))?;
-        me.csv = MetricsCsv::open(&me.run.metrics_path(), opts.resume.as_ref().map(|_| me.state.step))?;
+        me.csv =
+            MetricsCsv::open(&me.run.metrics_path(), opts.resume.as_ref().map(|_| (me.state.step, me.state.epoch)))?;
         Ok(me)
     }
 

@@ -28,6 +28,13 @@ pub fn export(
             unmapped.push(ours);
             continue;
         };
+        if map == Map::Zero {
+            // The reference lacks it; only a zero one has a faithful counterpart.
+            if data.iter().any(|v| *v != 0.0) {
+                unmapped.push(ours);
+            }
+            continue;
+        }
         if let Map::S4C { block } = map
             && let Layer::S4(s4) | Layer::LiquidS4(s4) = &model.layers[block].layer
             && s4.kernel.P.is_some()

@@ -67,7 +67,7 @@ pub fn import(
     super::check_s4d_transform(&model, path)?;
     let file = st::read(path)?;
     let mut report = ImportReport::default();
-    let (mut missing, mut unmapped, mut wrong) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut missing, mut unmapped, mut wrong, mut nonfinite) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut used = BTreeSet::new();
     let mut pack = Vec::new();
     let mut rebase = Vec::new(); // (block, length the file's C̃ is for)
@@ -80,6 +80,12 @@ pub fn import(
             unmapped.push(ours);
             continue;
         };
+        if map == Map::Zero {
+            // The reference has no such tensor: it is zero there.
+            let zeros = vec![0f32; shape.iter().product()];
+            pack.push(PackTensor::new(ours, DType::F32, shape, None, Bytes::from_elems(zeros)));
+            continue;
+        }
         let Some(t) = file.get(&key) else {
             missing.push(key);
             report.kept.push(ours);
@@ -113,6 +119,12 @@ pub fn import(
             }
         }
         let values: Vec<f32> = map.to_ours(&shape, &t.data, dt).into_iter().map(|v| v as f32).collect();
+        // The file's values are finite (st::parse checks), but the transform to our
+        // parameterization (a log, an inverse softplus) or f32 may not be.
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            nonfinite.push(format!("`{key}`: value number {i} becomes {} in this model's parameterization", values[i]));
+            continue;
+        }
         pack.push(PackTensor::new(ours, DType::F32, shape, None, Bytes::from_elems(values)));
         report.loaded.push(key);
     }
@@ -123,6 +135,9 @@ pub fn import(
     let mut problems = Vec::new();
     if !wrong.is_empty() {
         problems.push(format!("wrong shapes: {}", wrong.join("; ")));
+    }
+    if !nonfinite.is_empty() {
+        problems.push(format!("non-finite values: {}", nonfinite.join("; ")));
     }
     if !opts.partial {
         if !missing.is_empty() {

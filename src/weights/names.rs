@@ -17,17 +17,22 @@ pub enum Layout {
     /// (`encoder.0`, `model.layers.{i}.layer` (+ `.layer` for `S4Block`'s `FFTConv`),
     /// `model.layers.{i}.norm.norm`, `model.norm.norm`, `decoder.0.output_transform`).
     S4Sequence,
+    /// state-spaces/mamba's `MambaLMHeadModel`: `backbone.embedding`, `backbone.layers.{i}`
+    /// (`.mixer` a `Mamba`, `.norm` an RMSNorm), `backbone.norm_f`, and a bias-free `lm_head`.
+    /// Pre-norm, token inputs, no encoder for real-valued inputs.
+    Mamba,
 }
 
 impl Layout {
     /// Every layout, for help texts.
-    pub const ALL: [Layout; 2] = [Layout::S4Example, Layout::S4Sequence];
+    pub const ALL: [Layout; 3] = [Layout::S4Example, Layout::S4Sequence, Layout::Mamba];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Layout::S4Example => "s4-example",
             Layout::S4Sequence => "s4-sequence",
+            Layout::Mamba => "mamba",
         }
     }
 
@@ -35,15 +40,16 @@ impl Layout {
     /// `softplus` for the training script (`configs/model/layer/s4.yaml`).
     pub fn default_dt_transform(self) -> DtTransform {
         match self {
-            Layout::S4Example => DtTransform::Exp,
+            Layout::S4Example | Layout::Mamba => DtTransform::Exp,
             Layout::S4Sequence => DtTransform::Softplus,
         }
     }
 
-    fn encoder(self) -> &'static str {
+    fn encoder(self) -> Option<&'static str> {
         match self {
-            Layout::S4Example => "encoder",
-            Layout::S4Sequence => "encoder.0",
+            Layout::S4Example => Some("encoder"),
+            Layout::S4Sequence => Some("encoder.0"),
+            Layout::Mamba => None,
         }
     }
 
@@ -51,6 +57,7 @@ impl Layout {
         match self {
             Layout::S4Example => "decoder",
             Layout::S4Sequence => "decoder.0.output_transform",
+            Layout::Mamba => "lm_head",
         }
     }
 
@@ -59,6 +66,7 @@ impl Layout {
         match self {
             Layout::S4Example => format!("s4_layers.{i}"),
             Layout::S4Sequence => format!("model.layers.{i}.layer"),
+            Layout::Mamba => format!("backbone.layers.{i}.mixer"),
         }
     }
 
@@ -67,6 +75,7 @@ impl Layout {
         match self {
             Layout::S4Example => format!("norms.{i}"),
             Layout::S4Sequence => format!("model.layers.{i}.norm.norm"),
+            Layout::Mamba => format!("backbone.layers.{i}.norm"),
         }
     }
 }
@@ -146,6 +155,9 @@ pub enum Map {
         /// Block index.
         block: usize,
     },
+    /// A parameter the reference does not have because it is zero there (`lm_head` has no
+    /// bias): import sets zeros, export writes nothing (and refuses nonzero values).
+    Zero,
 }
 
 impl Map {
@@ -212,13 +224,18 @@ pub fn torch_name(layout: Layout, path: &str) -> Option<(String, Map)> {
         };
         Some((format!("{prefix}.{p}"), Map::Same))
     };
+    let mamba = layout == Layout::Mamba;
     match s.as_slice() {
-        ["encoder", p @ ("weight" | "bias")] => linear(layout.encoder(), p),
+        ["encoder", p @ ("weight" | "bias")] => linear(layout.encoder()?, p),
         // nn.Embedding and burn's Embedding both store [V, H].
         ["embedding", "weight"] if layout == Layout::S4Sequence => Some(("encoder.0.weight".into(), Map::Same)),
+        ["embedding", "weight"] if mamba => Some(("backbone.embedding.weight".into(), Map::Same)),
+        ["decoder", "bias"] if mamba => Some(("lm_head.bias".into(), Map::Zero)),
         ["decoder", p @ ("weight" | "bias")] => linear(layout.decoder(), p),
         ["norm", "Layer", p] if layout == Layout::S4Sequence => norm("model.norm.norm", p),
-        ["layers", i, "norm", "Layer", p] => norm(&layout.block_norm(i), p),
+        ["norm", "Rms", p] if mamba => norm("backbone.norm_f", p),
+        ["layers", i, "norm", "Layer", p] if !mamba => norm(&layout.block_norm(i), p),
+        ["layers", i, "norm", "Rms", p] if mamba => norm(&layout.block_norm(i), p),
         ["layers", i, "layer", variant, rest @ ..] => {
             let block: usize = i.parse().ok()?;
             crate::model::Layer::torch_key(variant, layout, &layout.layer(i), block, rest)
@@ -254,5 +271,20 @@ mod tests {
         }
         assert!("tanh".parse::<DtTransform>().unwrap_err().contains("tanh"));
         assert!("s4".parse::<Layout>().unwrap_err().contains("s4-example"));
+    }
+
+    #[test]
+    fn mamba_lm_head_model_names() {
+        let name = |p: &str| torch_name(Layout::Mamba, p);
+        let (k, m) = name("layers.2.layer.Mamba.in_proj.weight").unwrap();
+        assert_eq!((k.as_str(), m.torch_shape(&[8, 32])), ("backbone.layers.2.mixer.in_proj.weight", vec![32, 8]));
+        assert_eq!(name("layers.0.layer.Mamba.A_log").unwrap(), ("backbone.layers.0.mixer.A_log".into(), Map::Same));
+        assert_eq!(name("layers.1.norm.Rms.gamma").unwrap().0, "backbone.layers.1.norm.weight");
+        assert_eq!(name("norm.Rms.gamma").unwrap().0, "backbone.norm_f.weight");
+        assert_eq!(name("embedding.weight").unwrap().0, "backbone.embedding.weight");
+        assert_eq!(name("decoder.weight").unwrap(), ("lm_head.weight".into(), Map::Transpose));
+        assert_eq!(name("decoder.bias").unwrap().1, Map::Zero);
+        assert_eq!(name("encoder.weight"), None, "MixerModel embeds tokens only");
+        assert_eq!(name("layers.0.norm.Layer.gamma"), None);
     }
 }

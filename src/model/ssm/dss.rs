@@ -115,6 +115,7 @@ impl LayerOptions for DssConfig {
             return bad("channels", "must be at least 1".into());
         }
         hyper::check(path, DSS_KINDS, &self.lr, &self.wd)?;
+        super::check_sizes(path, self.d_state, self.channels)?;
         super::check_common(path, self.dt_min, self.dt_max, self.dropout)
     }
 

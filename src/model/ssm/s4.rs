@@ -207,6 +207,10 @@ impl LayerOptions for S4Config {
             );
         }
         hyper::check(path, self.kinds(), &self.lr, &self.wd)?;
+        super::check_sizes(path, self.d_state, self.channels)?;
+        if self.liquid_kernel.is_some() {
+            crate::config::check::at_most(&format!("{path}.liquid_degree"), self.liquid_degree, 16)?;
+        }
         if self.rank != 1 {
             return bad("rank", format!("only rank 1 is implemented, got {}", self.rank));
         }

@@ -128,6 +128,7 @@ impl LayerOptions for S4dConfig {
             return bad("real_transform", "`sigmoid` keeps -Re A below 1, but init `real` starts at 1, 2, …".into());
         }
         hyper::check(path, S4D_KINDS, &self.lr, &self.wd)?;
+        super::check_sizes(path, self.d_state, 1)?;
         super::check_common(path, self.dt_min, self.dt_max, self.dropout)
     }
 

@@ -1,0 +1,67 @@
+//! `rnn`: `torch.nn.RNN`, the Elman network, as a sequence layer:
+//! `h_t = act(W_ih·x_t + b_ih + W_hh·h_{t-1} + b_hh)` with `act` tanh or ReLU.
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::cell::{CellKind, Nonlinearity};
+use super::stack::{Recurrent, StackOptions};
+use crate::config::ConfigError;
+use crate::model::LayerOptions;
+
+/// Options of the `rnn` layer (`model.layer`); the defaults are `torch.nn.RNN`'s with
+/// `hidden_size` the model width.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RnnConfig {
+    /// `tanh` or `relu`.
+    pub nonlinearity: Nonlinearity,
+    /// Stacked layers.
+    pub num_layers: usize,
+    /// A reverse direction per layer (no step mode then); each direction gets H/2 units.
+    pub bidirectional: bool,
+    /// Dropout on the outputs of every layer but the last.
+    pub dropout: f64,
+    /// Units per direction (null: H, or H/2 when bidirectional); a linear layer maps other
+    /// widths back to H.
+    pub hidden_size: Option<usize>,
+}
+
+impl Default for RnnConfig {
+    fn default() -> Self {
+        Self { nonlinearity: Nonlinearity::Tanh, num_layers: 1, bidirectional: false, dropout: 0.0, hidden_size: None }
+    }
+}
+
+/// A built `rnn` layer.
+pub type Rnn = Recurrent;
+
+impl RnnConfig {
+    fn stack(&self) -> StackOptions {
+        StackOptions {
+            num_layers: self.num_layers,
+            bidirectional: self.bidirectional,
+            dropout: self.dropout,
+            hidden_size: self.hidden_size,
+        }
+    }
+}
+
+impl LayerOptions for RnnConfig {
+    type Layer = Rnn;
+
+    /// Checks ranges, naming `{path}.{key}`.
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        self.stack().validate(path)
+    }
+
+    /// Checks the options against the model width `h`.
+    fn check_width(&self, path: &str, h: usize) -> Result<(), ConfigError> {
+        self.stack().check_width(path, h)
+    }
+
+    /// Builds the layer for width `h`.
+    fn init(&self, h: usize, device: &Device) -> Rnn {
+        self.stack().init(CellKind::Rnn(self.nonlinearity), h, device)
+    }
+}

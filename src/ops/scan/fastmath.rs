@@ -1,0 +1,94 @@
+//! Branch-free f32 approximations of the scan's transcendental functions: loops over them
+//! vectorize (libm's `expf` and `log1pf` are calls), and they are accurate to a few f32 ulps.
+
+/// `softplus(x) = log(1 + eˣ)` as `max(x, 0) + log1p(e^{-|x|})` (no overflow; equal to
+/// `torch.nn.functional.softplus`, which is linear above 20, to f32 precision).
+#[inline(always)]
+pub fn softplus(x: f32) -> f32 {
+    x.max(0.0) + log1p_unit(exp_approx(-x.abs()))
+}
+
+/// `1/(1 + e^{-x})`.
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp_approx(-x))
+}
+
+/// `log(1 + t)` for `t` in [0, 1], branch-free: `2·atanh(s)` with `s = t/(2 + t) ≤ 1/3`, whose
+/// odd series is below f32 resolution after the `s¹⁵` term.
+#[inline(always)]
+fn log1p_unit(t: f32) -> f32 {
+    let s = t / (2.0 + t);
+    let s2 = s * s;
+    let mut p = 1.0 / 15.0;
+    for k in [13.0f32, 11.0, 9.0, 7.0, 5.0, 3.0, 1.0] {
+        p = p * s2 + 1.0 / k;
+    }
+    2.0 * s * p
+}
+
+/// `eˣ` to about 1.5e-7 relative, branch-free so loops over it vectorize (Cephes' `expf`
+/// polynomial; rounding and the power of two by float bit tricks that need no SSE4.1).
+/// Arguments below -87 give about 1e-38 instead of a denormal or 0.
+#[inline(always)]
+pub fn exp_approx(x: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer in the low bits
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * std::f32::consts::LOG2_E + MAGIC;
+    let k = t - MAGIC;
+    let ki = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+    let r = x - k * 0.693_359_4 - k * -2.121_944_4e-4; // x - k·ln 2 in two parts
+    let p = 1.987_569_1e-4;
+    let p = p * r + 1.398_2e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    y * f32::from_bits(((ki + 127) << 23) as u32)
+}
+
+/// `Σ a·b` with eight partial sums (vectorizes; f32 addition is not reassociated otherwise).
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s = acc.iter().sum::<f32>();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_approx_is_close_to_exp() {
+        for i in -8700..8800 {
+            let x = i as f32 * 0.01;
+            let (a, b) = (exp_approx(x) as f64, (x as f64).exp());
+            assert!((a - b).abs() <= 3e-7 * b, "exp({x}): {a} vs {b}");
+        }
+        assert!(exp_approx(-1e4) < 1e-37 && exp_approx(-1e4) >= 0.0);
+    }
+
+    #[test]
+    fn softplus_and_sigmoid_are_close_to_f64() {
+        for i in -4000..4000 {
+            let x = i as f32 * 0.01;
+            let xf = x as f64;
+            let sp = if xf > 20.0 { xf } else { xf.exp().ln_1p() };
+            assert!((softplus(x) as f64 - sp).abs() <= 4e-7 * sp.max(1e-30), "softplus({x})");
+            let sg = 1.0 / (1.0 + (-xf).exp());
+            assert!((sigmoid(x) as f64 - sg).abs() <= 4e-7 * sg.max(1e-30), "sigmoid({x})");
+        }
+    }
+}
