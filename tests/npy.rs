@@ -10,7 +10,7 @@ use wavessm::data::{DataConfig, DataError, DataModule, Targets};
 /// A raw `.npy` v1.0 file with `header` (padded as NumPy pads it) and `payload`.
 fn raw(path: &Path, header: &str, payload: &[u8]) {
     let mut h = header.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');

@@ -88,7 +88,7 @@ pub fn run(cmd: &WeightsCommand) -> Result<()> {
         WeightsCommand::Export(a) => {
             let (_, _, model) = load_for_eval(&a.ckpt, &a.config, 1.0)?;
             let model = sequence_only(&model)?;
-            let (keys, left_out) = weights::export(&model, &a.out, a.layout, a.dt_transform, a.partial)?;
+            let (keys, left_out) = weights::export(model, &a.out, a.layout, a.dt_transform, a.partial)?;
             println!("wrote {} tensors under layout {} to {}", keys.len(), a.layout, a.out.display());
             if !left_out.is_empty() {
                 println!("left out (no key in {}): {}", a.layout, left_out.join(", "));

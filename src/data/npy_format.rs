@@ -252,7 +252,7 @@ pub fn write_npy_f32(path: &Path, shape: &[usize], values: &[f32]) -> std::io::R
     let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {tuple}, }}");
     // Pad so that the payload starts on a 64-byte boundary, ending the header with '\n'.
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

@@ -82,6 +82,8 @@ macro_rules! models {
         }
 
         /// A whole model: the sequence backbone or a registered classifier.
+        // One model is held per run, so boxing the larger variant would buy nothing.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone)]
         pub enum Model {
             /// The residual backbone (`model._name_: sequence`, the default).
