@@ -42,9 +42,12 @@ pub struct ExperimentConfig {
     pub scheduler: Named,
     /// Loop length, accumulation, clipping, checkpoint selection.
     pub trainer: TrainerConfig,
-    /// Where runs are written.
+    /// Where runs are written and which loggers follow them.
     #[serde(default)]
     pub logger: LoggerConfig,
+    /// The seeds' W&B keys: run metadata (TensorBoard and MLflow tags; upload with `wandb sync`).
+    #[serde(default)]
+    pub wandb: Option<crate::train::callbacks::wandb::WandbConfig>,
     /// Which checkpoints are kept.
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
@@ -105,6 +108,7 @@ impl ExperimentConfig {
         self.loader.validate()?;
         self.optimizer.validate()?;
         self.trainer.validate()?;
+        self.logger.validate()?;
         self.checkpoint.validate()?;
         if let Some(s) = &self.search {
             s.validate()?;

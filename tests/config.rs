@@ -251,7 +251,9 @@ fn seed_readme_command_lines_run_unchanged() {
     let c = resolve(&["pipeline=mnist", "dataset.permute=False"]).unwrap();
     assert_eq!((c.data.name.as_str(), &c.data.options["permute"]), ("smnist", &false.into()));
     assert_eq!(c.model.d_model, 256, "the reference's model defaults come with the pipeline");
-    assert!(err(&["wandb.project=s4"]).contains("no wandb logger"));
+    let c = resolve(&["wandb.project=s4", "wandb.tags=[lra,dss]", "wandb.entity=lab"]).unwrap();
+    let w = c.wandb.expect("wandb keys are run metadata");
+    assert_eq!((w.project.as_deref(), w.tags.len(), w.entity.as_deref()), (Some("s4"), 2, Some("lab")));
 
     // A -c file may pick the experiment or the pipeline as well.
     let dir = tempfile::tempdir().unwrap();
@@ -275,4 +277,50 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn loggers_are_chosen_as_a_list_of_the_logger_group() {
+    // Default: csv + tensorboard.
+    let c = resolve(&[]).unwrap();
+    assert!(c.logger.tensorboard.is_some() && c.logger.mlflow.is_none());
+    assert_eq!(c.logger.save_dir, PathBuf::from("runs"));
+    // Each selected file adds its key; metrics.csv (and save_dir) stay with mlflow alone.
+    let c = resolve(&["logger=[csv,mlflow]", "logger.mlflow.tracking_uri=http://127.0.0.1:9"]).unwrap();
+    assert!(c.logger.mlflow.is_some() && c.logger.tensorboard.is_none());
+    let c = resolve(&["logger=mlflow", "logger.save_dir=out"]).unwrap();
+    assert!(c.logger.mlflow.is_some() && c.logger.tensorboard.is_none());
+    assert_eq!(c.logger.save_dir, PathBuf::from("out"));
+    assert!(c.to_yaml().contains("csv: {}"), "{}", c.to_yaml());
+    let c = resolve(&["logger=[tensorboard]", "logger.tensorboard.log_every_n_epochs=5"]).unwrap();
+    assert_eq!(c.logger.tensorboard.unwrap().log_every_n_epochs, Some(5));
+    let c = resolve(&["logger=null"]).unwrap();
+    assert!(c.logger.tensorboard.is_none() && c.logger.mlflow.is_none());
+
+    // Unknown options and keys name the closest valid one.
+    let e = err(&["logger=[csv,tensorbord]"]);
+    assert!(e.contains("did you mean `tensorboard`"), "{e}");
+    let e = err(&["logger.tensorboard.log_every=2"]);
+    assert!(e.contains("logger.tensorboard.log_every") && e.contains("log_every_n_epochs"), "{e}");
+    let e = err(&["logger.tensorbord.x=1"]);
+    assert!(e.contains("did you mean `tensorboard`"), "{e}");
+    let e = err(&["logger.tensorboard.log_every_n_epochs=0"]);
+    assert!(e.contains("`logger.tensorboard.log_every_n_epochs`"), "{e}");
+    let e = err(&["logger=mlflow", "logger.mlflow.tracking_uri=/tmp/mlruns"]);
+    assert!(e.contains("`logger.mlflow.tracking_uri`") && e.contains("http"), "{e}");
+    let e = err(&["logger=[csv,{a: 1}]"]);
+    assert!(e.contains("config group"), "{e}");
+    let e = err(&["experiment=[smnist/s4d,smnist/s4d]"]);
+    assert!(e.contains("takes one option"), "{e}");
+}
+
+#[test]
+fn wandb_keys_are_metadata_and_null_switches_them_off() {
+    for off in [&["wandb.project=a", "wandb=null"][..], &["wandb.project=a", "~wandb"], &["wandb.mode=disabled"]] {
+        assert!(resolve(off).unwrap().wandb.is_none(), "{off:?}");
+    }
+    let c = resolve(&["wandb.project=p", "wandb.group=g", "wandb.name=n"]).unwrap();
+    assert!(c.to_yaml().contains("project: p"), "written to config.yaml: {}", c.to_yaml());
+    let e = err(&["wandb.projet=p"]);
+    assert!(e.contains("`wandb.projet`") && e.contains("did you mean `project`"), "{e}");
 }

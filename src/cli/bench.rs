@@ -36,6 +36,9 @@ pub enum Case {
     Lstm,
     /// One GRU layer, forward + backward, B=16 H=128 L=1024.
     Gru,
+    /// Autoregressive generation, tokens/s, per layer kind with a step mode: a 4-layer d=256
+    /// token model, batch 1, 64-token prompt, 256 new tokens.
+    Generate,
     /// Loader samples/s (prepared shards) against the configured model's training samples/s;
     /// takes config overrides (`wavessm bench data data=sc10 data.path=…`).
     Data,
@@ -57,7 +60,8 @@ pub struct BenchArgs {
     pub config: super::ConfigArgs,
 }
 
-fn median_ms(steps: usize, verbose: bool, mut f: impl FnMut()) -> f64 {
+/// Median wall time of `steps` runs of `f` after one warm-up, in ms.
+pub(super) fn median_ms(steps: usize, verbose: bool, mut f: impl FnMut()) -> f64 {
     f();
     let mut ts: Vec<f64> = (0..steps.max(1))
         .map(|_| {
@@ -78,6 +82,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let c = &a.config;
     if matches!(a.case, Case::Data) {
         return super::bench_data::run(a);
+    }
+    if matches!(a.case, Case::Generate) {
+        return super::bench_generate::run(a);
     }
     if !(c.overrides.is_empty() && c.config.is_empty() && c.config_dir.is_empty()) {
         anyhow::bail!("config overrides apply to `bench data` only; the other cases have fixed shapes");
@@ -156,7 +163,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             });
             (name, ms, b * l)
         }
-        Case::Data => unreachable!("handled above"),
+        Case::Data | Case::Generate => unreachable!("handled above"),
         Case::Step => {
             let (h, n2, l) = (128, 32, 1024);
             let rng_vals = |scale: f64, shift: f64| -> Vec<f64> {

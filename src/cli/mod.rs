@@ -3,6 +3,7 @@
 pub mod args;
 pub mod bench;
 pub mod bench_data;
+pub mod bench_generate;
 pub mod commands;
 pub mod generate;
 pub mod plot;

@@ -1,7 +1,7 @@
 //! The command-line vocabulary of state-spaces/s4 and its forks (the seeds' `python -m train …`
 //! lines): keys that mean the same thing here are read as ours, with a note on stderr, so those
 //! command lines run unchanged (`wavessm fit wandb=null model=dss experiment=s4-lra-listops
-//! train.seed=0`).
+//! train.seed=0`). Their `wandb.*` keys are run metadata here (see the wandb callback).
 
 use super::ConfigError;
 
@@ -20,7 +20,7 @@ const RENAMES: &[(&str, &str)] = &[
 pub enum Translated {
     /// The token to use (unchanged, or renamed).
     Token(String),
-    /// Nothing to do here (`wandb=null`: there is no wandb logger to switch off).
+    /// Nothing to do here.
     Drop,
 }
 
@@ -32,20 +32,10 @@ pub fn translate(token: &str, note: &mut dyn FnMut(String)) -> Result<Translated
         Some((p, v)) => (p, Some(v)),
         None => (rest, None),
     };
-    if path == "wandb" || path.starts_with("wandb.") {
-        let off = prefix == "~"
-            || matches!(value.map(str::trim), Some("null" | "~" | "Null" | "NULL"))
-            || (path == "wandb.mode" && value == Some("disabled"));
-        if off {
-            note(format!("`{token}` ignored: wavessm has no wandb logger (metrics go to CSV under logger.save_dir)"));
-            return Ok(Translated::Drop);
-        }
-        return Err(ConfigError::Override {
-            token: token.into(),
-            why: "wavessm has no wandb logger; metrics are written as CSV under `logger.save_dir` \
-                  (`wandb=null` is accepted and ignored)"
-                .into(),
-        });
+    // W&B switched off, in the seeds' three spellings: no metadata.
+    if (path == "wandb" && prefix == "~") || (path == "wandb.mode" && value == Some("disabled")) {
+        note(format!("`{token}` read as `wandb=null`"));
+        return Ok(Translated::Token("wandb=null".into()));
     }
     if path == "trainer.resume_from_checkpoint" {
         return Err(ConfigError::Override {
@@ -96,14 +86,15 @@ mod tests {
     }
 
     #[test]
-    fn wandb_off_is_dropped_and_anything_else_is_an_error() {
-        for off in ["wandb=null", "~wandb", "wandb.mode=disabled"] {
+    fn wandb_off_is_null_and_its_keys_pass() {
+        for off in ["~wandb", "wandb.mode=disabled"] {
             let (r, notes) = tr(off);
-            assert_eq!(r.unwrap(), Translated::Drop, "{off}");
-            assert!(notes[0].contains("no wandb logger"), "{notes:?}");
+            assert_eq!(r.unwrap(), Translated::Token("wandb=null".into()), "{off}");
+            assert!(notes[0].contains("wandb=null"), "{notes:?}");
         }
-        let e = tr("wandb.project=s4").0.unwrap_err().to_string();
-        assert!(e.contains("wandb.project=s4") && e.contains("logger.save_dir"), "{e}");
+        for t in ["wandb=null", "wandb.project=s4", "+wandb.tags=[a,b]"] {
+            assert_eq!(tr(t).0.unwrap(), Translated::Token(t.into()));
+        }
         let e = tr("trainer.resume_from_checkpoint=/a/last.ckpt").0.unwrap_err().to_string();
         assert!(e.contains("--resume"), "{e}");
     }

@@ -1,5 +1,6 @@
 //! Hydra-style composition: a root `config.yaml` whose `defaults:` list picks one option per
-//! config group (`model: s4d` loads `configs/model/s4d.yaml` under the key `model`), experiment
+//! config group (`model: s4d` loads `configs/model/s4d.yaml` under the key `model`), or several
+//! merged in order (`logger: [csv, tensorboard]`, `logger=[csv,mlflow]`), experiment
 //! files that re-select groups with `override /group: option`, LightningCLI `-c FILE`s merged on
 //! top, then key overrides applied in command-line order. A `pipeline` (data, task, schedule and
 //! training settings of one benchmark, as in state-spaces/s4) is an overlay applied before the
@@ -19,8 +20,8 @@ const OVERLAY_GROUPS: &[&str] = &["pipeline", "experiment"];
 /// One command-line item after classification.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
-    /// `group=option` (`option = None` for `group=null`: drop the group).
-    Select { group: String, option: Option<String> },
+    /// `group=option` or `group=[a,b]` (merged in order); empty for `group=null`: drop the group.
+    Select { group: String, options: Vec<String> },
     /// A key override.
     Key(Override),
 }
@@ -41,16 +42,24 @@ fn classify_token(sources: &ConfigSources, token: &str) -> Result<Item, ConfigEr
         && !key.is_empty()
         && sources.is_group(key)
     {
-        return match super::overrides::parse_value(raw) {
-            Value::Null => Ok(Item::Select { group: key.into(), option: None }),
-            Value::String(s) => Ok(Item::Select { group: key.into(), option: Some(s) }),
-            _ => Err(ConfigError::Override {
-                token: token.into(),
-                why: format!("`{key}` is a config group: choose one of {}", sources.options(key).join(", ")),
-            }),
+        let bad = || ConfigError::Override {
+            token: token.into(),
+            why: format!("`{key}` is a config group: choose one of {} (or a list)", sources.options(key).join(", ")),
         };
+        let options = option_list(super::overrides::parse_value(raw)).ok_or_else(bad)?;
+        return Ok(Item::Select { group: key.into(), options });
     }
     Ok(Item::Key(Override::parse_hydra(token)?))
+}
+
+/// The options a group value names: null → none, a name → one, a list of names → each.
+fn option_list(v: Value) -> Option<Vec<String>> {
+    match v {
+        Value::Null => Some(vec![]),
+        Value::String(s) => Some(vec![s]),
+        Value::Sequence(items) => items.into_iter().map(|i| i.as_str().map(str::to_string)).collect(),
+        _ => None,
+    }
 }
 
 /// A parsed config file: its `defaults:` entries, its body, and where the body goes.
@@ -64,10 +73,11 @@ struct Parsed {
 #[derive(Debug, Clone)]
 enum Default {
     SelfMarker,
-    /// `group: option` (`override /group: option` alike); `absolute` for `/group`.
+    /// `group: option` or `group: [a, b]` (`override /group: …` alike; empty for null);
+    /// `absolute` for `/group`.
     Group {
         group: String,
-        option: Option<String>,
+        options: Vec<String>,
         absolute: bool,
     },
 }
@@ -100,17 +110,11 @@ fn parse_file(file: &ConfigFile) -> Result<Parsed, ConfigError> {
                         Some(g) => (true, g),
                         None => (false, key),
                     };
-                    let option = match v {
-                        Value::Null => None,
-                        Value::String(s) => Some(s),
-                        other => {
-                            return Err(err(format!(
-                                "`defaults` entry `{key}` must name an option, got {}",
-                                super::inline_yaml(&other)
-                            )));
-                        }
-                    };
-                    Default::Group { group: group.to_string(), option, absolute }
+                    let shown = super::inline_yaml(&v);
+                    let options = option_list(v).ok_or_else(|| {
+                        err(format!("`defaults` entry `{key}` must name an option or a list of them, got {shown}"))
+                    })?;
+                    Default::Group { group: group.to_string(), options, absolute }
                 }
                 other => return Err(err(format!("unsupported `defaults` entry {}", super::inline_yaml(&other)))),
             });
@@ -157,33 +161,32 @@ pub fn compose_files(sources: &ConfigSources, files: &[ConfigFile], items: &[Ite
     // 1. Which option each group uses: root defaults, then experiment/-c file defaults,
     //    with command-line selections winning over both.
     let mut order: Vec<String> = Vec::new();
-    let mut chosen: std::collections::HashMap<String, Option<String>> = std::collections::HashMap::new();
+    let mut chosen: Chosen = std::collections::HashMap::new();
     let mut self_at = None;
     for d in &root.defaults {
         match d {
             Default::SelfMarker => self_at = Some(order.len()),
-            Default::Group { group, option, .. } => {
+            Default::Group { group, options, .. } => {
                 order.push(group.clone());
-                chosen.insert(group.clone(), option.clone());
+                chosen.insert(group.clone(), options.clone());
             }
         }
     }
-    let cli: std::collections::HashMap<&str, &Option<String>> = items
+    let cli: Cli = items
         .iter()
         .filter_map(|i| match i {
-            Item::Select { group, option } => Some((group.as_str(), option)),
+            Item::Select { group, options } => Some((group.as_str(), options)),
             Item::Key(_) => None,
         })
         .collect();
-    type Chosen = std::collections::HashMap<String, Option<String>>;
-    let select = |group: &str, option: Option<String>, from_cli: bool, order: &mut Vec<String>, chosen: &mut Chosen| {
+    let select = |group: &str, options: Vec<String>, from_cli: bool, order: &mut Vec<String>, chosen: &mut Chosen| {
         if !from_cli && cli.contains_key(group) {
             return;
         }
         if !order.iter().any(|g| g == group) {
             order.push(group.to_string());
         }
-        chosen.insert(group.to_string(), option);
+        chosen.insert(group.to_string(), options);
     };
     for (g, o) in &cli {
         select(g, (*o).clone(), true, &mut order, &mut chosen);
@@ -198,21 +201,21 @@ pub fn compose_files(sources: &ConfigSources, files: &[ConfigFile], items: &[Ite
         p.global = true;
         files_parsed.push(p);
     }
-    let pick = |group: &str, parsed: &[&Parsed]| -> Option<Option<String>> {
+    let pick = |group: &str, parsed: &[&Parsed]| -> Option<Vec<String>> {
         match cli.get(group) {
             Some(o) => Some((*o).clone()),
             None => parsed.iter().rev().find_map(|p| default_option(p, group)),
         }
     };
     let file_refs: Vec<&Parsed> = files_parsed.iter().collect();
-    let experiment = match pick("experiment", &file_refs).unwrap_or_else(|| chosen.get("experiment").cloned().flatten())
-    {
-        Some(exp) => Some(parse_file(&read_option(sources, "experiment", &exp)?)?),
-        None => None,
-    };
+    let experiment =
+        match single("experiment", pick("experiment", &file_refs).or_else(|| chosen.get("experiment").cloned()))? {
+            Some(exp) => Some(parse_file(&read_option(sources, "experiment", &exp)?)?),
+            None => None,
+        };
     let mut with_exp: Vec<&Parsed> = experiment.iter().collect();
     with_exp.extend(file_refs);
-    let pipeline = pick("pipeline", &with_exp).unwrap_or_else(|| chosen.get("pipeline").cloned().flatten());
+    let pipeline = single("pipeline", pick("pipeline", &with_exp).or_else(|| chosen.get("pipeline").cloned()))?;
     let mut overlays = Vec::new();
     if let Some(p) = pipeline {
         overlays.push(parse_file(&read_option(sources, "pipeline", &p)?)?);
@@ -221,8 +224,8 @@ pub fn compose_files(sources: &ConfigSources, files: &[ConfigFile], items: &[Ite
     overlays.extend(files_parsed);
     for o in &overlays {
         for d in &o.defaults {
-            if let Default::Group { group, option, .. } = d {
-                select(group, option.clone(), false, &mut order, &mut chosen);
+            if let Default::Group { group, options, .. } = d {
+                select(group, options.clone(), false, &mut order, &mut chosen);
             }
         }
     }
@@ -237,7 +240,7 @@ pub fn compose_files(sources: &ConfigSources, files: &[ConfigFile], items: &[Ite
         if OVERLAY_GROUPS.contains(&group.as_str()) {
             continue;
         }
-        if let Some(Some(option)) = chosen.get(group) {
+        for option in chosen.get(group).into_iter().flatten() {
             load_group(sources, group, option, &cli, &mut tree, 0)?;
         }
     }
@@ -249,7 +252,7 @@ pub fn compose_files(sources: &ConfigSources, files: &[ConfigFile], items: &[Ite
     }
     // Groups set to null on the command line drop their section.
     for (g, o) in &cli {
-        if o.is_none()
+        if o.is_empty()
             && let Some(m) = tree.as_mapping_mut()
         {
             m.remove(g.replace('/', ".").as_str());
@@ -265,12 +268,30 @@ pub fn compose_files(sources: &ConfigSources, files: &[ConfigFile], items: &[Ite
     Ok(tree)
 }
 
-/// The option a file's `defaults:` picks for `group`, if it names it (`Some(None)`: null).
-fn default_option(p: &Parsed, group: &str) -> Option<Option<String>> {
+/// Which options each group uses (empty: none).
+type Chosen = std::collections::HashMap<String, Vec<String>>;
+/// The command line's group selections.
+type Cli<'a> = std::collections::HashMap<&'a str, &'a Vec<String>>;
+
+/// The options a file's `defaults:` picks for `group`, if it names it (empty: null).
+fn default_option(p: &Parsed, group: &str) -> Option<Vec<String>> {
     p.defaults.iter().rev().find_map(|d| match d {
-        Default::Group { group: g, option, .. } if g == group => Some(option.clone()),
+        Default::Group { group: g, options, .. } if g == group => Some(options.clone()),
         _ => None,
     })
+}
+
+/// The one option of an overlay group (`experiment`, `pipeline`), which cannot be a list.
+fn single(group: &str, options: Option<Vec<String>>) -> Result<Option<String>, ConfigError> {
+    match options.unwrap_or_default().as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one.clone())),
+        many => Err(ConfigError::Group {
+            group: group.into(),
+            option: format!("[{}]", many.join(",")),
+            msg: format!("`{group}` takes one option, not a list"),
+        }),
+    }
 }
 
 /// Loads `group/option.yaml` (and its own nested defaults) into `tree` at its package.
@@ -278,7 +299,7 @@ fn load_group(
     sources: &ConfigSources,
     group: &str,
     option: &str,
-    cli: &std::collections::HashMap<&str, &Option<String>>,
+    cli: &Cli,
     tree: &mut Value,
     depth: usize,
 ) -> Result<(), ConfigError> {
@@ -298,15 +319,12 @@ fn load_group(
                 merge(&mut sub, parsed.body.clone());
                 body_done = true;
             }
-            Default::Group { group: g, option: o, absolute, .. } => {
+            Default::Group { group: g, options, absolute, .. } => {
                 let full = if *absolute { g.clone() } else { format!("{group}/{g}") };
-                let o = match cli.get(full.as_str()) {
-                    Some(c) => (*c).clone(),
-                    None => o.clone(),
-                };
-                if let Some(o) = o {
+                let chosen = cli.get(full.as_str()).copied().unwrap_or(options);
+                for o in chosen {
                     // Nested groups land at their own package, relative to the root.
-                    load_group(sources, &full, &o, cli, tree, depth + 1)?;
+                    load_group(sources, &full, o, cli, tree, depth + 1)?;
                 }
             }
         }

@@ -1,6 +1,11 @@
 //! Callbacks of the trainer: every epoch's metrics go to `metrics.csv` and then to each
 //! registered callback (early stopping, loggers). Adding one is a file in `callbacks/` plus its
 //! line in [`REGISTRY`].
+//!
+//! The hooks, in order: `on_fit_start` (config, run folder, model size), `on_train_step` (every
+//! `trainer.log_every_n_steps` steps), `on_epoch_end` (metrics, learning rates, throughput, the
+//! model), `on_image` (a PNG figure, whenever one is made), `on_fit_end` (finished, stopped or
+//! failed, with the test metrics).
 
 use std::collections::BTreeMap;
 
@@ -11,12 +16,32 @@ use super::checkpoint::TrainerState;
 use super::optim::GroupPlan;
 use super::run::{MetricsCsv, RunDir};
 use crate::experiment::ExperimentConfig;
+use crate::model::SequenceModel;
 
 /// Builds a callback from the config, or `None` when the config does not ask for it.
 pub type Constructor = fn(&ExperimentConfig) -> Result<Option<Box<dyn Callback>>>;
 
 /// The callbacks, one line each.
-pub const REGISTRY: &[Constructor] = &[callbacks::early_stopping::EarlyStopping::from_config];
+pub const REGISTRY: &[Constructor] = &[
+    callbacks::early_stopping::EarlyStopping::from_config,
+    callbacks::tensorboard::TensorBoard::from_config,
+    callbacks::mlflow::Mlflow::from_config,
+    callbacks::wandb::WandbHint::from_config,
+];
+
+/// What a fit starts with.
+pub struct FitStart<'a> {
+    /// The resolved config.
+    pub cfg: &'a ExperimentConfig,
+    /// The run folder.
+    pub run: &'a RunDir,
+    /// Number of model parameters (scalars).
+    pub num_params: usize,
+    /// Optimizer steps already done (0 unless resumed).
+    pub step: usize,
+    /// Whether the fit resumes a run from its checkpoint.
+    pub resumed: bool,
+}
 
 /// What an epoch ended with.
 pub struct EpochEnd<'a> {
@@ -26,12 +51,40 @@ pub struct EpochEnd<'a> {
     pub epoch: usize,
     /// Its training metrics (`train/…`).
     pub train: &'a BTreeMap<String, f64>,
-    /// Its validation metrics (`val/…`).
+    /// Its validation metrics (`val/…`; empty on epochs without validation,
+    /// `trainer.check_val_every_n_epoch`).
     pub val: &'a BTreeMap<String, f64>,
     /// The learning rate of each optimizer group.
     pub lrs: &'a [f64],
     /// The optimizer groups.
     pub groups: &'a [GroupPlan],
+    /// Training throughput of the epoch.
+    pub samples_per_sec: f64,
+    /// The model after the epoch (for parameter histograms).
+    pub model: &'a SequenceModel,
+}
+
+/// How a fit ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FitStatus {
+    /// Every epoch ran, or early stopping ended it.
+    Finished,
+    /// A signal or a step/epoch limit of the caller stopped it; it can be resumed.
+    Stopped,
+    /// An error ended it.
+    Failed,
+}
+
+/// What a fit ended with.
+pub struct FitEnd<'a> {
+    /// The run folder.
+    pub run: &'a RunDir,
+    /// The trainer's state at the end.
+    pub state: &'a TrainerState,
+    /// The test metrics, if the best checkpoint was tested.
+    pub test: Option<&'a BTreeMap<String, f64>>,
+    /// How it ended.
+    pub status: FitStatus,
 }
 
 /// Something that follows training.
@@ -39,7 +92,12 @@ pub trait Callback {
     /// Key of the callback's state in checkpoints.
     fn name(&self) -> &'static str;
 
-    /// After each optimizer step.
+    /// Before the first step (also when resuming).
+    fn on_fit_start(&mut self, _start: &FitStart) -> Result<()> {
+        Ok(())
+    }
+
+    /// Every `trainer.log_every_n_steps` optimizer steps.
     fn on_train_step(&mut self, _step: usize, _epoch: usize, _loss: f64, _grad_norm: f64) -> Result<()> {
         Ok(())
     }
@@ -50,13 +108,13 @@ pub trait Callback {
         Ok(false)
     }
 
-    /// When the fit ends (finished or stopped), with the test metrics if tested.
-    fn on_fit_end(
-        &mut self,
-        _run: &RunDir,
-        _state: &TrainerState,
-        _test: Option<&BTreeMap<String, f64>>,
-    ) -> Result<()> {
+    /// A figure (PNG bytes) to log under `tag` at `step`.
+    fn on_image(&mut self, _tag: &str, _png: &[u8], _step: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// When the fit ends (finished, stopped or failed).
+    fn on_fit_end(&mut self, _end: &FitEnd) -> Result<()> {
         Ok(())
     }
 }
@@ -77,6 +135,14 @@ impl Callbacks {
         Ok(Self { list, log_every: cfg.trainer.log_every_n_steps.max(1) })
     }
 
+    /// Tells every callback that the fit starts.
+    pub fn on_fit_start(&mut self, start: &FitStart) -> Result<()> {
+        for c in &mut self.list {
+            c.on_fit_start(start)?;
+        }
+        Ok(())
+    }
+
     /// Logs the step's loss and gradient norm every `log_every_n_steps`.
     pub fn on_train_step(
         &mut self,
@@ -90,9 +156,9 @@ impl Callbacks {
             csv.row(step, epoch, "train", "loss_step", loss)?;
             csv.row(step, epoch, "train", "grad_norm", norm)?;
             csv.flush()?;
-        }
-        for c in &mut self.list {
-            c.on_train_step(step, epoch, loss, norm)?;
+            for c in &mut self.list {
+                c.on_train_step(step, epoch, loss, norm)?;
+            }
         }
         Ok(())
     }
@@ -105,9 +171,6 @@ impl Callbacks {
             csv.row(end.step, end.epoch, "train", &format!("lr/{}", g.name), *lr)?;
         }
         csv.flush()?;
-        if end.val.is_empty() {
-            return Ok(false); // an epoch without validation (`check_val_every_n_epoch`)
-        }
         let mut stop = false;
         for c in &mut self.list {
             let slot = state.callbacks.entry(c.name().to_string()).or_insert(serde_json::Value::Null);
@@ -116,16 +179,22 @@ impl Callbacks {
         Ok(stop)
     }
 
-    /// Tells every callback that the fit ended.
-    pub fn on_fit_end(
-        &mut self,
-        run: &RunDir,
-        state: &TrainerState,
-        test: Option<&BTreeMap<String, f64>>,
-    ) -> Result<()> {
+    /// Logs a figure (PNG bytes) with every callback that records images.
+    pub fn log_image(&mut self, tag: &str, png: &[u8], step: usize) -> Result<()> {
         for c in &mut self.list {
-            c.on_fit_end(run, state, test)?;
+            c.on_image(tag, png, step)?;
         }
         Ok(())
+    }
+
+    /// Tells every callback that the fit ended; each is told even if another one fails.
+    pub fn on_fit_end(&mut self, end: &FitEnd) -> Result<()> {
+        let mut first_err = None;
+        for c in &mut self.list {
+            if let Err(e) = c.on_fit_end(end) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
     }
 }

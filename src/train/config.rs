@@ -250,7 +250,9 @@ fn default_mode() -> Mode {
     Mode::Max
 }
 
-/// Where runs are written.
+/// Where runs are written and which loggers follow them. Each `configs/logger/<x>.yaml` adds
+/// its own key, so `logger=[csv,tensorboard,mlflow]` selects backends by the keys present;
+/// `metrics.csv` is the run's own record and is always written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoggerConfig {
@@ -260,7 +262,21 @@ pub struct LoggerConfig {
     /// Sub-folder name (default: the experiment `name`).
     #[serde(default)]
     pub name: Option<String>,
+    /// `metrics.csv` (always on; the key is accepted so `logger=csv` reads naturally).
+    #[serde(default)]
+    pub csv: CsvLoggerConfig,
+    /// TensorBoard event files under `<run>/tb/` (absent: off).
+    #[serde(default)]
+    pub tensorboard: Option<crate::train::callbacks::tensorboard::TensorBoardConfig>,
+    /// An MLflow tracking server (absent: off).
+    #[serde(default)]
+    pub mlflow: Option<crate::train::callbacks::mlflow::MlflowConfig>,
 }
+
+/// Options of the CSV log (none yet).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CsvLoggerConfig {}
 
 fn default_save_dir() -> PathBuf {
     PathBuf::from("runs")
@@ -268,7 +284,20 @@ fn default_save_dir() -> PathBuf {
 
 impl Default for LoggerConfig {
     fn default() -> Self {
-        Self { save_dir: default_save_dir(), name: None }
+        Self { save_dir: default_save_dir(), name: None, csv: CsvLoggerConfig {}, tensorboard: None, mlflow: None }
+    }
+}
+
+impl LoggerConfig {
+    /// Checks the backends' options, naming `logger.<key>`.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        if let Some(tb) = &self.tensorboard {
+            tb.validate("logger.tensorboard")?;
+        }
+        if let Some(m) = &self.mlflow {
+            m.validate("logger.mlflow")?;
+        }
+        Ok(())
     }
 }
 

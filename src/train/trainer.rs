@@ -17,7 +17,7 @@ use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Bytes, Device};
 
-use super::callback::{Callbacks, EpochEnd};
+use super::callback::{Callbacks, EpochEnd, FitEnd, FitStart, FitStatus};
 use super::checkpoint::{Checkpoint, TrainerState};
 use super::fit::{FitOptions, FitSummary, Setup, device_for, evaluate, format_metrics, load_model, outputs, prefixed};
 use super::nonfinite::{self, NonFinite};
@@ -57,6 +57,9 @@ pub struct Trainer<'a> {
     status: RunStatus,
     diverged: bool,
 }
+
+/// Whether a fit finished, its test metrics, and each epoch's training metrics.
+type Metrics = (bool, Option<BTreeMap<String, f64>>, Vec<BTreeMap<String, f64>>);
 
 /// How an epoch ended.
 enum EpochOutcome {
@@ -178,7 +181,8 @@ impl<'a> Trainer<'a> {
     }
 
     /// Trains until the epoch or step budget, an early stop or a signal; then tests the best
-    /// checkpoint if the run finished. `status.json` says how it ended.
+    /// checkpoint if the run finished. `status.json` says how it ended; so do the callbacks,
+    /// errors included.
     pub fn fit(mut self) -> Result<FitSummary> {
         let result = self.fit_inner();
         let (interrupted, diverged) = (self.interrupt.requested(), self.diverged);
@@ -201,6 +205,37 @@ impl<'a> Trainer<'a> {
     fn fit_inner(&mut self) -> Result<FitSummary> {
         let started = Instant::now();
         self.print_header();
+        let start = FitStart {
+            cfg: self.cfg,
+            run: &self.run,
+            num_params: self.model.num_params(),
+            step: self.state.step,
+            resumed: self.opts.resume.is_some(),
+        };
+        let outcome = self.callbacks.on_fit_start(&start).and_then(|()| self.train_and_test(started));
+        let (status, test) = match &outcome {
+            Ok((true, test, _)) => (FitStatus::Finished, test.as_ref()),
+            Ok((false, test, _)) => (FitStatus::Stopped, test.as_ref()),
+            Err(_) => (FitStatus::Failed, None),
+        };
+        let ended = self.callbacks.on_fit_end(&FitEnd { run: &self.run, state: &self.state, test, status });
+        let (finished, test, history) = outcome?;
+        ended?;
+        Ok(FitSummary {
+            run: self.run.root.clone(),
+            epochs: self.state.epoch,
+            steps: self.state.step,
+            best: self.state.best,
+            train_history: history,
+            val: self.state.metrics.clone(),
+            test,
+            finished,
+        })
+    }
+
+    /// The loop of [`Self::fit`]; returns whether the run finished, its test metrics and the
+    /// training metrics of each epoch.
+    fn train_and_test(&mut self, started: Instant) -> Result<Metrics> {
         let t = &self.cfg.trainer;
         let mut history = Vec::new();
         let mut stopped_early = self.state.stopped_early;
@@ -225,17 +260,7 @@ impl<'a> Trainer<'a> {
         let finished = self.state.epoch >= t.max_epochs || self.state.step >= self.total || stopped_early;
         let test = if finished && t.test_after_fit { self.test_best()? } else { None };
         self.print_footer(finished, &test, started);
-        self.callbacks.on_fit_end(&self.run, &self.state, test.as_ref())?;
-        Ok(FitSummary {
-            run: self.run.root.clone(),
-            epochs: self.state.epoch,
-            steps: self.state.step,
-            best: self.state.best,
-            train_history: history,
-            val: self.state.metrics.clone(),
-            test,
-            finished,
-        })
+        Ok((finished, test, history))
     }
 
     /// One epoch of optimizer steps from the state's position in it (a mid-epoch checkpoint
@@ -411,7 +436,16 @@ impl<'a> Trainer<'a> {
             self.state.metrics = val.clone();
         }
         let lrs = self.optim.lrs(self.state.step.saturating_sub(1), self.total);
-        let end = EpochEnd { step: self.state.step, epoch, train, val: &val, lrs: &lrs, groups: &self.optim.groups };
+        let end = EpochEnd {
+            step: self.state.step,
+            epoch,
+            train,
+            val: &val,
+            lrs: &lrs,
+            groups: &self.optim.groups,
+            samples_per_sec: rate,
+            model: &self.model,
+        };
         let stop = self.callbacks.on_epoch_end(&mut self.csv, &end, &mut self.state)?;
         self.state.stopped_early = stop;
         self.save_epoch(improved)?;

@@ -60,6 +60,9 @@ impl Callback for EarlyStopping {
     }
 
     fn on_epoch_end(&mut self, end: &EpochEnd, slot: &mut serde_json::Value) -> Result<bool> {
+        if end.val.is_empty() {
+            return Ok(false); // an epoch without validation counts neither way
+        }
         let mut st: State = serde_json::from_value(slot.clone()).unwrap_or_default();
         let v = *end.val.get(&self.monitor).ok_or_else(|| {
             anyhow::anyhow!("`trainer.early_stopping.monitor`: no validation metric `{}`", self.monitor)
