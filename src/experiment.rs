@@ -74,11 +74,14 @@ impl ExperimentConfig {
     /// Checks every registry choice and rewrites it with all its defaults filled in.
     pub fn canonicalize(&mut self) -> Result<(), ConfigError> {
         if self.name.is_empty() {
-            self.name = format!("{}-{}", self.data.name, self.model.layer.name);
+            self.name = format!("{}-{}", self.data.name, self.model.display_name());
         }
         let layer = crate::model::LayerConfig::from_named(&self.model.layer, "model.layer")?;
         layer.validate("model.layer")?;
         self.model.layer = layer.to_named();
+        if let Some(c) = self.model.classifier()? {
+            self.model.options = c.to_named().options;
+        }
         self.data = crate::data::DataSpec::from_named(&self.data, "data")?.to_named();
         let task = crate::task::TaskConfig::from_named(&self.task, "task")?;
         task.validate("task")?;

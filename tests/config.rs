@@ -143,7 +143,7 @@ fn unknown_registry_name_lists_the_valid_ones() {
     let e = err(&["data=cifar"]);
     assert!(
         e.contains("no config `data/cifar.yaml`")
-            && e.contains("available: aan, adding, associative_recall, copying, digits, imdb, induction_heads, listops, pathfinder128, pathfinder256, pathfinder32, pathfinder64, pathx, psmnist, sc10, sc35, scifar, selective_copying, smnist, text_folder, ucr, wikitext103"),
+            && e.contains("available: aan, adding, associative_recall, copying, digits, gw, imdb, induction_heads, listops, npy, pathfinder128, pathfinder256, pathfinder32, pathfinder64, pathx, psmnist, sc10, sc35, scifar, selective_copying, smnist, text_folder, ucr, wikitext103"),
         "{e}"
     );
     let e = err(&["experiment=smnist/s4"]);

@@ -338,18 +338,18 @@ fn shared_kernels_give_the_gradient_of_recomputed_ones() {
         let cfg = config(Path::new("unused"), &[layer, "model.d_model=8", "model.n_layers=2", "model.layer.d_state=8"]);
         let device = Device::flex().autodiff();
         device.seed(1);
-        let model = SequenceModel::new(&cfg.model, 1, 10, &device).unwrap();
+        let model = wavessm::model::Model::Sequence(SequenceModel::new(&cfg.model, 1, 10, &device).unwrap());
         let xs: Vec<Tensor<3>> =
             (0..3).map(|_| Tensor::<3>::random([2, 16, 1], Distribution::Normal(0.0, 1.0), &device)).collect();
-        let loss = |m: &SequenceModel, x: &Tensor<3>| m.forward(x.clone(), None).square().mean();
+        let loss = |m: &wavessm::model::Model, x: &Tensor<3>| m.forward(x.clone(), None).square().mean();
         // Recomputed: a full backward per micro-batch.
-        let mut plain = GradientsAccumulator::<SequenceModel>::new();
+        let mut plain = GradientsAccumulator::<wavessm::model::Model>::new();
         for x in &xs {
             plain.accumulate(&model, GradientsParams::from_grads(loss(&model, x).backward(), &model));
         }
         // Shared: kernels once, one backward through them at the end.
-        let mut acc = GradientsAccumulator::<SequenceModel>::new();
-        let mut shared = SharedKernels::new(&model, 16);
+        let mut acc = GradientsAccumulator::<wavessm::model::Model>::new();
+        let mut shared = SharedKernels::new(&model, 16).expect("a backbone");
         for x in &xs {
             let l = loss(shared.model(), x);
             acc.accumulate(&model, shared.backward(l));

@@ -123,7 +123,7 @@ pub(super) fn load_for_eval(
     ckpt: &Path,
     c: &ConfigArgs,
     rate: f64,
-) -> Result<(ExperimentConfig, Setup, crate::model::SequenceModel)> {
+) -> Result<(ExperimentConfig, Setup, crate::model::Model)> {
     if !(rate.is_finite() && rate > 0.0) {
         bail!("--rate must be a positive number, got {rate}");
     }

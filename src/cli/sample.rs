@@ -54,6 +54,9 @@ pub struct GenerateArgs {
 pub fn run(a: &GenerateArgs) -> Result<()> {
     check(a)?;
     let (cfg, setup, model) = load_for_eval(&a.ckpt, &a.config, 1.0)?;
+    let model = model.as_sequence().cloned().with_context(|| {
+        format!("{}: generate steps the sequence backbone; model `{}` has no step mode", a.ckpt.display(), model.kind())
+    })?;
     if cfg.task.name != "lm" {
         bail!(
             "{}: generate needs a language-model checkpoint (task lm); this one is task `{}`",

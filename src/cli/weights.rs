@@ -87,7 +87,8 @@ pub fn run(cmd: &WeightsCommand) -> Result<()> {
     match cmd {
         WeightsCommand::Export(a) => {
             let (_, _, model) = load_for_eval(&a.ckpt, &a.config, 1.0)?;
-            let (keys, left_out) = weights::export(&model, &a.out, a.layout, a.dt_transform, a.partial)?;
+            let model = sequence_only(&model)?;
+            let (keys, left_out) = weights::export(model, &a.out, a.layout, a.dt_transform, a.partial)?;
             println!("wrote {} tensors under layout {} to {}", keys.len(), a.layout, a.out.display());
             if !left_out.is_empty() {
                 println!("left out (no key in {}): {}", a.layout, left_out.join(", "));
@@ -96,6 +97,16 @@ pub fn run(cmd: &WeightsCommand) -> Result<()> {
         }
         WeightsCommand::Import(a) => import(a),
     }
+}
+
+/// The sequence backbone: PyTorch layouts exist for it only.
+fn sequence_only(model: &crate::model::Model) -> Result<&crate::model::SequenceModel> {
+    model.as_sequence().ok_or_else(|| {
+        anyhow::anyhow!(
+            "weights import/export has PyTorch layouts for the sequence backbone only, not `{}`",
+            model.kind()
+        )
+    })
 }
 
 fn import(a: &ImportArgs) -> Result<()> {
@@ -107,7 +118,7 @@ fn import(a: &ImportArgs) -> Result<()> {
     let setup = Setup::new(&cfg, device_for(cfg.trainer.device)?)?;
     let select = if a.ssm_only { Select::Ssm } else { Select::All };
     let opts = ImportOptions { layout: a.layout, dt_transform: a.dt_transform, select, partial: a.partial };
-    let (model, report) = weights::import(setup.model, &a.file, &opts)?;
+    let (model, report) = weights::import(sequence_only(&setup.model)?.clone(), &a.file, &opts)?;
     let optim = Optim::new(&cfg)?;
     let config_yaml = cfg.to_yaml();
     let state = TrainerState::fresh(optim.states.clone(), config_yaml.clone());

@@ -2,10 +2,12 @@
 
 pub mod aan;
 pub mod adding;
+pub mod augment;
 pub mod char_vocab;
 pub mod cifar;
 pub mod copying;
 pub mod digits;
+pub mod gw;
 pub mod idx;
 pub mod inputs;
 pub mod listops;
@@ -13,6 +15,8 @@ pub mod lm;
 pub mod loader;
 pub mod mfcc;
 pub mod mnist;
+pub mod npy;
+pub mod npy_format;
 pub mod pathfinder;
 mod pathfinder_draw;
 pub mod pathfinder_gen;
@@ -55,6 +59,8 @@ crate::registry! {
         "wikitext103" => Wikitext103(lm::LmTextConfig),
         "copying" => Copying(copying::CopyingConfig),
         "selective_copying" => SelectiveCopying(copying::CopyingConfig),
+        "npy" => Npy(npy::NpyConfig),
+        "gw" => Gw(gw::GwConfig),
     }
 }
 
@@ -88,6 +94,8 @@ impl DataConfig {
             DataConfig::Wikitext103(c) => lm::load(c),
             DataConfig::Copying(c) => copying::load(c, false),
             DataConfig::SelectiveCopying(c) => copying::load(c, true),
+            DataConfig::Npy(c) => npy::load(c),
+            DataConfig::Gw(c) => gw::load(c),
         }
     }
 }
@@ -359,16 +367,27 @@ impl SeqData {
 
     /// Builds the batch of sequences `idx` on `device`.
     pub fn batch(&self, idx: &[usize], device: &Device) -> Batch {
+        self.batch_with(idx, device, |_, _| {})
+    }
+
+    /// Builds the batch of sequences `idx` on `device`, after `augment` changed its inputs
+    /// (row-major [B, L, D]) and class labels ([B]; empty for other targets) on the host.
+    pub fn batch_with(&self, idx: &[usize], device: &Device, augment: impl FnOnce(&mut [f32], &mut [u32])) -> Batch {
         let (l, d) = (self.seq_len, self.channels);
         let row = l * d;
         let mut x = Vec::with_capacity(idx.len() * row);
         for &i in idx {
             self.inputs.extend_into(i * row, row, &mut x);
         }
+        let mut classes: Vec<u32> = match &self.targets {
+            Targets::Classes { labels, .. } => idx.iter().map(|&i| labels[i]).collect(),
+            _ => Vec::new(),
+        };
+        augment(&mut x, &mut classes);
         let x = Tensor::<3>::from_data(TensorData::new(x, [idx.len(), l, d]), device);
         let y = match &self.targets {
-            Targets::Classes { labels, .. } => {
-                let y: Vec<i64> = idx.iter().map(|&i| labels[i] as i64).collect();
+            Targets::Classes { .. } => {
+                let y: Vec<i64> = classes.iter().map(|&c| c as i64).collect();
                 BatchTargets::Classes(Tensor::<1, Int>::from_data(TensorData::new(y, [idx.len()]), device))
             }
             Targets::Values { values, dim } => {

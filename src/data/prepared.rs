@@ -89,6 +89,8 @@ fn source_dir(d: &DataConfig) -> Option<PathBuf> {
         DataConfig::Imdb(c) => data_dir(&c.path, "aclImdb"),
         DataConfig::Aan(c) => data_dir(&c.path, "aan"),
         DataConfig::Wikitext103(c) => data_dir(&c.path, "wt103"),
+        DataConfig::Npy(c) => data_dir(&c.path, "npy"),
+        DataConfig::Gw(c) => data_dir(&c.path, "gw"),
         // Generated from their options (digits are embedded): nothing on disk to fingerprint.
         _ => return None,
     })

@@ -1,4 +1,5 @@
-//! Sequence models: a residual backbone whose layer is picked by name.
+//! Models: a residual backbone whose layer is picked by name, and a registry of whole models
+//! beside it (`model._name_`, see [`registry`]).
 //!
 //! Dimension letters used in shape comments throughout the crate:
 //!
@@ -16,8 +17,10 @@ pub mod attention;
 pub mod backbone;
 pub mod block;
 pub mod config;
+pub mod conv;
 pub mod layer;
 pub mod memory;
+pub mod registry;
 pub mod rnn;
 pub mod ssm;
 
@@ -27,6 +30,7 @@ use burn::tensor::Tensor;
 pub use backbone::{ModelStepper, SequenceModel};
 pub use config::{ModelConfig, NormKind, PoolKind};
 pub use layer::{LayerOptions, SeqLayer};
+pub use registry::{Classifier, ClassifierOptions};
 pub use ssm::{SsmState, SsmStepper, StepError};
 
 crate::layers! {
@@ -41,6 +45,10 @@ crate::layers! {
     "mamba" => Mamba(ssm::MambaConfig, ssm::Mamba),
     "mamba2" => Mamba2(ssm::Mamba2Config, ssm::Mamba2),
     "transformer" => Transformer(attention::TransformerConfig, attention::Transformer),
+}
+
+crate::models! {
+    "resnet1d" => Resnet1d(conv::Resnet1dConfig, conv::Resnet1d),
 }
 
 impl LayerConfig {

@@ -1,5 +1,6 @@
 //! Tasks own the loss, the metrics and the decoder's output size; selected by `task._name_`.
 
+pub mod binary;
 pub mod classification;
 pub mod lm;
 pub mod regression;
@@ -24,9 +25,7 @@ impl TaskConfig {
     /// Checks the task's numeric options under `path`.
     pub fn validate(&self, path: &str) -> Result<(), crate::config::ConfigError> {
         match self {
-            TaskConfig::Classification(c) => {
-                crate::config::check::fraction(&crate::config::join_path(path, "label_smoothing"), c.label_smoothing)
-            }
+            TaskConfig::Classification(c) => c.validate(path),
             TaskConfig::Regression(_) | TaskConfig::Lm(_) => Ok(()),
         }
     }
@@ -66,11 +65,23 @@ impl TaskConfig {
 
     /// A fresh metric accumulator for an evaluation pass.
     pub fn metrics(&self) -> Metrics {
+        let binary = match self {
+            TaskConfig::Classification(c) => Some((c.max_fpr, c.efficiency_fprs.clone())),
+            _ => None,
+        };
         Metrics {
             classification: !matches!(self, TaskConfig::Regression(_)),
             perplexity: self.per_step(),
+            binary,
             ..Default::default()
         }
+    }
+
+    /// Names of the metrics an evaluation with `k` outputs reports (`trainer.monitor` picks one).
+    pub fn metric_names(&self, k: usize) -> Vec<String> {
+        let mut m = self.metrics();
+        m.k = k;
+        m.finish().into_keys().collect()
     }
 }
 
@@ -85,6 +96,13 @@ pub struct Metrics {
     sq_err: f64,
     abs_err: f64,
     values: usize,
+    /// Classification: `max_fpr` and the efficiency rates, used when there are two classes.
+    binary: Option<(f64, Vec<f64>)>,
+    /// Outputs per row seen by `update`.
+    k: usize,
+    /// Two classes: each scored row's log-odds of class 1, and whether it is class 1.
+    scores: Vec<f64>,
+    positive: Vec<bool>,
 }
 
 impl Metrics {
@@ -92,12 +110,18 @@ impl Metrics {
     /// `f32`; rows whose class is -1 are not scored.
     pub fn update(&mut self, out: &[f32], k: usize, y: &BatchTargets, loss: f64) {
         let rows = out.len() / k;
+        self.k = k;
+        let binary = k == 2 && self.binary.is_some() && !self.perplexity;
         match y {
             BatchTargets::Classes(t) => {
                 let labels: Vec<i64> = t.clone().try_into_vec_as::<i64>().expect("int labels");
                 let mut scored = 0;
                 for (row, &label) in out.chunks(k).zip(&labels).filter(|(_, l)| **l >= 0) {
                     scored += 1;
+                    if binary {
+                        self.scores.push(row[1] as f64 - row[0] as f64);
+                        self.positive.push(label == 1);
+                    }
                     if argmax(row) == label as usize {
                         self.correct += 1;
                     }
@@ -119,7 +143,8 @@ impl Metrics {
         }
     }
 
-    /// Metric values by name (`loss`, `accuracy` or `mse`/`mae`).
+    /// Metric values by name (`loss`, `accuracy` or `mse`/`mae`; with two classes also `auroc`,
+    /// `pauc` and `eff@fpr<r>`, exact over every row seen; ½, ½ and 0 while a class is missing).
     pub fn finish(&self) -> BTreeMap<String, f64> {
         let mut m = BTreeMap::new();
         let n = self.n.max(1) as f64;
@@ -129,6 +154,14 @@ impl Metrics {
         }
         if self.classification {
             m.insert("accuracy".into(), self.correct as f64 / n);
+            if let Some((max_fpr, fprs)) = self.binary.as_ref().filter(|_| self.k == 2 && !self.perplexity) {
+                let (s, p) = (&self.scores, &self.positive);
+                m.insert("auroc".into(), binary::auroc(s, p).unwrap_or(0.5));
+                m.insert("pauc".into(), binary::partial_auroc(s, p, *max_fpr).unwrap_or(0.5));
+                for r in fprs {
+                    m.insert(format!("eff@fpr{r}"), binary::efficiency_at(s, p, *r).unwrap_or(0.0));
+                }
+            }
         } else {
             let v = self.values.max(1) as f64;
             m.insert("mse".into(), self.sq_err / v);

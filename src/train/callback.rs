@@ -16,7 +16,7 @@ use super::checkpoint::TrainerState;
 use super::optim::GroupPlan;
 use super::run::{MetricsCsv, RunDir};
 use crate::experiment::ExperimentConfig;
-use crate::model::SequenceModel;
+use crate::model::Model;
 
 /// Builds a callback from the config, or `None` when the config does not ask for it.
 pub type Constructor = fn(&ExperimentConfig) -> Result<Option<Box<dyn Callback>>>;
@@ -61,7 +61,7 @@ pub struct EpochEnd<'a> {
     /// Training throughput of the epoch.
     pub samples_per_sec: f64,
     /// The model after the epoch (for parameter histograms).
-    pub model: &'a SequenceModel,
+    pub model: &'a Model,
 }
 
 /// How a fit ended.

@@ -13,10 +13,10 @@ use burn::tensor::{Bytes, Device, Tensor};
 
 use super::DeviceKind;
 use crate::config::ConfigError;
+use crate::data::augment::Augmentation;
 use crate::data::{BatchIter, DataModule, DataSpec, SeqData};
 use crate::experiment::ExperimentConfig;
-use crate::model::PoolKind;
-use crate::model::{LayerConfig, SequenceModel};
+use crate::model::{LayerConfig, Model, PoolKind, SequenceModel};
 use crate::task::TaskConfig;
 
 /// The device for a config: burn's `flex` CPU backend, or CUDA when built with `cuda`.
@@ -39,25 +39,44 @@ pub struct Setup {
     /// Decoder outputs K.
     pub d_output: usize,
     /// The freshly initialized model.
-    pub model: SequenceModel,
+    pub model: Model,
     /// The device (autodiff for training, plain for evaluation).
     pub device: Device,
+    /// The dataset's augmentation of training batches.
+    pub augment: Option<Augmentation>,
 }
 
 impl Setup {
     /// Loads data (prepared shards or raw files, as `data.prepared` says; printed) and
     /// initializes the model from `cfg.seed` on `device`.
     pub fn new(cfg: &ExperimentConfig, device: Device) -> Result<Self> {
-        let (data, source) = DataSpec::from_named(&cfg.data, "data")?.load()?;
+        let spec = DataSpec::from_named(&cfg.data, "data")?;
+        let (data, source) = spec.load()?;
         eprintln!("data: {} from {source}", cfg.data.name);
-        Self::with_data(cfg, data, device)
+        let augment = spec.dataset.augmentation();
+        Ok(Self { augment, ..Self::with_data(cfg, data, device)? })
     }
 
     /// Initializes task and model for already loaded `data`.
     pub fn with_data(cfg: &ExperimentConfig, data: DataModule, device: Device) -> Result<Self> {
         let task = TaskConfig::from_named(&cfg.task, "task")?;
         let d_output = task.d_output(data.target_kind())?;
-        if task.per_step() != (cfg.model.pool == PoolKind::None) {
+        let classifier = cfg.model.classifier()?;
+        if let Some(c) = &classifier
+            && (task.per_step() != c.per_step() || data.vocab().is_some())
+        {
+            let msg = if data.vocab().is_some() {
+                format!("model `{}` takes real-valued inputs, the dataset has tokens", c.name())
+            } else {
+                format!(
+                    "model `{}` does not fit task `{}` (one output per sequence or per step)",
+                    c.name(),
+                    task.name()
+                )
+            };
+            return Err(ConfigError::Key { path: "model._name_".into(), msg }.into());
+        }
+        if classifier.is_none() && task.per_step() != (cfg.model.pool == PoolKind::None) {
             let msg = if task.per_step() {
                 format!("task `{}` predicts every step; set `model.pool=none`", task.name())
             } else {
@@ -65,7 +84,7 @@ impl Setup {
             };
             return Err(ConfigError::Key { path: "model.pool".into(), msg }.into());
         }
-        let names: Vec<String> = task.metrics().finish().keys().map(|k| format!("val/{k}")).collect();
+        let names: Vec<String> = task.metric_names(d_output).iter().map(|k| format!("val/{k}")).collect();
         if !names.contains(&cfg.trainer.monitor) {
             return Err(ConfigError::Key {
                 path: "trainer.monitor".into(),
@@ -81,20 +100,26 @@ impl Setup {
         device.seed(cfg.seed);
         let mut model_cfg = cfg.model.clone();
         LayerConfig::fill_l_max(&mut model_cfg.layer, data.train.seq_len)?;
-        // Parameters, optimizer state and a training step's activations must fit in memory.
-        let d_in = data.vocab().unwrap_or_else(|| data.d_input());
-        crate::model::memory::check(&model_cfg, d_in, d_output, data.train.seq_len, cfg.loader.batch_size)?;
-        let model = match data.vocab() {
-            Some(v) if data.train.is_pairs() => SequenceModel::for_token_pairs(&model_cfg, v, d_output, &device)?,
-            Some(v) => SequenceModel::for_tokens(&model_cfg, v, d_output, &device)?,
-            None => SequenceModel::new(&model_cfg, data.d_input(), d_output, &device)?,
+        // Parameters, optimizer state and a training step's activations must fit in memory
+        // (the estimate covers the sequence backbone).
+        if classifier.is_none() {
+            let d_in = data.vocab().unwrap_or_else(|| data.d_input());
+            crate::model::memory::check(&model_cfg, d_in, d_output, data.train.seq_len, cfg.loader.batch_size)?;
+        }
+        let model = match (classifier, data.vocab()) {
+            (Some(c), _) => c.init(data.d_input(), d_output, &device)?,
+            (None, Some(v)) if data.train.is_pairs() => {
+                Model::Sequence(SequenceModel::for_token_pairs(&model_cfg, v, d_output, &device)?)
+            }
+            (None, Some(v)) => Model::Sequence(SequenceModel::for_tokens(&model_cfg, v, d_output, &device)?),
+            (None, None) => Model::Sequence(SequenceModel::new(&model_cfg, data.d_input(), d_output, &device)?),
         };
-        Ok(Self { data, task, d_output, model, device })
+        Ok(Self { data, task, d_output, model, device, augment: None })
     }
 }
 
 /// Restores model parameters from burnpack bytes.
-pub fn load_model(model: SequenceModel, bytes: Vec<u8>, origin: &Path) -> Result<SequenceModel> {
+pub fn load_model<M: Module>(model: M, bytes: Vec<u8>, origin: &Path) -> Result<M> {
     let rec = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| anyhow::anyhow!("{}: model section: {e:?}", origin.display()))?;
     model.try_load_record(rec).map_err(|e| {
@@ -103,7 +128,7 @@ pub fn load_model(model: SequenceModel, bytes: Vec<u8>, origin: &Path) -> Result
 }
 
 /// Model outputs as rows [R, K]: one per sequence (pooled) or one per step (`pool: none`).
-pub fn outputs(model: &SequenceModel, batch: &crate::data::Batch, k: usize) -> Tensor<2> {
+pub fn outputs(model: &Model, batch: &crate::data::Batch, k: usize) -> Tensor<2> {
     let out = model.forward(batch.x.clone(), batch.lengths.as_deref()); // [B, L', K]
     let [b, l, _] = out.dims();
     out.reshape([b * l, k])
@@ -112,7 +137,7 @@ pub fn outputs(model: &SequenceModel, batch: &crate::data::Batch, k: usize) -> T
 /// Evaluates `model` (in eval mode) on a split; metrics without prefix, or `None` when the
 /// split yields no batch (an empty split or `limit_eval_batches: 0`), never zeros.
 pub fn evaluate(
-    model: &SequenceModel,
+    model: &Model,
     split: &SeqData,
     task: &TaskConfig,
     k: usize,

@@ -10,26 +10,27 @@
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 
-use crate::model::SequenceModel;
+use crate::model::Model;
 
 /// The model of one optimizer step with its kernels computed once.
 pub struct SharedKernels {
-    model: SequenceModel,
+    model: Model,
     kernels: Vec<(Tensor<3>, Tensor<3>)>,
     grads: Vec<Option<Tensor<3>>>,
 }
 
 impl SharedKernels {
-    /// Computes every layer's kernel for sequences of length `l`.
-    pub fn new(model: &SequenceModel, l: usize) -> Self {
-        let mut model = model.clone();
-        let kernels: Vec<_> = model.layers.iter_mut().filter_map(|b| b.layer.share_kernel(l)).collect();
+    /// Computes every layer's kernel for sequences of length `l`; `None` for models without
+    /// SSM kernels (other than the sequence backbone).
+    pub fn new(model: &Model, l: usize) -> Option<Self> {
+        let mut seq = model.as_sequence()?.clone();
+        let kernels: Vec<_> = seq.layers.iter_mut().filter_map(|b| b.layer.share_kernel(l)).collect();
         let grads = vec![None; kernels.len()];
-        Self { model, kernels, grads }
+        Some(Self { model: Model::Sequence(seq), kernels, grads })
     }
 
     /// The model the micro-batches run on.
-    pub fn model(&self) -> &SequenceModel {
+    pub fn model(&self) -> &Model {
         &self.model
     }
 
@@ -49,7 +50,7 @@ impl SharedKernels {
     }
 
     /// The kernel parameters' gradients of all micro-batches, through one backward.
-    pub fn finish(self, model: &SequenceModel) -> GradientsParams {
+    pub fn finish(self, model: &Model) -> GradientsParams {
         let mut total: Option<Tensor<1>> = None;
         for ((k, _), g) in self.kernels.into_iter().zip(self.grads) {
             if let Some(g) = g {

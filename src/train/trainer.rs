@@ -28,10 +28,11 @@ use super::shared::SharedKernels;
 use super::signals::Interrupt;
 use super::status::{self, RunStatus};
 use super::{Mode, OnNonFinite};
+use crate::data::augment::{Augmentation, train_batch};
 use crate::data::{BatchIter, DataModule};
 use crate::experiment::ExperimentConfig;
 use crate::io::write_atomic;
-use crate::model::SequenceModel;
+use crate::model::Model;
 use crate::task::TaskConfig;
 
 /// A run being trained.
@@ -39,9 +40,10 @@ pub struct Trainer<'a> {
     cfg: &'a ExperimentConfig,
     opts: &'a FitOptions,
     data: DataModule,
+    augment: Option<Augmentation>,
     task: TaskConfig,
     k: usize,
-    model: SequenceModel,
+    model: Model,
     optim: Optim,
     device: Device,
     run: RunDir,
@@ -74,7 +76,7 @@ impl<'a> Trainer<'a> {
     /// stale temp files removed, `last`/`best` made consistent, state restored).
     pub fn open(cfg: &'a ExperimentConfig, opts: &'a FitOptions) -> Result<Self> {
         let device = device_for(cfg.trainer.device)?.autodiff();
-        let Setup { data, task, d_output: k, model, device } = Setup::new(cfg, device)?;
+        let Setup { data, task, d_output: k, model, device, augment } = Setup::new(cfg, device)?;
         let t = &cfg.trainer;
         let bs = cfg.loader.batch_size;
         let full = BatchIter::new(data.train.len(), bs, false, cfg.loader.drop_last, 0, 0).num_batches();
@@ -121,6 +123,7 @@ impl<'a> Trainer<'a> {
             cfg,
             opts,
             data,
+            augment,
             task,
             k,
             model,
@@ -278,15 +281,15 @@ impl<'a> Trainer<'a> {
         .collect();
         let first = self.state.batch.min(batches.len());
         let progress = Progress::epoch(t.progress_bar, epoch, t.max_epochs, batches.len() - first);
-        let (mut train_m, mut acc) = (self.task.metrics(), GradientsAccumulator::<SequenceModel>::new());
+        let (mut train_m, mut acc) = (self.task.metrics(), GradientsAccumulator::<Model>::new());
         let (mut shared, mut in_group, mut samples, mut skip_group) = (None::<SharedKernels>, 0, 0usize, false);
         let t0 = Instant::now();
         for (bi, idx) in batches.iter().enumerate().skip(first) {
             let group_len = accum.min(batches.len() - (bi - bi % accum));
             self.device.seed(step_seed(cfg.seed, self.state.step, bi % accum));
-            let batch = self.data.train.batch(idx, &self.device);
+            let batch = train_batch(&self.data.train, idx, self.augment.as_ref(), (cfg.seed, epoch, bi), &self.device);
             if group_len > 1 && shared.is_none() {
-                shared = Some(SharedKernels::new(&self.model, batch.x.dims()[1]));
+                shared = SharedKernels::new(&self.model, batch.x.dims()[1]);
             }
             let out = outputs(shared.as_ref().map_or(&self.model, |s| s.model()), &batch, k);
             let loss = self.task.loss(out.clone(), &batch.y);
@@ -469,7 +472,7 @@ impl<'a> Trainer<'a> {
         let t = &self.cfg.trainer;
         let eval_bs = self.cfg.loader.eval_batch_size.unwrap_or(self.cfg.loader.batch_size);
         let eval_device = self.device.clone().inner();
-        let eval = |model: &SequenceModel| {
+        let eval = |model: &Model| {
             evaluate(model, &self.data.val, &self.task, self.k, eval_bs, t.limit_eval_batches, &eval_device)
                 .ok_or_else(|| anyhow::anyhow!("validation yielded no batches"))
         };
@@ -608,10 +611,12 @@ impl<'a> Trainer<'a> {
         let (cfg, data) = (self.cfg, &self.data);
         println!("run: {}", self.run.root.display());
         println!(
-            "model: {} blocks of {} (d_model={}), {} parameters; data: {} train / {} val / {} test sequences of length {}",
-            cfg.model.n_layers,
-            cfg.model.layer.name,
-            cfg.model.d_model,
+            "model: {}, {} parameters; data: {} train / {} val / {} test sequences of length {}",
+            match self.model.as_sequence() {
+                Some(_) =>
+                    format!("{} blocks of {} (d_model={})", cfg.model.n_layers, cfg.model.layer.name, cfg.model.d_model),
+                None => self.model.kind().to_string(),
+            },
             self.model.num_params(),
             data.train.len(),
             data.val.len(),
