@@ -61,17 +61,12 @@ impl Curves {
         let text = crate::io::read_text_capped(&path, crate::io::MAX_DATA_BYTES, "metrics.csv")
             .with_context(|| format!("reading {}", path.display()))?;
         let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split(',').collect();
-            let [step, epoch, split, name, value] = f[..] else { continue };
-            let (Ok(step), Ok(epoch), Ok(v)) = (step.parse::<f64>(), epoch.parse::<f64>(), value.parse::<f64>()) else {
-                continue;
-            };
-            if !v.is_finite() || split == "test" {
+        for r in text.lines().skip(1).filter_map(super::run::MetricRow::parse) {
+            if !r.value.is_finite() || r.split == "test" {
                 continue;
             }
-            let per_step = matches!(name, "loss_step" | "grad_norm");
-            series.entry(format!("{split}/{name}")).or_default().push((if per_step { step } else { epoch + 1.0 }, v));
+            let x = if r.per_step() { r.step as f64 } else { r.epoch as f64 + 1.0 };
+            series.entry(format!("{}/{}", r.split, r.name)).or_default().push((x, r.value));
         }
         Ok(Self { label, series })
     }

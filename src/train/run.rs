@@ -111,14 +111,41 @@ pub struct MetricsCsv {
     splits: std::collections::BTreeSet<String>,
 }
 
+/// One `step,epoch,split,name,value` row of `metrics.csv`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricRow<'a> {
+    /// Optimizer steps done.
+    pub step: usize,
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// `train`, `val` or `test`.
+    pub split: &'a str,
+    /// Metric name without the split.
+    pub name: &'a str,
+    /// Its value.
+    pub value: f64,
+}
+
+impl<'a> MetricRow<'a> {
+    /// Parses a row (`None` for the header or a damaged line).
+    pub fn parse(line: &'a str) -> Option<Self> {
+        let f: Vec<&str> = line.split(',').collect();
+        let [step, epoch, split, name, value] = f[..] else { return None };
+        Some(Self { step: step.parse().ok()?, epoch: epoch.parse().ok()?, split, name, value: value.parse().ok()? })
+    }
+
+    /// A per-step training row (`loss_step`, `grad_norm`) rather than an end-of-epoch one.
+    pub fn per_step(&self) -> bool {
+        matches!(self.name, "loss_step" | "grad_norm")
+    }
+}
+
 /// Whether a metrics row survives a resume from `keep = (step, epoch)` (see [`MetricsCsv::open`]).
 fn keep_row(line: &str, keep: Option<(usize, usize)>) -> bool {
-    let f: Vec<&str> = line.split(',').collect();
-    let [step, epoch, split, name, _] = f[..] else { return false };
-    let (Ok(step), Ok(epoch)) = (step.parse::<usize>(), epoch.parse::<usize>()) else { return false };
+    let Some(r) = MetricRow::parse(line) else { return false };
     let Some((k_step, k_epoch)) = keep else { return true };
-    let end_of_epoch = split == "val" || (split == "train" && !matches!(name, "loss_step" | "grad_norm"));
-    step <= k_step && !(end_of_epoch && epoch >= k_epoch)
+    let end_of_epoch = r.split == "val" || (r.split == "train" && !r.per_step());
+    r.step <= k_step && !(end_of_epoch && r.epoch >= k_epoch)
 }
 
 impl MetricsCsv {

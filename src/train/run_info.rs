@@ -98,14 +98,9 @@ impl RunInfo {
         let csv = crate::io::read_text_capped(&dir.join("metrics.csv"), crate::io::MAX_DATA_BYTES, "metrics.csv")
             .unwrap_or_default();
         let (split_m, name_m) = monitor.split_once('/').unwrap_or(("val", &monitor));
-        for line in csv.lines().skip(1) {
-            let f: Vec<&str> = line.split(',').collect();
-            let [step, epoch, split, name, value] = f[..] else { continue };
-            let (Ok(step), Ok(epoch), Ok(value)) =
-                (step.parse::<usize>(), epoch.parse::<usize>(), value.parse::<f64>())
-            else {
-                continue;
-            };
+        for super::run::MetricRow { step, epoch, split, name, value } in
+            csv.lines().skip(1).filter_map(super::run::MetricRow::parse)
+        {
             steps = steps.max(step);
             if split == "val" && name == "loss" {
                 epochs = epochs.max(epoch + 1);

@@ -259,17 +259,13 @@ fn finish(dir: &Path, j: &mut Journal, i: usize, outcome: Outcome) -> Result<()>
 /// The run's validation `metric` at epoch `epochs` (the last logged at or before it).
 fn metric_at(run: &Path, metric: &str, epochs: usize) -> Option<f64> {
     let (split, name) = metric.split_once('/')?;
-    let csv = std::fs::read_to_string(run.join("metrics.csv")).ok()?;
+    let csv = crate::io::read_text_capped(&run.join("metrics.csv"), crate::io::MAX_DATA_BYTES, "metrics.csv").ok()?;
     csv.lines()
         .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            let [_, e, s, n, v] = f[..] else { return None };
-            (s == split && n == name).then(|| Some((e.parse::<usize>().ok()?, v.parse::<f64>().ok()?))).flatten()
-        })
-        .filter(|(e, _)| *e < epochs)
-        .max_by_key(|(e, _)| *e)
-        .map(|(_, v)| v)
+        .filter_map(crate::train::run::MetricRow::parse)
+        .filter(|r| r.split == split && r.name == name && r.epoch < epochs)
+        .max_by_key(|r| r.epoch)
+        .map(|r| r.value)
 }
 
 /// The trials ranked: highest rung first, then by the metric there.
