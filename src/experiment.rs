@@ -58,8 +58,9 @@ fn local_launcher() -> Named {
 }
 
 impl ExperimentConfig {
-    /// Validates a composed tree: structure here, registry entries by their registries.
-    pub fn from_value(tree: Value) -> Result<Self, ConfigError> {
+    /// Resolves interpolations, then validates a composed tree: structure here, registry entries by their registries.
+    pub fn from_value(mut tree: Value) -> Result<Self, ConfigError> {
+        crate::config::interpolate::resolve(&mut tree)?;
         let mut cfg: ExperimentConfig = from_value_at(tree, "")?;
         cfg.canonicalize()?;
         Ok(cfg)

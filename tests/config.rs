@@ -276,3 +276,21 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn interpolation_follows_command_line_overrides() {
+    let c = resolve(&["experiment=lra/s4-lra-cifar"]).unwrap();
+    assert_eq!(c.model.layer.options["n_ssm"], serde_yaml::Value::from(512));
+    let c = resolve(&["experiment=lra/s4-lra-cifar", "model.d_model=256"]).unwrap();
+    assert_eq!(c.model.layer.options["n_ssm"], serde_yaml::Value::from(256), "`${{..d_model}}` follows the override");
+    let yaml = c.to_yaml();
+    assert!(!yaml.contains("${"), "the printed config is resolved:\n{yaml}");
+    assert!(yaml.contains("n_ssm: 256"), "{yaml}");
+    let c = resolve(&["experiment=lm/s4-wt103", "optimizer.lr=0.002"]).unwrap();
+    assert_eq!(c.model.layer.options["lr"], serde_yaml::Value::from(0.002));
+    // Interpolations typed on the command line and in -c files resolve too; errors name the key.
+    let c = resolve(&["+name=run-${model.layer._name_}-${model.n_layers}"]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.name, "run-s4d-4");
+    let e = err(&["trainer.max_epochs=${trainer.max_epoch}"]);
+    assert!(e.contains("`trainer.max_epochs`") && e.contains("`trainer.max_epoch` does not exist"), "{e}");
+}

@@ -4,6 +4,7 @@
 
 pub mod compat;
 pub mod compose;
+pub mod interpolate;
 mod named;
 pub mod overrides;
 pub mod sources;
