@@ -76,7 +76,7 @@ impl ExperimentConfig {
         self.model.layer = layer.to_named();
         self.data = crate::data::DataSpec::from_named(&self.data, "data")?.to_named();
         self.task = crate::task::TaskConfig::from_named(&self.task, "task")?.to_named();
-        self.scheduler = crate::train::SchedulerConfig::from_named(&self.scheduler, "scheduler")?.to_named();
+        self.scheduler = crate::train::schedules::Schedule::from_named(&self.scheduler, "scheduler")?.to_named();
         self.launcher = crate::tune::LauncherConfig::from_named(&self.launcher, "launcher")?.to_named();
         for (i, g) in self.optimizer.groups.iter_mut().enumerate() {
             regex::Regex::new(&g.params).map_err(|e| ConfigError::Key {
@@ -85,7 +85,7 @@ impl ExperimentConfig {
             })?;
             if let Some(s) = &g.scheduler {
                 let path = format!("optimizer.groups.{i}.scheduler");
-                g.scheduler = Some(crate::train::SchedulerConfig::from_named(s, &path)?.to_named());
+                g.scheduler = Some(crate::train::schedules::Schedule::from_named(s, &path)?.to_named());
             }
         }
         let positive = |path: &str, v: usize| {
@@ -96,6 +96,7 @@ impl ExperimentConfig {
         positive("trainer.accumulate_grad_batches", self.trainer.accumulate_grad_batches)?;
         self.trainer.validate()?;
         self.checkpoint.validate()?;
+        crate::train::optimizers::validate(&self.optimizer)?;
         for (path, p) in [("model.dropout", self.model.dropout)] {
             if !(0.0..1.0).contains(&p) {
                 return Err(ConfigError::Key { path: path.into(), msg: format!("must be in [0, 1), got {p}") });

@@ -93,7 +93,8 @@ impl<'a> Trainer<'a> {
             );
         }
         let total = t.max_steps.unwrap_or(usize::MAX).min(t.max_epochs * per_epoch.div_ceil(t.accumulate_grad_batches));
-        let optim = Optim::new(cfg)?;
+        let mut optim = Optim::new(cfg)?;
+        optim.steps_per_epoch = per_epoch.div_ceil(t.accumulate_grad_batches);
         let config_yaml = cfg.to_yaml();
         let mut run = match &opts.resume {
             Some(dir) => RunDir::open(dir)?,
