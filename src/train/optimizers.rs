@@ -202,3 +202,92 @@ impl OptimizerSpec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::module::{Module, Param};
+    use burn::optim::GradientsParams;
+    use burn::tensor::{Device, Tensor};
+
+    use super::*;
+
+    #[derive(Module, Debug)]
+    struct W {
+        w: Param<Tensor<1>>,
+    }
+
+    fn spec(yaml: &str) -> OptimizerSpec {
+        let o: OptimizerConfig = serde_yaml::from_str(&format!("{{lr: 0.1, {yaml}}}")).unwrap();
+        OptimizerSpec::global(&o)
+    }
+
+    /// Steps `loss = Σ (w - 3)² / 2` (gradient w - 3) from w = [1, -1]; returns w after each step.
+    fn run(spec: &OptimizerSpec, lr: f64, steps: usize) -> Vec<[f32; 2]> {
+        let dev = Device::flex().autodiff();
+        let mut m = W { w: Param::from_tensor(Tensor::<1>::from_floats([1.0, -1.0], &dev)) };
+        let mut o = spec.module();
+        let mut out = Vec::new();
+        for _ in 0..steps {
+            let loss = (m.w.val() - 3.0).powi_scalar(2).sum() / 2.0;
+            let g = GradientsParams::from_grads(loss.backward(), &m);
+            m = o.step(lr, m, g);
+            let v: Vec<f32> = m.w.val().try_into_vec_as::<f32>().unwrap();
+            out.push([v[0], v[1]]);
+        }
+        out
+    }
+
+    fn close(a: [f32; 2], b: [f64; 2]) -> bool {
+        (a[0] as f64 - b[0]).abs() < 1e-5 && (a[1] as f64 - b[1]).abs() < 1e-5
+    }
+
+    #[test]
+    fn first_steps_match_the_update_rules() {
+        let (w, g) = ([1.0, -1.0], [-2.0, -4.0]);
+        // SGD with L2: w - lr (g + wd w).
+        let s = run(&spec("_name_: sgd, weight_decay: 0.5"), 0.1, 1);
+        assert!(close(s[0], [w[0] - 0.1 * (g[0] + 0.5 * w[0]), w[1] - 0.1 * (g[1] + 0.5 * w[1])]), "{s:?}");
+        // SGD momentum 0.9, dampening 0.1: v1 = g1, v2 = 0.9 v1 + 0.9 g2; Nesterov adds 0.9 v.
+        let s = run(&spec("_name_: sgd, momentum: 0.9, dampening: 0.1"), 0.1, 2);
+        let w1 = [w[0] - 0.1 * g[0], w[1] - 0.1 * g[1]];
+        let g2 = [w1[0] - 3.0, w1[1] - 3.0];
+        let v2 = [0.9 * g[0] + 0.9 * g2[0], 0.9 * g[1] + 0.9 * g2[1]];
+        assert!(close(s[1], [w1[0] - 0.1 * v2[0], w1[1] - 0.1 * v2[1]]), "{s:?}");
+        let s = run(&spec("_name_: sgd, momentum: 0.9, nesterov: true"), 0.1, 1);
+        assert!(close(s[0], [w[0] - 0.1 * 1.9 * g[0], w[1] - 0.1 * 1.9 * g[1]]), "{s:?}");
+        // Adam's and Lion's first step is lr·sign(g) (Lion also decays w by lr·wd).
+        let s = run(&spec("_name_: adam"), 0.1, 1);
+        assert!(close(s[0], [w[0] + 0.1, w[1] + 0.1]), "{s:?}");
+        let s = run(&spec("_name_: lion, weight_decay: 0.5"), 0.1, 1);
+        assert!(close(s[0], [w[0] * 0.95 + 0.1, w[1] * 0.95 + 0.1]), "{s:?}");
+    }
+
+    #[test]
+    fn every_optimizer_descends() {
+        for name in ["adam", "adamw", "sgd", "rmsprop", "adagrad", "lion"] {
+            let s = run(&spec(&format!("_name_: {name}, momentum: 0.5")), 0.5, 60);
+            let dist = |w: [f32; 2]| (w[0] - 3.0).abs() + (w[1] - 3.0).abs();
+            assert!(dist(s[59]) < 0.25 * dist([1.0, -1.0]), "{name}: {:?}", s[59]);
+        }
+    }
+
+    #[test]
+    fn bad_options_name_their_key() {
+        for (yaml, key) in [
+            ("_name_: sgd, momentum: -0.1", "optimizer.momentum"),
+            ("_name_: sgd, momentum: .nan", "optimizer.momentum"),
+            ("_name_: sgd, nesterov: true", "optimizer.nesterov"),
+            ("_name_: rmsprop, alpha: 1.5", "optimizer.alpha"),
+            ("_name_: adagrad, lr_decay: -1", "optimizer.lr_decay"),
+            ("lr: -0.1", "optimizer.lr"),
+            ("lr: .nan", "optimizer.lr"),
+            ("groups: [{params: x, _name_: sgd, momentum: 2}]", "optimizer.groups.0.momentum"),
+            ("groups: [{params: x, lr: -1}]", "optimizer.groups.0.lr"),
+        ] {
+            let text = if yaml.starts_with("lr:") { format!("{{{yaml}}}") } else { format!("{{lr: 0.1, {yaml}}}") };
+            let o: OptimizerConfig = serde_yaml::from_str(&text).unwrap();
+            let e = validate(&o).unwrap_err().to_string();
+            assert!(e.contains(&format!("`{key}`")), "{yaml}: {e}");
+        }
+    }
+}

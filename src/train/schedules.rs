@@ -441,6 +441,15 @@ pub struct Schedule {
     pub interval: Interval,
     /// Scheduler steps happen every `frequency` intervals.
     pub frequency: usize,
+    /// Linear warmup (scheduler steps) multiplied onto the schedules that have none of their own
+    /// (`step`, `multistep`, `exponential`, `one_cycle`, `sequential`), so a root config's
+    /// `scheduler.warmup_steps` applies to any choice.
+    pub warmup_steps: usize,
+}
+
+/// Whether a schedule reads `warmup_steps` itself.
+fn has_own_warmup(name: &str) -> bool {
+    matches!(name, "constant" | "cosine_warmup" | "plateau" | "linear" | "polynomial" | "cosine_restarts")
 }
 
 impl Schedule {
@@ -459,7 +468,10 @@ impl Schedule {
                 }
             }
         }
-        for key in ["interval", "frequency"] {
+        for key in ["interval", "frequency", "warmup_steps"] {
+            if key == "warmup_steps" && has_own_warmup(&named.name) {
+                continue;
+            }
             if let Some(v) = named.options.remove(key) {
                 outer.insert(key.into(), v);
             }
@@ -471,6 +483,8 @@ impl Schedule {
             interval: Interval,
             #[serde(default = "one")]
             frequency: usize,
+            #[serde(default)]
+            warmup_steps: usize,
         }
         fn one() -> usize {
             1
@@ -479,7 +493,7 @@ impl Schedule {
         check_count(path, "frequency", o.frequency)?;
         let kind = SchedulerConfig::from_named(&named, path)?;
         validate(&kind, path)?;
-        Ok(Self { kind, interval: o.interval, frequency: o.frequency })
+        Ok(Self { kind, interval: o.interval, frequency: o.frequency, warmup_steps: o.warmup_steps })
     }
 
     /// Back to a registry choice with every default filled in.
@@ -487,6 +501,9 @@ impl Schedule {
         let mut n = self.kind.to_named();
         n.options.insert("interval".into(), serde_yaml::to_value(self.interval).unwrap_or(Value::Null));
         n.options.insert("frequency".into(), Value::from(self.frequency as u64));
+        if !has_own_warmup(self.kind.name()) {
+            n.options.insert("warmup_steps".into(), Value::from(self.warmup_steps as u64));
+        }
         n
     }
 
@@ -496,7 +513,12 @@ impl Schedule {
             Interval::Step => 1,
             Interval::Epoch => per_epoch.max(1),
         } * self.frequency;
-        self.kind.lr(base, step / unit, total.div_ceil(unit).max(1), state)
+        let t = step / unit;
+        let lr = self.kind.lr(base, t, total.div_ceil(unit).max(1), state);
+        match warm(t, self.warmup_steps) {
+            Some(f) if !has_own_warmup(self.kind.name()) => lr * f,
+            _ => lr,
+        }
     }
 }
 
@@ -593,6 +615,10 @@ mod tests {
         let lrs: Vec<f64> = (0..30).step_by(5).map(|step| s.lr(1.0, step, 30, 5, &st)).collect();
         assert_eq!(lrs, vec![1.0, 1.0, 0.5, 0.5, 0.25, 0.25]);
         assert_eq!(s.to_named().options["interval"], Value::from("epoch"));
+        // A root config's warmup applies to schedules without their own.
+        let s = sched("{_name_: exponential, gamma: 0.5, warmup_steps: 2}").unwrap();
+        let lrs: Vec<f64> = (0..4).map(|t| s.lr(1.0, t, 10, 5, &st)).collect();
+        assert_eq!(lrs, vec![0.5, 0.5, 0.25, 0.125]);
         let e = sched("{_name_: constant, interval: hour}").unwrap_err();
         assert!(e.contains("`scheduler.interval`") && e.contains("epoch"), "{e}");
         assert!(sched("{_name_: constant, frequency: 0}").unwrap_err().contains("`scheduler.frequency`"));
