@@ -12,7 +12,10 @@ use crate::train::config::{CheckpointConfig, LoggerConfig, OptimizerConfig, Trai
 impl ConfigRequest {
     /// Composes, overrides and validates: the one way a run gets its config.
     pub fn resolve(&self) -> Result<ExperimentConfig, ConfigError> {
-        ExperimentConfig::from_value(self.compose()?)
+        let registries = lightning_registries();
+        let mut dialect =
+            |tree: &mut Value| crate::config::lightning::translate(tree, &registries, &mut |n| eprintln!("note: {n}"));
+        ExperimentConfig::from_value(self.compose_with(&mut dialect)?)
     }
 }
 
@@ -55,6 +58,34 @@ pub struct ExperimentConfig {
 
 fn local_launcher() -> Named {
     Named { name: "local".into(), options: Default::default() }
+}
+
+/// Backbone keys of `model` (a LightningCLI network's other `init_args` go to the layer).
+pub const MODEL_KEYS: &[&str] = &["d_model", "n_layers", "dropout", "norm", "prenorm", "ff", "pool"];
+/// Loader keys (a LightningCLI data module's other `init_args` go to the dataset).
+pub const LOADER_KEYS: &[&str] = &["batch_size", "eval_batch_size", "shuffle", "drop_last"];
+
+/// The registries LightningCLI class paths name, with their alias tables.
+pub fn lightning_registries() -> crate::config::lightning::Registries<'static> {
+    use crate::config::lightning::*;
+    Registries {
+        task: Registry { what: "task", names: crate::task::TaskConfig::NAMES, aliases: TASK_ALIASES },
+        layer: Registry { what: "layer", names: crate::model::LayerConfig::NAMES, aliases: LAYER_ALIASES },
+        data: Registry { what: "dataset", names: crate::data::DataConfig::NAMES, aliases: DATA_ALIASES },
+        optimizer: Registry {
+            what: "optimizer",
+            names: crate::train::config::OptimizerName::NAMES,
+            aliases: OPTIMIZER_ALIASES,
+        },
+        scheduler: Registry {
+            what: "scheduler",
+            names: crate::train::SchedulerConfig::NAMES,
+            aliases: SCHEDULER_ALIASES,
+        },
+        logger: Registry { what: "logger", names: &["csv", "tensorboard", "mlflow"], aliases: LOGGER_ALIASES },
+        model_keys: MODEL_KEYS,
+        loader_keys: LOADER_KEYS,
+    }
 }
 
 impl ExperimentConfig {

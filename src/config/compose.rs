@@ -132,8 +132,16 @@ fn read_option(sources: &ConfigSources, group: &str, option: &str) -> Result<Con
     })
 }
 
+/// A rewrite of the merged tree into our keys, run before the key overrides.
+pub type Dialect<'a> = dyn FnMut(&mut Value) -> Result<(), ConfigError> + 'a;
+
 /// Composes the full config tree from the root, the `-c` files and the command line.
-pub fn compose(sources: &ConfigSources, files: &[&Path], items: &[Item]) -> Result<Value, ConfigError> {
+pub fn compose(
+    sources: &ConfigSources,
+    files: &[&Path],
+    items: &[Item],
+    dialect: &mut Dialect,
+) -> Result<Value, ConfigError> {
     let root_file = sources
         .read("config.yaml")
         .map_err(|e| ConfigError::File { origin: "config.yaml".into(), msg: e.to_string() })?
@@ -244,6 +252,7 @@ pub fn compose(sources: &ConfigSources, files: &[&Path], items: &[Item]) -> Resu
         }
     }
 
+    dialect(&mut tree)?;
     // 3. Key overrides, in order.
     for item in items {
         if let Item::Key(o) = item {

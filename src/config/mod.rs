@@ -5,6 +5,8 @@
 pub mod compat;
 pub mod compose;
 pub mod interpolate;
+pub mod lightning;
+mod lightning_trainer;
 mod named;
 pub mod overrides;
 pub mod sources;
@@ -51,11 +53,17 @@ impl ConfigRequest {
     /// Composes the config tree and applies the overrides (typed validation happens one level
     /// up, in the experiment).
     pub fn compose(&self) -> Result<Value, ConfigError> {
+        self.compose_with(&mut |_| Ok(()))
+    }
+
+    /// [`Self::compose`] with `dialect` rewriting the merged files into our keys before the
+    /// command-line overrides apply (LightningCLI sections, see [`lightning`]).
+    pub fn compose_with(&self, dialect: &mut compose::Dialect) -> Result<Value, ConfigError> {
         let sources = ConfigSources::new(self.config_dirs.clone());
         let items: Vec<Item> =
             self.tokens.iter().filter_map(|t| classify(&sources, t).transpose()).collect::<Result<_, _>>()?;
         let files: Vec<&Path> = self.files.iter().map(|p| p.as_path()).collect();
-        compose::compose(&sources, &files, &items)
+        compose::compose(&sources, &files, &items, dialect)
     }
 }
 

@@ -26,6 +26,11 @@ pub enum OptimizerName {
     Lion,
 }
 
+impl OptimizerName {
+    /// The names `optimizer._name_` accepts.
+    pub const NAMES: &'static [&'static str] = &["adam", "adamw", "sgd", "rmsprop", "adagrad", "lion"];
+}
+
 /// The optimizer (any [`OptimizerName`]) with regex parameter groups, each of which may name
 /// its own optimizer and options. Keys an optimizer does not use are ignored by it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
