@@ -30,6 +30,9 @@ pub struct ExperimentConfig {
     /// Seed of parameter init, data order, dropout; fixed seed, same run.
     #[serde(default)]
     pub seed: u64,
+    /// Free-form tags recorded with the run (D4L's `--tags`).
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// The backbone and its layer.
     pub model: ModelConfig,
     /// The dataset (registry `data`).
@@ -63,7 +66,7 @@ fn local_launcher() -> Named {
 /// Backbone keys of `model` (a LightningCLI network's other `init_args` go to the layer).
 pub const MODEL_KEYS: &[&str] = &["d_model", "n_layers", "dropout", "norm", "prenorm", "ff", "pool"];
 /// Loader keys (a LightningCLI data module's other `init_args` go to the dataset).
-pub const LOADER_KEYS: &[&str] = &["batch_size", "eval_batch_size", "shuffle", "drop_last"];
+pub const LOADER_KEYS: &[&str] = &["batch_size", "eval_batch_size", "shuffle", "drop_last", "subsample"];
 
 /// The registries LightningCLI class paths name, with their alias tables.
 pub fn lightning_registries() -> crate::config::lightning::Registries<'static> {
@@ -128,6 +131,9 @@ impl ExperimentConfig {
         self.trainer.validate()?;
         self.checkpoint.validate()?;
         crate::train::optimizers::validate(&self.optimizer)?;
+        if self.loader.subsample == Some(0) {
+            return Err(ConfigError::Key { path: "loader.subsample".into(), msg: "must be at least 1 or null".into() });
+        }
         for (path, p) in [("model.dropout", self.model.dropout)] {
             if !(0.0..1.0).contains(&p) {
                 return Err(ConfigError::Key { path: path.into(), msg: format!("must be in [0, 1), got {p}") });
