@@ -54,9 +54,12 @@ pub struct ExperimentConfig {
     /// Which checkpoints are kept.
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
-    /// Where the runs of a sweep (`fit -m`) run (registry `launcher`).
+    /// Where the runs of a sweep (`fit -m`) or a study (`tune`) run (registry `launcher`).
     #[serde(default = "local_launcher")]
     pub launcher: Named,
+    /// The search of `wavessm tune` (from `hparams_search=<name>` or a `-c` file).
+    #[serde(default)]
+    pub search: Option<crate::tune::space::SearchConfig>,
 }
 
 fn local_launcher() -> Named {
@@ -133,6 +136,9 @@ impl ExperimentConfig {
         crate::train::optimizers::validate(&self.optimizer)?;
         if self.loader.subsample == Some(0) {
             return Err(ConfigError::Key { path: "loader.subsample".into(), msg: "must be at least 1 or null".into() });
+        }
+        if let Some(s) = &self.search {
+            s.validate()?;
         }
         for (path, p) in [("model.dropout", self.model.dropout)] {
             if !(0.0..1.0).contains(&p) {

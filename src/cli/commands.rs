@@ -50,6 +50,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => super::bench::run(&a),
         Command::Runs(a) => super::runs::run(&a),
         Command::Plot(a) => super::plot::run(&a),
+        Command::Generate(a) => super::sample::run(&a),
+        Command::Tune(a) => super::tune::run(&a),
         Command::Data(super::DataCommand::Generate(g)) => super::generate::run(&g),
         Command::Data(super::DataCommand::Prepare(p)) => prepare(&p.config),
         Command::Weights(w) => super::weights::run(&w),
@@ -162,9 +164,6 @@ fn eval_command(a: &EvalArgs, split: &str) -> Result<()> {
 
 fn predict(a: &PredictArgs) -> Result<()> {
     let (cfg, s, model) = load_for_eval(&a.ckpt, &a.config, a.rate)?;
-    if s.task.per_step() {
-        bail!("`predict` writes one prediction per sequence; task `{}` predicts every step", s.task.name());
-    }
     let data =
         s.data.split(&a.split).with_context(|| format!("unknown split `{}`; use train, val or test", a.split))?;
     let out_path = a.out.clone().unwrap_or_else(|| {
@@ -176,6 +175,8 @@ fn predict(a: &PredictArgs) -> Result<()> {
     // The rows below are written by target kind, so the header is chosen the same way.
     let mut text = String::from(match data.targets {
         crate::data::Targets::Classes { .. } => "index,target,prediction,probability\n",
+        // Per-step tasks: one row per step (target empty where the step is not scored).
+        crate::data::Targets::Tokens { .. } => "index,step,target,prediction,probability\n",
         _ => "index,target,prediction\n",
     });
     let mut index = 0;
@@ -183,15 +184,25 @@ fn predict(a: &PredictArgs) -> Result<()> {
         let batch = data.batch(&idx, &s.device);
         let out = crate::train::fit::outputs(&model, &batch, k);
         let rows: Vec<f32> = out.try_into_vec_as::<f32>().expect("f32 outputs");
+        if let crate::data::Targets::Tokens { ids, .. } = &data.targets {
+            let l = data.seq_len;
+            for (r, row) in rows.chunks(k).enumerate() {
+                let (i, t) = (idx[r / l], r % l);
+                let (p, prob) = top(row);
+                let target = ids[i * l + t];
+                let target = if target == crate::data::IGNORE_INDEX { String::new() } else { target.to_string() };
+                text.push_str(&format!("{},{t},{target},{p},{prob:.6}\n", index + r / l));
+            }
+            index += idx.len();
+            continue;
+        }
         for (row, &i) in rows.chunks(k).zip(&idx) {
             match &data.targets {
                 crate::data::Targets::Classes { labels, .. } => {
-                    let p = argmax(row);
-                    let max = row[p];
-                    let z: f32 = row.iter().map(|v| (v - max).exp()).sum();
-                    text.push_str(&format!("{index},{},{p},{:.6}\n", labels[i], 1.0 / z));
+                    let (p, prob) = top(row);
+                    text.push_str(&format!("{index},{},{p},{prob:.6}\n", labels[i]));
                 }
-                crate::data::Targets::Tokens { .. } => unreachable!("per-step tasks are refused above"),
+                crate::data::Targets::Tokens { .. } => unreachable!("per-step rows are written above"),
                 crate::data::Targets::Values { values, dim } => {
                     let join = |v: &[f32]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(";");
                     text.push_str(&format!("{index},{},{}\n", join(&values[i * dim..(i + 1) * dim]), join(row)));
@@ -203,4 +214,12 @@ fn predict(a: &PredictArgs) -> Result<()> {
     crate::io::write_atomic(&out_path, |f| f.write_all(text.as_bytes()))?;
     println!("wrote {index} predictions to {}", out_path.display());
     Ok(())
+}
+
+/// The most likely class of a row of logits and its softmax probability.
+fn top(row: &[f32]) -> (usize, f32) {
+    let p = argmax(row);
+    let max = row[p];
+    let z: f32 = row.iter().map(|v| (v - max).exp()).sum();
+    (p, 1.0 / z)
 }

@@ -8,7 +8,9 @@ pub mod d4l;
 pub mod generate;
 pub mod plot;
 pub mod runs;
+pub mod sample;
 pub mod sweep;
+pub mod tune;
 pub mod weights;
 
 use std::path::PathBuf;
@@ -54,6 +56,11 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// Plot learning curves of runs on shared axes (PNG or SVG).
     Plot(plot::PlotArgs),
+    /// Sample text from a language-model checkpoint (prompt in conv mode, then steps).
+    Generate(sample::GenerateArgs),
+    /// Search hyperparameters (`search:` from hparams_search=<name> or -c), stopping trials
+    /// early with ASHA, on launcher=local|slurm.
+    Tune(tune::TuneArgs),
 }
 
 /// `wavessm data …`.

@@ -58,6 +58,15 @@ crate::registry! {
 }
 
 impl DataConfig {
+    /// The tokens by id and what a token is, for data whose inputs are text tokens a model can
+    /// generate (word- or character-level language modeling); `None` for other data.
+    pub fn vocabulary(&self) -> Option<Result<(Vec<String>, lm::Level), DataError>> {
+        match self {
+            DataConfig::Wikitext103(c) => Some(lm::vocabulary(c).map(|v| (v, c.level))),
+            _ => None,
+        }
+    }
+
     /// Loads (or generates) the train/val/test splits.
     pub fn load(&self) -> Result<DataModule, DataError> {
         match self {

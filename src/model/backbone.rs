@@ -169,6 +169,51 @@ impl SequenceModel {
         Ok(self.decoder.forward(z).reshape([b, k]))
     }
 
+    /// A prompt in conv mode, then step mode from where it ends (generation): the outputs of
+    /// the prompt's last step and a stepper holding every layer's state. Layers without conv-mode
+    /// state forwarding step through the prompt instead. `l` is the length the steppers
+    /// reproduce (the training length).
+    ///
+    /// Args: `x` [B, L, D]. Returns ([B, K], the stepper).
+    pub fn prefill(&self, x: Tensor<3>, l: usize) -> Result<(Tensor<2>, ModelStepper), StepError> {
+        let [b, len, d] = x.dims();
+        if len == 0 {
+            return Err(StepError::ZeroLength);
+        }
+        match self.prefill_conv(x.clone(), l) {
+            Ok(done) => Ok(done),
+            Err(StepError::NoRecurrentForm { .. }) => {
+                let mut stepper = self.stepper(b, l)?;
+                let mut last = None;
+                for t in 0..len {
+                    last = Some(self.step(&mut stepper, x.clone().narrow(1, t, 1).reshape([b, d]))?);
+                }
+                Ok((last.expect("a step"), stepper))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`SequenceModel::prefill`] by conv-mode state forwarding, block by block.
+    fn prefill_conv(&self, x: Tensor<3>, l: usize) -> Result<(Tensor<2>, ModelStepper), StepError> {
+        let [b, len, _] = x.dims();
+        let mut z = self.embed(x); // [B, L, H]
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for block in &self.layers {
+            let (y, state) = block.forward_state(z)?;
+            let mut s = block.layer.stepper(b, l)?;
+            block.layer.set_state(&mut s, &state)?;
+            layers.push(s);
+            z = y;
+        }
+        let mut last = z.narrow(1, len - 1, 1); // [B, 1, H]
+        if let Some(n) = &self.norm {
+            last = n.forward(last);
+        }
+        let k = self.decoder.weight.dims()[1];
+        Ok((self.decoder.forward(last).reshape([b, k]), ModelStepper { layers }))
+    }
+
     /// Encoder, blocks, final norm and pooling: [B, L, D] -> [B, 1, H] (or [B, L, H]).
     fn encode(&self, x: Tensor<3>, lengths: Option<&[usize]>) -> Tensor<3> {
         let mut z = self.embed(x); // [B, L, H]

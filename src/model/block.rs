@@ -117,6 +117,20 @@ impl ResidualBlock {
         Ok(self.feed_forward(x).reshape([b, h]))
     }
 
+    /// Conv mode from the zero state over `x`, with the state the layer ends in (to continue in
+    /// step mode, e.g. after a prompt).
+    ///
+    /// Args: `x` [B, L, H]. Returns ([B, L, H], the layer's state after `x`).
+    pub fn forward_state(&self, x: Tensor<3>) -> Result<(Tensor<3>, super::LayerState), StepError> {
+        let mut state = None;
+        let x = self.residual(x, &self.norm, |z| {
+            let (y, s) = self.layer.forward_state(z, None)?;
+            state = Some(s);
+            Ok(y)
+        })?;
+        Ok((self.feed_forward(x), state.expect("the layer ran")))
+    }
+
     /// The feed-forward sub-block, if any. Args: `x` [B, L, H]. Returns [B, L, H].
     fn feed_forward(&self, x: Tensor<3>) -> Tensor<3> {
         match &self.ff {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::launcher::{Job, Launch, Outcome};
+use super::launcher::{Job, Launch, Outcome, Running};
 use crate::train::signals::Interrupt;
 
 fn one() -> usize {
@@ -43,26 +43,57 @@ impl LocalConfig {
     }
 }
 
-impl Launch for LocalConfig {
-    fn launch(&self, jobs: &[Job], _sweep: &std::path::Path, interrupt: &Interrupt) -> Result<Vec<Outcome>> {
+impl LocalConfig {
+    /// Starts `job` as a child process with its share of the threads.
+    fn spawn(&self, job: &Job) -> Result<Child> {
         let exe = std::env::current_exe().context("locating the wavessm binary")?;
+        let log = std::fs::File::create(&job.log).with_context(|| format!("creating {}", job.log.display()))?;
+        Command::new(&exe)
+            .args(&job.args)
+            .env("RAYON_NUM_THREADS", self.threads().to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting job {}", job.index))
+    }
+}
+
+/// A child process running one job.
+struct LocalRun {
+    child: Child,
+    interrupted: bool,
+}
+
+impl Running for LocalRun {
+    fn poll(&mut self) -> Result<Option<Outcome>> {
+        Ok(self.child.try_wait()?.map(|status| match (status.success(), self.interrupted) {
+            (true, false) => Outcome::Done,
+            (true, true) => Outcome::Interrupted,
+            (false, _) => Outcome::Failed(format!("exited with {status}")),
+        }))
+    }
+
+    fn interrupt(&mut self) {
+        // SAFETY: signalling our own child process by pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        self.interrupted = true;
+    }
+}
+
+impl Launch for LocalConfig {
+    fn submit(&self, job: &Job, _sweep: &std::path::Path) -> Result<Box<dyn Running>> {
+        Ok(Box::new(LocalRun { child: self.spawn(job)?, interrupted: false }))
+    }
+
+    fn launch(&self, jobs: &[Job], _sweep: &std::path::Path, interrupt: &Interrupt) -> Result<Vec<Outcome>> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
         let mut running: Vec<(usize, Child)> = Vec::new();
         let mut next = 0;
         let mut forwarded = false;
         loop {
             while !interrupt.requested() && running.len() < self.jobs.max(1) && next < jobs.len() {
-                let job = &jobs[next];
-                let log = std::fs::File::create(&job.log).with_context(|| format!("creating {}", job.log.display()))?;
-                let child = Command::new(&exe)
-                    .args(&job.args)
-                    .env("RAYON_NUM_THREADS", self.threads().to_string())
-                    .stdin(Stdio::null())
-                    .stdout(log.try_clone()?)
-                    .stderr(log)
-                    .spawn()
-                    .with_context(|| format!("starting job {}", job.index))?;
-                running.push((next, child));
+                running.push((next, self.spawn(&jobs[next])?));
                 next += 1;
             }
             if interrupt.requested() && !forwarded {

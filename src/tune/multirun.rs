@@ -105,7 +105,7 @@ pub fn multirun(request: &ConfigRequest, yes: bool) -> Result<MultirunResult> {
         let todo: Vec<Job> = jobs
             .iter()
             .filter(|j| j.status == "pending" || (j.status == "failed" && attempt > 0))
-            .map(|j| job(request, j, &dir))
+            .map(|j| Job::fit(request, &j.overrides, &[], &dir, &format!("job_{}", j.index), j.index))
             .collect();
         if todo.is_empty() || interrupt.requested() {
             break;
@@ -123,25 +123,6 @@ pub fn multirun(request: &ConfigRequest, yes: bool) -> Result<MultirunResult> {
         record(&jobs)?;
     }
     Ok(MultirunResult { dir, jobs })
-}
-
-/// The command line of one job: resumed from its checkpoint when an earlier attempt left one.
-fn job(request: &ConfigRequest, rec: &JobRecord, sweep: &Path) -> Job {
-    let mut args = vec!["fit".to_string()];
-    for f in &request.files {
-        args.extend(["-c".into(), f.display().to_string()]);
-    }
-    for d in &request.config_dirs {
-        args.extend(["--config-dir".into(), d.display().to_string()]);
-    }
-    args.extend(rec.overrides.iter().cloned());
-    args.push(format!("logger.save_dir={}", sweep.display()));
-    args.push(format!("logger.name=job_{}", rec.index));
-    args.push("trainer.progress_bar=never".into());
-    if rec.run.join("checkpoints/last.bpk").is_file() {
-        args.extend(["--resume".into(), rec.run.display().to_string()]);
-    }
-    Job { index: rec.index, args, log: sweep.join(format!("job_{}.log", rec.index)) }
 }
 
 /// A new `<save_dir>/multirun/<YYYY-MM-DD_HH-MM-SS>[_n]` folder.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::launcher::{Job, Launch, Outcome};
+use super::launcher::{Job, Launch, Outcome, Running};
 use crate::train::signals::Interrupt;
 
 fn thousand() -> usize {
@@ -120,8 +120,10 @@ fn slurm(cmd: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-impl Launch for SlurmConfig {
-    fn launch(&self, jobs: &[Job], sweep: &Path, interrupt: &Interrupt) -> Result<Vec<Outcome>> {
+impl SlurmConfig {
+    /// Writes the jobs' argument files and the array script `slurm/<script>` for them; returns
+    /// the script's path.
+    fn prepare(&self, jobs: &[Job], sweep: &Path, script: &str) -> Result<std::path::PathBuf> {
         let exe = std::env::current_exe().context("locating the wavessm binary")?;
         let dir = sweep.join("slurm");
         for sub in ["args", "status"] {
@@ -135,16 +137,75 @@ impl Launch for SlurmConfig {
             std::fs::write(dir.join("args").join(format!("{}.args", job.index)), job.args.join("\n") + "\n")?;
         }
         let indices: Vec<usize> = jobs.iter().map(|j| j.index).collect();
-        let script = dir.join("job.sh");
-        crate::io::write_atomic(&script, |f| {
-            std::io::Write::write_all(f, self.script(sweep, &indices, &exe).as_bytes())
-        })?;
-        let id = slurm("sbatch", &["--parsable", &script.to_string_lossy()])?;
-        let id = id.trim().split(';').next().unwrap_or("").to_string();
+        let path = dir.join(script);
+        let text = self.script(sweep, &indices, &exe);
+        crate::io::write_atomic(&path, |f| std::io::Write::write_all(f, text.as_bytes()))?;
+        Ok(path)
+    }
+}
+
+/// Submits a script; returns the job id.
+fn sbatch(script: &Path) -> Result<String> {
+    let id = slurm("sbatch", &["--parsable", &script.to_string_lossy()])?;
+    Ok(id.trim().split(';').next().unwrap_or("").to_string())
+}
+
+/// Whether job `id` still has tasks in the queue.
+fn queued(id: &str) -> bool {
+    slurm("squeue", &["-h", "-j", id, "-o", "%i"]).map(|s| !s.trim().is_empty()).unwrap_or(false)
+}
+
+/// The exit status task `i` wrote, if it has.
+fn exit_status(sweep: &Path, i: usize) -> Option<i32> {
+    std::fs::read_to_string(sweep.join("slurm/status").join(i.to_string())).ok().and_then(|s| s.trim().parse().ok())
+}
+
+/// How a task ended from its status file (None: it wrote none).
+fn outcome(status: Option<i32>, cancelled: bool) -> Outcome {
+    match status {
+        Some(0) if cancelled => Outcome::Interrupted,
+        Some(0) => Outcome::Done,
+        Some(code) => Outcome::Failed(format!("exited with status {code}")),
+        None if cancelled => Outcome::Interrupted,
+        None => Outcome::Failed("no exit status: the task timed out, was cancelled or its node failed".into()),
+    }
+}
+
+/// One submitted task.
+struct SlurmRun {
+    id: String,
+    index: usize,
+    sweep: std::path::PathBuf,
+    cancelled: bool,
+}
+
+impl Running for SlurmRun {
+    fn poll(&mut self) -> Result<Option<Outcome>> {
+        if let Some(s) = exit_status(&self.sweep, self.index) {
+            return Ok(Some(outcome(Some(s), self.cancelled)));
+        }
+        Ok((!queued(&self.id)).then(|| outcome(exit_status(&self.sweep, self.index), self.cancelled)))
+    }
+
+    fn interrupt(&mut self) {
+        let _ = slurm("scancel", &["--signal=TERM", "--full", &self.id]);
+        let _ = slurm("scancel", &["--state=PENDING", &self.id]);
+        self.cancelled = true;
+    }
+}
+
+impl Launch for SlurmConfig {
+    fn submit(&self, job: &Job, sweep: &Path) -> Result<Box<dyn Running>> {
+        let script = self.prepare(std::slice::from_ref(job), sweep, &format!("job_{}.sh", job.index))?;
+        let id = sbatch(&script)?;
+        Ok(Box::new(SlurmRun { id, index: job.index, sweep: sweep.to_path_buf(), cancelled: false }))
+    }
+
+    fn launch(&self, jobs: &[Job], sweep: &Path, interrupt: &Interrupt) -> Result<Vec<Outcome>> {
+        let script = self.prepare(jobs, sweep, "job.sh")?;
+        let id = sbatch(&script)?;
         eprintln!("slurm: submitted array job {id} ({} tasks); script {}", jobs.len(), script.display());
-        let status = |i: usize| -> Option<i32> {
-            std::fs::read_to_string(dir.join("status").join(i.to_string())).ok().and_then(|s| s.trim().parse().ok())
-        };
+        let indices: Vec<usize> = jobs.iter().map(|j| j.index).collect();
         let mut cancelled: Option<Instant> = None;
         loop {
             std::thread::sleep(Duration::from_secs_f64(self.poll_interval.clamp(0.05, 60.0)));
@@ -154,25 +215,16 @@ impl Launch for SlurmConfig {
                 let _ = slurm("scancel", &["--state=PENDING", &id]);
                 cancelled = Some(Instant::now());
             }
-            let queued = slurm("squeue", &["-h", "-j", &id, "-o", "%i"]).map(|s| !s.trim().is_empty()).unwrap_or(false);
-            let all_done = indices.iter().all(|&i| status(i).is_some());
-            if all_done || !queued || cancelled.is_some_and(|t| t.elapsed() > Duration::from_secs(120)) {
-                if queued {
+            let still = queued(&id);
+            let all_done = indices.iter().all(|&i| exit_status(sweep, i).is_some());
+            if all_done || !still || cancelled.is_some_and(|t| t.elapsed() > Duration::from_secs(120)) {
+                if still {
                     let _ = slurm("scancel", &[&id]);
                 }
                 break;
             }
         }
-        Ok(indices
-            .iter()
-            .map(|&i| match status(i) {
-                Some(0) if cancelled.is_some() => Outcome::Interrupted,
-                Some(0) => Outcome::Done,
-                Some(code) => Outcome::Failed(format!("exited with status {code}")),
-                None if cancelled.is_some() => Outcome::Interrupted,
-                None => Outcome::Failed("no exit status: the task timed out, was cancelled or its node failed".into()),
-            })
-            .collect())
+        Ok(indices.iter().map(|&i| outcome(exit_status(sweep, i), cancelled.is_some())).collect())
     }
 
     fn max_retries(&self) -> usize {
