@@ -152,7 +152,7 @@ impl OptimizerSpec {
                     .build(),
             ),
             OptimizerName::Sgd => {
-                let momentum = (self.momentum > 0.0).then(|| MomentumConfig {
+                let momentum = (self.momentum > 0.0).then_some(MomentumConfig {
                     momentum: self.momentum,
                     dampening: self.dampening,
                     nesterov: self.nesterov,
