@@ -465,3 +465,36 @@ fn recurrent_baselines_learn_the_embedded_default() {
         assert!(acc >= bar, "{model}: test accuracy {acc} < {bar}");
     }
 }
+
+#[test]
+fn per_group_optimizers_resume_bit_for_bit_mid_epoch() {
+    // SGD with Nesterov momentum for the model, RMSprop and Lion groups with states of their
+    // own, and an epoch-wise StepLR: a mid-epoch checkpoint restores every group's state.
+    let _turn = serial();
+    let extra = [
+        "optimizer._name_=sgd",
+        "optimizer.momentum=0.9",
+        "optimizer.nesterov=true",
+        "optimizer.groups=[{params: 'layers\\.0\\.', _name_: rmsprop, momentum: 0.5, lr: 0.003}, {params: 'decoder', _name_: lion, lr: 0.001}]",
+        "scheduler=step",
+        "scheduler.step_size=1",
+        "scheduler.gamma=0.5",
+        "scheduler.interval=epoch",
+        "trainer.max_epochs=2",
+    ];
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cfg = config(b.path(), &extra);
+    assert_eq!(cfg.scheduler.name, "step");
+    let full = fit(&config(a.path(), &extra), &quiet()).unwrap();
+    let stopped = fit(&cfg, &FitOptions { stop_after_steps: Some(7), quiet: true, ..Default::default() }).unwrap();
+    assert_eq!(stopped.steps, 7);
+    let resumed =
+        fit(&cfg, &FitOptions { resume: Some(stopped.run.clone()), quiet: true, ..Default::default() }).unwrap();
+    assert_eq!((resumed.epochs, resumed.steps), (full.epochs, full.steps));
+    assert_eq!(resumed.val, full.val);
+    assert!(params(&cfg, &resumed.run) == params(&cfg, &full.run), "identical parameters");
+    // The epoch-wise schedule halves the rate at the epoch boundary only.
+    let optim = Optim::new(&cfg).unwrap();
+    let names: Vec<&str> = optim.groups.iter().map(|g| g.name.as_str()).collect();
+    assert!(names.contains(&"groups.0") && names.contains(&"groups.1"), "{names:?}");
+}

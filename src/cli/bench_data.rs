@@ -23,8 +23,13 @@ const LOADER_SECONDS: f64 = 1.0;
 /// Runs the data bench and prints `data loader_samples_per_s=… model_samples_per_s=… ratio=…`.
 pub fn run(a: &BenchArgs) -> Result<()> {
     let c = &a.config;
-    let cfg = ConfigRequest { config_dirs: c.config_dir.clone(), files: c.config.clone(), tokens: c.overrides.clone() }
-        .resolve()?;
+    let cfg = ConfigRequest {
+        config_dirs: c.config_dir.clone(),
+        files: c.config.clone(),
+        tokens: c.overrides.clone(),
+        ..Default::default()
+    }
+    .resolve()?;
     let mut spec = DataSpec::from_named(&cfg.data, "data")?;
     // The point is the prepared path; `data.prepared=never` still measures the raw one.
     if spec.prepared == PreparedMode::Auto {

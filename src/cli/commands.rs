@@ -19,9 +19,14 @@ use crate::train::{FitOptions, Setup, device_for, evaluate, fit};
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Fit(a) if a.multirun => super::sweep::run(&request(&a.config), a.yes, a.resume.is_some()),
+        Command::Fit(a) if a.multirun => super::sweep::run(&fit_request(&a)?, a.yes, a.resume.is_some()),
         Command::Fit(a) => {
             let cfg = match &a.resume {
+                Some(_) if a.d4l.is_set() => {
+                    bail!(
+                        "D4L's flags (--data_train, --model_cfg, …) build a new run; with --resume override single keys"
+                    )
+                }
                 Some(dir) => {
                     let text = crate::io::read_text_capped(
                         &dir.join("config.yaml"),
@@ -31,7 +36,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     .with_context(|| format!("{}: not a run folder (no readable config.yaml)", dir.display()))?;
                     config_over(&text, &a.config, &dir.join("config.yaml"))?
                 }
-                None => request(&a.config).resolve()?,
+                None => fit_request(&a)?.resolve()?,
             };
             if a.config.print_config {
                 print!("{}", cfg.to_yaml());
@@ -88,7 +93,19 @@ fn prepare(c: &ConfigArgs) -> Result<()> {
 }
 
 pub(super) fn request(c: &ConfigArgs) -> ConfigRequest {
-    ConfigRequest { config_dirs: c.config_dir.clone(), files: c.config.clone(), tokens: c.overrides.clone() }
+    ConfigRequest {
+        config_dirs: c.config_dir.clone(),
+        files: c.config.clone(),
+        tokens: c.overrides.clone(),
+        ..Default::default()
+    }
+}
+
+/// `fit`'s request: the config arguments plus D4L's flags.
+fn fit_request(a: &super::FitArgs) -> Result<ConfigRequest> {
+    let mut req = request(&a.config);
+    a.d4l.apply(&mut req)?;
+    Ok(req)
 }
 
 /// A saved config (run or checkpoint) with command-line key overrides on top.

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_data;
 pub mod bench_generate;
 pub mod commands;
+pub mod d4l;
 pub mod generate;
 pub mod plot;
 pub mod runs;
@@ -121,6 +122,9 @@ pub struct FitArgs {
     /// Launch a sweep larger than `launcher.max_runs` without asking.
     #[arg(long)]
     pub yes: bool,
+    /// D4L's experiment-script flags, mapped to config keys.
+    #[command(flatten)]
+    pub d4l: d4l::D4lArgs,
 }
 
 /// Options of `validate` and `test`.

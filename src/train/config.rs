@@ -7,16 +7,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Named, check};
 
-/// Optimizer names.
+/// Optimizer names (torch's, lower case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerName {
+    /// Adam (weight decay as an L2 term).
+    Adam,
     /// AdamW (decoupled weight decay).
     #[default]
     Adamw,
+    /// SGD with optional (Nesterov) momentum and dampening.
+    Sgd,
+    /// RMSprop (`alpha`, `momentum`, `centered`).
+    Rmsprop,
+    /// Adagrad (`lr_decay`).
+    Adagrad,
+    /// Lion (sign of interpolated momentum; `betas`, decoupled weight decay).
+    Lion,
 }
 
-/// AdamW with regex parameter groups.
+impl OptimizerName {
+    /// The names `optimizer._name_` accepts.
+    pub const NAMES: &'static [&'static str] = &["adam", "adamw", "sgd", "rmsprop", "adagrad", "lion"];
+}
+
+/// The optimizer (any [`OptimizerName`]) with regex parameter groups, each of which may name
+/// its own optimizer and options. Keys an optimizer does not use are ignored by it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimizerConfig {
@@ -34,6 +50,24 @@ pub struct OptimizerConfig {
     /// Adam epsilon (PyTorch's default).
     #[serde(default = "default_eps")]
     pub eps: f64,
+    /// SGD / RMSprop momentum (torch's default 0).
+    #[serde(default)]
+    pub momentum: f64,
+    /// SGD dampening.
+    #[serde(default)]
+    pub dampening: f64,
+    /// SGD Nesterov momentum (needs momentum > 0 and dampening 0).
+    #[serde(default)]
+    pub nesterov: bool,
+    /// RMSprop smoothing constant.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Centered RMSprop.
+    #[serde(default)]
+    pub centered: bool,
+    /// Adagrad learning-rate decay.
+    #[serde(default)]
+    pub lr_decay: f64,
     /// Extra groups by regex over parameter paths (`layers.0.layer.kernel.log_dt`); last match wins.
     #[serde(default)]
     pub groups: Vec<ParamGroupConfig>,
@@ -67,6 +101,9 @@ fn default_betas() -> [f64; 2] {
 fn default_eps() -> f64 {
     1e-8
 }
+fn default_alpha() -> f64 {
+    0.99
+}
 
 /// One regex-selected parameter group.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,6 +120,34 @@ pub struct ParamGroupConfig {
     /// The group's own schedule (default: the global `scheduler`).
     #[serde(default)]
     pub scheduler: Option<Named>,
+    /// The group's own optimizer (default: the global one); the keys below default to the
+    /// global optimizer's.
+    #[serde(rename = "_name_", default)]
+    pub name: Option<OptimizerName>,
+    /// Adam/Lion betas.
+    #[serde(default)]
+    pub betas: Option<[f64; 2]>,
+    /// Epsilon.
+    #[serde(default)]
+    pub eps: Option<f64>,
+    /// SGD / RMSprop momentum.
+    #[serde(default)]
+    pub momentum: Option<f64>,
+    /// SGD dampening.
+    #[serde(default)]
+    pub dampening: Option<f64>,
+    /// SGD Nesterov momentum.
+    #[serde(default)]
+    pub nesterov: Option<bool>,
+    /// RMSprop smoothing constant.
+    #[serde(default)]
+    pub alpha: Option<f64>,
+    /// Centered RMSprop.
+    #[serde(default)]
+    pub centered: Option<bool>,
+    /// Adagrad learning-rate decay.
+    #[serde(default)]
+    pub lr_decay: Option<f64>,
 }
 
 /// Direction of a monitored metric.

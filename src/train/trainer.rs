@@ -79,12 +79,12 @@ impl<'a> Trainer<'a> {
         let Setup { data, task, d_output: k, model, device, augment } = Setup::new(cfg, device)?;
         let t = &cfg.trainer;
         let bs = cfg.loader.batch_size;
-        let full = BatchIter::new(data.train.len(), bs, false, cfg.loader.drop_last, 0, 0).num_batches();
+        let n_train = cfg.loader.train_len(data.train.len());
+        let full = BatchIter::new(n_train, bs, false, cfg.loader.drop_last, 0, 0).num_batches();
         let per_epoch = full.min(t.limit_train_batches.unwrap_or(usize::MAX));
         if per_epoch == 0 {
             bail!(
-                "the training split yields no batch (n={}, batch_size={bs}, drop_last={})",
-                data.train.len(),
+                "the training split yields no batch (n={n_train}, batch_size={bs}, drop_last={})",
                 cfg.loader.drop_last
             );
         }
@@ -98,7 +98,8 @@ impl<'a> Trainer<'a> {
             );
         }
         let total = t.max_steps.unwrap_or(usize::MAX).min(t.max_epochs * per_epoch.div_ceil(t.accumulate_grad_batches));
-        let optim = Optim::new(cfg)?;
+        let mut optim = Optim::new(cfg)?;
+        optim.steps_per_epoch = per_epoch.div_ceil(t.accumulate_grad_batches);
         let config_yaml = cfg.to_yaml();
         let mut run = match &opts.resume {
             Some(dir) => RunDir::open(dir)?,
@@ -270,7 +271,7 @@ impl<'a> Trainer<'a> {
         let (cfg, t) = (self.cfg, &self.cfg.trainer);
         let (epoch, accum, k) = (self.state.epoch, t.accumulate_grad_batches, self.k);
         let batches: Vec<Vec<usize>> = BatchIter::new(
-            self.data.train.len(),
+            cfg.loader.train_len(self.data.train.len()),
             cfg.loader.batch_size,
             cfg.loader.shuffle,
             cfg.loader.drop_last,
