@@ -4,6 +4,7 @@ pub mod binary;
 pub mod classification;
 pub mod lm;
 pub mod regression;
+pub mod shifted_pearson;
 
 use std::collections::BTreeMap;
 

@@ -2,6 +2,11 @@
 //! strain [n, 2, L], labels 1 for an injection) with aframe's online augmentation.
 
 pub mod augment;
+pub mod project;
+pub mod psd;
+pub mod snr;
+pub mod taylorf2;
+pub mod whiten;
 
 use std::path::PathBuf;
 
