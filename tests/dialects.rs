@@ -83,7 +83,7 @@ fn unknown_class_paths_name_themselves_and_the_registry() {
         "{e}"
     );
     let e = with_file(
-        "model:\n  class_path: wavesAI.task.ClassificationTask\n  init_args:\n    network: {class_path: wavesAI.model.WaveRNN}\n",
+        "model:\n  class_path: wavesAI.task.ClassificationTask\n  init_args:\n    network: {class_path: wavesAI.model.FancyNet}\n",
         &[],
     )
     .unwrap_err();

@@ -5,7 +5,9 @@ pub mod augment;
 pub mod project;
 pub mod psd;
 pub mod snr;
+pub mod strain;
 pub mod taylorf2;
+pub mod waveform;
 pub mod whiten;
 
 use std::path::PathBuf;

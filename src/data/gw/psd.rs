@@ -52,7 +52,7 @@ pub fn welch(x: &[f64], fs: f64, nperseg: usize, nstride: usize, average: Averag
         fft.process(&mut seg, &mut spectrum).ok()?;
         for (k, c) in spectrum.iter().enumerate() {
             // One-sided: every bin but DC (and Nyquist for even lengths) counts twice.
-            let two_sided = k == 0 || (nperseg % 2 == 0 && k == n_f - 1);
+            let two_sided = k == 0 || (nperseg.is_multiple_of(2) && k == n_f - 1);
             p[s * n_f + k] = c.norm_sqr() * scale * if two_sided { 1.0 } else { 2.0 };
         }
     }

@@ -70,7 +70,7 @@ pub fn whiten(x: &[f64], psd: &[f64], fs: f64, fduration: f64, highpass: Option<
     }
     // numpy's irfft ignores the imaginary parts of DC and Nyquist; so do we.
     spec[0].im = 0.0;
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         spec[n_f - 1].im = 0.0;
     }
     let mut y = vec![0.0; n];
