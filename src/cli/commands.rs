@@ -56,6 +56,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plot(a) => super::plot::run(&a),
         Command::Generate(a) => super::sample::run(&a),
         Command::Tune(a) => super::tune::run(&a),
+        Command::Infer(a) => super::infer::run(&a),
         Command::Data(super::DataCommand::Generate(g)) => super::generate::run(&g),
         Command::Data(super::DataCommand::Prepare(p)) => prepare(&p.config),
         Command::Weights(w) => super::weights::run(&w),

@@ -7,6 +7,7 @@ pub mod bench_generate;
 pub mod commands;
 pub mod d4l;
 pub mod generate;
+pub mod infer;
 pub mod plot;
 pub mod runs;
 pub mod sample;
@@ -62,6 +63,9 @@ pub enum Command {
     /// Search hyperparameters (`search:` from hparams_search=<name> or -c), stopping trials
     /// early with ASHA, on launcher=local|slurm.
     Tune(tune::TuneArgs),
+    /// Run a detector over a long multi-detector strain series (whitened in chunks), writing its
+    /// statistic as a time series; `--timeslide` for background.
+    Infer(infer::InferArgs),
 }
 
 /// `wavessm data …`.

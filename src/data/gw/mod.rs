@@ -6,6 +6,7 @@ pub mod project;
 pub mod psd;
 pub mod snr;
 pub mod strain;
+pub mod stream;
 pub mod taylorf2;
 pub mod waveform;
 pub mod whiten;
