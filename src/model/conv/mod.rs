@@ -3,6 +3,9 @@
 
 pub mod group_norm;
 pub mod resnet1d;
+pub mod resnet2d;
+pub mod spectrogram;
 
 pub use group_norm::GroupNorm1d;
 pub use resnet1d::{Resnet1d, Resnet1dConfig};
+pub use resnet2d::{Resnet2d, Resnet2dConfig};
