@@ -205,7 +205,9 @@ fn bad_options_are_refused_with_their_key() {
     assert_eq!(key(CkConvConfig { l_max: Some(0), ..ck }.validate(p)), "model.layer.l_max");
     let list: UnicornnConfig = serde_yaml::from_str("{n_layers: 2, dt: [0.1, 0.2]}").expect("a list of dt");
     assert_eq!(list.dt, StepSizes::PerLayer(vec![0.1, 0.2]));
-    assert!(serde_yaml::from_str::<UnicornnConfig>("{drop: 0.1}").expect_err("unknown key").to_string().contains("drop"));
+    assert!(
+        serde_yaml::from_str::<UnicornnConfig>("{drop: 0.1}").expect_err("unknown key").to_string().contains("drop")
+    );
 }
 
 /// Trains the embedded default with `tokens` for `epochs`; returns the test accuracy.

@@ -100,7 +100,8 @@ impl LayerOptions for CkConvConfig {
             let bound = if k == 0 { 1.0 } else { (6.0 / inp as f64).sqrt() / self.omega_0 };
             let v = Tensor::<3>::random([out, inp, 1], Distribution::Uniform(-bound, bound), device);
             let g = v.clone().square().sum_dim(1).sum_dim(2).sqrt(); // [out, 1, 1]
-            let bias = self.bias.then(|| Param::from_tensor(Tensor::random([out], Distribution::Uniform(-1.0, 1.0), device)));
+            let bias =
+                self.bias.then(|| Param::from_tensor(Tensor::random([out], Distribution::Uniform(-1.0, 1.0), device)));
             kernel_net[slot] = Some(WnConv { weight_g: Param::from_tensor(g), weight_v: Param::from_tensor(v), bias });
         }
         CkConv {

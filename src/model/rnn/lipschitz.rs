@@ -62,7 +62,8 @@ impl LayerOptions for LipschitzRnnConfig {
     /// Builds the layer for width `h`: `B`, `C ~ N(0, (init_std/h)²)` (the reference's
     /// `gaussian_init_`).
     fn init(&self, h: usize, device: &Device) -> LipschitzRnn {
-        let normal = || Param::from_tensor(Tensor::random([h, h], Distribution::Normal(0.0, self.init_std / h as f64), device));
+        let normal =
+            || Param::from_tensor(Tensor::random([h, h], Distribution::Normal(0.0, self.init_std / h as f64), device));
         LipschitzRnn { C: normal(), B: normal(), eps: self.eps, beta: self.beta, gamma: self.gamma, alpha: self.alpha }
     }
 }
