@@ -24,6 +24,7 @@ use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
+use super::rnn::kernels::Dims;
 use super::{dims, flex, host, register_grads};
 
 /// A float tensor of the autodiff backend over `B`.
@@ -75,10 +76,8 @@ fn steps(c: &[f32], dt: f32) -> Vec<f32> {
 
 /// The forward recurrence on slices. Args: `u` [B, L, H], `w`, `c` [H], `hy0`, `hz0` [B, H].
 /// Returns `[hy_t, hz_t]` [B, L, 2H].
-pub fn scan(u: &[f32], w: &[f32], c: &[f32], hy0: &[f32], hz0: &[f32], k: Coeffs) -> Vec<f32> {
-    let h = w.len();
-    let b = hy0.len() / h.max(1);
-    let l = if b * h == 0 { 0 } else { u.len() / (b * h) };
+pub fn scan(u: &[f32], w: &[f32], c: &[f32], hy0: &[f32], hz0: &[f32], k: Coeffs, d: Dims) -> Vec<f32> {
+    let Dims { b, l, h } = d;
     let ks = steps(c, k.dt);
     let mut out = vec![0f32; b * l * 2 * h];
     if h == 0 || l == 0 {
@@ -104,7 +103,7 @@ pub fn scan(u: &[f32], w: &[f32], c: &[f32], hy0: &[f32], hz0: &[f32], k: Coeffs
 /// Backpropagation through time over the stored states `out` [B, L, 2H] (the initial `hz` is
 /// not needed: it enters linearly): (∂u [B, L, H], ∂w [H], ∂c [H], ∂hy0, ∂hz0 [B, H]) for
 /// `g` = ∂loss/∂out [B, L, 2H].
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 pub fn scan_grad(
     u: &[f32],
     w: &[f32],
@@ -113,15 +112,14 @@ pub fn scan_grad(
     out: &[f32],
     g: &[f32],
     k: Coeffs,
+    d: Dims,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
-    let h = w.len();
-    let b = hy0.len() / h.max(1);
-    let l = if b * h == 0 { 0 } else { u.len() / (b * h) };
+    let Dims { b, l, h } = d;
     let ks = steps(c, k.dt);
     let mut du = vec![0f32; b * l * h];
     let (mut dhy0, mut dhz0) = (vec![0f32; b * h], vec![0f32; b * h]);
-    if h == 0 {
-        return (du, vec![], vec![], dhy0, dhz0);
+    if h == 0 || l == 0 {
+        return (du, vec![0f32; h], vec![0f32; h], dhy0, dhz0);
     }
     // Per sequence: the carried adjoints of (hy, hz) and partial sums of ∂w and ∂k.
     let partial: Vec<(Vec<f64>, Vec<f64>)> = du
@@ -184,7 +182,8 @@ impl UnicornnOps for Flex {
     ) -> FlexTensor {
         let [b, l, h] = dims(&u)[..] else { panic!("unicornn: u must be [B, L, H]") };
         let k = Coeffs { dt, alpha };
-        flex(scan(&host(&u), &host(&w), &host(&c), &host(&hy0), &host(&hz0), k), &[b, l, 2 * h])
+        let d = Dims { b, l, h };
+        flex(scan(&host(&u), &host(&w), &host(&c), &host(&hy0), &host(&hz0), k, d), &[b, l, 2 * h])
     }
 
     fn unicornn_scan_grad(
@@ -200,7 +199,7 @@ impl UnicornnOps for Flex {
         let [b, l, h] = dims(&u)[..] else { panic!("unicornn: u must be [B, L, H]") };
         let k = Coeffs { dt, alpha };
         let (du, dw, dc, dhy, dhz) =
-            scan_grad(&host(&u), &host(&w), &host(&c), &host(&hy0), &host(&out), &host(&grad), k);
+            scan_grad(&host(&u), &host(&w), &host(&c), &host(&hy0), &host(&out), &host(&grad), k, Dims { b, l, h });
         (flex(du, &[b, l, h]), flex(dw, &[h]), flex(dc, &[h]), flex(dhy, &[b, h]), flex(dhz, &[b, h]))
     }
 }
