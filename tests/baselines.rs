@@ -231,3 +231,34 @@ fn shipped_model_configs_resolve_and_train() {
         assert!((0.0..=1.0).contains(&acc), "{model}: accuracy {acc}");
     }
 }
+
+#[test]
+fn pytorch_weights_round_trip() {
+    use wavessm::weights::{self, ImportOptions, Layout, Select};
+    let _turn = serial();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let build = |model: &str, seed: u64| {
+        let tokens = [model, "model.d_model=4", "model.n_layers=2"];
+        let tokens = tokens.iter().map(|s| s.to_string()).collect();
+        let cfg = ConfigRequest { tokens, ..Default::default() }.resolve().expect("config");
+        let dev = Device::flex();
+        dev.seed(seed);
+        wavessm::model::SequenceModel::new(&cfg.model, 1, 3, &dev).expect("model")
+    };
+    let x = t(randn(2 * 6, 14), [2, 6, 1], &Device::flex());
+    for (model, key) in [
+        ("model=unicornn", "DIs.1.fc.weight"),
+        ("model=lipschitz_rnn", "B"),
+        ("model=ckconv", "Kernel.kernel_net.8.weight_v"),
+    ] {
+        let (a, b) = (build(model, 1), build(model, 2));
+        let path = dir.path().join("m.safetensors");
+        let keys = weights::export(&a, &path, Layout::S4Sequence, None, false).expect("export").0;
+        assert!(keys.contains(&format!("model.layers.1.layer.{key}")), "{model}: {keys:?}");
+        let opts =
+            ImportOptions { layout: Layout::S4Sequence, dt_transform: None, select: Select::All, partial: false };
+        let (b, report) = weights::import(b, &path, &opts).expect("import");
+        assert!(report.kept.is_empty() && report.ignored.is_empty(), "{model}: {report:?}");
+        assert_eq!(host(a.forward(x.clone(), None)), host(b.forward(x.clone(), None)), "{model}: outputs");
+    }
+}
