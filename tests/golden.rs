@@ -2,6 +2,7 @@
 //! `../shared/golden`): every file is dispatched on its name; sizes come from the file.
 
 mod common;
+mod golden_baselines;
 mod golden_mamba;
 mod golden_mamba2;
 mod golden_rnn;
@@ -351,6 +352,8 @@ fn golden_vectors() {
             "mamba_block" => golden_mamba::check_block(&g),
             "mamba2_ssd" => golden_mamba2::check_ssd(&g),
             "transformer_layer" => golden_transformer::check(&g),
+            "unicornn" => golden_baselines::check_unicornn(&g),
+            "lipschitz_rnn" => golden_baselines::check_lipschitz(&g),
             _ => {
                 pending.push(case);
                 continue;
