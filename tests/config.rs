@@ -143,7 +143,7 @@ fn unknown_registry_name_lists_the_valid_ones() {
     let e = err(&["data=cifar"]);
     assert!(
         e.contains("no config `data/cifar.yaml`")
-            && e.contains("available: aan, adding, associative_recall, copying, digits, gw, imdb, induction_heads, listops, npy, pathfinder128, pathfinder256, pathfinder32, pathfinder64, pathx, psmnist, sc10, sc35, scifar, selective_copying, smnist, text_folder, ucr, wikitext103"),
+            && e.contains("available: aan, adding, associative_recall, copying, digits, gw, imdb, induction_heads, listops, mnist, npy, pathfinder128, pathfinder256, pathfinder32, pathfinder64, pathx, psmnist, sc10, sc35, scifar, selective_copying, smnist, text_folder, ucr, wikitext103"),
         "{e}"
     );
     let e = err(&["experiment=smnist/s4"]);
@@ -323,4 +323,33 @@ fn wandb_keys_are_metadata_and_null_switches_them_off() {
     assert!(c.to_yaml().contains("project: p"), "written to config.yaml: {}", c.to_yaml());
     let e = err(&["wandb.projet=p"]);
     assert!(e.contains("`wandb.projet`") && e.contains("did you mean `project`"), "{e}");
+}
+
+#[test]
+fn baseline_experiments_and_the_s4_dataset_name_resolve() {
+    // (experiment, model kind, data, task)
+    for (name, model, data, task) in [
+        ("psmnist/wave_rnn", "wrnn", "psmnist", "classification"),
+        ("adding/wave_rnn", "wrnn", "adding", "regression"),
+        ("lra/transformer-listops", "transformer", "listops", "classification"),
+        ("smnist/lstm", "lstm", "smnist", "classification"),
+        ("copying/lstm", "lstm", "copying", "lm"),
+        ("lm/transformer-text", "transformer", "wikitext103", "lm"),
+    ] {
+        let c = resolve(&[&format!("experiment={name}")]).unwrap_or_else(|e| panic!("experiment={name}: {e}"));
+        let got = (c.model.display_name(), c.data.name.as_str(), c.task.name.as_str());
+        assert_eq!(got, (model, data, task), "experiment={name}");
+        c.model.classifier().unwrap_or_else(|e| panic!("experiment={name}: {e}"));
+    }
+    // The s4 repo's `dataset=mnist` (and `data=mnist`): our sMNIST loader with its defaults,
+    // which permute; `dataset.permute=False` reads the pixels in order.
+    for tokens in [&["data=mnist"][..], &["dataset=mnist"], &["dataset=mnist", "model=lstm"]] {
+        let c = resolve(tokens).unwrap_or_else(|e| panic!("{tokens:?}: {e}"));
+        assert_eq!((c.data.name.as_str(), &c.data.options["permute"]), ("smnist", &true.into()), "{tokens:?}");
+    }
+    let c = resolve(&["dataset=mnist", "dataset.permute=False"]).unwrap();
+    assert_eq!(c.data.options["permute"], serde_yaml::Value::Bool(false));
+    // The whole wave RNN classifier checks its options under `model.options`.
+    let e = err(&["model=wrnn", "model.options.ksize=4"]);
+    assert!(e.contains("model.options.ksize"), "{e}");
 }

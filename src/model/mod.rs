@@ -49,6 +49,7 @@ crate::layers! {
 
 crate::models! {
     "resnet1d" => Resnet1d(conv::Resnet1dConfig, conv::Resnet1d),
+    "wrnn" => Wrnn(rnn::WrnnConfig, rnn::Wrnn),
 }
 
 impl LayerConfig {
