@@ -72,7 +72,8 @@ fn bidirectional_attention_sees_the_future_and_has_no_step_mode() {
         assert_eq!(moved > 1e-3, !causal, "causal {causal}: the first output moved by {moved}");
     }
     let m = layer(PosKind::Rope, false, true, l);
-    assert!(matches!(m.stepper(b, l), Err(StepError::NoRecurrentForm { .. })));
+    let e = m.stepper(b, l).expect_err("no step mode");
+    assert!(matches!(e, StepError::NoRecurrentForm { .. }) && e.to_string().contains("model.layer.causal"), "{e}");
     assert!(matches!(m.forward_state(x, None), Err(StepError::NoRecurrentForm { .. })));
 }
 
