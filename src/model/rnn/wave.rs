@@ -92,7 +92,8 @@ impl Default for WaveRnnConfig {
 const MAX_STATE: usize = 1 << 12;
 
 /// Largest state `n_ch·n_hid` run by the fused kernel with the dense circulant; larger ones
-/// step by rolls of the ring, whose cost grows with `n_ch·ksize` instead of the state size.
+/// step by rolls of the ring, whose cost grows with `n_ch·ksize` instead of the state size
+/// (`wrnn`'s 16 × 256 state on the digits: 11 samples/s by rolls, 1 by the dense kernel).
 const FUSED_STATE: usize = 1 << 10;
 
 impl LayerOptions for WaveRnnConfig {
@@ -186,8 +187,8 @@ impl WaveCell {
         let (n_ch, k) = (cfg.n_ch, cfg.ksize);
         let mut Wx = LinearConfig::new(n_in, n_ch * n_hid).init(device);
         if cfg.solo_init {
-            // Every input enters position 0 of each channel's ring, so that one position
-            // injects and the shift carries it around: the input map starts wave-free.
+            // Every input enters at position 0 of each channel's ring, from where the shift
+            // carries it around as a wave.
             let mut w = vec![0f32; n_in * n_ch * n_hid]; // [In, C·n]
             for i in 0..n_in {
                 for c in 0..n_ch {
@@ -220,11 +221,6 @@ impl WaveCell {
     pub fn state_dims(&self) -> [usize; 2] {
         let n_ch = self.Wy.weight.dims()[0];
         [n_ch, self.Wx.weight.dims()[1] / n_ch]
-    }
-
-    /// Input features per step.
-    pub fn d_input(&self) -> usize {
-        self.Wx.weight.dims()[0]
     }
 
     /// The hidden states of every step from `h0` (None: zero).
