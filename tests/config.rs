@@ -354,6 +354,8 @@ const SEED_LINES: &[&str] = &[
     "wandb=null train.monitor=val/accuracy experiment=s4-sc train.seed=1 train.interval=epoch",
     // `....` stands for any command line; `wandb.*` keys are run metadata.
     ".... wandb.project=s4",
+    // The README's shorthand for two lines (see `run_line`).
+    "dataset=mnist model={ckconv,unicornn}",
 ];
 
 /// Seed lines that cannot run here, each with a fragment of the error it gets (the reason).
@@ -370,8 +372,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "wandb=null experiment=s4-wt103 loader.batch_size=4 trainer.accumulate_grad_batches=2",
         "experiment/s4-wt103.yaml",
     ),
-    // The CKConv and UnICORNN baselines are not ported (and `dataset=mnist` is `smnist` here).
-    ("dataset=mnist model={ckconv,unicornn}", "`model` is a config group: choose one of"),
     // aframe's gravitational-wave data module (`data.ifos`) and its W&B logger (given in
     // LightningCLI's `--trainer.logger=Name --trainer.logger.key=…` shorthand) are not part of
     // wavessm.
@@ -388,8 +388,17 @@ const NOT_COMMANDS: &[(&str, &str)] = &[(
 )];
 
 /// A seed line as `wavessm fit` reads it (LightningCLI flags become tokens; `--config` files
-/// of other projects and the READMEs' `....` placeholder are left out).
+/// of other projects and the READMEs' `....` placeholder are left out). A `key={a,b}` token is
+/// the READMEs' shorthand for one line per alternative: each must resolve.
 fn run_line(line: &str) -> Result<ExperimentConfig, String> {
+    if let Some(at) = line.find("={") {
+        let end = line[at..].find('}').map(|e| at + e).ok_or("unclosed `{`")?;
+        let mut last = Err("no alternative".to_string());
+        for alt in line[at + 2..end].split(',') {
+            last = Ok(run_line(&format!("{}={alt}{}", &line[..at], &line[end + 1..]))?);
+        }
+        return last;
+    }
     let mut argv = vec!["wavessm".to_string(), "fit".to_string()];
     argv.extend(line.split_whitespace().map(str::to_string));
     let argv = wavessm::cli::args::lightning_to_hydra(argv);
@@ -462,4 +471,33 @@ fn every_seed_command_line_runs_or_is_listed_with_its_reason() {
     for line in &found {
         assert!(listed.contains(&line.as_str()), "seed line not in SEED_LINES, UNSUPPORTED or NOT_COMMANDS: {line}");
     }
+}
+
+#[test]
+fn baseline_experiments_and_the_s4_dataset_name_resolve() {
+    // (experiment, model kind, data, task)
+    for (name, model, data, task) in [
+        ("psmnist/wave_rnn", "wrnn", "psmnist", "classification"),
+        ("adding/wave_rnn", "wrnn", "adding", "regression"),
+        ("lra/transformer-listops", "transformer", "listops", "classification"),
+        ("smnist/lstm", "lstm", "smnist", "classification"),
+        ("copying/lstm", "lstm", "copying", "lm"),
+        ("lm/transformer-text", "transformer", "wikitext103", "lm"),
+    ] {
+        let c = resolve(&[&format!("experiment={name}")]).unwrap_or_else(|e| panic!("experiment={name}: {e}"));
+        let got = (c.model.display_name(), c.data.name.as_str(), c.task.name.as_str());
+        assert_eq!(got, (model, data, task), "experiment={name}");
+        c.model.classifier().unwrap_or_else(|e| panic!("experiment={name}: {e}"));
+    }
+    // The s4 repo's `dataset=mnist` (and `data=mnist`): our sMNIST loader with its defaults,
+    // which permute; `dataset.permute=False` reads the pixels in order.
+    for tokens in [&["data=mnist"][..], &["dataset=mnist"], &["dataset=mnist", "model=lstm"]] {
+        let c = resolve(tokens).unwrap_or_else(|e| panic!("{tokens:?}: {e}"));
+        assert_eq!((c.data.name.as_str(), &c.data.options["permute"]), ("smnist", &true.into()), "{tokens:?}");
+    }
+    let c = resolve(&["dataset=mnist", "dataset.permute=False"]).unwrap();
+    assert_eq!(c.data.options["permute"], serde_yaml::Value::Bool(false));
+    // The whole wave RNN classifier checks its options under `model.options`.
+    let e = err(&["model=wrnn", "model.options.ksize=4"]);
+    assert!(e.contains("model.options.ksize"), "{e}");
 }

@@ -53,6 +53,7 @@ crate::layers! {
 crate::models! {
     "resnet1d" => Resnet1d(conv::Resnet1dConfig, conv::Resnet1d),
     "resnet2d" => Resnet2d(conv::Resnet2dConfig, conv::Resnet2d),
+    "wrnn" => Wrnn(rnn::WrnnConfig, rnn::Wrnn),
 }
 
 impl LayerConfig {

@@ -1,7 +1,7 @@
 //! Recurrent baselines as sequence layers: `lstm`, `gru` and `rnn` (Elman) with PyTorch's
-//! equations and parameter layout, the wave RNN (`wave_rnn`), UnICORNN (`unicornn`) and
-//! LipschitzRNN (`lipschitz_rnn`). The recurrences run as fused CPU kernels (`crate::ops`) or,
-//! on other devices, one tensor-op step per time step.
+//! equations and parameter layout, the wave RNN (`wave_rnn`, and the paper's whole classifier
+//! `wrnn`), UnICORNN (`unicornn`) and LipschitzRNN (`lipschitz_rnn`). The recurrences run as
+//! fused CPU kernels (`crate::ops`) or, on other devices, one tensor-op step per time step.
 
 pub mod cell;
 pub mod elman;
@@ -12,6 +12,7 @@ pub mod params;
 pub mod stack;
 pub mod unicornn;
 pub mod wave;
+pub mod wrnn;
 
 pub use cell::{CellKind, Nonlinearity};
 pub use elman::{Rnn, RnnConfig};
@@ -21,3 +22,4 @@ pub use lstm::{Lstm, LstmConfig};
 pub use stack::{Recurrent, RnnState};
 pub use unicornn::{Unicornn, UnicornnConfig};
 pub use wave::{WaveRnn, WaveRnnConfig};
+pub use wrnn::{Wrnn, WrnnConfig};
