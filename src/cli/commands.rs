@@ -44,7 +44,13 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             fit(
                 &cfg,
-                &FitOptions { resume: a.resume.clone(), stop_after_epochs: a.stop_after_epochs, ..Default::default() },
+                &FitOptions {
+                    resume: a.resume.clone(),
+                    stop_after_epochs: a.stop_after_epochs,
+                    init_from: a.init_from.clone(),
+                    partial: a.partial,
+                    ..Default::default()
+                },
             )?;
             Ok(())
         }

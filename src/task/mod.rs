@@ -3,6 +3,7 @@
 pub mod binary;
 pub mod classification;
 pub mod lm;
+pub mod loss_manager;
 pub mod regression;
 
 use std::collections::BTreeMap;
