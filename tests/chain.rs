@@ -145,7 +145,7 @@ fn trainable(m: &impl Module) -> Vec<String> {
 #[test]
 fn frozen_links_get_no_gradient_and_need_no_optimizer() {
     let yaml = BASE.replace("d_output: 8}", "d_output: 8, freeze: true}");
-    let chain = build(&yaml).unwrap();
+    let chain = cfg(&yaml).init(3, 5, &Device::flex().autodiff()).unwrap();
     let t = trainable(&chain);
     assert!(!t.is_empty() && t.iter().all(|p| p.starts_with("body.")), "{t:?}");
     let opt = "optimizers: [{links: [body], optimizer_name: sgd, kwargs: {lr: 0.1}}]\n";

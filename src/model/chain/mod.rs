@@ -120,8 +120,8 @@ fn forward_per_step(cfg: &ChainConfig) -> bool {
     values[&prev] == Steps::All
 }
 
-/// Trainable parameter paths of each link.
-fn trainable(links: &BTreeMap<String, Link>) -> BTreeMap<String, Vec<String>> {
+/// Parameter paths of each link that trains (not `freeze: true`), whatever the device.
+fn trainable(links: &BTreeMap<String, Link>, specs: &BTreeMap<String, LinkSpec>) -> BTreeMap<String, Vec<String>> {
     struct V {
         path: Vec<String>,
         out: Vec<String>,
@@ -133,14 +133,13 @@ fn trainable(links: &BTreeMap<String, Link>) -> BTreeMap<String, Vec<String>> {
         fn exit_module(&mut self, _: &str, _: &str) {
             self.path.pop();
         }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            if p.is_require_grad() {
-                self.out.push(self.path.join("."));
-            }
+        fn visit_float<const D: usize>(&mut self, _: &Param<Tensor<D>>) {
+            self.out.push(self.path.join("."));
         }
     }
     links
         .iter()
+        .filter(|(name, _)| !specs[*name].freeze)
         .map(|(name, l)| {
             let mut v = V { path: vec![name.clone()], out: vec![] };
             l.visit(&mut v);
@@ -190,7 +189,8 @@ impl ClassifierOptions for ChainConfig {
             links.insert(name.clone(), spec.init(d_in, d_output, &p, device)?);
         }
         if !self.optimizers.is_empty() {
-            optimizers::check_claims(&self.optimizers, &specs, &trainable(&links), &format!("{path}.optimizers"))?;
+            let params = trainable(&links, &specs);
+            optimizers::check_claims(&self.optimizers, &specs, &params, &format!("{path}.optimizers"))?;
             self.optimizer_groups(path)?;
         }
         Ok(Chain { links, commands: Arc::new(self.commands.clone()), losses })
