@@ -197,3 +197,28 @@ fn optimizer_entries_become_groups_with_their_own_optimizer_and_schedule() {
     assert_eq!(lrs, [0.002, 0.002, 0.002, 0.002, 0.002, 0.001, 0.001]);
     assert_eq!(optim.lrs(6, 100)[n - 2], 0.5);
 }
+
+#[test]
+fn the_vae_experiment_resolves_and_its_printed_config_reads_back() {
+    let c = ConfigRequest { tokens: vec!["experiment=smnist/s4-vae".into()], ..Default::default() }.resolve().unwrap();
+    assert_eq!(c.model.name, "chain");
+    let yaml = c.to_yaml();
+    // The chain's keys sit under `model.options`, every default filled in.
+    let tree: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+    let o = &tree["model"]["options"];
+    assert_eq!(o["links"]["decoder"]["pool"], serde_yaml::Value::from("none"));
+    assert_eq!(o["optimizers"][1]["optimizer_name"], serde_yaml::Value::from("adam"));
+    assert_eq!(o["loss"][1]["schedule"]["_name_"], serde_yaml::Value::from("constant"));
+    let again = wavessm::experiment::ExperimentConfig::from_value(tree.clone()).unwrap();
+    // Links keep the keys they were given (mappings compare regardless of key order).
+    assert_eq!(serde_yaml::from_str::<serde_yaml::Value>(&again.to_yaml()).unwrap(), tree);
+    // A link's own check names its path under the chain.
+    let e = ConfigRequest {
+        tokens: vec!["experiment=smnist/s4-vae".into(), "model.links.encoder.dropout=2.0".into()],
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("model.options.links.encoder.dropout"), "{e}");
+}

@@ -181,6 +181,12 @@ fn eval_command(a: &EvalArgs, split: &str) -> Result<()> {
 
 fn predict(a: &PredictArgs) -> Result<()> {
     let (cfg, s, model) = load_for_eval(&a.ckpt, &a.config, a.rate)?;
+    if model.loss_manager().is_some() {
+        bail!(
+            "`predict` writes the task's outputs, but this chain's `forward` feeds its own loss \
+             (model.options.loss); evaluate it with `validate` or `test`"
+        );
+    }
     let data =
         s.data.split(&a.split).with_context(|| format!("unknown split `{}`; use train, val or test", a.split))?;
     let out_path = a.out.clone().unwrap_or_else(|| {

@@ -236,6 +236,15 @@ impl Classifier for Chain {
         let (mut values, last) = self.run(FORWARD, x, lengths).expect("`forward` exists (checked at build)");
         values.remove(&last).expect("the last step's output")
     }
+
+    /// Sets the sampling-rate factor of every backbone link.
+    fn set_rate(&mut self, rate: f64) {
+        for l in self.links.values_mut() {
+            if let Link::Sequence(m) = l {
+                *m = m.clone().with_rate(rate);
+            }
+        }
+    }
 }
 
 /// The container type of links in visitor paths.
