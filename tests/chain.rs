@@ -168,7 +168,8 @@ fn optimizer_entries_claim_every_parameter_once() {
     assert!(e.contains("model.options.optimizers.0.kwargs.lr"), "{e}");
     let e = err(&format!("{BASE}optimizers: [{{links: [enc, body], kwargs: {{lrr: 0.1}}}}]\n"));
     assert!(e.contains("model.options.optimizers.0.kwargs") && e.contains("lrr"), "{e}");
-    let e = err(&format!("{BASE}optimizers: [{{links: [enc, body], lr_scheduler: {{schedulers: [{{name: step}}]}}}}]\n"));
+    let e =
+        err(&format!("{BASE}optimizers: [{{links: [enc, body], lr_scheduler: {{schedulers: [{{name: step}}]}}}}]\n"));
     assert!(e.contains("model.options.optimizers.0.lr_scheduler"), "{e}");
 }
 

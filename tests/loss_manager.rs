@@ -92,8 +92,8 @@ fn each_term_matches_its_closed_form() {
     let sum = mse + 0.5 * l1 + 0.1 * kl + 2.0 * ce;
     assert!((total.into_scalar::<f64>() - sum).abs() < 1e-5 * sum.abs().max(1.0));
     // kl_gaussian also takes the two values by name.
-    let lm2 = LossManager::new(&terms("[{name: kl, _name_: kl_gaussian, input: [z.mu, z.logvar]}]"), &shapes(), "l")
-        .unwrap();
+    let lm2 =
+        LossManager::new(&terms("[{name: kl, _name_: kl_gaussian, input: [z.mu, z.logvar]}]"), &shapes(), "l").unwrap();
     assert!((lm2.loss(&v, &targets, None).0.into_scalar::<f64>() - kl).abs() < 1e-5 * kl.max(1.0));
 }
 

@@ -122,7 +122,8 @@ impl LossManager {
                 return Err(err("name", format!("`{}` is used by an earlier term", t.name)));
             }
             check::non_negative(&format!("{p}.weight"), t.weight)?;
-            let schedule = t.schedule.as_ref().map(|s| Schedule::from_named(s, &format!("{p}.schedule"))).transpose()?;
+            let schedule =
+                t.schedule.as_ref().map(|s| Schedule::from_named(s, &format!("{p}.schedule"))).transpose()?;
             let mut inputs = match &t.input {
                 Names::One(n) => vec![n.clone()],
                 Names::Many(v) => v.clone(),
@@ -152,7 +153,10 @@ impl LossManager {
                 (LossKind::Mse | LossKind::L1, Some(target)) if target != LABELS => {
                     let ts = shape(&target.to_string()).map_err(|m| err("target", m))?;
                     if ts != shapes[0] {
-                        return Err(err("target", format!("input `{}` is {}, target `{target}` is {ts}", inputs[0], shapes[0])));
+                        return Err(err(
+                            "target",
+                            format!("input `{}` is {}, target `{target}` is {ts}", inputs[0], shapes[0]),
+                        ));
                     }
                 }
                 (LossKind::Mse | LossKind::L1, _) => {

@@ -16,8 +16,8 @@ use crate::config::ConfigError;
 use crate::data::augment::Augmentation;
 use crate::data::{BatchIter, DataModule, DataSpec, SeqData};
 use crate::experiment::ExperimentConfig;
-use crate::model::{LayerConfig, Model, PoolKind, SequenceModel};
 use crate::model::chain::FORWARD;
+use crate::model::{LayerConfig, Model, PoolKind, SequenceModel};
 use crate::task::TaskConfig;
 use crate::task::loss_manager::{At, LossManager, TermMetrics};
 

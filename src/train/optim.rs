@@ -132,13 +132,7 @@ impl Optim {
                 }
                 None => (global.clone(), 0),
             };
-            groups.push(GroupPlan {
-                name: name.clone(),
-                lr: gc.lr.unwrap_or(o.lr),
-                weight_decay,
-                schedule,
-                state,
-            });
+            groups.push(GroupPlan { name: name.clone(), lr: gc.lr.unwrap_or(o.lr), weight_decay, schedule, state });
         }
 
         let cells: Vec<Arc<AtomicU64>> = groups.iter().map(|g| Arc::new(AtomicU64::new(g.lr.to_bits()))).collect();

@@ -19,11 +19,11 @@ use burn::tensor::{Bytes, Device};
 
 use super::callback::{Callbacks, EpochEnd, FitEnd, FitStart, FitStatus};
 use super::checkpoint::{Checkpoint, TrainerState};
-use super::init_from::init_from;
 use super::fit::{
     FitOptions, FitSummary, Setup, device_for, evaluate, format_metrics, host_terms, load_model, managed_loss, outputs,
     prefixed,
 };
+use super::init_from::init_from;
 use super::nonfinite::{self, NonFinite};
 use super::optim::{Optim, clip_global_norm};
 use super::progress::Progress;
