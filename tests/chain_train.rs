@@ -206,3 +206,40 @@ fn the_fit_flags_start_a_new_run_from_weights() {
     let o = wavessm(&["--init-from", &run_s, "--resume", &run_s]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--resume"));
 }
+
+#[test]
+fn a_chain_with_its_own_optimizers_and_loss_resumes_bit_for_bit() {
+    // SGD for the encoder, Adam with an epoch-wise step schedule for the body, and a loss
+    // manager whose cross-entropy weight warms up: a mid-epoch checkpoint restores them all.
+    let _turn = serial();
+    let extra = [
+        "+model.optimizers=[{links: [enc], optimizer_name: sgd, kwargs: {lr: 0.05, momentum: 0.9}}, \
+         {links: [body], optimizer_name: adam, kwargs: {lr: 0.003}, lr_scheduler: {schedulers: \
+         [{name: step, kwargs: {step_size: 1, gamma: 0.5}}], out_cfg_kwargs: {interval: epoch}}}]",
+        "+model.loss=[{name: ce, _name_: cross_entropy, input: body, target: y, \
+         schedule: {_name_: constant, warmup_steps: 3}}]",
+        "trainer.max_epochs=2",
+        "trainer.monitor=val/loss/ce",
+        "trainer.mode=min",
+    ];
+    let tokens = |dir: &Path| {
+        let mut t = chain_tokens(dir, 8, "");
+        t.extend(extra.iter().map(|s| s.to_string()));
+        t
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cfg = resolve(&tokens(b.path()));
+    let full = fit(&resolve(&tokens(a.path())), &quiet()).unwrap();
+    assert_eq!(full.steps, 8);
+    let stopped = fit(&cfg, &FitOptions { stop_after_steps: Some(5), ..quiet() }).unwrap();
+    assert_eq!(stopped.steps, 5);
+    let resumed = fit(&cfg, &FitOptions { resume: Some(stopped.run.clone()), ..quiet() }).unwrap();
+    assert_eq!((resumed.epochs, resumed.steps), (full.epochs, full.steps));
+    assert_eq!(resumed.val, full.val);
+    let trained = |run: &Path| {
+        let last = run.join("checkpoints/last.bpk");
+        params(&load_model(fresh(&cfg), Checkpoint::load(&last).unwrap().model, &last).unwrap())
+    };
+    assert!(trained(&resumed.run) == trained(&full.run), "identical parameters");
+    assert!(full.val.contains_key("val/loss/ce"), "{:?}", full.val);
+}
