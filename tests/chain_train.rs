@@ -243,3 +243,26 @@ fn a_chain_with_its_own_optimizers_and_loss_resumes_bit_for_bit() {
     assert!(trained(&resumed.run) == trained(&full.run), "identical parameters");
     assert!(full.val.contains_key("val/loss/ce"), "{:?}", full.val);
 }
+
+#[test]
+fn a_frozen_link_keeps_its_weights_through_training() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut tokens = chain_tokens(dir.path(), 8, "");
+    tokens[1] = tokens[1].replace("d_output: 8}", "d_output: 8, freeze: true}");
+    tokens.push("+model.optimizers=[{links: [body], optimizer_name: adam, kwargs: {lr: 0.01}}]".into());
+    let cfg = resolve(&tokens);
+    let after = |opts: FitOptions| {
+        let run = fit(&cfg, &opts).unwrap().run;
+        let last = run.join("checkpoints/last.bpk");
+        params(&load_model(fresh(&cfg), Checkpoint::load(&last).unwrap().model, &last).unwrap())
+    };
+    // One step and four steps from the same initialization.
+    let init = after(FitOptions { stop_after_steps: Some(1), ..quiet() });
+    let trained = after(quiet());
+    let part = |ps: &[(String, Vec<f32>)], link: &str| {
+        ps.iter().filter(|(p, _)| p.starts_with(link)).cloned().collect::<Vec<_>>()
+    };
+    assert_eq!(part(&trained, "enc."), part(&init, "enc."), "the frozen encoder did not move");
+    assert_ne!(part(&trained, "body."), part(&init, "body."), "the body trained");
+}
