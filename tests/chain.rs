@@ -223,3 +223,30 @@ fn the_vae_experiment_resolves_and_its_printed_config_reads_back() {
     .to_string();
     assert!(e.contains("model.options.links.encoder.dropout"), "{e}");
 }
+
+#[test]
+fn registered_layers_and_defaults_make_links() {
+    // The issue's example: a linear encoder, a backbone of default width, an MLP head; plus a
+    // bare registered layer (any `model.layer` entry) between them.
+    let yaml = "
+links:
+  encoder: {_name_: linear, d_output: 8}
+  mix: {_name_: lstm}
+  backbone: {_name_: sequence, layer: s4d, n_layers: 1, pool: mean, d_output: 6}
+  head: {_name_: mlp}
+commands:
+  forward: [{link: encoder}, {link: mix}, {link: backbone}, {link: head}]
+";
+    let chain = build(yaml).unwrap();
+    let out = chain.forward(Tensor::<3>::ones([2, 9, 3], &Device::flex()), None);
+    assert_eq!(out.dims(), [2, 1, 5]);
+    let paths: Vec<String> = param_paths(&chain).into_iter().map(|(p, _)| p).collect();
+    assert!(paths.iter().any(|p| p.starts_with("mix.")), "{paths:?}");
+    // The backbone's default width is 64; the head's hidden width is its input's.
+    assert!(paths.contains(&"backbone.encoder.weight".to_string()), "{paths:?}");
+    assert_eq!(Module::num_params(&chain.links["head"]), 6 * 6 + 6 + 6 * 5 + 5);
+    let e = err(&yaml.replace("{_name_: lstm}", "{_name_: lstm, d_output: 4}"));
+    assert!(e.contains("model.options.links.mix.d_output"), "{e}");
+    let e = err(&yaml.replace("{_name_: lstm}", "{_name_: lstm, d_state: 4}"));
+    assert!(e.contains("model.options.links.mix") && e.contains("d_state"), "{e}");
+}

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
 use crate::config::{ConfigError, Named, from_value_at, join_path};
-use crate::model::{ModelConfig, PoolKind, SequenceModel};
+use crate::model::{Layer, LayerConfig, ModelConfig, PoolKind, SequenceModel};
 
 /// Steps of a value: every step of the input, or one per sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +46,13 @@ pub enum LinkKind {
     Linear,
     /// Per-step `Linear → GELU → Linear` with `hidden` units.
     Mlp {
-        /// Hidden width.
-        hidden: usize,
+        /// Hidden width (None: the input width).
+        hidden: Option<usize>,
     },
     /// A whole residual backbone (the options of `model:` for `sequence`).
     Sequence(Box<ModelConfig>),
+    /// Any registered sequence layer (`s4d`, `lstm`, `mamba`, …): `[B, L, H]` → `[B, L, H]`.
+    Layer(Box<LayerConfig>),
     /// A diagonal Gaussian: `[B, T, 2Z]` → mean and log-variance `[B, T, Z]` each; `sample`
     /// draws by reparameterization, `mean` returns the mean.
     Gaussian,
@@ -71,14 +73,18 @@ pub struct LinkSpec {
     pub freeze: bool,
 }
 
-/// The registered link kinds.
+/// The link kinds besides the registered layers.
 pub const KINDS: &[&str] = &["linear", "mlp", "sequence", "gaussian", "repeat"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MlpOptions {
-    hidden: usize,
+    #[serde(default)]
+    hidden: Option<usize>,
 }
+
+/// A backbone link's width and depth when not given (the root config's).
+const DEFAULT_SIZES: [(&str, u64); 2] = [("d_model", 64), ("n_layers", 4)];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,19 +114,36 @@ impl LinkSpec {
             "linear" => from_value_at::<NoOptions>(rest, path).map(|_| LinkKind::Linear)?,
             "mlp" => {
                 let o: MlpOptions = from_value_at(rest, path)?;
-                crate::config::check::count(&join_path(path, "hidden"), o.hidden, crate::model::config::MAX_WIDTH)?;
+                if let Some(h) = o.hidden {
+                    crate::config::check::count(&join_path(path, "hidden"), h, crate::model::config::MAX_WIDTH)?;
+                }
                 LinkKind::Mlp { hidden: o.hidden }
             }
             "sequence" => {
                 let mut m = opts;
                 m.insert("_name_".into(), "sequence".into());
+                for (key, v) in DEFAULT_SIZES {
+                    m.entry(key.into()).or_insert(Value::from(v));
+                }
                 let cfg: ModelConfig = from_value_at(Value::Mapping(m), path)?;
                 cfg.validate().map_err(|e| relocate(e, path))?;
                 LinkKind::Sequence(Box::new(cfg))
             }
             "gaussian" => from_value_at::<NoOptions>(rest, path).map(|_| LinkKind::Gaussian)?,
             "repeat" => from_value_at::<NoOptions>(rest, path).map(|_| LinkKind::Repeat)?,
-            _ => return Err(named.unknown("chain link", path, KINDS)),
+            name if LayerConfig::NAMES.contains(&name) => {
+                if d_output.is_some() {
+                    let msg = "a layer keeps its input width; it takes no `d_output`".into();
+                    return Err(ConfigError::Key { path: join_path(path, "d_output"), msg });
+                }
+                let layer = LayerConfig::from_named(&Named { name: name.into(), options: opts }, path)?;
+                layer.validate(path)?;
+                LinkKind::Layer(Box::new(layer))
+            }
+            _ => {
+                let kinds: Vec<&str> = KINDS.iter().chain(LayerConfig::NAMES).copied().collect();
+                return Err(named.unknown("chain link", path, &kinds));
+            }
         };
         Ok(Self { kind, d_input, d_output, freeze })
     }
@@ -131,8 +154,15 @@ impl LinkSpec {
         let name = match &self.kind {
             LinkKind::Linear => "linear",
             LinkKind::Mlp { hidden } => {
-                options.insert("hidden".into(), Value::from(*hidden as u64));
+                if let Some(h) = hidden {
+                    options.insert("hidden".into(), Value::from(*h as u64));
+                }
                 "mlp"
+            }
+            LinkKind::Layer(layer) => {
+                let n = layer.to_named();
+                options.extend(n.options);
+                layer.name()
             }
             LinkKind::Sequence(cfg) => {
                 if let Ok(Value::Mapping(m)) = serde_yaml::to_value(cfg.as_ref()) {
@@ -184,6 +214,7 @@ impl LinkSpec {
         let same = |width| Shape { steps: input.steps, width };
         Ok(match &self.kind {
             LinkKind::Linear | LinkKind::Mlp { .. } => vec![("", same(width))],
+            LinkKind::Layer(_) => vec![("", input)],
             LinkKind::Sequence(cfg) => {
                 let steps = if cfg.pool == PoolKind::None { input.steps } else { Steps::One };
                 vec![("", Shape { steps, width })]
@@ -209,10 +240,17 @@ impl LinkSpec {
         let d_out = self.d_output.unwrap_or(k);
         let link = match &self.kind {
             LinkKind::Linear => Link::Linear(LinearConfig::new(d_in, d_out).init(device)),
-            LinkKind::Mlp { hidden } => Link::Mlp(Mlp {
-                fc1: LinearConfig::new(d_in, *hidden).init(device),
-                fc2: LinearConfig::new(*hidden, d_out).init(device),
-            }),
+            LinkKind::Mlp { hidden } => {
+                let hidden = hidden.unwrap_or(d_in);
+                Link::Mlp(Mlp {
+                    fc1: LinearConfig::new(d_in, hidden).init(device),
+                    fc2: LinearConfig::new(hidden, d_out).init(device),
+                })
+            }
+            LinkKind::Layer(layer) => {
+                layer.check_width(path, d_in)?;
+                Link::Layer(layer.init(d_in, device))
+            }
             LinkKind::Sequence(cfg) => {
                 Link::Sequence(SequenceModel::new(cfg, d_in, d_out, device).map_err(|e| relocate(e, path))?)
             }
@@ -258,6 +296,8 @@ pub enum Link {
     Mlp(Mlp),
     /// Residual backbone.
     Sequence(SequenceModel),
+    /// A registered sequence layer.
+    Layer(Layer),
     /// Diagonal Gaussian (no parameters).
     Gaussian(Stateless),
     /// Repeat over time (no parameters).
@@ -271,6 +311,7 @@ macro_rules! each_link {
             Link::Linear($m) => $body,
             Link::Mlp($m) => $body,
             Link::Sequence($m) => $body,
+            Link::Layer($m) => $body,
             Link::Gaussian($m) | Link::Repeat($m) => $body,
         }
     };
@@ -283,6 +324,7 @@ macro_rules! map_link {
             Link::Linear($m) => Link::Linear($body),
             Link::Mlp($m) => Link::Mlp($body),
             Link::Sequence($m) => Link::Sequence($body),
+            Link::Layer($m) => Link::Layer($body),
             Link::Gaussian($m) => Link::Gaussian($body),
             Link::Repeat($m) => Link::Repeat($body),
         }
@@ -335,6 +377,7 @@ impl Link {
                 let lengths = lengths.filter(|_| x.dims()[1] == l);
                 vec![("", m.forward(x, lengths))] // [B, L|1, K]
             }
+            Link::Layer(m) => vec![("", m.forward(x))], // [B, L, H]
             Link::Gaussian(_) => {
                 let z = x.dims()[2] / 2;
                 let mu = x.clone().narrow(2, 0, z); // [B, T, Z]
