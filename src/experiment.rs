@@ -97,10 +97,40 @@ pub fn lightning_registries() -> crate::config::lightning::Registries<'static> {
     }
 }
 
+/// Keys of `model` that belong to the backbone section itself.
+const MODEL_OWN_KEYS: &[&str] =
+    &["_name_", "options", "d_model", "n_layers", "dropout", "norm", "prenorm", "ff", "pool", "layer"];
+
+/// Moves the other keys of a registered model (`model: {_name_: chain, links: …}`) under
+/// `model.options`, where its registry entry reads them.
+fn hoist_model_options(tree: &mut Value) {
+    let Some(Value::Mapping(model)) = tree.get_mut("model") else { return };
+    let name = model.get("_name_").and_then(Value::as_str).unwrap_or(crate::model::config::SEQUENCE);
+    if name == crate::model::config::SEQUENCE {
+        return;
+    }
+    let own: Vec<Value> =
+        model.keys().filter(|k| !k.as_str().is_some_and(|k| MODEL_OWN_KEYS.contains(&k))).cloned().collect();
+    if own.is_empty() {
+        return;
+    }
+    let mut options = match model.remove("options") {
+        Some(Value::Mapping(m)) => m,
+        _ => serde_yaml::Mapping::new(),
+    };
+    for k in own {
+        if let Some(v) = model.remove(&k) {
+            options.insert(k, v);
+        }
+    }
+    model.insert("options".into(), Value::Mapping(options));
+}
+
 impl ExperimentConfig {
     /// Resolves interpolations, then validates a composed tree: structure here, registry entries by their registries.
     pub fn from_value(mut tree: Value) -> Result<Self, ConfigError> {
         crate::config::interpolate::resolve(&mut tree)?;
+        hoist_model_options(&mut tree);
         let mut cfg: ExperimentConfig = from_value_at(tree, "")?;
         cfg.canonicalize()?;
         Ok(cfg)

@@ -60,6 +60,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let loader_sps = loaded as f64 / t0.elapsed().as_secs_f64().max(1e-9);
 
     // Model: full training steps (forward, loss, backward, AdamW) on the first batches.
+    if model.loss_manager().is_some() {
+        bail!("`bench data` times the task's loss; this chain has its own (model.options.loss)");
+    }
     let mut model = Some(model);
     let mut optim = Optim::new(&cfg)?;
     let batches: Vec<Vec<usize>> = BatchIter::new(train.len(), bs, false, false, 0, 0).collect();

@@ -44,7 +44,13 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             fit(
                 &cfg,
-                &FitOptions { resume: a.resume.clone(), stop_after_epochs: a.stop_after_epochs, ..Default::default() },
+                &FitOptions {
+                    resume: a.resume.clone(),
+                    stop_after_epochs: a.stop_after_epochs,
+                    init_from: a.init_from.clone(),
+                    partial: a.partial,
+                    ..Default::default()
+                },
             )?;
             Ok(())
         }
@@ -176,6 +182,12 @@ fn eval_command(a: &EvalArgs, split: &str) -> Result<()> {
 
 fn predict(a: &PredictArgs) -> Result<()> {
     let (cfg, s, model) = load_for_eval(&a.ckpt, &a.config, a.rate)?;
+    if model.loss_manager().is_some() {
+        bail!(
+            "`predict` writes the task's outputs, but this chain's `forward` feeds its own loss \
+             (model.options.loss); evaluate it with `validate` or `test`"
+        );
+    }
     let data =
         s.data.split(&a.split).with_context(|| format!("unknown split `{}`; use train, val or test", a.split))?;
     let out_path = a.out.clone().unwrap_or_else(|| {

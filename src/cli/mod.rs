@@ -116,6 +116,13 @@ pub struct FitArgs {
     /// Continue the run in RUN_DIR from its last checkpoint (its config.yaml plus overrides).
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
+    /// Start a new run from another run's weights (fine-tuning): CKPT is a `.bpk` or a run
+    /// folder (its best, else last checkpoint); the optimizer starts fresh.
+    #[arg(long, value_name = "CKPT", conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
+    /// With --init-from: load the parameters whose paths match and report the rest.
+    #[arg(long, requires = "init_from")]
+    pub partial: bool,
     /// Stop after this many epochs have completed, leaving a resumable run.
     #[arg(long, value_name = "N")]
     pub stop_after_epochs: Option<usize>,

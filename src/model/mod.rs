@@ -16,6 +16,7 @@
 pub mod attention;
 pub mod backbone;
 pub mod block;
+pub mod chain;
 pub mod config;
 pub mod conv;
 pub mod layer;
@@ -54,6 +55,22 @@ crate::models! {
     "resnet1d" => Resnet1d(conv::Resnet1dConfig, conv::Resnet1d),
     "resnet2d" => Resnet2d(conv::Resnet2dConfig, conv::Resnet2d),
     "wrnn" => Wrnn(rnn::WrnnConfig, rnn::Wrnn),
+    "chain" => Chain(chain::ChainConfig, chain::Chain),
+}
+
+impl Model {
+    /// The chain, when this is one (its commands and loss manager).
+    pub fn as_chain(&self) -> Option<&chain::Chain> {
+        match self {
+            Model::Chain(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The loss manager of a chain with `loss` terms.
+    pub fn loss_manager(&self) -> Option<&crate::task::loss_manager::LossManager> {
+        self.as_chain().and_then(chain::Chain::losses)
+    }
 }
 
 impl LayerConfig {

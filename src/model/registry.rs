@@ -42,6 +42,12 @@ pub trait ClassifierOptions: Serialize + DeserializeOwned + Clone + Debug + Defa
         false
     }
 
+    /// The metric names of a model that computes its own loss (a chain's loss manager);
+    /// `None` when the task's loss and metrics apply.
+    fn own_metrics(&self) -> Option<Vec<String>> {
+        None
+    }
+
     /// Builds the model for `d_input` features per step and `d_output` outputs.
     fn init(&self, d_input: usize, d_output: usize, device: &Device) -> Result<Self::Model, ConfigError>;
 }
@@ -66,6 +72,11 @@ macro_rules! models {
             /// Whether the model predicts every step.
             pub fn per_step(&self) -> bool {
                 match self { $(Self::$Variant(c) => $crate::model::ClassifierOptions::per_step(c)),+ }
+            }
+
+            /// The metrics of a model with its own loss (see [`ClassifierOptions::own_metrics`]).
+            pub fn own_metrics(&self) -> Option<Vec<String>> {
+                match self { $(Self::$Variant(c) => $crate::model::ClassifierOptions::own_metrics(c)),+ }
             }
 
             /// Builds the model.

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod figures;
 pub mod fit;
+pub mod init_from;
 pub mod nonfinite;
 pub mod optim;
 pub mod optimizers;

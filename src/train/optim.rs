@@ -17,7 +17,8 @@ use super::scheduler::ScheduleState;
 use super::schedules::Schedule;
 use crate::config::ConfigError;
 use crate::experiment::ExperimentConfig;
-use crate::model::LayerConfig;
+use crate::model::{ClassifierConfig, LayerConfig};
+use crate::train::config::ParamGroupConfig;
 
 /// A learning rate that the trainer sets before each step (burn's schedulers cannot see
 /// validation metrics, so ours computes the value and this hands it over).
@@ -105,12 +106,22 @@ impl Optim {
                 state: 0,
             });
         }
-        for (i, gc) in o.groups.iter().enumerate() {
-            let path = format!("optimizer.groups.{i}");
+        // The user's regex groups, then a chain's per-link entries (D4L's `optimizers`).
+        let mut listed: Vec<(String, String, ParamGroupConfig)> = o
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (format!("optimizer.groups.{i}"), format!("groups.{i}"), g.clone()))
+            .collect();
+        if let Some(ClassifierConfig::Chain(c)) = cfg.model.classifier()? {
+            listed.extend(c.optimizer_groups("model.options")?);
+        }
+        for (path, name, gc) in &listed {
+            let path = path.as_str();
             let g = ParamGroup::from_regex(&gc.params)
                 .map_err(|e| ConfigError::Key { path: format!("{path}.params"), msg: format!("{e:?}") })?;
             let group_spec = OptimizerSpec::for_group(o, gc);
-            group_spec.validate(&path)?;
+            group_spec.validate(path)?;
             let weight_decay = group_spec.weight_decay;
             inner = group_spec.add_group(inner, g.clone());
             matchers.push(g);
@@ -121,13 +132,7 @@ impl Optim {
                 }
                 None => (global.clone(), 0),
             };
-            groups.push(GroupPlan {
-                name: format!("groups.{i}"),
-                lr: gc.lr.unwrap_or(o.lr),
-                weight_decay,
-                schedule,
-                state,
-            });
+            groups.push(GroupPlan { name: name.clone(), lr: gc.lr.unwrap_or(o.lr), weight_decay, schedule, state });
         }
 
         let cells: Vec<Arc<AtomicU64>> = groups.iter().map(|g| Arc::new(AtomicU64::new(g.lr.to_bits()))).collect();

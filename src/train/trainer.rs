@@ -19,7 +19,11 @@ use burn::tensor::{Bytes, Device};
 
 use super::callback::{Callbacks, EpochEnd, FitEnd, FitStart, FitStatus};
 use super::checkpoint::{Checkpoint, TrainerState};
-use super::fit::{FitOptions, FitSummary, Setup, device_for, evaluate, format_metrics, load_model, outputs, prefixed};
+use super::fit::{
+    FitOptions, FitSummary, Setup, device_for, evaluate, format_metrics, host_terms, load_model, managed_loss, outputs,
+    prefixed,
+};
+use super::init_from::init_from;
 use super::nonfinite::{self, NonFinite};
 use super::optim::{Optim, clip_global_norm};
 use super::progress::Progress;
@@ -34,6 +38,7 @@ use crate::experiment::ExperimentConfig;
 use crate::io::write_atomic;
 use crate::model::Model;
 use crate::task::TaskConfig;
+use crate::task::loss_manager::{At, TermMetrics};
 
 /// A run being trained.
 pub struct Trainer<'a> {
@@ -142,6 +147,12 @@ impl<'a> Trainer<'a> {
         };
         if opts.resume.is_some() {
             me.restore()?;
+        } else if let Some(from) = &opts.init_from {
+            let (model, report) = init_from(me.model.clone(), from, opts.partial)?;
+            me.model = model;
+            if !opts.quiet {
+                println!("{report}");
+            }
         }
         write_atomic(&me.run.config_path(), |f| f.write_all(config_yaml.as_bytes()))?;
         me.csv =
@@ -283,6 +294,11 @@ impl<'a> Trainer<'a> {
         let first = self.state.batch.min(batches.len());
         let progress = Progress::epoch(t.progress_bar, epoch, t.max_epochs, batches.len() - first);
         let (mut train_m, mut acc) = (self.task.metrics(), GradientsAccumulator::<Model>::new());
+        let mut term_m = TermMetrics::default();
+        let managed = self.model.loss_manager().is_some();
+        let finish = |train_m: &crate::task::Metrics, term_m: &TermMetrics| {
+            if managed { term_m.finish() } else { train_m.finish() }
+        };
         let (mut shared, mut in_group, mut samples, mut skip_group) = (None::<SharedKernels>, 0, 0usize, false);
         let t0 = Instant::now();
         for (bi, idx) in batches.iter().enumerate().skip(first) {
@@ -292,8 +308,18 @@ impl<'a> Trainer<'a> {
             if group_len > 1 && shared.is_none() {
                 shared = SharedKernels::new(&self.model, batch.x.dims()[1]);
             }
-            let out = outputs(shared.as_ref().map_or(&self.model, |s| s.model()), &batch, k);
-            let loss = self.task.loss(out.clone(), &batch.y);
+            let model = shared.as_ref().map_or(&self.model, |s| s.model());
+            let (loss, out, terms) = match model.loss_manager() {
+                Some(lm) => {
+                    let at = At { step: self.state.step, total: self.total, per_epoch: self.optim.steps_per_epoch };
+                    let (total, terms) = managed_loss(model, lm, &batch, Some(at));
+                    (total, None, host_terms(terms))
+                }
+                None => {
+                    let out = outputs(model, &batch, k);
+                    (self.task.loss(out.clone(), &batch.y), Some(out), vec![])
+                }
+            };
             let loss_v = loss.clone().into_scalar::<f64>();
             if !loss_v.is_finite() {
                 let bad = NonFinite::Loss { value: loss_v, step: self.state.step, epoch };
@@ -302,8 +328,13 @@ impl<'a> Trainer<'a> {
                 }
                 skip_group = true;
             } else {
-                let host: Vec<f32> = out.detach().try_into_vec_as::<f32>().expect("f32 outputs");
-                train_m.update(&host, k, &batch.y, loss_v);
+                match out {
+                    Some(out) => {
+                        let host: Vec<f32> = out.detach().try_into_vec_as::<f32>().expect("f32 outputs");
+                        train_m.update(&host, k, &batch.y, loss_v);
+                    }
+                    None => term_m.update(loss_v, &terms, idx.len()),
+                }
                 let loss = loss / group_len as f64;
                 let grads = match shared.as_mut() {
                     Some(s) => s.backward(loss),
@@ -345,18 +376,18 @@ impl<'a> Trainer<'a> {
             }
             if self.interrupt.requested() || self.opts.stop_after_steps.is_some_and(|s| self.state.step >= s) {
                 progress.finish();
-                return Ok((EpochOutcome::Interrupted, train_m.finish(), samples));
+                return Ok((EpochOutcome::Interrupted, finish(&train_m, &term_m), samples));
             }
             let rate = samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
             progress.tick(|| {
-                let m = train_m.finish();
+                let m = finish(&train_m, &term_m);
                 let metric =
                     m.iter().find(|(k, _)| *k != "loss").map(|(k, v)| format!(" {k}={v:.4}")).unwrap_or_default();
                 format!("loss={:.4}{metric} {rate:.0} samples/s", m.get("loss").copied().unwrap_or(f64::NAN))
             });
         }
         progress.finish();
-        Ok((EpochOutcome::Done, prefixed("train", &train_m.finish()), samples))
+        Ok((EpochOutcome::Done, prefixed("train", &finish(&train_m, &term_m)), samples))
     }
 
     /// Whether `checkpoint.every_n_steps` asks for a mid-epoch checkpoint now.
