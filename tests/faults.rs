@@ -12,7 +12,7 @@ use wavessm::config::ConfigRequest;
 use wavessm::experiment::ExperimentConfig;
 use wavessm::model::SequenceModel;
 use wavessm::train::checkpoint::Checkpoint;
-use wavessm::train::run::{MetricsCsv, RunDir};
+use wavessm::train::run::{MetricsCsv, ResumePoint, RunDir};
 use wavessm::train::{FitOptions, fit};
 
 fn config(save_dir: &Path, extra: &[&str]) -> ExperimentConfig {
@@ -125,13 +125,16 @@ fn a_torn_metrics_row_is_dropped_on_reopen() {
     );
     // Killed after an epoch's rows but before its checkpoint, which was written mid-epoch at the
     // same step: resuming drops that epoch's end rows (it is validated again), keeps the steps.
-    let rows = "step,epoch,split,name,value\n24,2,train,loss_step,0.5\n24,2,train,loss,0.6\n24,2,val,loss,0.7\n16,1,val,loss,0.8\n";
-    std::fs::write(&p, rows).unwrap();
-    drop(MetricsCsv::open(&p, Some((24, 2))).unwrap());
-    assert_eq!(
-        std::fs::read_to_string(&p).unwrap(),
-        "step,epoch,split,name,value\n24,2,train,loss_step,0.5\n16,1,val,loss,0.8\n"
-    );
+    // A mid-epoch validation at step 20 that the checkpoint includes keeps its rows.
+    let rows = "step,epoch,split,name,value\n20,2,val,loss,0.65\n24,2,train,loss_step,0.5\n24,2,train,loss,0.6\n24,2,val,loss,0.7\n16,1,val,loss,0.8\n";
+    for (mid_val_step, kept) in [(None, ""), (Some(20), "20,2,val,loss,0.65\n")] {
+        std::fs::write(&p, rows).unwrap();
+        drop(MetricsCsv::open(&p, Some(ResumePoint { step: 24, epoch: 2, mid_val_step })).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            format!("step,epoch,split,name,value\n{kept}24,2,train,loss_step,0.5\n16,1,val,loss,0.8\n")
+        );
+    }
 }
 
 #[test]

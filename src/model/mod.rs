@@ -18,6 +18,7 @@ pub mod backbone;
 pub mod block;
 pub mod config;
 pub mod conv;
+pub mod generate;
 pub mod layer;
 pub mod memory;
 pub mod registry;

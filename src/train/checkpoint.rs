@@ -49,9 +49,36 @@ pub struct TrainerState {
     /// Each callback's own state, by name.
     #[serde(default)]
     pub callbacks: std::collections::BTreeMap<String, serde_json::Value>,
-    /// The `checkpoint.save_top_k` best (monitored value, epoch), best first.
+    /// The `checkpoint.save_top_k` best (monitored value, epoch, step of a mid-epoch
+    /// validation), best first.
+    #[serde(default, deserialize_with = "top_k_entries")]
+    pub top_k: Vec<(f64, usize, Option<usize>)>,
+    /// Step of the validation that set `best` (null in checkpoints that predate it).
     #[serde(default)]
-    pub top_k: Vec<(f64, usize)>,
+    pub best_step: Option<usize>,
+    /// Step of the last mid-epoch validation (`trainer.val_check_interval`) whose metrics rows
+    /// this checkpoint includes; a resume keeps those rows.
+    #[serde(default)]
+    pub mid_val_step: Option<usize>,
+}
+
+/// Reads top-k entries as `[value, epoch, step]`, or `[value, epoch]` as older checkpoints
+/// wrote them.
+fn top_k_entries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(f64, usize, Option<usize>)>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Now(f64, usize, Option<usize>),
+        Old(f64, usize),
+    }
+    let entries = Vec::<Entry>::deserialize(d)?;
+    Ok(entries
+        .into_iter()
+        .map(|e| match e {
+            Entry::Now(v, e, s) => (v, e, s),
+            Entry::Old(v, e) => (v, e, None),
+        })
+        .collect())
 }
 
 fn one() -> f64 {
@@ -74,6 +101,8 @@ impl TrainerState {
             stopped_early: false,
             callbacks: Default::default(),
             top_k: Vec::new(),
+            best_step: None,
+            mid_val_step: None,
         }
     }
 
@@ -86,8 +115,10 @@ impl TrainerState {
         if self.step < self.epoch {
             return Err(format!("{} steps cannot complete {} epochs", self.step, self.epoch));
         }
+        // A mid-epoch validation's best is of the epoch still running.
+        let running = usize::from(self.batch > 0);
         if let Some((v, e)) = self.best
-            && (!v.is_finite() || e >= self.epoch)
+            && (!v.is_finite() || e >= self.epoch + running)
         {
             return Err(format!("best {v} at epoch {e} is impossible after {} epochs", self.epoch));
         }

@@ -8,6 +8,9 @@
 //! lock); Ctrl-C / SIGTERM finish the current optimizer step and write a mid-epoch checkpoint
 //! that resumes bit for bit.
 
+mod figures;
+mod validation;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Instant;
@@ -17,23 +20,27 @@ use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Bytes, Device};
 
-use super::callback::{Callbacks, EpochEnd, FitEnd, FitStart, FitStatus};
+use super::OnNonFinite;
+use super::callback::{Callbacks, FitEnd, FitStart, FitStatus};
 use super::checkpoint::{Checkpoint, TrainerState};
 use super::fit::{FitOptions, FitSummary, Setup, device_for, evaluate, format_metrics, load_model, outputs, prefixed};
 use super::nonfinite::{self, NonFinite};
 use super::optim::{Optim, clip_global_norm};
 use super::progress::Progress;
+use super::run::ResumePoint;
 use super::run::{MetricsCsv, RunDir};
 use super::shared::SharedKernels;
 use super::signals::Interrupt;
 use super::status::{self, RunStatus};
-use super::{Mode, OnNonFinite};
+use crate::config::ConfigError;
 use crate::data::augment::{Augmentation, train_batch};
+use crate::data::lm::Level;
 use crate::data::{BatchIter, DataModule};
 use crate::experiment::ExperimentConfig;
 use crate::io::write_atomic;
 use crate::model::Model;
 use crate::task::TaskConfig;
+use validation::{ValAt, Validated};
 
 /// A run being trained.
 pub struct Trainer<'a> {
@@ -56,6 +63,12 @@ pub struct Trainer<'a> {
     interrupt: Interrupt,
     status: RunStatus,
     diverged: bool,
+    /// Batches between validations within an epoch (`trainer.val_check_interval`).
+    val_every: Option<usize>,
+    /// A language model's vocabulary, for the validation text sample.
+    vocab: Option<(Vec<String>, Level)>,
+    /// A figure failed to draw: no more for this fit.
+    figures_off: bool,
 }
 
 /// Whether a fit finished, its test metrics, and each epoch's training metrics.
@@ -69,6 +82,8 @@ enum EpochOutcome {
     Interrupted,
     /// A non-finite value was met and rolled back to the last good checkpoint.
     RolledBack,
+    /// Early stopping ended the fit at a validation within the epoch.
+    Stopped,
 }
 
 impl<'a> Trainer<'a> {
@@ -97,6 +112,7 @@ impl<'a> Trainer<'a> {
                 t.limit_eval_batches
             );
         }
+        let val_every = val_every(cfg, per_epoch)?;
         let total = t.max_steps.unwrap_or(usize::MAX).min(t.max_epochs * per_epoch.div_ceil(t.accumulate_grad_batches));
         let optim = Optim::new(cfg)?;
         let config_yaml = cfg.to_yaml();
@@ -138,13 +154,17 @@ impl<'a> Trainer<'a> {
             interrupt: Interrupt::install(),
             status,
             diverged: false,
+            val_every,
+            vocab: vocabulary(cfg),
+            figures_off: false,
         };
         if opts.resume.is_some() {
             me.restore()?;
         }
         write_atomic(&me.run.config_path(), |f| f.write_all(config_yaml.as_bytes()))?;
-        me.csv =
-            MetricsCsv::open(&me.run.metrics_path(), opts.resume.as_ref().map(|_| (me.state.step, me.state.epoch)))?;
+        let (step, epoch, mid_val_step) = (me.state.step, me.state.epoch, me.state.mid_val_step);
+        let keep = opts.resume.as_ref().map(|_| ResumePoint { step, epoch, mid_val_step });
+        me.csv = MetricsCsv::open(&me.run.metrics_path(), keep)?;
         Ok(me)
     }
 
@@ -251,10 +271,14 @@ impl<'a> Trainer<'a> {
                     self.save_mid_epoch()?;
                     break;
                 }
+                EpochOutcome::Stopped => {
+                    stopped_early = true;
+                    break;
+                }
                 EpochOutcome::Done => {}
             }
-            let train_time = t0.elapsed().as_secs_f64();
-            stopped_early = self.validate_and_checkpoint(&train, samples as f64 / train_time.max(1e-9), t0)?;
+            let rate = samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            stopped_early = self.validate_and_checkpoint(ValAt::EpochEnd, &train, rate, t0)? == Validated::Stop;
             history.push(train);
         }
         let finished = self.state.epoch >= t.max_epochs || self.state.step >= self.total || stopped_early;
@@ -335,9 +359,10 @@ impl<'a> Trainer<'a> {
             self.state.step += 1;
             self.state.batch = bi + 1;
             (in_group, skip_group) = (0, false);
-            self.callbacks.on_train_step(&mut self.csv, self.state.step, epoch, loss_v, norm)?;
-            if self.every_n_steps_due() {
-                self.save_mid_epoch()?;
+            let rate = samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            if let Some(end) = self.after_step(bi - bi % accum..bi + 1, batches.len(), (loss_v, norm), rate)? {
+                progress.finish();
+                return Ok((end, BTreeMap::new(), samples));
             }
             if self.state.step >= self.total {
                 break;
@@ -356,6 +381,31 @@ impl<'a> Trainer<'a> {
         }
         progress.finish();
         Ok((EpochOutcome::Done, prefixed("train", &train_m.finish()), samples))
+    }
+
+    /// After an optimizer step over the epoch's batches `group` (of `n_batches`): logs it,
+    /// validates when `trainer.val_check_interval` asks (which checkpoints too), else
+    /// checkpoints when `checkpoint.every_n_steps` asks. Returns how the epoch ends, if here.
+    fn after_step(
+        &mut self,
+        group: std::ops::Range<usize>,
+        n_batches: usize,
+        (loss, norm): (f64, f64),
+        rate: f64,
+    ) -> Result<Option<EpochOutcome>> {
+        self.callbacks.on_train_step(&mut self.csv, self.state.step, self.state.epoch, loss, norm)?;
+        if self.mid_epoch_val_due(group, n_batches) {
+            let validated = self.validate_and_checkpoint(ValAt::MidEpoch, &BTreeMap::new(), rate, Instant::now())?;
+            return Ok(match validated {
+                Validated::Go => None,
+                Validated::Stop => Some(EpochOutcome::Stopped),
+                Validated::RolledBack => Some(EpochOutcome::RolledBack),
+            });
+        }
+        if self.every_n_steps_due() {
+            self.save_mid_epoch()?;
+        }
+        Ok(None)
     }
 
     /// Whether `checkpoint.every_n_steps` asks for a mid-epoch checkpoint now.
@@ -403,145 +453,6 @@ impl<'a> Trainer<'a> {
                 )
             }
         }
-    }
-
-    /// Validates (every `check_val_every_n_epoch` epochs and the last), updates the best value
-    /// and schedules, writes `best` (if improved, and the top k) then `last`, and logs. Returns
-    /// whether early stopping asks to end the fit.
-    fn validate_and_checkpoint(&mut self, train: &BTreeMap<String, f64>, rate: f64, t0: Instant) -> Result<bool> {
-        let t = &self.cfg.trainer;
-        let epoch = self.state.epoch;
-        let last_epoch = epoch + 1 >= t.max_epochs || self.state.step >= self.total;
-        let val = if (epoch + 1).is_multiple_of(t.check_val_every_n_epoch) || last_epoch {
-            self.validation()?
-        } else {
-            BTreeMap::new()
-        };
-        if let Some(bad) = nonfinite::in_metrics(&val, self.state.step, epoch)
-            .or_else(|| nonfinite::in_params(&self.model, self.state.step, epoch))
-        {
-            // Nothing to skip at validation: roll back (the epoch is redone from the last good
-            // checkpoint, a bounded number of times) or stop.
-            if t.on_nonfinite == OnNonFinite::SkipBatch {
-                self.diverged = true;
-                bail!("{bad}; stopped, the last good checkpoint is kept ({})", self.run.checkpoint("last").display());
-            }
-            return self.on_nonfinite(bad).map(|_| false);
-        }
-        let improved = !val.is_empty() && self.select_best(&val)?;
-        self.state.epoch = epoch + 1;
-        self.state.batch = 0;
-        self.state.schedules = self.optim.states.clone();
-        if !val.is_empty() {
-            self.state.metrics = val.clone();
-        }
-        let lrs = self.optim.lrs(self.state.step.saturating_sub(1), self.total);
-        let end = EpochEnd {
-            step: self.state.step,
-            epoch,
-            train,
-            val: &val,
-            lrs: &lrs,
-            groups: &self.optim.groups,
-            samples_per_sec: rate,
-            model: &self.model,
-        };
-        let stop = self.callbacks.on_epoch_end(&mut self.csv, &end, &mut self.state)?;
-        self.state.stopped_early = stop;
-        self.save_epoch(improved)?;
-        if !self.opts.quiet {
-            println!(
-                "epoch {}/{} step {} {} {} lr={:.2e} {rate:.0} samples/s {:.1}s{}{}",
-                epoch + 1,
-                t.max_epochs,
-                self.state.step,
-                format_metrics(train),
-                format_metrics(&val),
-                lrs[0],
-                t0.elapsed().as_secs_f64(),
-                if improved { " *" } else { "" },
-                if stop { " (early stop)" } else { "" }
-            );
-        }
-        Ok(stop)
-    }
-
-    /// Validation metrics (`val/…`) at rate 1 and at each of `trainer.eval_rates`
-    /// (`val/accuracy@rate2`).
-    fn validation(&self) -> Result<BTreeMap<String, f64>> {
-        let t = &self.cfg.trainer;
-        let eval_bs = self.cfg.loader.eval_batch_size.unwrap_or(self.cfg.loader.batch_size);
-        let eval_device = self.device.clone().inner();
-        let eval = |model: &Model| {
-            evaluate(model, &self.data.val, &self.task, self.k, eval_bs, t.limit_eval_batches, &eval_device)
-                .ok_or_else(|| anyhow::anyhow!("validation yielded no batches"))
-        };
-        let mut val = prefixed("val", &eval(&self.model.valid())?);
-        for &r in t.eval_rates.iter().filter(|&&r| r != 1.0) {
-            for (k, v) in eval(&self.model.valid().with_rate(r))? {
-                val.insert(format!("val/{k}@rate{r}"), v);
-            }
-        }
-        Ok(val)
-    }
-
-    /// Feeds the schedules and updates the best monitored value; returns whether it improved.
-    fn select_best(&mut self, val: &BTreeMap<String, f64>) -> Result<bool> {
-        let t = &self.cfg.trainer;
-        self.optim.on_validation(val).map_err(anyhow::Error::msg)?;
-        let monitored = val[&t.monitor];
-        let improved = match (self.state.best, t.mode) {
-            (None, _) => true,
-            (Some((b, _)), Mode::Max) => monitored > b,
-            (Some((b, _)), Mode::Min) => monitored < b,
-        };
-        if improved {
-            self.state.best = Some((monitored, self.state.epoch));
-        }
-        Ok(improved)
-    }
-
-    /// Writes the epoch's checkpoint: `best` (if improved), the top k, then `last`.
-    fn save_epoch(&mut self, improved: bool) -> Result<()> {
-        let mut ck = self.checkpoint()?;
-        if improved {
-            ck.save(&self.run.checkpoint("best"))?;
-        }
-        if self.cfg.checkpoint.save_top_k > 1 && !self.state.metrics.is_empty() {
-            self.update_top_k(&ck)?;
-            ck.state.top_k = self.state.top_k.clone();
-        }
-        ck.save(&self.run.checkpoint("last"))?;
-        Ok(())
-    }
-
-    /// Keeps the `checkpoint.save_top_k` best epochs under `checkpoints/top/`, removing the one
-    /// that falls out.
-    fn update_top_k(&mut self, ck: &Checkpoint) -> Result<()> {
-        let t = &self.cfg.trainer;
-        let (v, epoch) = (self.state.metrics[&t.monitor], self.state.epoch - 1);
-        let better = |a: f64, b: f64| if t.mode == Mode::Max { a > b } else { a < b };
-        let mut top = self.state.top_k.clone();
-        let at = top.iter().position(|&(w, _)| better(v, w)).unwrap_or(top.len());
-        if at >= self.cfg.checkpoint.save_top_k {
-            return Ok(());
-        }
-        top.insert(at, (v, epoch));
-        let dir = self.run.root.join("checkpoints/top");
-        std::fs::create_dir_all(&dir)?;
-        let file =
-            |(v, e): (f64, usize)| dir.join(format!("epoch={}-{}={v:.4}.bpk", e + 1, t.monitor.replace('/', "_")));
-        let mut kept = Checkpoint { state: TrainerState { top_k: top.clone(), ..ck.state.clone() }, ..ck.clone() };
-        if top.len() > self.cfg.checkpoint.save_top_k {
-            let out = top.pop().expect("over k");
-            kept.state.top_k = top.clone();
-            kept.save(&file((v, epoch)))?;
-            let _ = std::fs::remove_file(file(out));
-        } else {
-            kept.save(&file((v, epoch)))?;
-        }
-        self.state.top_k = top;
-        Ok(())
     }
 
     /// The current model, optimizer and state as a checkpoint.
@@ -650,4 +561,38 @@ fn step_seed(seed: u64, step: usize, micro: usize) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// Batches between validations within an epoch of `per_epoch` batches; a batch count above
+/// it is refused, as Lightning does while `check_val_every_n_epoch` is set.
+fn val_every(cfg: &ExperimentConfig, per_epoch: usize) -> Result<Option<usize>> {
+    let Some(v) = cfg.trainer.val_check_interval else { return Ok(None) };
+    let n = v.batches(per_epoch);
+    if n > per_epoch {
+        return Err(ConfigError::Key {
+            path: "trainer.val_check_interval".into(),
+            msg: format!(
+                "{n} batches is more than an epoch's {per_epoch} training batches; use at most {per_epoch}, \
+                 or a fraction of the epoch"
+            ),
+        }
+        .into());
+    }
+    Ok(Some(n))
+}
+
+/// The vocabulary of a language model's text data, for the validation text sample (`None`
+/// for other tasks and data, or when figures are off).
+fn vocabulary(cfg: &ExperimentConfig) -> Option<(Vec<String>, Level)> {
+    if !cfg.trainer.val_figures || cfg.task.name != "lm" {
+        return None;
+    }
+    let spec = crate::data::DataSpec::from_named(&cfg.data, "data").ok()?;
+    match spec.dataset.vocabulary()? {
+        Ok(v) => Some(v),
+        Err(e) => {
+            eprintln!("warning: no validation text sample: {e}");
+            None
+        }
+    }
 }
