@@ -39,22 +39,6 @@ fn opts(resume: Option<&Path>) -> FitOptions {
     FitOptions { resume: resume.map(Path::to_path_buf), quiet: true, ..Default::default() }
 }
 
-/// Every parameter value of a run's `last.bpk`.
-fn params(cfg: &ExperimentConfig, run: &Path) -> Vec<f32> {
-    struct Collect(Vec<f32>);
-    impl burn::module::ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-            self.0.extend(p.val().try_into_vec_as::<f32>().unwrap());
-        }
-    }
-    let path = run.join("checkpoints/last.bpk");
-    let model = SequenceModel::new(&cfg.model, 1, 10, &Device::flex()).unwrap();
-    let model = wavessm::train::fit::load_model(model, Checkpoint::load(&path).unwrap().model, &path).unwrap();
-    let mut c = Collect(Vec::new());
-    burn::module::Module::visit(&model, &mut c);
-    c.0
-}
-
 #[test]
 fn a_mid_epoch_interruption_resumes_bit_for_bit() {
     let _turn = serial();
@@ -71,7 +55,7 @@ fn a_mid_epoch_interruption_resumes_bit_for_bit() {
     assert_eq!((resumed.epochs, resumed.steps), (full.epochs, full.steps));
     assert_eq!(resumed.val, full.val);
     assert_eq!(resumed.test, full.test);
-    assert!(params(&cfg, &resumed.run) == params(&cfg, &full.run), "identical parameters");
+    assert!(common::last_params(&cfg, &resumed.run) == common::last_params(&cfg, &full.run), "identical parameters");
 }
 
 #[test]
