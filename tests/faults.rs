@@ -6,11 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use burn::tensor::{Device, Tensor};
 use common::serial;
 use wavessm::config::ConfigRequest;
 use wavessm::experiment::ExperimentConfig;
-use wavessm::model::SequenceModel;
 use wavessm::train::checkpoint::Checkpoint;
 use wavessm::train::run::{MetricsCsv, ResumePoint, RunDir};
 use wavessm::train::{FitOptions, fit};

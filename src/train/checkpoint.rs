@@ -52,7 +52,7 @@ pub struct TrainerState {
     /// The `checkpoint.save_top_k` best (monitored value, epoch, step of a mid-epoch
     /// validation), best first.
     #[serde(default, deserialize_with = "top_k_entries")]
-    pub top_k: Vec<(f64, usize, Option<usize>)>,
+    pub top_k: Vec<TopK>,
     /// Step of the validation that set `best` (null in checkpoints that predate it).
     #[serde(default)]
     pub best_step: Option<usize>,
@@ -62,9 +62,12 @@ pub struct TrainerState {
     pub mid_val_step: Option<usize>,
 }
 
+/// A top-k entry: monitored value, epoch (0-based), and the step of a mid-epoch validation.
+pub type TopK = (f64, usize, Option<usize>);
+
 /// Reads top-k entries as `[value, epoch, step]`, or `[value, epoch]` as older checkpoints
 /// wrote them.
-fn top_k_entries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(f64, usize, Option<usize>)>, D::Error> {
+fn top_k_entries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TopK>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Entry {

@@ -245,13 +245,13 @@ impl Trainer<'_> {
             ValAt::EpochEnd => format!("{rate:.0} samples/s {:.1}s", t0.elapsed().as_secs_f64()),
             ValAt::MidEpoch => "(within the epoch)".into(),
         };
+        let metrics = [format_metrics(train), format_metrics(val)].into_iter().filter(|m| !m.is_empty());
         println!(
-            "epoch {}/{} step {} {} {} lr={lr:.2e} {timing}{}{}",
+            "epoch {}/{} step {} {} lr={lr:.2e} {timing}{}{}",
             epoch + 1,
             self.cfg.trainer.max_epochs,
             self.state.step,
-            format_metrics(train),
-            format_metrics(val),
+            metrics.collect::<Vec<_>>().join(" "),
             if improved { " *" } else { "" },
             if stop { " (early stop)" } else { "" }
         );
