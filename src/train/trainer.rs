@@ -1,9 +1,10 @@
-//! The trainer: open or resume a run, train an epoch, validate and checkpoint, test the best.
-//! Each part reads on one screen; callbacks (loggers, early stopping) plug in through
+//! The trainer: open or resume a run, train an epoch, validate and checkpoint (at epoch ends
+//! and within epochs, [`validation`]; with figures, [`figures`]), test the best. Each part
+//! reads on one screen; callbacks (loggers, early stopping) plug in through
 //! [`super::callback`].
 //!
 //! What survives what: checkpoints are written only from finite parameters and metrics; `best`
-//! is committed before `last`, and `last` records which epoch `best` holds, so a crash between
+//! is committed before `last`, and `last` records which validation `best` holds, so a crash between
 //! the two writes is repaired on the next open; one process owns a run folder (an advisory
 //! lock); Ctrl-C / SIGTERM finish the current optimizer step and write a mid-epoch checkpoint
 //! that resumes bit for bit.
