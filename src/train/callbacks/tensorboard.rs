@@ -150,8 +150,16 @@ impl Callback for TensorBoard {
         if !self.experiment_written && !end.val.is_empty() {
             // Readers keep a tag's first plugin metadata, so the columns are written once,
             // with the test metrics the run will end with (the validation ones, renamed).
-            let test = end.val.keys().filter_map(|k| k.strip_prefix("val/")).map(|k| format!("test/{k}"));
-            let metrics = end.train.keys().chain(end.val.keys()).cloned().chain(test).collect::<Vec<_>>();
+            // (A first validation within an epoch has no training metrics yet: the same names.)
+            let renamed = |to: &'static str| {
+                end.val.keys().filter_map(|k| k.strip_prefix("val/")).map(move |k| format!("{to}/{k}"))
+            };
+            let train: Vec<String> = if end.mid_epoch {
+                renamed("train").filter(|k| !k.contains('@')).collect()
+            } else {
+                end.train.keys().cloned().collect()
+            };
+            let metrics = train.into_iter().chain(end.val.keys().cloned()).chain(renamed("test")).collect::<Vec<_>>();
             self.write_experiment(end.step, metrics)?;
             self.experiment_written = true;
         }
