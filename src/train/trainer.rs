@@ -94,25 +94,7 @@ impl<'a> Trainer<'a> {
         let device = device_for(cfg.trainer.device)?.autodiff();
         let Setup { data, task, d_output: k, model, device, augment } = Setup::new(cfg, device)?;
         let t = &cfg.trainer;
-        let bs = cfg.loader.batch_size;
-        let full = BatchIter::new(data.train.len(), bs, false, cfg.loader.drop_last, 0, 0).num_batches();
-        let per_epoch = full.min(t.limit_train_batches.unwrap_or(usize::MAX));
-        if per_epoch == 0 {
-            bail!(
-                "the training split yields no batch (n={}, batch_size={bs}, drop_last={})",
-                data.train.len(),
-                cfg.loader.drop_last
-            );
-        }
-        if data.val.is_empty() || t.limit_eval_batches == Some(0) {
-            bail!(
-                "`trainer.monitor: {}` needs validation batches, but the validation split has none \
-                 ({} sequences, limit_eval_batches={:?})",
-                t.monitor,
-                data.val.len(),
-                t.limit_eval_batches
-            );
-        }
+        let per_epoch = batches_per_epoch(cfg, &data)?;
         let val_every = val_every(cfg, per_epoch)?;
         let total = t.max_steps.unwrap_or(usize::MAX).min(t.max_epochs * per_epoch.div_ceil(t.accumulate_grad_batches));
         let optim = Optim::new(cfg)?;
@@ -294,16 +276,7 @@ impl<'a> Trainer<'a> {
     fn train_epoch(&mut self) -> Result<(EpochOutcome, BTreeMap<String, f64>, usize)> {
         let (cfg, t) = (self.cfg, &self.cfg.trainer);
         let (epoch, accum, k) = (self.state.epoch, t.accumulate_grad_batches, self.k);
-        let batches: Vec<Vec<usize>> = BatchIter::new(
-            self.data.train.len(),
-            cfg.loader.batch_size,
-            cfg.loader.shuffle,
-            cfg.loader.drop_last,
-            cfg.seed,
-            epoch,
-        )
-        .take(self.per_epoch)
-        .collect();
+        let batches = self.epoch_batches();
         let first = self.state.batch.min(batches.len());
         let progress = Progress::epoch(t.progress_bar, epoch, t.max_epochs, batches.len() - first);
         let (mut train_m, mut acc) = (self.task.metrics(), GradientsAccumulator::<Model>::new());
@@ -340,24 +313,10 @@ impl<'a> Trainer<'a> {
             if in_group < group_len {
                 continue;
             }
-            if let Some(s) = shared.take()
-                && !skip_group
-            {
-                acc.accumulate(&self.model, s.finish(&self.model));
-            }
-            let mut g = std::mem::replace(&mut acc, GradientsAccumulator::new()).grads();
-            let norm = clip_global_norm(&self.model, &mut g, t.gradient_clip_val);
-            if !norm.is_finite() && !skip_group {
-                let bad = NonFinite::GradNorm { step: self.state.step, epoch };
-                if self.on_nonfinite(bad)? {
-                    return Ok((EpochOutcome::RolledBack, BTreeMap::new(), samples));
-                }
-                skip_group = true;
-            }
-            if !skip_group {
-                self.model = self.optim.step(self.state.step, self.total, self.model.clone(), g);
-            }
-            self.state.step += 1;
+            let acc = std::mem::replace(&mut acc, GradientsAccumulator::new());
+            let Some(norm) = self.optimizer_step(acc, shared.take(), skip_group)? else {
+                return Ok((EpochOutcome::RolledBack, BTreeMap::new(), samples));
+            };
             self.state.batch = bi + 1;
             (in_group, skip_group) = (0, false);
             let rate = samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
@@ -372,16 +331,49 @@ impl<'a> Trainer<'a> {
                 progress.finish();
                 return Ok((EpochOutcome::Interrupted, train_m.finish(), samples));
             }
-            let rate = samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            progress.tick(|| {
-                let m = train_m.finish();
-                let metric =
-                    m.iter().find(|(k, _)| *k != "loss").map(|(k, v)| format!(" {k}={v:.4}")).unwrap_or_default();
-                format!("loss={:.4}{metric} {rate:.0} samples/s", m.get("loss").copied().unwrap_or(f64::NAN))
-            });
+            progress.tick(|| progress_line(&train_m.finish(), rate));
         }
         progress.finish();
         Ok((EpochOutcome::Done, prefixed("train", &train_m.finish()), samples))
+    }
+
+    /// The epoch's batches (sample indices), in the order `(seed, epoch)` fixes.
+    fn epoch_batches(&self) -> Vec<Vec<usize>> {
+        let (cfg, n) = (self.cfg, self.data.train.len());
+        let l = &cfg.loader;
+        BatchIter::new(n, l.batch_size, l.shuffle, l.drop_last, cfg.seed, self.state.epoch)
+            .take(self.per_epoch)
+            .collect()
+    }
+
+    /// Ends an accumulation group: adds the shared kernels' gradients, clips, and steps the
+    /// optimizer unless the group is skipped or its gradient is non-finite (which
+    /// `trainer.on_nonfinite` handles). Returns the gradient norm, or `None` when rolled back.
+    fn optimizer_step(
+        &mut self,
+        mut acc: GradientsAccumulator<Model>,
+        shared: Option<SharedKernels>,
+        mut skip: bool,
+    ) -> Result<Option<f64>> {
+        if let Some(s) = shared
+            && !skip
+        {
+            acc.accumulate(&self.model, s.finish(&self.model));
+        }
+        let mut g = acc.grads();
+        let norm = clip_global_norm(&self.model, &mut g, self.cfg.trainer.gradient_clip_val);
+        if !norm.is_finite() && !skip {
+            let bad = NonFinite::GradNorm { step: self.state.step, epoch: self.state.epoch };
+            if self.on_nonfinite(bad)? {
+                return Ok(None);
+            }
+            skip = true;
+        }
+        if !skip {
+            self.model = self.optim.step(self.state.step, self.total, self.model.clone(), g);
+        }
+        self.state.step += 1;
+        Ok(Some(norm))
     }
 
     /// After an optimizer step over the epoch's batches `group` (of `n_batches`): logs it,
@@ -564,6 +556,30 @@ fn step_seed(seed: u64, step: usize, micro: usize) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Training batches per epoch; refuses data that yields none, or no validation batch.
+fn batches_per_epoch(cfg: &ExperimentConfig, data: &DataModule) -> Result<usize> {
+    let (t, bs) = (&cfg.trainer, cfg.loader.batch_size);
+    let full = BatchIter::new(data.train.len(), bs, false, cfg.loader.drop_last, 0, 0).num_batches();
+    let per_epoch = full.min(t.limit_train_batches.unwrap_or(usize::MAX));
+    if per_epoch == 0 {
+        bail!(
+            "the training split yields no batch (n={}, batch_size={bs}, drop_last={})",
+            data.train.len(),
+            cfg.loader.drop_last
+        );
+    }
+    if data.val.is_empty() || t.limit_eval_batches == Some(0) {
+        bail!(
+            "`trainer.monitor: {}` needs validation batches, but the validation split has none \
+             ({} sequences, limit_eval_batches={:?})",
+            t.monitor,
+            data.val.len(),
+            t.limit_eval_batches
+        );
+    }
+    Ok(per_epoch)
+}
+
 /// Batches between validations within an epoch of `per_epoch` batches; a batch count above
 /// it is refused, as Lightning does while `check_val_every_n_epoch` is set.
 fn val_every(cfg: &ExperimentConfig, per_epoch: usize) -> Result<Option<usize>> {
@@ -596,4 +612,10 @@ fn vocabulary(cfg: &ExperimentConfig) -> Option<(Vec<String>, Level)> {
             None
         }
     }
+}
+
+/// The progress bar's text: the running loss, another metric, and the throughput.
+fn progress_line(m: &BTreeMap<String, f64>, rate: f64) -> String {
+    let metric = m.iter().find(|(k, _)| *k != "loss").map(|(k, v)| format!(" {k}={v:.4}")).unwrap_or_default();
+    format!("loss={:.4}{metric} {rate:.0} samples/s", m.get("loss").copied().unwrap_or(f64::NAN))
 }
