@@ -340,4 +340,24 @@ mod tests {
         assert!(Checkpoint::from_bytes(&v1, p).unwrap_err().to_string().contains("older wavessm"));
         assert!(Checkpoint::load(Path::new("/dev/zero")).unwrap_err().to_string().contains("not a regular file"));
     }
+
+    #[test]
+    fn mid_epoch_bests_and_older_top_k_entries_load() {
+        let p = Path::new("last.bpk");
+        // A validation within epoch 3 (index 2, 5 batches in) set the best.
+        let mid = TrainerState { best: Some((0.95, 2)), batch: 5, best_step: Some(45), step: 45, ..sample().state };
+        let ck = Checkpoint { state: mid.clone(), ..sample() };
+        assert_eq!(Checkpoint::from_bytes(&ck.to_bytes(), p).unwrap().state, mid);
+        // At the epoch boundary the same best would be from the future.
+        let ck = Checkpoint { state: TrainerState { batch: 0, ..mid }, ..sample() };
+        assert!(Checkpoint::from_bytes(&ck.to_bytes(), p).is_err());
+        // Top-k entries were [value, epoch] before they had a step.
+        let old: TrainerState = serde_json::from_value(serde_json::json!({
+            "epoch": 2, "step": 40, "best": [0.9, 1], "schedules": [], "metrics": {}, "config": "seed: 0\n",
+            "version": "0.1.0", "top_k": [[0.9, 1], [0.8, 0]]
+        }))
+        .unwrap();
+        assert_eq!(old.top_k, [(0.9, 1, None), (0.8, 0, None)]);
+        assert_eq!((old.best_step, old.mid_val_step), (None, None));
+    }
 }
