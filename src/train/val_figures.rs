@@ -333,4 +333,21 @@ mod tests {
         let total = |c: &[Vec<u64>]| c.iter().flatten().sum::<u64>();
         assert_eq!(total(&out), total(&counts), "nothing is lost");
     }
+
+    #[test]
+    fn every_figure_draws_a_png_of_its_size() {
+        let k = 35;
+        let counts: Vec<Vec<u64>> =
+            (0..k).map(|t| (0..k).map(|p| if t == p { 40 } else { (t + p) as u64 % 3 }).collect()).collect();
+        let figures = [
+            Collector::Confusion(counts),
+            Collector::Scatter((0..300).map(|i| (i as f32 / 100.0, (i % 7) as f32 / 2.0, i % 2)).collect(), 2),
+            Collector::Sequences(vec![(10..20).map(|s| (s, (s % 4) as u32, (s % 3) as u32)).collect(); 2]),
+        ];
+        for f in figures {
+            let png = f.png("validation test (epoch 1)").unwrap();
+            let info = png::Decoder::new(std::io::Cursor::new(&png)).read_info().unwrap().info().clone();
+            assert!(info.width >= 500 && info.height >= 400, "{}: {}×{}", f.kind(), info.width, info.height);
+        }
+    }
 }
