@@ -100,28 +100,12 @@ fn resume_after_an_interruption_equals_an_uninterrupted_run() {
     assert_eq!(resumed.val, full.val);
     assert_eq!(resumed.test, full.test);
     assert_eq!(resumed.best, full.best);
-    assert!(params(&cfg, &resumed.run) == params(&cfg, &full.run), "identical parameters");
+    assert!(common::last_params(&cfg, &resumed.run) == common::last_params(&cfg, &full.run), "identical parameters");
     // metrics.csv holds each step once.
     let rows = |run: &Path| {
         std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().filter(|l| l.contains(",val,loss,")).count()
     };
     assert_eq!(rows(&resumed.run), 3);
-}
-
-/// Every parameter value of a run's `last.bpk`, in visiting order.
-fn params(cfg: &ExperimentConfig, run: &Path) -> Vec<f32> {
-    struct Collect(Vec<f32>);
-    impl burn::module::ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-            self.0.extend(p.val().try_into_vec_as::<f32>().unwrap());
-        }
-    }
-    let path = run.join("checkpoints/last.bpk");
-    let model = SequenceModel::new(&cfg.model, 1, 10, &Device::flex()).unwrap();
-    let model = wavessm::train::fit::load_model(model, Checkpoint::load(&path).unwrap().model, &path).unwrap();
-    let mut c = Collect(Vec::new());
-    burn::module::Module::visit(&model, &mut c);
-    c.0
 }
 
 #[test]
@@ -297,6 +281,13 @@ fn language_model_on_raw_text_learns_and_checks_pooling() {
     let s = fit(&cfg, &quiet()).unwrap();
     let ppl = s.test.unwrap()["test/perplexity"];
     assert!(ppl < 250.0, "perplexity {ppl} vs vocabulary 500");
+    // The validation figure of text is a sample generated in step mode from the validation
+    // text's opening words.
+    let sample = std::fs::read_to_string(s.run.join("figures/val_sample_epoch1.md")).unwrap();
+    let valid = std::fs::read_to_string(data.join("text/sotu/valid.txt")).unwrap();
+    let first = valid.split_whitespace().find(|w| w.len() > 3).unwrap();
+    assert!(sample.contains("Continuation (64 tokens") && sample.matches("```text").count() == 2, "{sample}");
+    assert!(sample.contains(first) || sample.contains("<unk>"), "{sample}");
     let mut bad = tokens;
     bad.push("model.pool=mean".into());
     let cfg = ConfigRequest { tokens: bad, ..Default::default() }.resolve().unwrap();
@@ -445,6 +436,10 @@ fn copying_tasks_train_end_to_end() {
         println!("{data}: {first} -> {last}; {:?}", s.test);
         assert!(last < first * 0.9, "{data}: {first} -> {last}");
         assert!(s.test.unwrap()["test/accuracy"] > 0.25, "{data}: above chance among 4 tokens");
+        // Tokens without a vocabulary: the figure shows sequences, target against prediction.
+        for epoch in 1..=6 {
+            assert!(s.run.join(format!("figures/val_sequences_epoch{epoch}.png")).is_file(), "{data} {epoch}");
+        }
     }
 }
 
@@ -508,4 +503,31 @@ fn per_group_optimizers_resume_bit_for_bit_mid_epoch() {
     let optim = Optim::new(&cfg).unwrap();
     let names: Vec<&str> = optim.groups.iter().map(|g| g.name.as_str()).collect();
     assert!(names.contains(&"groups.0") && names.contains(&"groups.1"), "{names:?}");
+}
+
+#[test]
+fn regression_draws_predicted_against_target() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = [
+        "experiment=adding/s4d",
+        "data.seq_len=40",
+        "data.n_train=128",
+        "data.n_val=64",
+        "data.n_test=32",
+        "trainer.max_epochs=2",
+        "trainer.val_figures_every_n_epochs=2",
+    ];
+    let s = fit(&config(dir.path(), &extra), &quiet()).unwrap();
+    let figures: Vec<String> = std::fs::read_dir(s.run.join("figures"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(figures, ["val_predictions_epoch2.png"], "every second epoch");
+    let png = std::fs::read(s.run.join("figures/val_predictions_epoch2.png")).unwrap();
+    let info = png::Decoder::new(std::io::Cursor::new(&png)).read_info().unwrap().info().clone();
+    assert!(info.width >= 400 && info.height >= 400);
+    // Off is off.
+    let s = fit(&config(dir.path(), &[&extra[..], &["trainer.val_figures=false"]].concat()), &quiet()).unwrap();
+    assert!(!s.run.join("figures").exists());
 }

@@ -19,6 +19,7 @@ pub mod block;
 pub mod chain;
 pub mod config;
 pub mod conv;
+pub mod generate;
 pub mod layer;
 pub mod memory;
 pub mod registry;

@@ -235,6 +235,18 @@ pub struct TrainerConfig {
     /// Validate (and select `best`) every this many epochs; the last epoch always validates.
     #[serde(default = "one")]
     pub check_val_every_n_epoch: usize,
+    /// Validate within an epoch too (Lightning's `val_check_interval`): an integer N every N
+    /// training batches, a fraction f in (0, 1] every ⌊f·batches⌋ batches; in the epochs
+    /// `check_val_every_n_epoch` selects, counted from the epoch's start (null: at epoch ends).
+    #[serde(default)]
+    pub val_check_interval: Option<ValCheckInterval>,
+    /// Draw validation figures (confusion matrix, predicted against target, sequences, a text
+    /// sample) under `<run>/figures/` and log them as images.
+    #[serde(default = "yes")]
+    pub val_figures: bool,
+    /// Draw them at every this many validated epochs.
+    #[serde(default = "one")]
+    pub val_figures_every_n_epochs: usize,
     /// Extra sampling-rate factors to validate at (`[2]` logs `val/accuracy@rate2`: a 16 kHz
     /// model on 8 kHz data, as the S4 repo reports Speech Commands).
     #[serde(default)]
@@ -242,6 +254,26 @@ pub struct TrainerConfig {
     /// Stop when a validation metric stops improving (null = off).
     #[serde(default)]
     pub early_stopping: Option<crate::train::callbacks::early_stopping::EarlyStoppingConfig>,
+}
+
+/// `trainer.val_check_interval`: a batch count or a fraction of the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ValCheckInterval {
+    /// Every this many training batches.
+    Batches(usize),
+    /// Every this fraction of the epoch's batches.
+    Fraction(f64),
+}
+
+impl ValCheckInterval {
+    /// Batches between validations in an epoch of `per_epoch` batches (at least 1).
+    pub fn batches(self, per_epoch: usize) -> usize {
+        match self {
+            Self::Batches(n) => n,
+            Self::Fraction(f) => ((per_epoch as f64 * f) as usize).max(1),
+        }
+    }
 }
 
 /// What the trainer does when a value goes non-finite (NaN or infinite).
@@ -274,6 +306,19 @@ impl TrainerConfig {
         }
         if self.check_val_every_n_epoch == 0 {
             return bad("check_val_every_n_epoch", "must be at least 1".into());
+        }
+        match self.val_check_interval {
+            Some(ValCheckInterval::Batches(0)) => return bad("val_check_interval", "must be at least 1".into()),
+            Some(ValCheckInterval::Fraction(f)) if !(f > 0.0 && f <= 1.0) => {
+                return bad(
+                    "val_check_interval",
+                    format!("must be a batch count ≥ 1 or a fraction of the epoch in (0, 1], got {f}"),
+                );
+            }
+            _ => {}
+        }
+        if self.val_figures_every_n_epochs == 0 {
+            return bad("val_figures_every_n_epochs", "must be at least 1".into());
         }
         if let Some(r) = self.eval_rates.iter().find(|r| !(**r > 0.0 && r.is_finite() && **r <= 1e6)) {
             return bad("eval_rates", format!("rates must be finite numbers in (0, 1e6], got {r}"));

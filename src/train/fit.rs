@@ -150,6 +150,20 @@ pub fn evaluate(
     limit: Option<usize>,
     device: &Device,
 ) -> Option<BTreeMap<String, f64>> {
+    evaluate_observed(model, split, task, k, (batch_size, limit), device, &mut |_, _| {})
+}
+
+/// [`evaluate`] that also shows `observe` each batch with its outputs [R, K] on the host
+/// (what the validation figures collect). `batches` is (batch size, limit).
+pub fn evaluate_observed(
+    model: &Model,
+    split: &SeqData,
+    task: &TaskConfig,
+    k: usize,
+    (batch_size, limit): (usize, Option<usize>),
+    device: &Device,
+    observe: &mut dyn FnMut(&crate::data::Batch, &[f32]),
+) -> Option<BTreeMap<String, f64>> {
     let mut m = task.metrics();
     let mut terms = TermMetrics::default();
     let mut any = false;
@@ -165,6 +179,7 @@ pub fn evaluate(
         let loss = task.loss(out.clone(), &batch.y).into_scalar::<f64>();
         let host: Vec<f32> = out.try_into_vec_as::<f32>().expect("f32 outputs");
         m.update(&host, k, &batch.y, loss);
+        observe(&batch, &host);
     }
     any.then(|| if model.loss_manager().is_some() { terms.finish() } else { m.finish() })
 }

@@ -19,6 +19,7 @@ pub mod shared;
 pub mod signals;
 pub mod status;
 pub mod trainer;
+pub mod val_figures;
 
 pub use config::{
     CheckpointConfig, DeviceKind, LoggerConfig, Mode, OnNonFinite, OptimizerConfig, ParamGroupConfig, ProgressMode,
