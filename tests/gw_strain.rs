@@ -88,6 +88,8 @@ fn bad_strain_and_options_are_named() {
     assert!(e.contains("data.snr_max"), "{e}");
     let e = load(dir.path(), "{ifos: [H1, X9]}").unwrap_err();
     assert!(e.contains("data.ifos") && e.contains("X9"), "{e}");
+    let e = load(dir.path(), "{n_train: 900000, kernel_length: 60}").unwrap_err();
+    assert!(e.contains("data.n_train") && e.contains("GiB"), "{e}");
     let e = load(dir.path(), "{source: {masses: [50, 10]}}").unwrap_err();
     assert!(e.contains("data.source.masses"), "{e}");
     let mut bad = common::randn(120 * FS, 3);

@@ -146,20 +146,33 @@ pub fn run(a: &InferArgs) -> Result<()> {
         Some(_) => bail!("--timeslide must be > 0 s and --slides in 1..=10000"),
     };
     let t0 = std::time::Instant::now();
-    let mut rows: Vec<[f64; 3]> = Vec::new();
-    let c = src.channels();
-    for &shift in &shifts {
-        let slide = (shift * g.fs).round() as usize % src.len();
-        for_each_chunk(&mut src, &g, slide, |chunk| -> Result<()> {
-            let stat = statistic(&model, chunk.x, chunk.n, g.window, c, &setup.device);
-            rows.extend(chunk.times.iter().zip(stat).map(|(t, s)| [*t, shift, s]));
-            Ok(())
-        })?;
-    }
+    let rows = scan(&model, &mut src, &g, &shifts, &setup.device)?;
     let secs = t0.elapsed().as_secs_f64();
     write(&a.out, &rows)?;
     summary(&rows, shifts.len(), src.len() as f64 / g.fs, secs, &a.out);
     Ok(())
+}
+
+/// `(time, shift, stat)` of every window of `src` for each time slide (seconds) in `shifts`.
+pub(super) fn scan(
+    model: &Model,
+    src: &mut StrainSource,
+    g: &StreamConfig,
+    shifts: &[f64],
+    device: &burn::tensor::Device,
+) -> Result<Vec<[f64; 3]>> {
+    let mut rows: Vec<[f64; 3]> = Vec::new();
+    let c = src.channels();
+    let len = src.len();
+    for &shift in shifts {
+        let slide = (shift * g.fs).round() as usize % len;
+        for_each_chunk(src, g, slide, |chunk| -> Result<()> {
+            let stat = statistic(model, chunk.x, chunk.n, g.window, c, device);
+            rows.extend(chunk.times.iter().zip(stat).map(|(t, s)| [*t, shift, s]));
+            Ok(())
+        })?;
+    }
+    Ok(rows)
 }
 
 /// Writes the rows as CSV or `.npy`.

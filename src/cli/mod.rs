@@ -4,6 +4,7 @@ pub mod args;
 pub mod bench;
 pub mod bench_data;
 pub mod bench_generate;
+pub mod bench_infer;
 pub mod commands;
 pub mod d4l;
 pub mod generate;

@@ -173,6 +173,22 @@ impl GwStrainConfig {
             }
         }
         self.source.validate()?;
+        // Windows are drawn into memory: refuse what cannot fit before allocating it.
+        let g = self.geometry();
+        let floats = (self.n_train + self.n_val + self.n_test) as f64 * g.k as f64 * self.ifos.len() as f64;
+        if floats * 4.0 > crate::io::MAX_DATA_BYTES as f64 || g.k == 0 || g.nperseg == 0 {
+            return bad(
+                "n_train",
+                format!(
+                    "with n_val, n_test and kernel_length {} s at {} Hz needs {:.1} GiB of windows (at most {} GiB), \
+                     or a kernel or Welch segment of no sample",
+                    self.kernel_length,
+                    self.sample_rate,
+                    floats * 4.0 / (1u64 << 30) as f64,
+                    crate::io::MAX_DATA_BYTES >> 30
+                ),
+            );
+        }
         self.augment.validate()
     }
 
@@ -212,6 +228,13 @@ pub fn load(cfg: &GwStrainConfig) -> Result<DataModule, DataError> {
     let mut strain = Vec::new();
     for ifo in &cfg.ifos {
         let path = dir.join(format!("{ifo}.npy"));
+        let size =
+            crate::io::check_whole_file(&path).map_err(|e| DataError::from_io(&path, "a strain `.npy` [T]", e))?;
+        if size > crate::io::MAX_DATA_BYTES {
+            let msg =
+                format!("larger than {} GiB: split the strain into shorter files", crate::io::MAX_DATA_BYTES >> 30);
+            return Err(DataError::Corrupt { path, msg });
+        }
         let a = read_npy(&path)?;
         if a.shape.len() != 1 {
             return Err(DataError::Corrupt { path, msg: format!("header field `shape`: {:?}; expected [T]", a.shape) });
