@@ -147,40 +147,60 @@ impl DenseSsm {
         Self { n, da, db }
     }
 
-    /// `dA^l` by repeated squaring.
-    pub fn power(&self, mut l: usize) -> Vec<C64> {
+    /// The stored-half map `x ↦ (dA·x̂)[..N2]` as a real [N, N] matrix on `[Re x; Im x]`: `dA`
+    /// keeps conj-symmetric vectors conj-symmetric, so its top rows `[A11 A12]` act on the half
+    /// as `A11·x + A12·conj x`, a real-linear map whose products cost a quarter of the complex
+    /// [N, N] ones.
+    fn real_form(&self) -> Vec<f64> {
+        let (n, h) = (self.n, self.n / 2);
+        let mut r = vec![0.0; n * n];
+        for i in 0..h {
+            for j in 0..h {
+                let (a, c) = (self.da[i * n + j], self.da[i * n + h + j]);
+                r[i * n + j] = a.re + c.re;
+                r[i * n + h + j] = c.im - a.im;
+                r[(h + i) * n + j] = a.im + c.im;
+                r[(h + i) * n + h + j] = a.re - c.re;
+            }
+        }
+        r
+    }
+
+    /// `R^l` of the real form `R` ([`DenseSsm::real_form`]) by repeated squaring, [N, N].
+    fn real_power(&self, mut l: usize) -> Vec<f64> {
         let n = self.n;
-        let mut out: Vec<C64> = (0..n * n).map(|i| C64::new(if i / n == i % n { 1.0 } else { 0.0 }, 0.0)).collect();
-        let mut base = self.da.clone();
+        let (mut out, mut base): (Option<Vec<f64>>, _) = (None, self.real_form());
         while l > 0 {
             if l & 1 == 1 {
-                out = matmul(&out, &base, n);
+                out = Some(out.map_or_else(|| base.clone(), |o| matmul(&o, &base, n)));
             }
             l >>= 1;
             if l > 0 {
                 base = matmul(&base, &base, n);
             }
         }
-        out
+        out.unwrap_or_else(|| (0..n * n).map(|i| if i / n == i % n { 1.0 } else { 0.0 }).collect())
     }
 
-    /// `C̃ = first half of (I - dA^l)ᵀ Ĉ` for one channel's `C` [N2].
+    /// `C̃ = first half of (I - dA^l)ᵀ Ĉ` for one channel's `C` [N2]. In the real form the output
+    /// `Re Cᵀx` is the row `r = [Re C, -Im C]` on `[Re x; Im x]`, and `r̃ = (I - R^l)ᵀ r`.
     pub fn c_tilde(&self, c: &[C64], l: usize) -> Vec<C64> {
-        let (n, al, ch) = (self.n, self.power(l), expand(c));
-        (0..n / 2).map(|m| ch[m] - (0..n).map(|k| al[k * n + m] * ch[k]).sum::<C64>()).collect()
+        let (n, h, pl) = (self.n, self.n / 2, self.real_power(l));
+        let r: Vec<f64> = c.iter().map(|c| c.re).chain(c.iter().map(|c| -c.im)).collect();
+        let rt: Vec<f64> = (0..n).map(|m| r[m] - (0..n).map(|k| pl[k * n + m] * r[k]).sum::<f64>()).collect();
+        (0..h).map(|m| C64::new(rt[m], -rt[h + m])).collect()
     }
 
-    /// The inverse of [`DenseSsm::c_tilde`]: the effective `C` [N2] from `C̃` [N2].
+    /// The inverse of [`DenseSsm::c_tilde`]: the effective `C` [N2] from `C̃` [N2], solving
+    /// `(I - R^l)ᵀ r = r̃` in the real form.
     pub fn c_effective(&self, c_tilde: &[C64], l: usize) -> Vec<C64> {
-        let (n, al, ct) = (self.n, self.power(l), expand(c_tilde));
-        // (I - dA^l)ᵀ Ĉ = C̃̂
-        let mut lhs = vec![C64::new(0.0, 0.0); n * n];
-        for r in 0..n {
-            for c in 0..n {
-                lhs[r * n + c] = if r == c { C64::new(1.0, 0.0) } else { C64::new(0.0, 0.0) } - al[c * n + r];
-            }
-        }
-        solve(lhs, ct, n, 1)[..n / 2].to_vec()
+        let (n, h, pl) = (self.n, self.n / 2, self.real_power(l));
+        let rt: Vec<C64> =
+            c_tilde.iter().map(|c| C64::new(c.re, 0.0)).chain(c_tilde.iter().map(|c| C64::new(-c.im, 0.0))).collect();
+        let lhs: Vec<C64> =
+            (0..n * n).map(|i| C64::new(if i / n == i % n { 1.0 } else { 0.0 } - pl[i % n * n + i / n], 0.0)).collect();
+        let r = solve(lhs, rt, n, 1);
+        (0..h).map(|m| C64::new(r[m].re, -r[h + m].re)).collect()
     }
 }
 
@@ -218,8 +238,8 @@ pub fn map_outputs(
 
 /// `a·b` of row-major [n, n] matrices (gemm: the powers of `dA` behind the effective `C` are
 /// most of the cost of setting up step mode).
-fn matmul(a: &[C64], b: &[C64], n: usize) -> Vec<C64> {
-    let mut out = vec![C64::new(0.0, 0.0); n * n];
+fn matmul(a: &[f64], b: &[f64], n: usize) -> Vec<f64> {
+    let mut out = vec![0.0; n * n];
     let s = n as isize;
     // SAFETY: the three buffers are row-major [n, n] (column stride 1, row stride n).
     unsafe {
@@ -237,8 +257,8 @@ fn matmul(a: &[C64], b: &[C64], n: usize) -> Vec<C64> {
             b.as_ptr(),
             1,
             s,
-            C64::new(0.0, 0.0),
-            C64::new(1.0, 0.0),
+            0.0,
+            1.0,
             false,
             false,
             false,
