@@ -168,22 +168,9 @@ impl ClassifierOptions for Resnet2dConfig {
     fn init(&self, d_input: usize, d_output: usize, device: &Device) -> Result<Resnet2d, ConfigError> {
         self.validate("model.options")?;
         let w = self.base_width;
-        let mut c_in = w;
-        let residual_layers = self
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| {
-                let c_out = w << i;
-                (0..n)
-                    .map(|j| {
-                        let b = BasicBlock2d::new(c_in, c_out, if i > 0 && j == 0 { 2 } else { 1 }, self, device);
-                        c_in = c_out;
-                        b
-                    })
-                    .collect()
-            })
-            .collect();
+        let (residual_layers, c_in) = super::resnet1d::stages(&self.layers, w, |c_in, c_out, stride| {
+            BasicBlock2d::new(c_in, c_out, stride, self, device)
+        });
         Ok(Resnet2d {
             conv1: conv(d_input, w, 7, 2, device),
             bn1: GroupNorm1d::new(w, self.norm_groups, device),
