@@ -63,7 +63,7 @@ fn resnet2d_reads_spectrograms_of_each_detector() {
     let x = Tensor::<3>::from_data(TensorData::new(common::randn(3 * 256 * 2, 4), [3, 256, 2]), &dev);
     let out = wavessm::model::Classifier::forward(&m, x, None);
     assert_eq!(out.dims(), [3, 1, 2]);
-    assert!(out.to_data().to_vec::<f32>().unwrap().iter().all(|v| v.is_finite()));
+    assert!(out.try_into_vec_as::<f32>().unwrap().iter().all(|v| v.is_finite()));
     for (yaml, key) in [
         ("{hop: 0}", "model.options.hop"),
         ("{n_fft: 1}", "model.options.n_fft"),
