@@ -75,7 +75,7 @@ fn lipschitz_fused_matches_tensor_ops_in_value_and_gradient() {
 
 /// Step mode, chunked forwarding and steps resumed from a forwarded state against `forward`.
 fn check_modes<L: SeqLayer>(name: &str, layer: &L, x: &Tensor<3>, same: impl Fn(&L::State, &L::Stepper) -> bool) {
-    let [b, l, h] = x.dims();
+    let [b, l, _] = x.dims();
     let y = host(layer.forward(x.clone()));
     let mut stepper = layer.stepper(b, l).expect("steps");
     let stepped = step_through(x, |xt| layer.step(&mut stepper, xt).expect("step"));
@@ -86,11 +86,7 @@ fn check_modes<L: SeqLayer>(name: &str, layer: &L, x: &Tensor<3>, same: impl Fn(
     let chunked = host(Tensor::cat(vec![y1, y2], 1));
     assert!(max_rel(&chunked, &y) < 1e-5, "{name}: chunked vs forward {}", max_rel(&chunked, &y));
     assert!(same(&s2, &stepper), "{name}: the final state of chunks and of steps");
-    let mut resumed = layer.stepper(b, l).expect("stepper");
-    layer.set_state(&mut resumed, &s1).expect("state shape");
-    let tail = step_through(&x.clone().narrow(1, m, l - m), |xt| layer.step(&mut resumed, xt).expect("step"));
-    let y_tail: Vec<f64> = (0..b).flat_map(|bi| y[(bi * l + m) * h..(bi + 1) * l * h].to_vec()).collect();
-    assert!(max_rel(&tail, &y_tail) < 1e-5, "{name}: steps after a forwarded state");
+    common::check_steps_after_state(layer, x, &s1, &y, m, name);
 }
 
 #[test]

@@ -85,11 +85,7 @@ fn step_mode_and_chunked_forwarding_equal_forward() {
             assert!(max_rel(&host(c2), &host(cs)) < 1e-5, "{name}: final c");
         }
         // Step mode continued from a forwarded state (a prompt, then generation).
-        let mut resumed = layer.stepper(b, l).expect("stepper");
-        layer.set_state(&mut resumed, &s1).expect("state shape");
-        let tail = step_through(&x.clone().narrow(1, m, l - m), |xt| layer.step(&mut resumed, xt).expect("step"));
-        let y2_host: Vec<f64> = (0..b).flat_map(|bi| y[(bi * l + m) * h..(bi + 1) * l * h].to_vec()).collect();
-        assert!(max_rel(&tail, &y2_host) < 1e-5, "{name}: steps after a forwarded state");
+        common::check_steps_after_state(&layer, &x, &s1, &y, m, name);
     }
 }
 

@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::store::burn_pack::{Reader, Writer};
-use burn::tensor::{Bytes, Tensor};
+use burn::tensor::Bytes;
 
 use super::checkpoint::Checkpoint;
 
@@ -59,24 +59,7 @@ pub fn checkpoint_file(path: &Path) -> Result<PathBuf> {
 
 /// Parameter shapes of a module by path.
 fn shapes<M: Module>(module: &M) -> BTreeMap<String, Vec<usize>> {
-    struct V {
-        path: Vec<String>,
-        out: BTreeMap<String, Vec<usize>>,
-    }
-    impl ModuleVisitor for V {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.out.insert(self.path.join("."), p.lazy_shape().to_vec());
-        }
-    }
-    let mut v = V { path: vec![], out: BTreeMap::new() };
-    module.visit(&mut v);
-    v.out
+    super::optim::params_by_path(module).into_iter().map(|(path, _, shape)| (path, shape)).collect()
 }
 
 /// Loads the weights of checkpoint `path` (a file or a run folder) into `model` by parameter

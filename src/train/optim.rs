@@ -175,9 +175,14 @@ impl Optim {
 
 /// Parameter paths of a module with the id of each (for group listings and tests).
 pub fn param_paths<M: Module>(module: &M) -> Vec<(String, ParamId)> {
+    params_by_path(module).into_iter().map(|(path, id, _)| (path, id)).collect()
+}
+
+/// Every float parameter of a module: its dotted path, id and shape, in visiting order.
+pub fn params_by_path<M: Module>(module: &M) -> Vec<(String, ParamId, Vec<usize>)> {
     struct V {
         path: Vec<String>,
-        out: Vec<(String, ParamId)>,
+        out: Vec<(String, ParamId, Vec<usize>)>,
     }
     impl ModuleVisitor for V {
         fn enter_module(&mut self, name: &str, _: &str) {
@@ -187,7 +192,7 @@ pub fn param_paths<M: Module>(module: &M) -> Vec<(String, ParamId)> {
             self.path.pop();
         }
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.out.push((self.path.join("."), p.id));
+            self.out.push((self.path.join("."), p.id, p.lazy_shape().to_vec()));
         }
     }
     let mut v = V { path: vec![], out: vec![] };

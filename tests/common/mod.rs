@@ -189,3 +189,14 @@ pub fn csv_rows(run: &std::path::Path, needle: &str) -> Vec<String> {
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     csv.lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
 }
+
+/// Asserts that stepping `layer` from the state `s1` forwarded over the first `m` steps of `x`
+/// [B, L, H] reproduces the tail of its whole-sequence output `y` (a prompt, then generation).
+pub fn check_steps_after_state<L: SeqLayer>(layer: &L, x: &Tensor<3>, s1: &L::State, y: &[f64], m: usize, name: &str) {
+    let [b, l, h] = x.dims();
+    let mut resumed = layer.stepper(b, l).expect("stepper");
+    layer.set_state(&mut resumed, s1).expect("state shape");
+    let tail = step_through(&x.clone().narrow(1, m, l - m), |xt| layer.step(&mut resumed, xt).expect("step"));
+    let y_tail: Vec<f64> = (0..b).flat_map(|bi| y[(bi * l + m) * h..(bi + 1) * l * h].to_vec()).collect();
+    assert!(max_rel(&tail, &y_tail) < 1e-5, "{name}: steps after a forwarded state {}", max_rel(&tail, &y_tail));
+}
