@@ -88,6 +88,17 @@ fn bad_strain_and_options_are_named() {
     assert!(e.contains("data.snr_max"), "{e}");
     let e = load(dir.path(), "{ifos: [H1, X9]}").unwrap_err();
     assert!(e.contains("data.ifos") && e.contains("X9"), "{e}");
+    for (bad, key) in [
+        ("{fduration: 0.001}", "data.fduration"),
+        ("{snr_index: 50}", "data.snr_index"),
+        ("{snr_min: .nan}", "data.snr_min"),
+        ("{snr_max: 1e30}", "data.snr_max"),
+        ("{source: {f_min: 300}}", "data.source.f_min"),
+        ("{source: {f_min: 1, masses: [1, 2]}}", "data.source.f_min"),
+    ] {
+        let e = load(dir.path(), bad).unwrap_err();
+        assert!(e.contains(key), "{bad}: {e}");
+    }
     let e = load(dir.path(), "{n_train: 900000, kernel_length: 60}").unwrap_err();
     assert!(e.contains("data.n_train") && e.contains("GiB"), "{e}");
     let e = load(dir.path(), "{source: {masses: [50, 10]}}").unwrap_err();
@@ -181,6 +192,8 @@ fn resnet1d_learns_the_drawn_windows_and_infer_finds_an_injection() {
         v.chunks(3).filter(|r| r[1] == 3.0 && (r[0] - tc).abs() < 1.5).map(|r| r[2]).fold(f64::MIN, f64::max);
     assert!(slid_peak < best.2, "slid by 3 s the event scores {slid_peak}, coincident {}", best.2);
     // Bad input names what is wrong.
+    let e = wavessm(&[&args[..], &["--fduration", "0.001s", "--out", csv.to_str().unwrap()]].concat());
+    assert!(String::from_utf8_lossy(&e.stderr).contains("--fduration"), "{}", String::from_utf8_lossy(&e.stderr));
     let e = wavessm(&[&args[..], &["--stride", "0s", "--out", csv.to_str().unwrap()]].concat());
     assert!(String::from_utf8_lossy(&e.stderr).contains("--stride"), "{}", String::from_utf8_lossy(&e.stderr));
     let short = out.path().join("short.npy");

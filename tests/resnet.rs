@@ -78,6 +78,13 @@ fn resnet2d_reads_spectrograms_of_each_detector() {
     }
     let cfg = ConfigRequest { tokens: vec!["experiment=gw/resnet2d".into()], ..Default::default() }.resolve().unwrap();
     assert_eq!(cfg.model.name, "resnet2d");
+    // A frame longer than the data's sequences is refused before anything is built.
+    let tokens = ["model=resnet2d", "model.options.n_fft=4096", "trainer.progress_bar=never"];
+    let cfg = ConfigRequest { tokens: tokens.iter().map(|t| t.to_string()).collect(), ..Default::default() }
+        .resolve()
+        .unwrap();
+    let e = wavessm::train::Setup::new(&cfg, Device::flex()).err().expect("refused").to_string();
+    assert!(e.contains("model.options.n_fft"), "{e}");
 }
 
 #[test]

@@ -74,6 +74,9 @@ fn geometry(a: &InferArgs, cfg: &ExperimentConfig, window: usize) -> Result<Stre
         bail!("--sample-rate must be in [1, 1e6] Hz, got {fs}");
     }
     let fduration = a.fduration.or_else(|| data_opt(cfg, "fduration")).unwrap_or(1.0);
+    if fduration * fs < 2.0 {
+        bail!("--fduration {fduration} s must span at least 2 samples at {fs} Hz (the whitening filter's two halves)");
+    }
     let highpass = match a.highpass.or_else(|| data_opt(cfg, "highpass")).unwrap_or(32.0) {
         0.0 => None,
         h if h.is_finite() && h > 0.0 && h < fs / 2.0 => Some(h),

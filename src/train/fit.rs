@@ -111,6 +111,9 @@ impl Setup {
             let d_in = data.vocab().unwrap_or_else(|| data.d_input());
             crate::model::memory::check(&model_cfg, d_in, d_output, data.train.seq_len, cfg.loader.batch_size)?;
         }
+        if let Some(c) = &classifier {
+            c.check_seq_len("model.options", data.train.seq_len)?;
+        }
         let model = match (classifier, data.vocab()) {
             (Some(c), _) => c.init(data.d_input(), d_output, &device)?,
             (None, Some(v)) if data.train.is_pairs() => {

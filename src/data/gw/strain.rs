@@ -130,6 +130,12 @@ impl GwStrainConfig {
         positive("sample_rate", self.sample_rate, 1e6)?;
         positive("kernel_length", self.kernel_length, 3600.0)?;
         positive("fduration", self.fduration, 3600.0)?;
+        if self.fduration * self.sample_rate < 2.0 {
+            return bad(
+                "fduration",
+                format!("must span at least 2 samples at {} Hz (the filter's two halves)", self.sample_rate),
+            );
+        }
         positive("psd_length", self.psd_length, 86400.0)?;
         if let Some(f) = self.fftlength {
             positive("fftlength", f, self.psd_length)?;
@@ -146,12 +152,18 @@ impl GwStrainConfig {
         if !(0.0..=1.0).contains(&self.waveform_prob) {
             return bad("waveform_prob", format!("must be in [0, 1], got {}", self.waveform_prob));
         }
-        positive("snr_min", self.snr_min, 1e6)?;
-        if !(self.snr_max.is_finite() && self.snr_max >= self.snr_min) {
-            return bad("snr_max", format!("must be ≥ `data.snr_min` ({}), got {}", self.snr_min, self.snr_max));
+        // These bounds keep ρ^(index+1) finite on [snr_min, snr_max] for the inverse-CDF draw.
+        if !(self.snr_min.is_finite() && (0.1..=1e4).contains(&self.snr_min)) {
+            return bad("snr_min", format!("must be in [0.1, 10000], got {}", self.snr_min));
         }
-        if !self.snr_index.is_finite() {
-            return bad("snr_index", format!("must be finite, got {}", self.snr_index));
+        if !(self.snr_max.is_finite() && self.snr_max >= self.snr_min && self.snr_max <= 1e4) {
+            return bad(
+                "snr_max",
+                format!("must be in [`data.snr_min` ({}), 10000], got {}", self.snr_min, self.snr_max),
+            );
+        }
+        if !(self.snr_index.is_finite() && (-10.0..=10.0).contains(&self.snr_index)) {
+            return bad("snr_index", format!("must be in [-10, 10], got {}", self.snr_index));
         }
         if self.split.iter().any(|s| !(0.0..=1.0).contains(s)) || self.split.iter().sum::<f64>() > 1.0 + 1e-9 {
             return bad(
@@ -173,6 +185,21 @@ impl GwStrainConfig {
             }
         }
         self.source.validate()?;
+        if self.source.f_min >= self.sample_rate / 2.0 {
+            let msg =
+                format!("{} Hz must be below the Nyquist frequency {} Hz", self.source.f_min, self.sample_rate / 2.0);
+            return Err(DataError::Invalid(format!("`data.source.f_min` {msg}")));
+        }
+        // The lightest binary from f_min is the longest series a window generates.
+        let lo = self.source.masses[0];
+        let longest = super::waveform::series_len(lo * 0.5f64.powf(0.2), self.source.f_min, self.sample_rate, 0);
+        if longest > (1u64 << 25) as f64 {
+            let msg = format!(
+                "{} Hz with masses from {lo} M☉ makes waveforms of {longest:.0} samples (at most 2^25): raise f_min or the masses",
+                self.source.f_min
+            );
+            return Err(DataError::Invalid(format!("`data.source.f_min` {msg}")));
+        }
         // Windows are drawn into memory: refuse what cannot fit before allocating it.
         let g = self.geometry();
         let floats = (self.n_train + self.n_val + self.n_test) as f64 * g.k as f64 * self.ifos.len() as f64;
@@ -321,14 +348,16 @@ fn one_window(
         psds.push(psd);
         data.push(seg[g.p..].to_vec());
     }
-    let inject = rng.random::<f64>() < cfg.waveform_prob;
+    let mut inject = rng.random::<f64>() < cfg.waveform_prob;
     if inject {
         let at = g.f / 2 + g.lp + rng.random_range(0..=g.k - g.lp - g.rp);
         let (hc, hp) = time_domain(&cfg.source.sample(rng), &cfg.source, g.fs, w, at);
         let sky = sky(rng);
         let mut h: Vec<Vec<f64>> = dets.iter().map(|d| project::observed_strain(&hc, &hp, sky, d, g.fs)).collect();
         let rho = snr::network_snr(&h, &psds, g.fs, cfg.highpass, None);
-        if rho > 0.0 && rho.is_finite() {
+        // A signal with no power in band (ISCO below f_min for heavy binaries) stays noise.
+        inject = rho > 0.0 && rho.is_finite();
+        if inject {
             snr::reweight(&mut h, rho, cfg.sample_snr(rng));
             for (d, hi) in data.iter_mut().zip(&h) {
                 d.iter_mut().zip(hi).for_each(|(v, s)| *v += s);

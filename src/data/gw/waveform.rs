@@ -76,6 +76,14 @@ impl SourcePrior {
     }
 }
 
+/// Samples `time_domain` generates for a binary of `chirp_mass` (M☉) from `f_min` at `fs`: the
+/// Newtonian time to coalescence, padded, as a power of two of at least `len`.
+pub fn series_len(chirp_mass: f64, f_min: f64, fs: f64, len: usize) -> f64 {
+    let mc_s = chirp_mass * MTSUN_SI;
+    let tau = 5.0 / 256.0 * mc_s.powf(-5.0 / 3.0) * (PI * f_min).powf(-8.0 / 3.0);
+    ((1.1 * tau + 2.0 * TAIL_S) * fs).ceil().max(len as f64).log2().ceil().exp2()
+}
+
 /// aframe's sky sampler: dec with a cosine density, ψ ~ U(0, π), φ ~ U(−π, π).
 pub fn sky(rng: &mut ChaCha8Rng) -> Sky {
     Sky { dec: rng.random_range(-1.0f64..=1.0).asin(), psi: rng.random_range(0.0..PI), phi: rng.random_range(-PI..PI) }
@@ -90,9 +98,7 @@ pub fn time_domain(b: &Binary, prior: &SourcePrior, fs: f64, len: usize, at: usi
     let m_s = (m1 + m2) * MTSUN_SI;
     let f_isco = (1.0 / (6f64.powf(1.5) * PI * m_s)).min(fs / 2.0);
     // Newtonian time to coalescence from f_min, padded, decides the FFT length.
-    let mc_s = b.chirp_mass * MTSUN_SI;
-    let tau = 5.0 / 256.0 * mc_s.powf(-5.0 / 3.0) * (PI * f_min).powf(-8.0 / 3.0);
-    let n = (((1.1 * tau + 2.0 * TAIL_S) * fs).ceil() as usize).max(len).next_power_of_two();
+    let n = series_len(b.chirp_mass, f_min, fs, len) as usize;
     let df = fs / n as f64;
     let f: Vec<f64> = (0..=n / 2).map(|k| k as f64 * df).collect();
     let f_start = 0.9 * f_min;

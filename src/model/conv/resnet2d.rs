@@ -165,6 +165,14 @@ impl ClassifierOptions for Resnet2dConfig {
         Ok(())
     }
 
+    fn check_seq_len(&self, path: &str, seq_len: usize) -> Result<(), ConfigError> {
+        if self.n_fft > seq_len {
+            let msg = format!("{} is longer than the data's sequences of {seq_len} steps (no STFT frame)", self.n_fft);
+            return Err(ConfigError::Key { path: format!("{path}.n_fft"), msg });
+        }
+        Ok(())
+    }
+
     fn init(&self, d_input: usize, d_output: usize, device: &Device) -> Result<Resnet2d, ConfigError> {
         self.validate("model.options")?;
         let w = self.base_width;
