@@ -47,23 +47,6 @@ fn quiet() -> FitOptions {
     FitOptions { quiet: true, ..Default::default() }
 }
 
-/// The virtualenv's Python with `module` importable; `None` (skip) outside CI, a failure in CI.
-fn python_with(module: &str) -> Option<PathBuf> {
-    let py = std::env::var_os("WAVESSM_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/wavessm-venv/bin/python")
-    });
-    let ok = Command::new(&py).args(["-c", &format!("import {module}")]).output().is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(py);
-    }
-    let why = format!("{} cannot import `{module}` (set WAVESSM_PYTHON; .ci/run makes the virtualenv)", py.display());
-    if std::env::var_os("CI").is_some() {
-        panic!("{why}");
-    }
-    eprintln!("skipped: {why}");
-    None
-}
-
 /// A tiny PNG (RGB, 5×3).
 fn png() -> Vec<u8> {
     let mut out = Vec::new();
@@ -78,7 +61,7 @@ fn png() -> Vec<u8> {
 #[test]
 fn tensorboard_events_are_read_by_tensorboard() {
     let _turn = serial();
-    let Some(py) = python_with("tensorboard") else { return };
+    let Some(py) = common::python_with("tensorboard") else { return };
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &["logger.tensorboard.log_every_n_epochs=1", "wandb.project=proj"]);
     let s = fit(&cfg, &quiet()).unwrap();
@@ -223,7 +206,7 @@ fn get(url: &str) -> Option<String> {
 #[test]
 fn mlflow_server_receives_the_run() {
     let _turn = serial();
-    let Some(py) = python_with("mlflow") else { return };
+    let Some(py) = common::python_with("mlflow") else { return };
     let dir = tempfile::tempdir().unwrap();
     let server = MlflowServer::start(&py, dir.path());
     let uri = format!("logger.mlflow.tracking_uri={}", server.url);
@@ -309,7 +292,7 @@ fn a_dead_or_silent_tracking_server_neither_fails_nor_slows_the_fit() {
 #[test]
 fn a_resumed_run_replaces_what_the_crashed_process_logged_after_its_checkpoint() {
     let _turn = serial();
-    let Some(py) = python_with("tensorboard") else { return };
+    let Some(py) = common::python_with("tensorboard") else { return };
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &[]);
     let stopped = fit(&cfg, &FitOptions { stop_after_steps: Some(4), ..quiet() }).unwrap();

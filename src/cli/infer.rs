@@ -21,10 +21,12 @@ pub struct InferArgs {
     /// Checkpoint of a detector (binary classification of [L, C] windows).
     #[arg(long, value_name = "FILE")]
     pub ckpt: PathBuf,
-    /// Strain: a `.npy` [C, T], or a folder with `<IFO>.npy` [T] per detector.
+    /// Strain: a `.npy` [C, T] or an HDF5 file with one dataset per detector, or a folder with
+    /// `<IFO>.npy` / `<IFO>.hdf5` (GWOSC's layout) [T] per detector.
     #[arg(long, value_name = "PATH")]
     pub input: PathBuf,
-    /// Sample rate of the input, Hz (default: the checkpoint's `data.sample_rate`, else 2048).
+    /// Sample rate of the input, Hz (default: the rate an HDF5 file records, else the
+    /// checkpoint's `data.sample_rate`, else 2048).
     #[arg(long)]
     pub sample_rate: Option<f64>,
     /// Seconds between windows (`0.125s` or `0.125`).
@@ -68,8 +70,14 @@ fn data_opt(cfg: &ExperimentConfig, key: &str) -> Option<f64> {
 }
 
 /// The stream geometry from the options and the checkpoint, checked.
-fn geometry(a: &InferArgs, cfg: &ExperimentConfig, window: usize) -> Result<StreamConfig> {
-    let fs = a.sample_rate.or_else(|| data_opt(cfg, "sample_rate")).unwrap_or(2048.0);
+fn geometry(a: &InferArgs, cfg: &ExperimentConfig, window: usize, src: &StrainSource) -> Result<StreamConfig> {
+    let recorded = src.sample_rate();
+    if let (Some(fs), Some((rec, path))) = (a.sample_rate, recorded)
+        && fs != rec
+    {
+        bail!("--sample-rate {fs} Hz, but {} records {rec} Hz", path.display());
+    }
+    let fs = a.sample_rate.or(recorded.map(|r| r.0)).or_else(|| data_opt(cfg, "sample_rate")).unwrap_or(2048.0);
     if !(fs.is_finite() && (1.0..=1e6).contains(&fs)) {
         bail!("--sample-rate must be in [1, 1e6] Hz, got {fs}");
     }
@@ -133,7 +141,7 @@ pub fn run(a: &InferArgs) -> Result<()> {
     if src.channels() != setup.data.train.channels {
         bail!("{}: {} detectors, the model takes {}", a.input.display(), src.channels(), setup.data.train.channels);
     }
-    let g = geometry(a, &cfg, window)?;
+    let g = geometry(a, &cfg, window, &src)?;
     if g.windows(src.len()) == 0 {
         bail!(
             "{}: {} samples are shorter than psd_length + fduration + window = {:.3} s at {} Hz",

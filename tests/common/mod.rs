@@ -200,3 +200,23 @@ pub fn check_steps_after_state<L: SeqLayer>(layer: &L, x: &Tensor<3>, s1: &L::St
     let y_tail: Vec<f64> = (0..b).flat_map(|bi| y[(bi * l + m) * h..(bi + 1) * l * h].to_vec()).collect();
     assert!(max_rel(&tail, &y_tail) < 1e-5, "{name}: steps after a forwarded state {}", max_rel(&tail, &y_tail));
 }
+
+/// The virtualenv's Python with `module` importable; `None` (skip) outside CI, a failure in CI.
+pub fn python_with(module: &str) -> Option<PathBuf> {
+    let py = std::env::var_os("WAVESSM_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/wavessm-venv/bin/python")
+    });
+    let ok = std::process::Command::new(&py)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(py);
+    }
+    let why = format!("{} cannot import `{module}` (set WAVESSM_PYTHON; .ci/run makes the virtualenv)", py.display());
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}");
+    }
+    eprintln!("skipped: {why}");
+    None
+}

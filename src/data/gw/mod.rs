@@ -2,6 +2,8 @@
 //! strain [n, 2, L], labels 1 for an injection) with aframe's online augmentation.
 
 pub mod augment;
+#[cfg(feature = "hdf5")]
+pub mod hdf5;
 pub mod project;
 pub mod psd;
 pub mod snr;

@@ -20,17 +20,18 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::psd::{Average, welch};
+use super::stream::StrainSource;
 use super::waveform::{SourcePrior, sky, time_domain};
 use super::whiten::whiten;
 use super::{GwAugment, project, snr};
-use crate::data::npy_format::read_npy;
 use crate::data::{DataError, DataModule, SeqData, Targets};
 
 /// Options of `gw_strain` (aframe's BBH defaults where they fit a CPU).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GwStrainConfig {
-    /// Folder holding one `<IFO>.npy` [T] strain file per detector (default `$DATA_PATH/gw_strain`).
+    /// Folder with one `<IFO>.npy` or `<IFO>.hdf5` [T] per detector, or one file holding them all
+    /// (default `$DATA_PATH/gw_strain`).
     pub path: Option<PathBuf>,
     /// Detectors, in channel order; each needs built-in geometry (H1, L1).
     pub ifos: Vec<String>,
@@ -252,21 +253,26 @@ pub fn load(cfg: &GwStrainConfig) -> Result<DataModule, DataError> {
     let dir = crate::data::data_dir(&cfg.path, "gw_strain");
     let g = cfg.geometry();
     let window = g.p + g.k + g.f;
+    let mut src = StrainSource::open_unequal(&dir, &cfg.ifos)?;
+    if let Some((fs, path)) = src.sample_rate()
+        && fs != cfg.sample_rate
+    {
+        let msg = format!("records a sample rate of {fs} Hz, but `data.sample_rate` is {}", cfg.sample_rate);
+        return Err(DataError::Corrupt { path: path.to_path_buf(), msg });
+    }
+    let bytes = src.len().saturating_mul(src.channels()).saturating_mul(8) as u64;
+    if bytes > crate::io::MAX_DATA_BYTES {
+        let msg = format!(
+            "{} samples per detector: more than {} GiB as f64; split the strain into shorter files",
+            src.len(),
+            crate::io::MAX_DATA_BYTES >> 30
+        );
+        return Err(DataError::Invalid(format!("`data.path` {}: {msg}", dir.display())));
+    }
     let mut strain = Vec::new();
-    for ifo in &cfg.ifos {
-        let path = dir.join(format!("{ifo}.npy"));
-        let size =
-            crate::io::check_whole_file(&path).map_err(|e| DataError::from_io(&path, "a strain `.npy` [T]", e))?;
-        if size > crate::io::MAX_DATA_BYTES {
-            let msg =
-                format!("larger than {} GiB: split the strain into shorter files", crate::io::MAX_DATA_BYTES >> 30);
-            return Err(DataError::Corrupt { path, msg });
-        }
-        let a = read_npy(&path)?;
-        if a.shape.len() != 1 {
-            return Err(DataError::Corrupt { path, msg: format!("header field `shape`: {:?}; expected [T]", a.shape) });
-        }
-        strain.push((path, a.to_f64()?));
+    for c in 0..src.channels() {
+        let s = if src.is_empty() { Vec::new() } else { src.read(c, 0, src.len(), 0)? };
+        strain.push((src.path(c).to_path_buf(), s));
     }
     let t = strain.iter().map(|(_, s)| s.len()).min().unwrap_or(0);
     let mut bounds = vec![0usize];

@@ -10,35 +10,111 @@ use super::whiten::whiten;
 use crate::data::DataError;
 use crate::data::npy_format::{NpyHeader, open_npy, read_payload};
 
-/// One detector's series: a file, its header, and where the series starts in the payload.
+/// Where one detector's series lives.
+#[derive(Debug)]
+enum Store {
+    /// A `.npy` payload; the series starts at element `first`.
+    Npy { header: NpyHeader, file: File, first: usize },
+    /// An HDF5 dataset.
+    #[cfg(feature = "hdf5")]
+    H5(super::hdf5::H5Series),
+}
+
+/// One detector's series: its file and where it is stored.
 #[derive(Debug)]
 struct Series {
     path: PathBuf,
-    header: NpyHeader,
-    file: File,
-    first: usize,
+    store: Store,
+    len: usize,
+    /// Sample rate the file records, Hz (HDF5 only).
+    sample_rate: Option<f64>,
 }
 
-/// Multi-detector strain on disk: one `.npy` [C, T], or a folder with `<IFO>.npy` [T] per detector.
+/// Whether `path` names an HDF5 file by its extension.
+fn is_hdf5(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("hdf5" | "h5" | "hdf"))
+}
+
+impl Series {
+    /// Detector `ifo`'s series in `path` (`.npy` [T], or HDF5 with the feature).
+    fn open(path: &Path, ifo: &str) -> Result<Self, DataError> {
+        if is_hdf5(path) {
+            return Self::open_hdf5(path, ifo);
+        }
+        let (header, file) = open_npy(path)?;
+        let &[len] = header.shape.as_slice() else {
+            let msg = format!("header field `shape`: {:?}; expected [T]", header.shape);
+            return Err(DataError::Corrupt { path: path.to_path_buf(), msg });
+        };
+        Ok(Self { path: path.to_path_buf(), store: Store::Npy { header, file, first: 0 }, len, sample_rate: None })
+    }
+
+    #[cfg(feature = "hdf5")]
+    fn open_hdf5(path: &Path, ifo: &str) -> Result<Self, DataError> {
+        let h = super::hdf5::H5Series::open(path, ifo)?;
+        Ok(Self { path: path.to_path_buf(), len: h.len(), sample_rate: h.sample_rate, store: Store::H5(h) })
+    }
+
+    #[cfg(not(feature = "hdf5"))]
+    fn open_hdf5(path: &Path, _ifo: &str) -> Result<Self, DataError> {
+        let msg = "an HDF5 file, but this wavessm was built without the `hdf5` feature: rebuild with \
+                   `cargo build --release --features hdf5` (needs Debian's libhdf5-dev) or convert it to `.npy`";
+        Err(DataError::Corrupt { path: path.to_path_buf(), msg: msg.into() })
+    }
+
+    /// Samples `at..at + n`, finite.
+    fn read(&mut self, at: usize, n: usize) -> Result<Vec<f64>, DataError> {
+        match &mut self.store {
+            Store::Npy { header, file, first } => {
+                read_payload(&self.path, header, file, *first + at, n)?.to_f64_at(*first + at)
+            }
+            #[cfg(feature = "hdf5")]
+            Store::H5(h) => h.read(at, n),
+        }
+    }
+}
+
+/// Multi-detector strain on disk: one `.npy` [C, T] or HDF5 file holding every detector, or a
+/// folder with one `<IFO>.npy` / `<IFO>.hdf5` (`.h5`, `.hdf`) [T] per detector.
 #[derive(Debug)]
 pub struct StrainSource {
     series: Vec<Series>,
     len: usize,
 }
 
+/// The file of detector `ifo` in folder `dir`: `<ifo>.npy`, else an HDF5 one.
+fn detector_file(dir: &Path, ifo: &str) -> PathBuf {
+    let npy = dir.join(format!("{ifo}.npy"));
+    if npy.exists() {
+        return npy;
+    }
+    ["hdf5", "h5", "hdf"].iter().map(|ext| dir.join(format!("{ifo}.{ext}"))).find(|p| p.exists()).unwrap_or(npy)
+}
+
 impl StrainSource {
-    /// Opens `input` (a `.npy` [C, T] file, or a folder holding `<ifo>.npy` for each of `ifos`).
+    /// Opens `input` for detectors `ifos`. Detectors of unequal length are refused (infer's
+    /// windows are coincident); sample rates recorded in the files must agree.
     pub fn open(input: &Path, ifos: &[String]) -> Result<Self, DataError> {
+        let src = Self::open_unequal(input, ifos)?;
+        let s0 = &src.series[0];
+        if let Some(s) = src.series.iter().find(|s| s.len != s0.len) {
+            let msg = format!("{} samples, but {} has {}", s.len, s0.path.display(), s0.len);
+            return Err(DataError::Corrupt { path: s.path.clone(), msg });
+        }
+        Ok(src)
+    }
+
+    /// As [`Self::open`], but detectors may differ in length (training draws each detector's
+    /// background at its own times); `len` is the shortest.
+    pub fn open_unequal(input: &Path, ifos: &[String]) -> Result<Self, DataError> {
         let mut series = Vec::new();
         if input.is_dir() {
             for ifo in ifos {
-                let path = input.join(format!("{ifo}.npy"));
-                let (header, file) = open_npy(&path)?;
-                if header.shape.len() != 1 {
-                    let msg = format!("header field `shape`: {:?}; expected [T]", header.shape);
-                    return Err(DataError::Corrupt { path, msg });
-                }
-                series.push(Series { path, header, file, first: 0 });
+                series.push(Series::open(&detector_file(input, ifo), ifo)?);
+            }
+        } else if is_hdf5(input) {
+            for ifo in ifos {
+                series.push(Series::open(input, ifo)?);
             }
         } else {
             let (header, _) = open_npy(input)?;
@@ -52,15 +128,34 @@ impl StrainSource {
             }
             for ch in 0..c {
                 let (header, file) = open_npy(input)?;
-                series.push(Series { path: input.to_path_buf(), header, file, first: ch * t });
+                let store = Store::Npy { header, file, first: ch * t };
+                series.push(Series { path: input.to_path_buf(), store, len: t, sample_rate: None });
             }
         }
-        let lens: Vec<usize> = series.iter().map(|s| *s.header.shape.last().unwrap_or(&0)).collect();
-        if let Some(i) = lens.iter().position(|&l| l != lens[0]) {
-            let msg = format!("{} samples, but {} has {}", lens[i], series[0].path.display(), lens[0]);
-            return Err(DataError::Corrupt { path: series[i].path.clone(), msg });
+        if series.is_empty() {
+            return Err(DataError::Invalid("no detectors to read".into()));
         }
-        Ok(Self { len: lens.first().copied().unwrap_or(0), series })
+        let rated: Vec<&Series> = series.iter().filter(|s| s.sample_rate.is_some()).collect();
+        if let Some(s) = rated.iter().find(|s| s.sample_rate != rated[0].sample_rate) {
+            let msg = format!(
+                "sample rate {} Hz, but {} records {} Hz: the detectors must share one rate",
+                s.sample_rate.unwrap_or_default(),
+                rated[0].path.display(),
+                rated[0].sample_rate.unwrap_or_default()
+            );
+            return Err(DataError::Corrupt { path: s.path.clone(), msg });
+        }
+        Ok(Self { len: series.iter().map(|s| s.len).min().unwrap_or(0), series })
+    }
+
+    /// The sample rate the files record (HDF5), and the file that records it.
+    pub fn sample_rate(&self) -> Option<(f64, &Path)> {
+        self.series.iter().find_map(|s| s.sample_rate.map(|fs| (fs, s.path.as_path())))
+    }
+
+    /// The file detector `c` is read from.
+    pub fn path(&self, c: usize) -> &Path {
+        &self.series[c].path
     }
 
     /// Number of detectors.
@@ -68,7 +163,7 @@ impl StrainSource {
         self.series.len()
     }
 
-    /// Samples per detector.
+    /// Samples per detector (the shortest).
     pub fn len(&self) -> usize {
         self.len
     }
@@ -82,13 +177,15 @@ impl StrainSource {
     /// (a circular time slide); NaN or infinity is an error naming the file and index.
     pub fn read(&mut self, c: usize, start: usize, count: usize, shift: usize) -> Result<Vec<f64>, DataError> {
         let t = self.len;
+        if t == 0 {
+            return Err(DataError::Corrupt { path: self.series[c].path.clone(), msg: "no samples".into() });
+        }
         let s = &mut self.series[c];
         let mut out = Vec::with_capacity(count);
         let mut at = (start + shift) % t;
         while out.len() < count {
             let n = (count - out.len()).min(t - at);
-            let a = read_payload(&s.path, &s.header, &mut s.file, s.first + at, n)?;
-            out.extend(a.to_f64_at(s.first + at)?);
+            out.extend(s.read(at, n)?);
             at = (at + n) % t;
         }
         Ok(out)
