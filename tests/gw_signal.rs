@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{Array, Golden};
+use common::{Array, Golden, max_rel};
+use num_complex::Complex64;
+use wavessm::data::gw::phenomd;
+use wavessm::data::gw::taylorf2::{self, Binary};
 use wavessm::data::gw::project::{Detector, Sky, antenna_response, delay_samples, observed_strain};
 use wavessm::data::gw::psd::{Average, median_bias, welch};
 use wavessm::data::gw::snr::{ifo_snr, network_snr, reweight};
@@ -187,17 +190,20 @@ fn shifted_pearson_matches_ml4gw() {
     g.check("loss", &score.iter().map(|v| -v).collect::<Vec<_>>(), g.output("loss"));
 }
 
-#[test]
-fn taylorf2_matches_ml4gw() {
-    use wavessm::data::gw::taylorf2::{Binary, polarisations};
-    let g = golden("taylorf2_fd");
+/// The polarisations `(h×, h+)` of one binary at `f` with `f_ref` in units of `unit`.
+type FdWaveform = dyn Fn(&Binary, &[f64], f64, f64) -> (Vec<Complex64>, Vec<Complex64>);
+
+/// Checks a frequency-domain approximant against golden file `name`: the component masses and
+/// both polarisations of every parameter set. Prints the worst absolute and relative errors.
+fn fd_waveform_matches(name: &str, waveform: &FdWaveform) {
+    let g = golden(name);
     let unit = cfg(&g, "strain_unit");
     let p = |k: &str| g.input(k).data.clone();
     let (mc, q, c1, c2, d, ph, inc) =
         (p("chirp_mass"), p("mass_ratio"), p("chi1"), p("chi2"), p("distance"), p("phic"), p("inclination"));
     let f = &g.input("f").data;
     let (mut m1s, mut m2s) = (vec![], vec![]);
-    let (mut hc_re, mut hc_im, mut hp_re, mut hp_im) = (vec![], vec![], vec![], vec![]);
+    let mut parts: [Vec<f64>; 4] = Default::default();
     for b in 0..mc.len() {
         let binary = Binary {
             chirp_mass: mc[b],
@@ -211,16 +217,29 @@ fn taylorf2_matches_ml4gw() {
         let (m1, m2) = binary.masses();
         m1s.push(m1);
         m2s.push(m2);
-        let (hc, hp) = polarisations(&binary, f, cfg(&g, "f_ref"), unit);
-        hc_re.extend(hc.iter().map(|c| c.re));
-        hc_im.extend(hc.iter().map(|c| c.im));
-        hp_re.extend(hp.iter().map(|c| c.re));
-        hp_im.extend(hp.iter().map(|c| c.im));
+        let (hc, hp) = waveform(&binary, f, cfg(&g, "f_ref"), unit);
+        for (part, h) in parts.chunks_mut(2).zip([hc, hp]) {
+            part[0].extend(h.iter().map(|c| c.re));
+            part[1].extend(h.iter().map(|c| c.im));
+        }
     }
     g.check("mass_1", &m1s, g.output("mass_1"));
     g.check("mass_2", &m2s, g.output("mass_2"));
-    g.check("hc_re", &hc_re, g.output("hc_re"));
-    g.check("hc_im", &hc_im, g.output("hc_im"));
-    g.check("hp_re", &hp_re, g.output("hp_re"));
-    g.check("hp_im", &hp_im, g.output("hp_im"));
+    for (key, got) in ["hc_re", "hc_im", "hp_re", "hp_im"].into_iter().zip(&parts) {
+        let want = &g.output(key).data;
+        let abs = got.iter().zip(want).map(|(a, e)| (a - e).abs()).fold(0.0, f64::max);
+        let rel = got.iter().zip(want).map(|(a, e)| (a - e).abs() / e.abs()).fold(0.0, f64::max);
+        eprintln!("{name} {key}: max abs {abs:.2e}, max rel {rel:.2e}, max abs/peak {:.2e}", max_rel(got, want));
+        g.check(key, got, g.output(key));
+    }
+}
+
+#[test]
+fn taylorf2_matches_ml4gw() {
+    fd_waveform_matches("taylorf2_fd", &|b, f, f_ref, unit| taylorf2::polarisations(b, f, f_ref, unit));
+}
+
+#[test]
+fn phenomd_matches_ml4gw() {
+    fd_waveform_matches("phenomd_fd", &|b, f, f_ref, unit| phenomd::polarisations(b, f, f_ref, unit).unwrap());
 }

@@ -2,6 +2,7 @@
 //! strain [n, 2, L], labels 1 for an injection) with aframe's online augmentation.
 
 pub mod augment;
+pub mod phenomd;
 pub mod project;
 pub mod psd;
 pub mod snr;
