@@ -7,10 +7,10 @@ mod common;
 use common::{Array, Golden, max_rel};
 use num_complex::Complex64;
 use wavessm::data::gw::phenomd;
-use wavessm::data::gw::taylorf2::{self, Binary};
 use wavessm::data::gw::project::{Detector, Sky, antenna_response, delay_samples, observed_strain};
 use wavessm::data::gw::psd::{Average, median_bias, welch};
 use wavessm::data::gw::snr::{ifo_snr, network_snr, reweight};
+use wavessm::data::gw::taylorf2::{self, Binary};
 use wavessm::data::gw::whiten::{interp_linear, truncate_psd, whiten};
 use wavessm::task::shifted_pearson::{autoencoder_score, shifted_pearson};
 
@@ -242,4 +242,65 @@ fn taylorf2_matches_ml4gw() {
 #[test]
 fn phenomd_matches_ml4gw() {
     fd_waveform_matches("phenomd_fd", &|b, f, f_ref, unit| phenomd::polarisations(b, f, f_ref, unit).unwrap());
+}
+
+/// Parameter set 0 of the PhenomD golden file.
+fn phenomd_binary(g: &Golden) -> Binary {
+    let p = |k: &str| g.input(k).data[0];
+    Binary {
+        chirp_mass: p("chirp_mass"),
+        mass_ratio: p("mass_ratio"),
+        chi1: p("chi1"),
+        chi2: p("chi2"),
+        distance: p("distance"),
+        phic: p("phic"),
+        inclination: p("inclination"),
+    }
+}
+
+#[test]
+fn phenomd_names_the_bad_parameter() {
+    let g = golden("phenomd_fd");
+    let (good, f, f_ref) = (phenomd_binary(&g), g.input("f").data.clone(), cfg(&g, "f_ref"));
+    assert!(phenomd::polarisations(&good, &f, f_ref, 1.0).is_ok());
+    let cases: [(&str, fn(&mut Binary)); 9] = [
+        ("chirp_mass", |b| b.chirp_mass = 0.0),
+        ("chirp_mass", |b| b.chirp_mass = f64::INFINITY),
+        ("mass_ratio", |b| b.mass_ratio = 1.5),
+        ("mass_ratio", |b| b.mass_ratio = f64::NAN),
+        ("chi1", |b| b.chi1 = 1.0),
+        ("chi2", |b| b.chi2 = f64::NAN),
+        ("distance", |b| b.distance = -1.0),
+        ("phic", |b| b.phic = f64::INFINITY),
+        ("inclination", |b| b.inclination = f64::NAN),
+    ];
+    for (key, spoil) in cases {
+        let mut b = good;
+        spoil(&mut b);
+        let e = phenomd::polarisations(&b, &f, f_ref, 1.0).unwrap_err().to_string();
+        assert!(e.contains(&format!("`{key}`")), "{key}: {e}");
+    }
+    let e = phenomd::polarisations(&good, &f, 0.0, 1.0).unwrap_err().to_string();
+    assert!(e.contains("`f_ref`"), "{e}");
+    let mut bad_f = f.clone();
+    bad_f[3] = 0.0;
+    let e = phenomd::polarisations(&good, &bad_f, f_ref, 1.0).unwrap_err().to_string();
+    assert!(e.contains("`f`") && e.contains("index 3"), "{e}");
+}
+
+#[test]
+fn phenomd_time_series_peaks_at_the_chosen_sample() {
+    use wavessm::data::gw::waveform::{Approximant, SourcePrior, time_domain};
+    // PhenomD's linear phase term puts the amplitude peak at t = 0, which `time_domain` moves
+    // to sample `at`; the merger of this binary lasts a few ms.
+    let g = golden("phenomd_fd");
+    let prior = SourcePrior { approximant: Approximant::PhenomD, f_ref: cfg(&g, "f_ref"), ..Default::default() };
+    let (fs, len) = (2048.0, 4096);
+    for at in [1000, 3000] {
+        let (hc, hp) = time_domain(&phenomd_binary(&g), &prior, fs, len, at).unwrap();
+        let power: Vec<f64> = hc.iter().zip(&hp).map(|(c, p)| c * c + p * p).collect();
+        let peak = (0..len).max_by(|&i, &j| power[i].total_cmp(&power[j])).unwrap();
+        assert!(power.iter().all(|v| v.is_finite()));
+        assert!((peak as f64 - at as f64).abs() < 0.01 * fs, "peak at sample {peak}, expected near {at}");
+    }
 }

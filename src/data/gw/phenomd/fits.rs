@@ -12,7 +12,10 @@ impl Fit {
     pub(super) fn at(&self, eta: f64, eta2: f64, xi: f64) -> f64 {
         let c = &self.0;
         c[0] + c[1] * eta
-            + (c[2] + c[3] * eta + c[4] * eta2 + (c[5] + c[6] * eta + c[7] * eta2) * xi
+            + (c[2]
+                + c[3] * eta
+                + c[4] * eta2
+                + (c[5] + c[6] * eta + c[7] * eta2) * xi
                 + (c[8] + c[9] * eta + c[10] * eta2) * xi * xi)
                 * xi
     }
