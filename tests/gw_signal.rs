@@ -263,20 +263,18 @@ fn phenomd_names_the_bad_parameter() {
     let g = golden("phenomd_fd");
     let (good, f, f_ref) = (phenomd_binary(&g), g.input("f").data.clone(), cfg(&g, "f_ref"));
     assert!(phenomd::polarisations(&good, &f, f_ref, 1.0).is_ok());
-    let cases: [(&str, fn(&mut Binary)); 9] = [
-        ("chirp_mass", |b| b.chirp_mass = 0.0),
-        ("chirp_mass", |b| b.chirp_mass = f64::INFINITY),
-        ("mass_ratio", |b| b.mass_ratio = 1.5),
-        ("mass_ratio", |b| b.mass_ratio = f64::NAN),
-        ("chi1", |b| b.chi1 = 1.0),
-        ("chi2", |b| b.chi2 = f64::NAN),
-        ("distance", |b| b.distance = -1.0),
-        ("phic", |b| b.phic = f64::INFINITY),
-        ("inclination", |b| b.inclination = f64::NAN),
+    let cases = [
+        ("chirp_mass", Binary { chirp_mass: 0.0, ..good }),
+        ("chirp_mass", Binary { chirp_mass: f64::INFINITY, ..good }),
+        ("mass_ratio", Binary { mass_ratio: 1.5, ..good }),
+        ("mass_ratio", Binary { mass_ratio: f64::NAN, ..good }),
+        ("chi1", Binary { chi1: 1.0, ..good }),
+        ("chi2", Binary { chi2: f64::NAN, ..good }),
+        ("distance", Binary { distance: -1.0, ..good }),
+        ("phic", Binary { phic: f64::INFINITY, ..good }),
+        ("inclination", Binary { inclination: f64::NAN, ..good }),
     ];
-    for (key, spoil) in cases {
-        let mut b = good;
-        spoil(&mut b);
+    for (key, b) in cases {
         let e = phenomd::polarisations(&b, &f, f_ref, 1.0).unwrap_err().to_string();
         assert!(e.contains(&format!("`{key}`")), "{key}: {e}");
     }

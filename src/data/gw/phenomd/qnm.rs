@@ -68,6 +68,8 @@ fn interpolate(a: f64) -> Option<(f64, f64)> {
 }
 
 /// Dimensionless spin of the final black hole: the grid of the two tables below, ascending.
+// Grid points such as ±0.318 are spins, not approximations of 1/π.
+#[allow(clippy::approx_constant)]
 #[rustfmt::skip]
 pub(super) const SPIN: [f64; 1003] = [
     -1.0, -0.999, -0.998, -0.996, -0.994, -0.992, -0.99, -0.988, -0.986, -0.984,
