@@ -34,7 +34,7 @@ impl Amplitude {
         let (v1, d1) = inspiral.at(f1);
         let (v3, d3) = ringdown.at(mf_peak);
         let v2 = AMP_INT_MID.at(p.eta, p.eta2, p.xi);
-        let quartic = hermite([(f1, v1, Some(d1)), (f2, v2, None), (mf_peak, v3, Some(d3))]);
+        let quartic = hermite((f1, v1, d1), (f2, v2), (mf_peak, v3, d3));
         Self { inspiral, ringdown, quartic, nodes: [f1, f1, f2, mf_peak], mf_peak }
     }
 
@@ -52,32 +52,16 @@ impl Amplitude {
     }
 }
 
-/// The coefficients of the Newton form of the polynomial through `points` (Mf, value, and
-/// optionally slope, which makes the node count twice): the divided differences with repeated
-/// nodes, i.e. Hermite interpolation. Five conditions give the quartic of the intermediate
-/// region, the unique one that LALSuite solves for in closed form.
-fn hermite(points: [(f64, f64, Option<f64>); 3]) -> [f64; 5] {
-    // Nodes with their value and, for the second copy of a repeated node, its slope.
-    let mut z = Vec::with_capacity(5);
-    for (x, v, d) in points {
-        z.push((x, v, None));
-        if d.is_some() {
-            z.push((x, v, d));
-        }
-    }
-    let n = z.len();
-    let mut table: Vec<f64> = z.iter().map(|p| p.1).collect();
-    let mut coef = [0.0; 5];
-    coef[0] = table[0];
-    for k in 1..n {
-        // After this pass table[i] = f[z_i, …, z_{i+k}].
-        for i in 0..n - k {
-            let (xa, xb) = (z[i].0, z[i + k].0);
-            table[i] = if xa == xb { z[i + k].2.unwrap_or(0.0) } else { (table[i + 1] - table[i]) / (xb - xa) };
-        }
-        coef[k] = table[0];
-    }
-    coef
+/// The Newton-form coefficients of the quartic with value and slope `(v1, d1)` at `f1`, value
+/// `v2` at `f2` and value and slope `(v3, d3)` at `f3`: the divided differences on the nodes
+/// f1, f1, f2, f3, f3, a repeated node standing for a slope (Hermite interpolation). It is the
+/// quartic LALSuite solves for in closed form.
+fn hermite((f1, v1, d1): (f64, f64, f64), (f2, v2): (f64, f64), (f3, v3, d3): (f64, f64, f64)) -> [f64; 5] {
+    let first = [d1, (v2 - v1) / (f2 - f1), (v3 - v2) / (f3 - f2), d3];
+    let second =
+        [(first[1] - first[0]) / (f2 - f1), (first[2] - first[1]) / (f3 - f1), (first[3] - first[2]) / (f3 - f2)];
+    let third = [(second[1] - second[0]) / (f3 - f1), (second[2] - second[1]) / (f3 - f1)];
+    [v1, d1, second[0], third[0], (third[1] - third[0]) / (f3 - f1)]
 }
 
 /// The inspiral amplitude: 1 + the PN series in (Mf)^(1/3) with calibrated terms ρ1..ρ3.
