@@ -15,8 +15,8 @@ use super::taylorf2::{Binary, MTSUN_SI};
 use super::{phenomd, taylorf2};
 use crate::data::DataError;
 
-/// Seconds kept after the coalescence in the generated series, so the abrupt end at ISCO does
-/// not wrap onto the inspiral.
+/// Seconds kept after the coalescence in the generated series, so the ringdown (or TaylorF2's
+/// abrupt end at ISCO) does not wrap onto the inspiral.
 const TAIL_S: f64 = 0.5;
 
 /// The frequency-domain waveform model of the injections (`data.source.approximant`).
