@@ -4,10 +4,13 @@
 
 mod common;
 
-use common::{Array, Golden};
+use common::{Array, Golden, max_rel};
+use num_complex::Complex64;
+use wavessm::data::gw::phenomd;
 use wavessm::data::gw::project::{Detector, Sky, antenna_response, delay_samples, observed_strain};
 use wavessm::data::gw::psd::{Average, median_bias, welch};
 use wavessm::data::gw::snr::{ifo_snr, network_snr, reweight};
+use wavessm::data::gw::taylorf2::{self, Binary};
 use wavessm::data::gw::whiten::{interp_linear, truncate_psd, whiten};
 use wavessm::task::shifted_pearson::{autoencoder_score, shifted_pearson};
 
@@ -187,17 +190,20 @@ fn shifted_pearson_matches_ml4gw() {
     g.check("loss", &score.iter().map(|v| -v).collect::<Vec<_>>(), g.output("loss"));
 }
 
-#[test]
-fn taylorf2_matches_ml4gw() {
-    use wavessm::data::gw::taylorf2::{Binary, polarisations};
-    let g = golden("taylorf2_fd");
+/// The polarisations `(h×, h+)` of one binary at `f` with `f_ref` in units of `unit`.
+type FdWaveform = dyn Fn(&Binary, &[f64], f64, f64) -> (Vec<Complex64>, Vec<Complex64>);
+
+/// Checks a frequency-domain approximant against golden file `name`: the component masses and
+/// both polarisations of every parameter set. Prints the worst absolute and relative errors.
+fn fd_waveform_matches(name: &str, waveform: &FdWaveform) {
+    let g = golden(name);
     let unit = cfg(&g, "strain_unit");
     let p = |k: &str| g.input(k).data.clone();
     let (mc, q, c1, c2, d, ph, inc) =
         (p("chirp_mass"), p("mass_ratio"), p("chi1"), p("chi2"), p("distance"), p("phic"), p("inclination"));
     let f = &g.input("f").data;
     let (mut m1s, mut m2s) = (vec![], vec![]);
-    let (mut hc_re, mut hc_im, mut hp_re, mut hp_im) = (vec![], vec![], vec![], vec![]);
+    let mut parts: [Vec<f64>; 4] = Default::default();
     for b in 0..mc.len() {
         let binary = Binary {
             chirp_mass: mc[b],
@@ -211,16 +217,90 @@ fn taylorf2_matches_ml4gw() {
         let (m1, m2) = binary.masses();
         m1s.push(m1);
         m2s.push(m2);
-        let (hc, hp) = polarisations(&binary, f, cfg(&g, "f_ref"), unit);
-        hc_re.extend(hc.iter().map(|c| c.re));
-        hc_im.extend(hc.iter().map(|c| c.im));
-        hp_re.extend(hp.iter().map(|c| c.re));
-        hp_im.extend(hp.iter().map(|c| c.im));
+        let (hc, hp) = waveform(&binary, f, cfg(&g, "f_ref"), unit);
+        for (part, h) in parts.chunks_mut(2).zip([hc, hp]) {
+            part[0].extend(h.iter().map(|c| c.re));
+            part[1].extend(h.iter().map(|c| c.im));
+        }
     }
     g.check("mass_1", &m1s, g.output("mass_1"));
     g.check("mass_2", &m2s, g.output("mass_2"));
-    g.check("hc_re", &hc_re, g.output("hc_re"));
-    g.check("hc_im", &hc_im, g.output("hc_im"));
-    g.check("hp_re", &hp_re, g.output("hp_re"));
-    g.check("hp_im", &hp_im, g.output("hp_im"));
+    for (key, got) in ["hc_re", "hc_im", "hp_re", "hp_im"].into_iter().zip(&parts) {
+        let want = &g.output(key).data;
+        let abs = got.iter().zip(want).map(|(a, e)| (a - e).abs()).fold(0.0, f64::max);
+        let worst = g.check(key, got, g.output(key));
+        eprintln!(
+            "{name} {key}: max |diff| {abs:.2e} ({:.2e} of the peak), at most {worst:.3} of the tolerance",
+            max_rel(got, want)
+        );
+    }
+}
+
+#[test]
+fn taylorf2_matches_ml4gw() {
+    fd_waveform_matches("taylorf2_fd", &|b, f, f_ref, unit| taylorf2::polarisations(b, f, f_ref, unit));
+}
+
+#[test]
+fn phenomd_matches_ml4gw() {
+    fd_waveform_matches("phenomd_fd", &|b, f, f_ref, unit| phenomd::polarisations(b, f, f_ref, unit).unwrap());
+}
+
+/// Parameter set 0 of the PhenomD golden file.
+fn phenomd_binary(g: &Golden) -> Binary {
+    let p = |k: &str| g.input(k).data[0];
+    Binary {
+        chirp_mass: p("chirp_mass"),
+        mass_ratio: p("mass_ratio"),
+        chi1: p("chi1"),
+        chi2: p("chi2"),
+        distance: p("distance"),
+        phic: p("phic"),
+        inclination: p("inclination"),
+    }
+}
+
+#[test]
+fn phenomd_names_the_bad_parameter() {
+    let g = golden("phenomd_fd");
+    let (good, f, f_ref) = (phenomd_binary(&g), g.input("f").data.clone(), cfg(&g, "f_ref"));
+    assert!(phenomd::polarisations(&good, &f, f_ref, 1.0).is_ok());
+    let cases = [
+        ("chirp_mass", Binary { chirp_mass: 0.0, ..good }),
+        ("chirp_mass", Binary { chirp_mass: f64::INFINITY, ..good }),
+        ("mass_ratio", Binary { mass_ratio: 1.5, ..good }),
+        ("mass_ratio", Binary { mass_ratio: f64::NAN, ..good }),
+        ("chi1", Binary { chi1: 1.0, ..good }),
+        ("chi2", Binary { chi2: f64::NAN, ..good }),
+        ("distance", Binary { distance: -1.0, ..good }),
+        ("phic", Binary { phic: f64::INFINITY, ..good }),
+        ("inclination", Binary { inclination: f64::NAN, ..good }),
+    ];
+    for (key, b) in cases {
+        let e = phenomd::polarisations(&b, &f, f_ref, 1.0).unwrap_err().to_string();
+        assert!(e.contains(&format!("`{key}`")), "{key}: {e}");
+    }
+    let e = phenomd::polarisations(&good, &f, 0.0, 1.0).unwrap_err().to_string();
+    assert!(e.contains("`f_ref`"), "{e}");
+    let mut bad_f = f.clone();
+    bad_f[3] = 0.0;
+    let e = phenomd::polarisations(&good, &bad_f, f_ref, 1.0).unwrap_err().to_string();
+    assert!(e.contains("`f`") && e.contains("index 3"), "{e}");
+}
+
+#[test]
+fn phenomd_time_series_peaks_at_the_chosen_sample() {
+    use wavessm::data::gw::waveform::{Approximant, SourcePrior, time_domain};
+    // PhenomD's linear phase term puts the amplitude peak at t = 0, which `time_domain` moves
+    // to sample `at`; the merger of this binary lasts a few ms.
+    let g = golden("phenomd_fd");
+    let prior = SourcePrior { approximant: Approximant::PhenomD, f_ref: cfg(&g, "f_ref"), ..Default::default() };
+    let (fs, len) = (2048.0, 4096);
+    for at in [1000, 3000] {
+        let (hc, hp) = time_domain(&phenomd_binary(&g), &prior, fs, len, at).unwrap();
+        let power: Vec<f64> = hc.iter().zip(&hp).map(|(c, p)| c * c + p * p).collect();
+        let peak = (0..len).max_by(|&i, &j| power[i].total_cmp(&power[j])).unwrap();
+        assert!(power.iter().all(|v| v.is_finite()));
+        assert!((peak as f64 - at as f64).abs() < 0.01 * fs, "peak at sample {peak}, expected near {at}");
+    }
 }

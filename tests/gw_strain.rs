@@ -1,5 +1,5 @@
 //! `data=gw_strain`: windows drawn from raw two-detector strain as aframe draws them (PSD from
-//! the window's own background, TaylorF2 injections at a target SNR, whitening), the errors
+//! the window's own background, IMRPhenomD injections at a target SNR, whitening), the errors
 //! each bad input gets, and a detector learning the drawn windows.
 
 mod common;
@@ -95,6 +95,7 @@ fn bad_strain_and_options_are_named() {
         ("{snr_max: 1e30}", "data.snr_max"),
         ("{source: {f_min: 300}}", "data.source.f_min"),
         ("{source: {f_min: 1, masses: [1, 2]}}", "data.source.f_min"),
+        ("{source: {approximant: eob}}", "data.source.approximant"),
     ] {
         let e = load(dir.path(), bad).unwrap_err();
         assert!(e.contains(key), "{bad}: {e}");
@@ -231,7 +232,7 @@ fn read_rows(csv: &Path) -> Vec<(f64, f64, f64)> {
         .collect()
 }
 
-/// Adds a TaylorF2 signal coalescing at `tc` s, projected onto H1/L1 and scaled to network SNR
+/// Adds a signal of the default approximant (IMRPhenomD) coalescing at `tc` s, projected onto H1/L1 and scaled to network SNR
 /// `rho` against the series' own Welch PSD.
 fn inject(x: &mut [Vec<f64>], tc: f64, rho: f64) {
     use wavessm::data::gw::{project, psd, snr, taylorf2::Binary, waveform};
@@ -246,7 +247,7 @@ fn inject(x: &mut [Vec<f64>], tc: f64, rho: f64) {
         phic: 0.3,
         inclination: 0.4,
     };
-    let (hc, hp) = waveform::time_domain(&b, &waveform::SourcePrior::default(), fs, n, (tc * fs) as usize);
+    let (hc, hp) = waveform::time_domain(&b, &waveform::SourcePrior::default(), fs, n, (tc * fs) as usize).unwrap();
     let sky = project::Sky { dec: 0.3, psi: 1.0, phi: -0.5 };
     let mut h: Vec<Vec<f64>> = ["H1", "L1"]
         .iter()

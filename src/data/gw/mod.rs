@@ -4,6 +4,7 @@
 pub mod augment;
 #[cfg(feature = "hdf5")]
 pub mod hdf5;
+pub mod phenomd;
 pub mod project;
 pub mod psd;
 pub mod snr;

@@ -2,10 +2,10 @@
 //! training batches (see the module docs of each step):
 //! 1. background: every window and detector draws its own start (non-coincident noise);
 //! 2. PSD: median fast Welch over the first `psd_length` seconds of the window;
-//! 3. injection (probability `waveform_prob`): a TaylorF2 signal with a random sky position,
-//!    projected onto the detectors, rescaled to a network SNR from `ρ^index` on
-//!    [`snr_min`, `snr_max`] against that PSD, its coalescence uniform in
-//!    [`left_pad`, `kernel_length − right_pad`] of the kernel;
+//! 3. injection (probability `waveform_prob`): an IMRPhenomD signal (or TaylorF2, by
+//!    `source.approximant`) with a random sky position, projected onto the detectors, rescaled
+//!    to a network SNR from `ρ^index` on [`snr_min`, `snr_max`] against that PSD, its
+//!    coalescence uniform in [`left_pad`, `kernel_length − right_pad`] of the kernel;
 //! 4. whitening with `fduration` truncation and `highpass`, edges cropped.
 //!
 //! The strain is split in time into disjoint train/val/test stretches. Windows are drawn once
@@ -299,7 +299,7 @@ pub fn load(cfg: &GwStrainConfig) -> Result<DataModule, DataError> {
     let mut splits = Vec::new();
     for (i, n) in [cfg.n_train, cfg.n_val, cfg.n_test].into_iter().enumerate() {
         let range = (bounds[i], bounds[i + 1]);
-        splits.push(draw_split(cfg, g, &series, &dets, range, n, i as u64));
+        splits.push(draw_split(cfg, g, &series, &dets, range, n, i as u64)?);
     }
     let test = splits.pop().expect("three splits");
     let val = splits.pop().expect("three splits");
@@ -307,6 +307,7 @@ pub fn load(cfg: &GwStrainConfig) -> Result<DataModule, DataError> {
 }
 
 /// `n` whitened windows [n, K, C] with labels, from samples `range` of every detector.
+/// Errors when the approximant refuses a drawn binary.
 fn draw_split(
     cfg: &GwStrainConfig,
     g: Geometry,
@@ -315,7 +316,7 @@ fn draw_split(
     range: (usize, usize),
     n: usize,
     split: u64,
-) -> SeqData {
+) -> Result<SeqData, DataError> {
     let c = strain.len();
     let rows: Vec<(Vec<f32>, u32)> = (0..n)
         .into_par_iter()
@@ -323,14 +324,14 @@ fn draw_split(
             let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ (split << 40) ^ (i as u64).wrapping_mul(0x9E37_79B9));
             one_window(cfg, g, strain, dets, range, &mut rng)
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let mut inputs = Vec::with_capacity(n * g.k * c);
     let mut labels = Vec::with_capacity(n);
     for (x, y) in rows {
         inputs.extend(x);
         labels.push(y);
     }
-    SeqData::dense(inputs, g.k, c, Targets::Classes { labels, n_classes: 2 })
+    Ok(SeqData::dense(inputs, g.k, c, Targets::Classes { labels, n_classes: 2 }))
 }
 
 /// One window: background per detector, PSD, maybe an injection, whitening. Returns [K, C].
@@ -341,7 +342,7 @@ fn one_window(
     dets: &[project::Detector],
     (lo, hi): (usize, usize),
     rng: &mut ChaCha8Rng,
-) -> (Vec<f32>, u32) {
+) -> Result<(Vec<f32>, u32), DataError> {
     let w = g.k + g.f;
     let mut psds = Vec::new();
     let mut data = Vec::new();
@@ -357,11 +358,11 @@ fn one_window(
     let mut inject = rng.random::<f64>() < cfg.waveform_prob;
     if inject {
         let at = g.f / 2 + g.lp + rng.random_range(0..=g.k - g.lp - g.rp);
-        let (hc, hp) = time_domain(&cfg.source.sample(rng), &cfg.source, g.fs, w, at);
+        let (hc, hp) = time_domain(&cfg.source.sample(rng), &cfg.source, g.fs, w, at)?;
         let sky = sky(rng);
         let mut h: Vec<Vec<f64>> = dets.iter().map(|d| project::observed_strain(&hc, &hp, sky, d, g.fs)).collect();
         let rho = snr::network_snr(&h, &psds, g.fs, cfg.highpass, None);
-        // A signal with no power in band (ISCO below f_min for heavy binaries) stays noise.
+        // A signal with no power in band (TaylorF2's ISCO below f_min for heavy binaries) stays noise.
         inject = rho > 0.0 && rho.is_finite();
         if inject {
             snr::reweight(&mut h, rho, cfg.sample_snr(rng));
@@ -379,5 +380,5 @@ fn one_window(
             out[t * c + ch] = *v as f32;
         }
     }
-    (out, inject as u32)
+    Ok((out, inject as u32))
 }

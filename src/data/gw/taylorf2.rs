@@ -34,17 +34,21 @@ pub struct Binary {
 }
 
 impl Binary {
+    /// Total mass m1 + m2 in solar masses from the chirp mass and q = m2/m1.
+    pub fn total_mass(&self) -> f64 {
+        let q = self.mass_ratio;
+        self.chirp_mass * (1.0 + q).powf(1.2) / q.powf(0.6)
+    }
+
     /// Component masses (m1, m2) in solar masses from the chirp mass and q = m2/m1.
     pub fn masses(&self) -> (f64, f64) {
-        let q = self.mass_ratio;
-        let total = self.chirp_mass * (1.0 + q).powf(1.2) / q.powf(0.6);
-        let m1 = total / (1.0 + q);
-        (m1, m1 * q)
+        let m1 = self.total_mass() / (1.0 + self.mass_ratio);
+        (m1, m1 * self.mass_ratio)
     }
 }
 
 /// Coefficients of the phase series `Ψ(v) = N/v⁵ · (Σ_k a_k v^k + (l5 v⁵ + l6 v⁶) ln v)`.
-struct Phase {
+pub(super) struct Phase {
     n: f64,
     a: [f64; 8],
     l5: f64,
@@ -56,8 +60,31 @@ fn so_25(x: f64, chi: f64) -> f64 {
     -x * (1391.5 / 8.4 - 10.0 / 3.0 * x * (1.0 - x) + x * (1276.0 / 8.1 + 170.0 / 9.0 * x * (1.0 - x))) * chi
 }
 
+/// The 3PN spin-spin term of a6: S1·S2 and the S² terms of each body.
+fn ss_3pn(eta: f64, bodies: [(f64, f64); 2]) -> f64 {
+    let (chi1, chi2) = (bodies[0].1, bodies[1].1);
+    (326.75 / 1.12 + 557.5 / 1.8 * eta) * eta * chi1 * chi2
+        + bodies
+            .iter()
+            .map(|&(x, c)| {
+                let so = 4703.5 / 8.4 + 2935.0 / 6.0 * x - 120.0 * x * x;
+                let ss = -4108.25 / 6.72 - 108.5 / 1.2 * x + 125.5 / 3.6 * x * x;
+                (so + ss) * x * x * c * c
+            })
+            .sum::<f64>()
+}
+
 impl Phase {
-    fn new(m1: f64, m2: f64, chi1: f64, chi2: f64) -> Self {
+    /// The full 3.5PN phase of component masses `m1`, `m2` (any common unit) and aligned spins.
+    pub(super) fn new(m1: f64, m2: f64, chi1: f64, chi2: f64) -> Self {
+        let mut p = Self::without_ss_3pn(m1, m2, chi1, chi2);
+        let m = m1 + m2;
+        p.a[6] += ss_3pn(m1 * m2 / (m * m), [(m1 / m, chi1), (m2 / m, chi2)]);
+        p
+    }
+
+    /// The phase without the 3PN spin-spin term, which IMRPhenomD's calibration did not include.
+    pub(super) fn without_ss_3pn(m1: f64, m2: f64, chi1: f64, chi2: f64) -> Self {
         let m = m1 + m2;
         let eta = m1 * m2 / (m * m);
         let bodies = [(m1 / m, chi1), (m2 / m, chi2)];
@@ -78,13 +105,7 @@ impl Phase {
             + eta * eta * 76.055 / 1.728
             - eta * eta * eta * 127.825 / 1.296
             + l6 * 4f64.ln()
-            + sum(&|x, c| PI * x * (1490.0 / 3.0 + 260.0 * x) * c)
-            + (326.75 / 1.12 + 557.5 / 1.8 * eta) * cross
-            + sum(&|x, c| {
-                let so = 4703.5 / 8.4 + 2935.0 / 6.0 * x - 120.0 * x * x;
-                let ss = -4108.25 / 6.72 - 108.5 / 1.2 * x + 125.5 / 3.6 * x * x;
-                (so + ss) * x * x * c * c
-            });
+            + sum(&|x, c| PI * x * (1490.0 / 3.0 + 260.0 * x) * c);
         let a7 = PI * (770.96675 / 2.54016 + 378.515 / 1.512 * eta - 740.45 / 7.56 * eta * eta)
             + sum(&|x, c| {
                 let inner = -7189.233785 / 1.524096 + eta * 458.555 / 3.024 - eta * eta * 534.5 / 7.2;
@@ -94,11 +115,20 @@ impl Phase {
     }
 
     /// Ψ at dimensionless frequency `mf` = M·f (M in seconds).
-    fn at(&self, mf: f64) -> f64 {
+    pub(super) fn at(&self, mf: f64) -> f64 {
         let v = (PI * mf).cbrt();
         let series: f64 = self.a.iter().rev().fold(0.0, |acc, a| acc * v + a);
         let v5 = v.powi(5);
         self.n / v5 * (series + (self.l5 * v5 + self.l6 * v5 * v) * v.ln())
+    }
+
+    /// dΨ/d(Mf) at `mf`: dΨ/dv · dv/d(Mf) with dv/d(Mf) = π/(3v²).
+    pub(super) fn derivative(&self, mf: f64) -> f64 {
+        let v = (PI * mf).cbrt();
+        // v⁶·dΨ/dv / N = Σ_k (k − 5) a_k v^k + l5 v⁵ + l6 v⁶ (1 + ln v).
+        let series: f64 = self.a.iter().enumerate().rev().fold(0.0, |acc, (k, a)| acc * v + (k as f64 - 5.0) * a);
+        let v5 = v.powi(5);
+        self.n * PI / (3.0 * v5 * v * v * v) * (series + self.l5 * v5 + self.l6 * v5 * v * (1.0 + v.ln()))
     }
 }
 
@@ -111,17 +141,23 @@ pub fn polarisations(b: &Binary, f: &[f64], f_ref: f64, unit: f64) -> (Vec<Compl
     let eta = m1s * m2s / (ms * ms);
     let phase = Phase::new(m1, m2, b.chi1, b.chi2);
     let psi_ref = phase.at(ms * f_ref);
-    let amp0 = -4.0 * m1s * m2s * (PI / 12.0).sqrt() / (b.distance * MPC_SEC) / unit;
     let ci = b.inclination.cos();
     let (plus, cross) = (0.5 * (1.0 + ci * ci), ci);
     f.iter()
         .map(|&fk| {
-            let v = (PI * ms * fk).cbrt();
-            // √(−dE/F)·v with dE = −ηv and the Newtonian flux F = 32η²v¹⁰/5.
-            let amp = amp0 * (eta * v / (32.0 * eta * eta / 5.0 * v.powi(10))).sqrt() * v;
+            let amp = newtonian_amplitude(m1s, m2s, eta, b.distance, ms * fk) / unit;
             let psi = phase.at(ms * fk) - 2.0 * b.phic - psi_ref;
             let h = Complex64::from_polar(amp, -(psi - PI / 4.0));
             (Complex64::new(0.0, -1.0) * h * cross, h * plus)
         })
         .unzip()
+}
+
+/// The Newtonian stationary-phase amplitude (negative, ∝ f^(−7/6)) in seconds at `mf` = M·f, for
+/// masses in seconds, symmetric mass ratio `eta` and distance in Mpc: `−4 m1 m2 √(π/12) / d ·
+/// √(−dE/F)·v` with dE = −ηv and the Newtonian flux F = 32η²v¹⁰/5.
+pub(super) fn newtonian_amplitude(m1s: f64, m2s: f64, eta: f64, distance: f64, mf: f64) -> f64 {
+    let v = (PI * mf).cbrt();
+    let amp0 = -4.0 * m1s * m2s * (PI / 12.0).sqrt() / (distance * MPC_SEC);
+    amp0 * (eta * v / (32.0 * eta * eta / 5.0 * v.powi(10))).sqrt() * v
 }

@@ -1,5 +1,6 @@
-//! Injection waveforms: a prior over binaries and sky positions, and TaylorF2 turned into a
-//! time series with the coalescence at a chosen sample.
+//! Injection waveforms: a prior over binaries and sky positions, and a frequency-domain
+//! approximant (IMRPhenomD or TaylorF2) turned into a time series with the coalescence at a
+//! chosen sample.
 
 use std::f64::consts::PI;
 
@@ -10,12 +11,44 @@ use realfft::RealFftPlanner;
 use serde::{Deserialize, Serialize};
 
 use super::project::Sky;
-use super::taylorf2::{Binary, MTSUN_SI, polarisations};
+use super::taylorf2::{Binary, MTSUN_SI};
+use super::{phenomd, taylorf2};
 use crate::data::DataError;
 
-/// Seconds kept after the coalescence in the generated series, so the abrupt end at ISCO does
-/// not wrap onto the inspiral.
+/// Seconds kept after the coalescence in the generated series, so the ringdown (or TaylorF2's
+/// abrupt end at ISCO) does not wrap onto the inspiral.
 const TAIL_S: f64 = 0.5;
+
+/// The frequency-domain waveform model of the injections (`data.source.approximant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approximant {
+    /// IMRPhenomD: inspiral, merger and ringdown (aframe's choice).
+    #[default]
+    #[serde(alias = "imrphenomd")]
+    PhenomD,
+    /// TaylorF2: the inspiral alone, ended at the ISCO frequency.
+    TaylorF2,
+}
+
+impl Approximant {
+    /// Polarisations `(h×, h+)` at frequencies `f` > 0 Hz (physical units, seconds).
+    fn polarisations(self, b: &Binary, f: &[f64], f_ref: f64) -> Result<(Vec<Complex64>, Vec<Complex64>), DataError> {
+        match self {
+            Self::PhenomD => phenomd::polarisations(b, f, f_ref, 1.0),
+            Self::TaylorF2 => Ok(taylorf2::polarisations(b, f, f_ref, 1.0)),
+        }
+    }
+
+    /// The highest frequency the model covers for total mass `m_s` (seconds): the ISCO for
+    /// TaylorF2, none for IMRPhenomD, whose ringdown decays on its own.
+    fn f_max(self, m_s: f64) -> f64 {
+        match self {
+            Self::PhenomD => f64::INFINITY,
+            Self::TaylorF2 => 1.0 / (6f64.powf(1.5) * PI * m_s),
+        }
+    }
+}
 
 /// Source prior of injections (detector frame; the distance is irrelevant once the signal is
 /// rescaled to a target SNR).
@@ -30,11 +63,13 @@ pub struct SourcePrior {
     pub f_min: f64,
     /// Reference frequency of the phase, Hz.
     pub f_ref: f64,
+    /// Waveform model.
+    pub approximant: Approximant,
 }
 
 impl Default for SourcePrior {
     fn default() -> Self {
-        Self { masses: [10.0, 80.0], spin_max: 0.95, f_min: 20.0, f_ref: 20.0 }
+        Self { masses: [10.0, 80.0], spin_max: 0.95, f_min: 20.0, f_ref: 20.0, approximant: Approximant::default() }
     }
 }
 
@@ -89,34 +124,36 @@ pub fn sky(rng: &mut ChaCha8Rng) -> Sky {
     Sky { dec: rng.random_range(-1.0f64..=1.0).asin(), psi: rng.random_range(0.0..PI), phi: rng.random_range(-PI..PI) }
 }
 
-/// TaylorF2 polarisations `(h×, h+)` [len] sampled at `fs`, from the prior's `f_min` (with a
-/// cosine taper below it) up to the ISCO frequency, with the coalescence at sample `at` and
-/// zeros outside the generated stretch.
-pub fn time_domain(b: &Binary, prior: &SourcePrior, fs: f64, len: usize, at: usize) -> (Vec<f64>, Vec<f64>) {
+/// The approximant's polarisations `(h×, h+)` [len] sampled at `fs`, from the prior's `f_min`
+/// (with a cosine taper below it) up to the model's highest frequency (TaylorF2: ISCO), with the
+/// coalescence at sample `at` and zeros outside the generated stretch. Errors name the binary
+/// parameter the approximant refuses.
+pub fn time_domain(
+    b: &Binary,
+    prior: &SourcePrior,
+    fs: f64,
+    len: usize,
+    at: usize,
+) -> Result<(Vec<f64>, Vec<f64>), DataError> {
     let (f_min, f_ref) = (prior.f_min, prior.f_ref);
-    let (m1, m2) = b.masses();
-    let m_s = (m1 + m2) * MTSUN_SI;
-    let f_isco = (1.0 / (6f64.powf(1.5) * PI * m_s)).min(fs / 2.0);
+    let m_s = b.total_mass() * MTSUN_SI;
+    let f_max = prior.approximant.f_max(m_s).min(fs / 2.0);
     // Newtonian time to coalescence from f_min, padded, decides the FFT length.
     let n = series_len(b.chirp_mass, f_min, fs, len) as usize;
     let df = fs / n as f64;
-    let f: Vec<f64> = (0..=n / 2).map(|k| k as f64 * df).collect();
     let f_start = 0.9 * f_min;
-    let (hc, hp) = polarisations(b, &f, f_ref, 1.0);
+    // Only the band [f_start, f_max] is evaluated; every other bin stays zero.
+    let band: Vec<usize> = (1..=n / 2).filter(|&k| (f_start..=f_max).contains(&(k as f64 * df))).collect();
+    let f: Vec<f64> = band.iter().map(|&k| k as f64 * df).collect();
+    let (hc, hp) = prior.approximant.polarisations(b, &f, f_ref)?;
     let tail = (TAIL_S * fs).round();
     let series = |h: Vec<Complex64>| -> Vec<f64> {
-        let mut spec: Vec<Complex64> = h
-            .into_iter()
-            .zip(&f)
-            .map(|(v, &fk)| {
-                if fk < f_start || fk > f_isco || fk == 0.0 {
-                    return Complex64::default();
-                }
-                let taper = if fk < f_min { 0.5 - 0.5 * (PI * (fk - f_start) / (f_min - f_start)).cos() } else { 1.0 };
-                // Coalescence from t = 0 to `tail` samples before the end (circularly).
-                v * taper * Complex64::from_polar(1.0, 2.0 * PI * fk * tail / fs)
-            })
-            .collect();
+        let mut spec = vec![Complex64::default(); n / 2 + 1];
+        for ((v, &fk), &k) in h.into_iter().zip(&f).zip(&band) {
+            let taper = if fk < f_min { 0.5 - 0.5 * (PI * (fk - f_start) / (f_min - f_start)).cos() } else { 1.0 };
+            // Coalescence from t = 0 to `tail` samples before the end (circularly).
+            spec[k] = v * taper * Complex64::from_polar(1.0, 2.0 * PI * fk * tail / fs);
+        }
         spec[n / 2] = Complex64::default();
         let mut x = vec![0.0; n];
         let _ = RealFftPlanner::<f64>::new().plan_fft_inverse(n).process(&mut spec, &mut x);
@@ -126,5 +163,5 @@ pub fn time_domain(b: &Binary, prior: &SourcePrior, fs: f64, len: usize, at: usi
             .map(|t| x.get((start + t) as usize).copied().filter(|_| start + t >= 0).unwrap_or(0.0))
             .collect()
     };
-    (series(hc), series(hp))
+    Ok((series(hc), series(hp)))
 }
