@@ -72,12 +72,15 @@ impl AutoencoderConfig {
         let key = |path: &str, msg: String| Err(ConfigError::Key { path: path.into(), msg });
         if d_input < 2 {
             return key(
-                "data",
-                format!("task `autoencoder` scores each channel against another, got {d_input} channel"),
+                "task._name_",
+                format!("task `autoencoder` scores each channel against another; the data has {d_input} channel"),
             );
         }
         if n_classes != 2 {
-            return key("data", format!("task `autoencoder` needs labels 0/1 (1 = signal), got {n_classes} classes"));
+            return key(
+                "task._name_",
+                format!("task `autoencoder` needs labels 0/1 (1 = signal), got {n_classes} classes"),
+            );
         }
         if self.max_shift >= seq_len {
             return key(
