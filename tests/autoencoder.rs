@@ -167,4 +167,23 @@ fn gw_autoencoder_trains_and_scores_the_labelled_windows() {
     assert!((0.0..=1.0).contains(&test["test/auroc"]), "{test:?}");
     // Every training window is an injection: the training AUROC has one class (reported ½).
     assert_eq!(s.train_history[0]["train/auroc"], 0.5, "{:?}", s.train_history);
+
+    // `predict` writes each test window's score; ranked against the labels it gives test/auroc.
+    let (best, csv) = (s.run.join("checkpoints/best.bpk"), out.path().join("scores.csv"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wavessm"))
+        .args(["predict", "--ckpt", best.to_str().unwrap(), "--out", csv.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("index,target,score"));
+    let (scores, positive): (Vec<f64>, Vec<bool>) = lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[2].parse::<f64>().unwrap(), f[1] == "1")
+        })
+        .unzip();
+    let auroc = wavessm::task::binary::auroc(&scores, &positive).unwrap();
+    assert!((auroc - test["test/auroc"]).abs() < 1e-3, "predict {auroc} vs fit {test:?}");
 }
