@@ -28,7 +28,8 @@ pub enum SkipConnection {
     Concat,
     /// Add.
     Add,
-    /// None: a plain encoder-decoder.
+    /// None: a plain encoder-decoder (each decoded length is still matched to its mirrored
+    /// encoder's input, where ml4gw matches only the final output).
     None,
 }
 
