@@ -90,17 +90,18 @@ fn bad_probabilities_name_the_key() {
     assert!(e.contains("data.augment.mute_prob"), "{e}");
 }
 
-#[test]
-fn resnet1d_detects_the_shared_injections() {
+/// Fits `experiment` on the shared gw windows; its test metrics, or `None` (skipped) when the
+/// data is absent.
+fn fit_gw(experiment: &str) -> Option<std::collections::BTreeMap<String, f64>> {
     let dir = common::data_dir().join("gw");
     if !dir.join("X_train.npy").is_file() {
         println!("SKIP gw: {} not found (set WAVESSM_DATA_DIR)", dir.display());
-        return;
+        return None;
     }
     let _turn = common::serial();
     let out = tempfile::tempdir().unwrap();
     let tokens = [
-        "experiment=gw/resnet1d".to_string(),
+        format!("experiment={experiment}"),
         format!("data.path={}", dir.display()),
         format!("logger.save_dir={}", out.path().display()),
         "trainer.progress_bar=never".into(),
@@ -109,6 +110,20 @@ fn resnet1d_detects_the_shared_injections() {
     let t0 = std::time::Instant::now();
     let s = fit(&cfg, &FitOptions { quiet: true, ..Default::default() }).unwrap();
     let test = s.test.expect("tested after fit");
-    println!("gw/resnet1d: {test:?} in {:.1}s", t0.elapsed().as_secs_f64());
-    assert!(test["test/auroc"] >= 0.95, "{test:?}");
+    println!("{experiment}: {test:?} in {:.1}s", t0.elapsed().as_secs_f64());
+    Some(test)
+}
+
+#[test]
+fn resnet1d_detects_the_shared_injections() {
+    if let Some(test) = fit_gw("gw/resnet1d") {
+        assert!(test["test/auroc"] >= 0.95, "{test:?}");
+    }
+}
+
+#[test]
+fn resnet2d_detects_the_shared_injections() {
+    if let Some(test) = fit_gw("gw/resnet2d") {
+        assert!(test["test/auroc"] >= 0.95, "{test:?}");
+    }
 }

@@ -382,7 +382,9 @@ fn per_step_loss_and_metrics_skip_unscored_steps() {
     let targets = vec![2i64, -1, 0, -1, -1, 3];
     let y = || BatchTargets::Classes(Tensor::<1, Int>::from_data(TensorData::new(targets.clone(), [r]), &dev));
     let logits = Tensor::<2>::from_data(TensorData::new(vals.clone(), [r, k]), &dev).require_grad();
-    let loss = task.loss(logits.clone(), &y());
+    // The inputs are not part of an lm loss.
+    let batch = wavessm::data::Batch { x: Tensor::<3>::zeros([r, 1, 1], &dev), y: y(), lengths: None };
+    let loss = task.loss(logits.clone(), &batch);
     // Mean of -log softmax over the three scored rows only.
     let mut want = 0.0;
     for (i, &t) in targets.iter().enumerate().filter(|(_, t)| **t >= 0) {

@@ -75,7 +75,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         let t = Instant::now();
         let batch = train.batch(idx, &device);
         let m = model.take().expect("model");
-        let loss = task.loss(outputs(&m, &batch, k), &batch.y);
+        let loss = task.loss(outputs(&m, &batch, k), &batch);
         let grads = GradientsParams::from_grads(loss.backward(), &m);
         model = Some(optim.step(step, 1000, m, grads));
         // The first step warms up (allocations, FFT plans) and is not counted.

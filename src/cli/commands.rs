@@ -196,8 +196,11 @@ fn predict(a: &PredictArgs) -> Result<()> {
     });
     let bs = cfg.loader.eval_batch_size.unwrap_or(cfg.loader.batch_size);
     let k = s.d_output;
+    // An autoencoder's prediction is its detection score, not its reconstruction.
+    let scored = matches!(s.task, crate::task::TaskConfig::Autoencoder(_));
     // The rows below are written by target kind, so the header is chosen the same way.
     let mut text = String::from(match data.targets {
+        crate::data::Targets::Classes { .. } if scored => "index,target,score\n",
         crate::data::Targets::Classes { .. } => "index,target,prediction,probability\n",
         // Per-step tasks: one row per step (target empty where the step is not scored).
         crate::data::Targets::Tokens { .. } => "index,step,target,prediction,probability\n",
@@ -207,6 +210,14 @@ fn predict(a: &PredictArgs) -> Result<()> {
     for idx in BatchIter::sequential(data.len(), bs) {
         let batch = data.batch(&idx, &s.device);
         let out = crate::train::fit::outputs(&model, &batch, k);
+        if let (true, crate::data::Targets::Classes { labels, .. }) = (scored, &data.targets) {
+            let scores: Vec<f32> = s.task.loss_and_rows(out, &batch).1.try_into_vec_as::<f32>().expect("f32 scores");
+            for (score, &i) in scores.iter().zip(&idx) {
+                text.push_str(&format!("{index},{},{score:.6}\n", labels[i]));
+                index += 1;
+            }
+            continue;
+        }
         let rows: Vec<f32> = out.try_into_vec_as::<f32>().expect("f32 outputs");
         if let crate::data::Targets::Tokens { ids, .. } = &data.targets {
             let l = data.seq_len;

@@ -55,6 +55,7 @@ crate::layers! {
 crate::models! {
     "resnet1d" => Resnet1d(conv::Resnet1dConfig, conv::Resnet1d),
     "resnet2d" => Resnet2d(conv::Resnet2dConfig, conv::Resnet2d),
+    "gw_autoencoder" => GwAutoencoder(conv::GwAutoencoderConfig, conv::GwAutoencoder),
     "wrnn" => Wrnn(rnn::WrnnConfig, rnn::Wrnn),
     "chain" => Chain(chain::ChainConfig, chain::Chain),
 }

@@ -42,6 +42,12 @@ pub trait ClassifierOptions: Serialize + DeserializeOwned + Clone + Debug + Defa
         false
     }
 
+    /// Whether output channel c depends on input channel c alone (what `task=autoencoder`
+    /// needs: no detector's reconstruction may see another detector).
+    fn per_channel(&self) -> bool {
+        false
+    }
+
     /// Checks the model fits inputs of `seq_len` steps, naming `{path}.{key}` (e.g. a frame
     /// longer than the sequence).
     fn check_seq_len(&self, _path: &str, _seq_len: usize) -> Result<(), ConfigError> {
@@ -78,6 +84,11 @@ macro_rules! models {
             /// Whether the model predicts every step.
             pub fn per_step(&self) -> bool {
                 match self { $(Self::$Variant(c) => $crate::model::ClassifierOptions::per_step(c)),+ }
+            }
+
+            /// Whether each output channel depends on its own input channel alone.
+            pub fn per_channel(&self) -> bool {
+                match self { $(Self::$Variant(c) => $crate::model::ClassifierOptions::per_channel(c)),+ }
             }
 
             /// Checks the model fits the data's sequence length.

@@ -4,6 +4,20 @@
 //! `roc_auc_score(max_fpr=…)` and torchmetrics' `BinaryAUROC(max_fpr=…)`), and the detection
 //! efficiency (true-positive rate) at fixed false-positive rates.
 
+use crate::config::ConfigError;
+
+/// Checks `{path}.max_fpr` and every rate of `{path}.efficiency_fprs` lie in (0, 1].
+pub fn check_rates(path: &str, max_fpr: f64, efficiency_fprs: &[f64]) -> Result<(), ConfigError> {
+    let key = |k: &str, msg: String| Err(ConfigError::Key { path: crate::config::join_path(path, k), msg });
+    if !(max_fpr > 0.0 && max_fpr <= 1.0) {
+        return key("max_fpr", format!("must be in (0, 1], got {max_fpr}"));
+    }
+    if let Some(r) = efficiency_fprs.iter().find(|r| !(**r > 0.0 && **r <= 1.0)) {
+        return key("efficiency_fprs", format!("every rate must be in (0, 1], got {r}"));
+    }
+    Ok(())
+}
+
 /// ROC operating points (FPR, TPR) from the highest threshold down, starting at (0, 0) and
 /// ending at (1, 1); samples with equal scores enter together. `None` when one class is absent.
 pub fn roc_curve(scores: &[f64], positive: &[bool]) -> Option<Vec<(f64, f64)>> {

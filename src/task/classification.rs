@@ -23,10 +23,12 @@ pub struct ClassificationConfig {
     pub efficiency_fprs: Vec<f64>,
 }
 
-fn default_max_fpr() -> f64 {
+/// aframe's partial-AUROC limit.
+pub(super) fn default_max_fpr() -> f64 {
     1e-3
 }
-fn default_fprs() -> Vec<f64> {
+/// The false-positive rates of the reported efficiencies.
+pub(super) fn default_fprs() -> Vec<f64> {
     vec![1e-3, 1e-2, 1e-1]
 }
 
@@ -40,15 +42,8 @@ impl ClassificationConfig {
     /// Checks ranges, naming `{path}.<key>`.
     pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
         let at = |k: &str| crate::config::join_path(path, k);
-        let key = |k: &str, msg: String| Err(ConfigError::Key { path: at(k), msg });
         crate::config::check::fraction(&at("label_smoothing"), self.label_smoothing)?;
-        if !(self.max_fpr > 0.0 && self.max_fpr <= 1.0) {
-            return key("max_fpr", format!("must be in (0, 1], got {}", self.max_fpr));
-        }
-        if let Some(r) = self.efficiency_fprs.iter().find(|r| !(**r > 0.0 && **r <= 1.0)) {
-            return key("efficiency_fprs", format!("every rate must be in (0, 1], got {r}"));
-        }
-        Ok(())
+        super::binary::check_rates(path, self.max_fpr, &self.efficiency_fprs)
     }
 
     /// Mean cross-entropy. Args: `logits` [B, K], `targets` [B]. Returns [1].

@@ -62,8 +62,16 @@ impl Setup {
     /// Initializes task and model for already loaded `data`.
     pub fn with_data(cfg: &ExperimentConfig, data: DataModule, device: Device) -> Result<Self> {
         let task = TaskConfig::from_named(&cfg.task, "task")?;
-        let d_output = task.d_output(data.target_kind())?;
+        let d_output = task.d_output(data.target_kind(), data.d_input())?;
+        let data = task.prepare_data(data)?;
         let classifier = cfg.model.classifier()?;
+        // The autoencoder's loss is only meaningful when no reconstruction sees another
+        // detector's data (else copying that detector is a perfect score).
+        if matches!(task, TaskConfig::Autoencoder(_)) && !classifier.as_ref().is_some_and(|c| c.per_channel()) {
+            let msg = "task `autoencoder` needs a model that reconstructs each channel from that channel \
+                       alone (e.g. `gw_autoencoder`)";
+            return Err(ConfigError::Key { path: "model._name_".into(), msg: msg.into() }.into());
+        }
         // A model with its own loss (a chain's loss manager) reports its own metrics.
         let own = classifier.as_ref().and_then(|c| c.own_metrics());
         if let Some(c) = &classifier
@@ -156,7 +164,7 @@ pub fn evaluate(
     evaluate_observed(model, split, task, k, (batch_size, limit), device, &mut |_, _| {})
 }
 
-/// [`evaluate`] that also shows `observe` each batch with its outputs [R, K] on the host
+/// [`evaluate`] that also shows `observe` each batch with the rows its metrics score on the host
 /// (what the validation figures collect). `batches` is (batch size, limit).
 pub fn evaluate_observed(
     model: &Model,
@@ -179,9 +187,10 @@ pub fn evaluate_observed(
             continue;
         }
         let out = outputs(model, &batch, k);
-        let loss = task.loss(out.clone(), &batch.y).into_scalar::<f64>();
-        let host: Vec<f32> = out.try_into_vec_as::<f32>().expect("f32 outputs");
-        m.update(&host, k, &batch.y, loss);
+        let (loss, rows) = task.loss_and_rows(out, &batch);
+        let rows_k = rows.dims()[1];
+        let host: Vec<f32> = rows.try_into_vec_as::<f32>().expect("f32 outputs");
+        m.update(&host, rows_k, &batch.y, loss.into_scalar::<f64>());
         observe(&batch, &host);
     }
     any.then(|| if model.loss_manager().is_some() { terms.finish() } else { m.finish() })

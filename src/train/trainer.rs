@@ -314,8 +314,8 @@ impl<'a> Trainer<'a> {
                     (total, None, host_terms(terms))
                 }
                 None => {
-                    let out = outputs(model, &batch, k);
-                    (self.task.loss(out.clone(), &batch.y), Some(out), vec![])
+                    let (loss, rows) = self.task.loss_and_rows(outputs(model, &batch, k), &batch);
+                    (loss, Some(rows), vec![])
                 }
             };
             let loss_v = loss.clone().into_scalar::<f64>();
@@ -327,9 +327,10 @@ impl<'a> Trainer<'a> {
                 skip_group = true;
             } else {
                 match out {
-                    Some(out) => {
-                        let host: Vec<f32> = out.detach().try_into_vec_as::<f32>().expect("f32 outputs");
-                        train_m.update(&host, k, &batch.y, loss_v);
+                    Some(rows) => {
+                        let rows_k = rows.dims()[1];
+                        let host: Vec<f32> = rows.detach().try_into_vec_as::<f32>().expect("f32 outputs");
+                        train_m.update(&host, rows_k, &batch.y, loss_v);
                     }
                     None => term_m.update(loss_v, &terms, idx.len()),
                 }

@@ -39,6 +39,7 @@ impl Collector {
         match task {
             TaskConfig::Classification(_) => Some(Self::Confusion(vec![vec![0; k]; k])),
             TaskConfig::Regression(_) => Some(Self::Scatter(Vec::new(), k)),
+            TaskConfig::Autoencoder(_) => None,
             TaskConfig::Lm(_) if has_vocab => None,
             TaskConfig::Lm(_) => Some(Self::Sequences(Vec::new())),
         }

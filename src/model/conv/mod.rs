@@ -1,12 +1,14 @@
 //! Convolutional classifiers (ml4gw's, as aframe uses them), registered beside the sequence
 //! backbone, and the continuous kernel convolution layer (`ckconv`).
 
+pub mod autoencoder;
 pub mod ckconv;
 pub mod group_norm;
 pub mod resnet1d;
 pub mod resnet2d;
 pub mod spectrogram;
 
+pub use autoencoder::{GwAutoencoder, GwAutoencoderConfig};
 pub use ckconv::{CkConv, CkConvConfig};
 pub use group_norm::GroupNorm1d;
 pub use resnet1d::{Resnet1d, Resnet1dConfig};
