@@ -19,7 +19,8 @@ use burn::tensor::{Bytes, Device};
 
 use super::callback::{Callbacks, EpochEnd, FitEnd, FitStart, FitStatus};
 use super::checkpoint::{Checkpoint, TrainerState};
-use super::fit::{FitOptions, FitSummary, Setup, device_for, evaluate, format_metrics, load_model, outputs, prefixed};
+use super::device::device_for;
+use super::fit::{FitOptions, FitSummary, Setup, evaluate, format_metrics, load_model, outputs, prefixed};
 use super::nonfinite::{self, NonFinite};
 use super::optim::{Optim, clip_global_norm};
 use super::progress::Progress;
@@ -75,7 +76,7 @@ impl<'a> Trainer<'a> {
     /// Builds data and model, then creates a run folder or reopens `opts.resume`'s (locked,
     /// stale temp files removed, `last`/`best` made consistent, state restored).
     pub fn open(cfg: &'a ExperimentConfig, opts: &'a FitOptions) -> Result<Self> {
-        let device = device_for(cfg.trainer.device)?.autodiff();
+        let device = device_for(&cfg.trainer)?.autodiff();
         let Setup { data, task, d_output: k, model, device, augment } = Setup::new(cfg, device)?;
         let t = &cfg.trainer;
         let bs = cfg.loader.batch_size;

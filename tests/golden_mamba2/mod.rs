@@ -4,11 +4,11 @@
 use burn::tensor::{Device, Tensor};
 use wavessm::model::ssm::ssd::{SsdArgs, ssd};
 
-use crate::common::{Golden, host, tensor};
+use crate::common::{self, Golden, host, tensor};
 
 /// `ssd_minimal_discrete(X, A, B, C, block_len)`: output and final state.
 pub fn check_ssd(g: &Golden) {
-    let device = Device::flex();
+    let device = common::device();
     let block = g.cfg_usize("block_len");
     for chunk in [block, block + 3] {
         let (y, last) = ssd(SsdArgs {
