@@ -22,7 +22,8 @@ use wavessm::train::{FitOptions, fit};
 
 /// The wgpu device, made this binary's test device; panics (fails the test) without an adapter.
 fn gpu() -> Device {
-    let a = wgpu_adapter().unwrap_or_else(|e| panic!("no wgpu adapter (install mesa-vulkan-drivers for lavapipe): {e}"));
+    let a =
+        wgpu_adapter().unwrap_or_else(|e| panic!("no wgpu adapter (install mesa-vulkan-drivers for lavapipe): {e}"));
     println!("wgpu adapter: {}{}", a.description, if a.software { " [software]" } else { "" });
     common::use_device(a.device.clone());
     assert!(!wavessm::ops::supported(&a.device), "the fused CPU kernels must not claim the wgpu device");
@@ -42,12 +43,13 @@ fn golden_vectors_on_the_generic_path() {
 }
 
 /// One small config of each layer kind that has a step form.
-const STEPPED: [&str; 11] = [
+const STEPPED: [&str; 12] = [
     "{_name_: s4d, d_state: 8}",
     "{_name_: s4d, disc: bilinear, init: inv, d_state: 8, activation: id}",
     "{_name_: dss, version: exp, channels: 2, d_state: 8}",
     "{_name_: s4, mode: nplr, l_max: 16, d_state: 8}",
-    "{_name_: liquid_s4, l_max: 16, d_state: 8}",
+    "{_name_: s4, mode: diag, init: inv, channels: 2, d_state: 8}",
+    "{_name_: rnn, nonlinearity: relu}",
     "{_name_: lstm}",
     "{_name_: gru}",
     "{_name_: wave_rnn, ksize: 3}",

@@ -91,7 +91,10 @@ fn cuda(index: usize) -> Result<Device> {
     #[cfg(not(feature = "cuda"))]
     {
         let _ = index;
-        Err(key_error("device", "`cuda` is not built in: build with `--features cuda` (needs network at build time)".into()))
+        Err(key_error(
+            "device",
+            "`cuda` is not built in: build with `--features cuda` (needs network at build time)".into(),
+        ))
     }
 }
 
@@ -101,7 +104,9 @@ fn wgpu(index: usize) -> Result<Device> {
     if index != 0 {
         return Err(key_error(
             "devices",
-            format!("wgpu takes its preferred adapter (index 0; set CUBECL_WGPU_DEFAULT_DEVICE to pick another), got {index}"),
+            format!(
+                "wgpu takes its preferred adapter (index 0; set CUBECL_WGPU_DEFAULT_DEVICE to pick another), got {index}"
+            ),
         ));
     }
     #[cfg(feature = "wgpu")]
@@ -167,31 +172,46 @@ fn auto(index: usize) -> Result<Device> {
 /// The first GPU backend built in that has a device, else the CPU, and why.
 fn auto_probe(index: usize) -> Result<(Device, String)> {
     let mut tried = Vec::new();
-    #[cfg(feature = "cuda")]
-    {
-        // A CUDA device is opened lazily: touch it, and treat a panic as "no device".
-        let probe = std::panic::catch_unwind(|| {
-            let d = Device::cuda(index);
-            burn::tensor::Tensor::<1>::zeros([1], &d).into_data();
-            d
-        });
-        match probe {
-            Ok(d) => return Ok((d, format!("CUDA device {index}"))),
-            Err(_) => tried.push("cuda: no device".to_string()),
+    for probe in [probe_cuda, probe_wgpu] {
+        match probe(index) {
+            Ok(found) => return Ok(found),
+            Err(why) => tried.push(why),
         }
     }
-    #[cfg(not(feature = "cuda"))]
-    tried.push("cuda: not built in".to_string());
-    #[cfg(feature = "wgpu")]
-    match wgpu_adapter() {
-        Ok(a) if !a.software && index == 0 => return Ok((a.device.clone(), format!("adapter {}", a.description))),
-        Ok(a) if a.software => tried.push(format!("wgpu: only the software adapter {}", a.description)),
-        Ok(_) => tried.push(format!("wgpu: no device index {index}")),
-        Err(e) => tried.push(format!("wgpu: {e}")),
-    }
-    #[cfg(not(feature = "wgpu"))]
-    tried.push("wgpu: not built in".to_string());
     Ok((cpu(index, "device")?, tried.join("; ")))
+}
+
+/// CUDA device `index` if it opens (it opens lazily: touch it, and take a panic as "no device").
+fn probe_cuda(index: usize) -> Result<(Device, String), String> {
+    #[cfg(feature = "cuda")]
+    return std::panic::catch_unwind(|| {
+        let d = Device::cuda(index);
+        burn::tensor::Tensor::<1>::zeros([1], &d).into_data();
+        d
+    })
+    .map(|d| (d, format!("CUDA device {index}")))
+    .map_err(|_| "cuda: no device".to_string());
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = index;
+        Err("cuda: not built in".into())
+    }
+}
+
+/// The wgpu adapter, unless it is a software rasterizer (slower than `flex` on the same CPU).
+fn probe_wgpu(index: usize) -> Result<(Device, String), String> {
+    #[cfg(feature = "wgpu")]
+    return match wgpu_adapter() {
+        Ok(a) if a.software => Err(format!("wgpu: only the software adapter {}", a.description)),
+        Ok(a) if index == 0 => Ok((a.device.clone(), format!("adapter {}", a.description))),
+        Ok(_) => Err(format!("wgpu: no device index {index}")),
+        Err(e) => Err(format!("wgpu: {e}")),
+    };
+    #[cfg(not(feature = "wgpu"))]
+    {
+        let _ = index;
+        Err("wgpu: not built in".into())
+    }
 }
 
 /// Refuses mixed precision, saying why: `flex` computes in f32 only; burn 0.22 has no autocast

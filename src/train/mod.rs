@@ -20,8 +20,7 @@ pub mod trainer;
 
 pub use config::{
     CheckpointConfig, DeviceKind, LoggerConfig, Mode, OnNonFinite, OptimizerConfig, ParamGroupConfig, Precision,
-    ProgressMode,
-    TrainerConfig,
+    ProgressMode, TrainerConfig,
 };
 pub use device::device_for;
 pub use fit::{FitOptions, FitSummary, Setup, evaluate, fit};

@@ -1,7 +1,7 @@
 //! The Mamba-2 golden file: the chunked SSD scan (`mamba2_ssd`), at the file's block length and
 //! at a block length that does not divide the sequence.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 use wavessm::model::ssm::ssd::{SsdArgs, ssd};
 
 use crate::common::{self, Golden, host, tensor};
