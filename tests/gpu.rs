@@ -86,7 +86,8 @@ fn short_fit(dir: &Path, device: &str) -> (f64, f64, BTreeMap<String, f64>) {
         "model.n_layers=2",
         "model.layer.d_state=8",
         "loader.batch_size=32",
-        "trainer.max_epochs=2",
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=20",
         "trainer.progress_bar=never",
         "scheduler.warmup_steps=0",
         "optimizer.lr=0.01",
@@ -119,7 +120,7 @@ fn the_embedded_default_fits_on_wgpu_as_on_the_cpu() {
     assert!(gpu_last < gpu_first * 0.85, "wgpu: train loss {gpu_first} -> {gpu_last}");
     // Both runs start from seed 0, but the backends draw different initial weights and sum in a
     // different order: the accuracies agree within the noise of runs with different seeds.
-    assert!((acc_gpu - acc_cpu).abs() < 0.1, "test accuracy: wgpu {acc_gpu} vs cpu {acc_cpu}");
+    assert!((acc_gpu - acc_cpu).abs() < 0.15, "test accuracy: wgpu {acc_gpu} vs cpu {acc_cpu}");
 }
 
 /// A tensor made on the CPU and moved to the GPU keeps its values (the data loaders build
