@@ -132,3 +132,16 @@ fn tensors_move_between_the_cpu_and_the_gpu() {
     let y: Tensor<3> = x.clone().to_device(&device);
     assert_eq!(host(y.clone() * 2.0), host(x * 2.0));
 }
+
+/// `trainer.device: auto` takes a hardware adapter and passes over a software one (lavapipe is
+/// slower than `flex` on the same CPU).
+#[test]
+fn auto_takes_a_hardware_adapter_and_passes_over_a_software_one() {
+    gpu();
+    if std::env::var_os("BURN_DEVICE").is_some() {
+        return println!("BURN_DEVICE is set: auto follows it");
+    }
+    let software = wgpu_adapter().expect("adapter").software;
+    let d = wavessm::train::device::resolve(wavessm::train::DeviceKind::Auto).expect("auto");
+    assert_eq!(backend_name(&d), if software { "flex" } else { "wgpu" });
+}
