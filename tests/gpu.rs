@@ -87,7 +87,7 @@ fn short_fit(dir: &Path, device: &str) -> (f64, f64, BTreeMap<String, f64>) {
         "model.layer.d_state=8",
         "loader.batch_size=32",
         "trainer.max_epochs=3",
-        "trainer.limit_train_batches=20",
+        "trainer.limit_train_batches=null",
         "trainer.progress_bar=never",
         "scheduler.warmup_steps=0",
         "optimizer.lr=0.01",
