@@ -12,7 +12,10 @@ use crate::train::config::{CheckpointConfig, LoggerConfig, OptimizerConfig, Trai
 impl ConfigRequest {
     /// Composes, overrides and validates: the one way a run gets its config.
     pub fn resolve(&self) -> Result<ExperimentConfig, ConfigError> {
-        ExperimentConfig::from_value(self.compose()?)
+        let registries = lightning_registries();
+        let mut dialect =
+            |tree: &mut Value| crate::config::lightning::translate(tree, &registries, &mut |n| eprintln!("note: {n}"));
+        ExperimentConfig::from_value(self.compose_with(&mut dialect)?)
     }
 }
 
@@ -27,6 +30,9 @@ pub struct ExperimentConfig {
     /// Seed of parameter init, data order, dropout; fixed seed, same run.
     #[serde(default)]
     pub seed: u64,
+    /// Free-form tags recorded with the run (D4L's `--tags`).
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// The backbone and its layer.
     pub model: ModelConfig,
     /// The dataset (registry `data`).
@@ -63,9 +69,68 @@ fn local_launcher() -> Named {
     Named { name: "local".into(), options: Default::default() }
 }
 
+/// Backbone keys of `model` (a LightningCLI network's other `init_args` go to the layer).
+pub const MODEL_KEYS: &[&str] = &["d_model", "n_layers", "dropout", "norm", "prenorm", "ff", "pool"];
+/// Loader keys (a LightningCLI data module's other `init_args` go to the dataset).
+pub const LOADER_KEYS: &[&str] = &["batch_size", "eval_batch_size", "shuffle", "drop_last", "subsample"];
+
+/// The registries LightningCLI class paths name, with their alias tables.
+pub fn lightning_registries() -> crate::config::lightning::Registries<'static> {
+    use crate::config::lightning::*;
+    Registries {
+        task: Registry { what: "task", names: crate::task::TaskConfig::NAMES, aliases: TASK_ALIASES },
+        layer: Registry { what: "layer", names: crate::model::LayerConfig::NAMES, aliases: LAYER_ALIASES },
+        data: Registry { what: "dataset", names: crate::data::DataConfig::NAMES, aliases: DATA_ALIASES },
+        optimizer: Registry {
+            what: "optimizer",
+            names: crate::train::config::OptimizerName::NAMES,
+            aliases: OPTIMIZER_ALIASES,
+        },
+        scheduler: Registry {
+            what: "scheduler",
+            names: crate::train::SchedulerConfig::NAMES,
+            aliases: SCHEDULER_ALIASES,
+        },
+        logger: Registry { what: "logger", names: &["csv", "tensorboard", "mlflow"], aliases: LOGGER_ALIASES },
+        model_keys: MODEL_KEYS,
+        loader_keys: LOADER_KEYS,
+    }
+}
+
+/// Keys of `model` that belong to the backbone section itself.
+const MODEL_OWN_KEYS: &[&str] =
+    &["_name_", "options", "d_model", "n_layers", "dropout", "norm", "prenorm", "ff", "pool", "layer"];
+
+/// Moves the other keys of a registered model (`model: {_name_: chain, links: …}`) under
+/// `model.options`, where its registry entry reads them.
+fn hoist_model_options(tree: &mut Value) {
+    let Some(Value::Mapping(model)) = tree.get_mut("model") else { return };
+    let name = model.get("_name_").and_then(Value::as_str).unwrap_or(crate::model::config::SEQUENCE);
+    if name == crate::model::config::SEQUENCE {
+        return;
+    }
+    let own: Vec<Value> =
+        model.keys().filter(|k| !k.as_str().is_some_and(|k| MODEL_OWN_KEYS.contains(&k))).cloned().collect();
+    if own.is_empty() {
+        return;
+    }
+    let mut options = match model.remove("options") {
+        Some(Value::Mapping(m)) => m,
+        _ => serde_yaml::Mapping::new(),
+    };
+    for k in own {
+        if let Some(v) = model.remove(&k) {
+            options.insert(k, v);
+        }
+    }
+    model.insert("options".into(), Value::Mapping(options));
+}
+
 impl ExperimentConfig {
-    /// Validates a composed tree: structure here, registry entries by their registries.
-    pub fn from_value(tree: Value) -> Result<Self, ConfigError> {
+    /// Resolves interpolations, then validates a composed tree: structure here, registry entries by their registries.
+    pub fn from_value(mut tree: Value) -> Result<Self, ConfigError> {
+        crate::config::interpolate::resolve(&mut tree)?;
+        hoist_model_options(&mut tree);
         let mut cfg: ExperimentConfig = from_value_at(tree, "")?;
         cfg.canonicalize()?;
         Ok(cfg)
@@ -86,9 +151,7 @@ impl ExperimentConfig {
         let task = crate::task::TaskConfig::from_named(&self.task, "task")?;
         task.validate("task")?;
         self.task = task.to_named();
-        let scheduler = crate::train::SchedulerConfig::from_named(&self.scheduler, "scheduler")?;
-        scheduler.validate("scheduler")?;
-        self.scheduler = scheduler.to_named();
+        self.scheduler = crate::train::schedules::Schedule::from_named(&self.scheduler, "scheduler")?.to_named();
         let launcher = crate::tune::LauncherConfig::from_named(&self.launcher, "launcher")?;
         launcher.launcher().validate()?;
         self.launcher = launcher.to_named();
@@ -99,9 +162,7 @@ impl ExperimentConfig {
             })?;
             if let Some(s) = &g.scheduler {
                 let path = format!("optimizer.groups.{i}.scheduler");
-                let typed = crate::train::SchedulerConfig::from_named(s, &path)?;
-                typed.validate(&path)?;
-                g.scheduler = Some(typed.to_named());
+                g.scheduler = Some(crate::train::schedules::Schedule::from_named(s, &path)?.to_named());
             }
         }
         self.model.validate()?;
@@ -110,6 +171,10 @@ impl ExperimentConfig {
         self.trainer.validate()?;
         self.logger.validate()?;
         self.checkpoint.validate()?;
+        crate::train::optimizers::validate(&self.optimizer)?;
+        if self.loader.subsample == Some(0) {
+            return Err(ConfigError::Key { path: "loader.subsample".into(), msg: "must be at least 1 or null".into() });
+        }
         if let Some(s) = &self.search {
             s.validate()?;
         }

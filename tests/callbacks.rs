@@ -1,5 +1,6 @@
-//! The trainer's Lightning-style options: validation every n epochs, extra evaluation rates,
-//! the k best checkpoints, and early stopping that survives a resume.
+//! The trainer's Lightning-style options: validation every n epochs and within epochs, extra
+//! evaluation rates, the k best checkpoints, early stopping that survives a resume, and a
+//! mid-epoch validation's checkpoint that resumes bit for bit.
 
 mod common;
 
@@ -29,9 +30,12 @@ fn config(save_dir: &Path, extra: &[&str]) -> ExperimentConfig {
     ConfigRequest { tokens, ..Default::default() }.resolve().unwrap()
 }
 
-fn rows(run: &Path, needle: &str) -> Vec<String> {
-    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    csv.lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
+use common::csv_rows as rows;
+
+/// (step, epoch) of each validation row of `metric`.
+fn val_points(run: &Path, metric: &str) -> Vec<(usize, usize)> {
+    let field = |l: &str, i: usize| l.split(',').nth(i).unwrap().parse().unwrap();
+    rows(run, &format!(",val,{metric},")).iter().map(|l| (field(l, 0), field(l, 1))).collect()
 }
 
 #[test]
@@ -58,7 +62,7 @@ fn validation_interval_eval_rates_and_top_k() {
     let last = Checkpoint::load(&s.run.join("checkpoints/last.bpk")).unwrap();
     assert_eq!(last.state.top_k.len(), 2);
     assert!(last.state.top_k[0].0 >= last.state.top_k[1].0, "best first");
-    for (v, e) in &last.state.top_k {
+    for (v, e, _) in &last.state.top_k {
         assert!(top.iter().any(|f| f.starts_with(&format!("epoch={}-val_accuracy={v:.4}", e + 1))), "{top:?}");
     }
 }
@@ -85,4 +89,91 @@ fn early_stopping_stops_a_stalled_run_and_counts_across_a_resume() {
     let first = fit(&cfg2, &FitOptions { quiet: true, stop_after_epochs: Some(2), ..Default::default() }).unwrap();
     let resumed = fit(&cfg2, &FitOptions { quiet: true, resume: Some(first.run), ..Default::default() }).unwrap();
     assert_eq!(resumed.epochs, 3);
+}
+
+#[test]
+fn validation_within_epochs_follows_lightning() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = FitOptions { quiet: true, ..Default::default() };
+    // 6 batches per epoch. Every 2 batches: the third check is the epoch's end.
+    let s = fit(&config(dir.path(), &["trainer.max_epochs=2", "trainer.val_check_interval=2"]), &quiet).unwrap();
+    assert_eq!(val_points(&s.run, "loss"), [(2, 0), (4, 0), (6, 0), (8, 1), (10, 1), (12, 1)]);
+    // Half an epoch is 3 batches.
+    let s = fit(&config(dir.path(), &["trainer.max_epochs=2", "trainer.val_check_interval=0.5"]), &quiet).unwrap();
+    assert_eq!(val_points(&s.run, "loss"), [(3, 0), (6, 0), (9, 1), (12, 1)]);
+    // Every 4 batches in every second epoch: batch 4 of epoch 2, not its end (6 is no multiple
+    // of 4), nothing in epoch 1 or 3, except that the last epoch always validates at its end.
+    let extra = ["trainer.max_epochs=3", "trainer.val_check_interval=4", "trainer.check_val_every_n_epoch=2"];
+    let s = fit(&config(dir.path(), &extra), &quiet).unwrap();
+    assert_eq!(val_points(&s.run, "loss"), [(10, 1), (18, 2)]);
+    // More batches than an epoch has is refused, naming the key.
+    let e = fit(&config(dir.path(), &["trainer.val_check_interval=7"]), &quiet).unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(msg.contains("trainer.val_check_interval") && msg.contains("6 training batches"), "{msg}");
+}
+
+#[test]
+fn a_mid_epoch_validation_checkpoint_resumes_bit_for_bit() {
+    // Dropout, accumulation, a plateau schedule fed by every validation, and the top k all
+    // carry state across the interruption.
+    let _turn = serial();
+    let extra = [
+        "trainer.max_epochs=2",
+        "trainer.val_check_interval=2",
+        "model.dropout=0.1",
+        "trainer.accumulate_grad_batches=2",
+        "scheduler=plateau",
+        "scheduler.patience=0",
+        "scheduler.factor=0.5",
+        "checkpoint.save_top_k=2",
+    ];
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let quiet = FitOptions { quiet: true, ..Default::default() };
+    let full = fit(&config(a.path(), &extra), &quiet).unwrap();
+    // 3 optimizer steps per epoch, validated after each: stop after the second, within epoch 1.
+    let cfg = config(b.path(), &extra);
+    let stopped = fit(&cfg, &FitOptions { stop_after_steps: Some(2), ..quiet.clone() }).unwrap();
+    let ck = Checkpoint::load(&stopped.run.join("checkpoints/last.bpk")).unwrap();
+    assert_eq!((ck.state.epoch, ck.state.batch, ck.state.mid_val_step), (0, 4, Some(2)));
+    let resumed = fit(&cfg, &FitOptions { resume: Some(stopped.run.clone()), ..quiet }).unwrap();
+    assert_eq!((resumed.epochs, resumed.steps), (full.epochs, full.steps));
+    assert_eq!((&resumed.val, &resumed.test, resumed.best), (&full.val, &full.test, full.best));
+    assert!(common::last_params(&cfg, &resumed.run) == common::last_params(&cfg, &full.run), "identical parameters");
+    // Each validation row once, the same as the uninterrupted run's.
+    assert_eq!(val_points(&resumed.run, "loss").iter().map(|p| p.0).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(rows(&resumed.run, ",val,"), rows(&full.run, ",val,"));
+    let last = Checkpoint::load(&resumed.run.join("checkpoints/last.bpk")).unwrap();
+    let full_last = Checkpoint::load(&full.run.join("checkpoints/last.bpk")).unwrap();
+    assert_eq!(last.state.top_k, full_last.state.top_k);
+    let top: Vec<String> = std::fs::read_dir(resumed.run.join("checkpoints/top"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(top.len(), 2, "{top:?}");
+    for (v, e, step) in &last.state.top_k {
+        let step = step.map(|s| format!("step={s}-")).unwrap_or_default();
+        let name = format!("epoch={}-{step}val_accuracy={v:.4}.bpk", e + 1);
+        assert!(top.contains(&name), "{name} in {top:?}");
+    }
+}
+
+#[test]
+fn early_stopping_at_a_mid_epoch_validation_ends_the_fit() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = [
+        "trainer.max_epochs=3",
+        "trainer.val_check_interval=2",
+        "trainer.early_stopping.min_delta=100",
+        "trainer.early_stopping.patience=1",
+    ];
+    let cfg = config(dir.path(), &extra);
+    let s = fit(&cfg, &FitOptions { quiet: true, ..Default::default() }).unwrap();
+    // Validated at steps 2 (the first value) and 4 (no change by 100: stop), within epoch 1.
+    assert_eq!((s.epochs, s.steps), (0, 4));
+    assert!(s.finished && s.test.is_some(), "{s:?}");
+    let again = fit(&cfg, &FitOptions { quiet: true, resume: Some(s.run.clone()), ..Default::default() }).unwrap();
+    assert_eq!((again.steps, again.finished), (4, true), "a resumed stopped run stays stopped");
+    assert_eq!(rows(&s.run, ",test,loss,").len(), 1, "tested once");
 }

@@ -254,3 +254,58 @@ fn generated_pathfinder_trains_end_to_end() {
     assert!(o.status.success(), "{err}");
     assert!(out.contains("38 train / 5 val / 5 test sequences of length 1024") && out.contains("fit done"), "{out}");
 }
+
+#[test]
+fn d4l_flags_map_to_config_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(p.join("train.yaml"), "_name_: adding\nseq_len: 50\nn_train: 64\n").unwrap();
+    std::fs::write(p.join("val.yaml"), "_name_: adding\nn_val: 16\n").unwrap();
+    std::fs::write(p.join("model.yaml"), "d_model: 8\nn_layers: 1\nlayer: {_name_: s4d, d_state: 4}\n").unwrap();
+    std::fs::write(p.join("trainer.yaml"), "max_epochs: 3\nmonitor: val/mse\nmode: min\n").unwrap();
+    let args = [
+        "fit",
+        "task=regression",
+        "--data_train",
+        "train.yaml",
+        "--data_val",
+        "val.yaml",
+        "--subsample_size",
+        "40",
+        "--experiment_name",
+        "pcm",
+        "--project_name",
+        "d4l",
+        "--model_cfg",
+        "model.yaml",
+        "--trainer_cfg",
+        "trainer.yaml",
+        "--print-config",
+        "--tags",
+        "mnist,baseline",
+        "v2",
+    ];
+    let o = wavessm(p, &args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let cfg: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
+    let v = |x: &str| serde_yaml::from_str::<serde_yaml::Value>(x).unwrap();
+    assert_eq!(cfg["data"]["_name_"], v("adding"));
+    assert_eq!(
+        (&cfg["data"]["seq_len"], &cfg["data"]["n_train"], &cfg["data"]["n_val"]),
+        (&v("50"), &v("64"), &v("16"))
+    );
+    assert_eq!(cfg["loader"]["subsample"], v("40"));
+    assert_eq!(cfg["name"], v("pcm"));
+    assert_eq!(cfg["logger"]["name"], v("d4l"));
+    assert_eq!(cfg["tags"], v("[mnist, baseline, v2]"));
+    assert_eq!((&cfg["model"]["d_model"], &cfg["model"]["layer"]["d_state"]), (&v("8"), &v("4")));
+    assert_eq!((&cfg["trainer"]["max_epochs"], &cfg["trainer"]["monitor"]), (&v("3"), &v("val/mse")));
+
+    // Training and validation come from one dataset; another one is refused by name.
+    std::fs::write(p.join("val.yaml"), "_name_: copying\n").unwrap();
+    let (_, err) = text(&wavessm(p, &args));
+    assert!(err.contains("data._name_") && err.contains("`copying`") && err.contains("`adding`"), "{err}");
+    let (_, err) = text(&wavessm(p, &["fit", "--print-config", "--tags", "a", "trainer.max_epochs=2"]));
+    assert!(err.contains("looks like an override"), "{err}");
+}

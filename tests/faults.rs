@@ -6,13 +6,11 @@ mod common;
 
 use std::path::Path;
 
-use burn::tensor::{Device, Tensor};
 use common::serial;
 use wavessm::config::ConfigRequest;
 use wavessm::experiment::ExperimentConfig;
-use wavessm::model::SequenceModel;
 use wavessm::train::checkpoint::Checkpoint;
-use wavessm::train::run::{MetricsCsv, RunDir};
+use wavessm::train::run::{MetricsCsv, ResumePoint, RunDir};
 use wavessm::train::{FitOptions, fit};
 
 fn config(save_dir: &Path, extra: &[&str]) -> ExperimentConfig {
@@ -39,22 +37,6 @@ fn opts(resume: Option<&Path>) -> FitOptions {
     FitOptions { resume: resume.map(Path::to_path_buf), quiet: true, ..Default::default() }
 }
 
-/// Every parameter value of a run's `last.bpk`.
-fn params(cfg: &ExperimentConfig, run: &Path) -> Vec<f32> {
-    struct Collect(Vec<f32>);
-    impl burn::module::ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-            self.0.extend(p.val().try_into_vec_as::<f32>().unwrap());
-        }
-    }
-    let path = run.join("checkpoints/last.bpk");
-    let model = SequenceModel::new(&cfg.model, 1, 10, &Device::flex()).unwrap();
-    let model = wavessm::train::fit::load_model(model, Checkpoint::load(&path).unwrap().model, &path).unwrap();
-    let mut c = Collect(Vec::new());
-    burn::module::Module::visit(&model, &mut c);
-    c.0
-}
-
 #[test]
 fn a_mid_epoch_interruption_resumes_bit_for_bit() {
     let _turn = serial();
@@ -71,7 +53,7 @@ fn a_mid_epoch_interruption_resumes_bit_for_bit() {
     assert_eq!((resumed.epochs, resumed.steps), (full.epochs, full.steps));
     assert_eq!(resumed.val, full.val);
     assert_eq!(resumed.test, full.test);
-    assert!(params(&cfg, &resumed.run) == params(&cfg, &full.run), "identical parameters");
+    assert!(common::last_params(&cfg, &resumed.run) == common::last_params(&cfg, &full.run), "identical parameters");
 }
 
 #[test]
@@ -125,13 +107,16 @@ fn a_torn_metrics_row_is_dropped_on_reopen() {
     );
     // Killed after an epoch's rows but before its checkpoint, which was written mid-epoch at the
     // same step: resuming drops that epoch's end rows (it is validated again), keeps the steps.
-    let rows = "step,epoch,split,name,value\n24,2,train,loss_step,0.5\n24,2,train,loss,0.6\n24,2,val,loss,0.7\n16,1,val,loss,0.8\n";
-    std::fs::write(&p, rows).unwrap();
-    drop(MetricsCsv::open(&p, Some((24, 2))).unwrap());
-    assert_eq!(
-        std::fs::read_to_string(&p).unwrap(),
-        "step,epoch,split,name,value\n24,2,train,loss_step,0.5\n16,1,val,loss,0.8\n"
-    );
+    // A mid-epoch validation at step 20 that the checkpoint includes keeps its rows.
+    let rows = "step,epoch,split,name,value\n20,2,val,loss,0.65\n24,2,train,loss_step,0.5\n24,2,train,loss,0.6\n24,2,val,loss,0.7\n16,1,val,loss,0.8\n";
+    for (mid_val_step, kept) in [(None, ""), (Some(20), "20,2,val,loss,0.65\n")] {
+        std::fs::write(&p, rows).unwrap();
+        drop(MetricsCsv::open(&p, Some(ResumePoint { step: 24, epoch: 2, mid_val_step })).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            format!("step,epoch,split,name,value\n{kept}24,2,train,loss_step,0.5\n16,1,val,loss,0.8\n")
+        );
+    }
 }
 
 #[test]

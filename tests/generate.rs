@@ -114,3 +114,30 @@ fn generate_refuses_a_classification_checkpoint() {
         "{err}"
     );
 }
+
+#[test]
+fn generate_names_the_option_that_looks_ahead() {
+    let _turn = serial();
+    let dir = tempfile::tempdir().unwrap();
+    for (layer, key) in [
+        (&["model=transformer", "model.layer.causal=false", "model.layer.n_heads=2"][..], "model.layer.causal"),
+        (&["model=lstm", "model.layer.bidirectional=true"], "model.layer.bidirectional"),
+    ] {
+        let tokens: Vec<String> = ["experiment=lm/s4d-text", "data.level=char", "data.seq_len=16", "model.d_model=8"]
+            .iter()
+            .chain(layer)
+            .chain(&["model.n_layers=1", "trainer.max_epochs=1", "trainer.limit_train_batches=1"])
+            .chain(&["trainer.limit_eval_batches=1", "trainer.progress_bar=never"])
+            .map(|s| s.to_string())
+            .chain([
+                format!("data.path={}", data_dir().join("text/sotu").display()),
+                format!("logger.save_dir={}", dir.path().display()),
+            ])
+            .collect();
+        let cfg = ConfigRequest { tokens, ..Default::default() }.resolve().unwrap();
+        let s = fit(&cfg, &FitOptions { quiet: true, ..Default::default() }).unwrap();
+        let o = wavessm(&["generate", "--ckpt", s.run.join("checkpoints/last.bpk").to_str().unwrap(), "--length", "4"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(key), "{layer:?}: {err}");
+    }
+}

@@ -2,6 +2,7 @@
 //! `../shared/golden`), on the CPU: each case through the fused kernels and the tensor-op path.
 
 mod common;
+mod golden_baselines;
 mod golden_cases;
 mod golden_mamba;
 mod golden_mamba2;

@@ -4,6 +4,7 @@
 //! adapter fails these tests rather than skipping them (CI installs lavapipe, software Vulkan).
 
 mod common;
+mod golden_baselines;
 mod golden_cases;
 mod golden_mamba;
 mod golden_mamba2;

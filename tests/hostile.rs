@@ -306,6 +306,11 @@ fn nonsense_hyperparameters_name_their_key() {
         (vec!["scheduler.min_lr_ratio=.inf"], "scheduler.min_lr_ratio"),
         (vec!["loader.eval_batch_size=0"], "loader.eval_batch_size"),
         (vec!["loader.batch_size=0"], "loader.batch_size"),
+        (vec!["trainer.val_check_interval=0"], "trainer.val_check_interval"),
+        (vec!["trainer.val_check_interval=1.5"], "trainer.val_check_interval"),
+        (vec!["trainer.val_check_interval=-1"], "trainer.val_check_interval"),
+        (vec!["trainer.val_check_interval=.nan"], "trainer.val_check_interval"),
+        (vec!["trainer.val_figures_every_n_epochs=0"], "trainer.val_figures_every_n_epochs"),
     ] {
         key_error(&tokens, key);
     }

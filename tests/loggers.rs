@@ -89,6 +89,7 @@ fn tensorboard_events_are_read_by_tensorboard() {
     let start = FitStart { cfg: &cfg, run: &run, num_params: 1, step: s.steps, resumed: true };
     tb.on_fit_start(&start).unwrap();
     tb.on_image("val/figure", &png(), s.steps).unwrap();
+    tb.on_text("val/sample", "a generated sample", s.steps).unwrap();
     let state = TrainerState::fresh(vec![], String::new());
     let state = TrainerState { step: s.steps, ..state };
     tb.on_fit_end(&FitEnd { run: &run, state: &state, test: None, status: FitStatus::Finished }).unwrap();
@@ -155,6 +156,16 @@ fn tensorboard_events_are_read_by_tensorboard() {
     assert_eq!(seen["images"]["val/figure"]["width"], 5);
     assert_eq!(seen["images"]["val/figure"]["height"], 3);
     assert_eq!(seen["images"]["val/figure"]["step"].as_u64(), Some(s.steps as u64));
+    assert_eq!(text["val/sample"].as_str(), Some("a generated sample"));
+
+    // The fit's own validation figure, every epoch: the PNG under figures/ is the image logged.
+    let cm = &seen["images"]["val/confusion_matrix"];
+    let file = std::fs::read(s.run.join("figures/val_confusion_matrix_epoch2.png")).unwrap();
+    assert!(s.run.join("figures/val_confusion_matrix_epoch1.png").is_file());
+    assert_eq!((cm["step"].as_u64(), cm["bytes"].as_u64()), (Some(6), Some(file.len() as u64)), "{cm}");
+    let info = png::Decoder::new(std::io::Cursor::new(&file)).read_info().unwrap().info().clone();
+    assert_eq!((cm["width"].as_u64(), cm["height"].as_u64()), (Some(info.width as u64), Some(info.height as u64)));
+    assert!(info.width >= 400 && info.height >= 400, "{}×{}", info.width, info.height);
 }
 
 /// An `mlflow server` on a free loopback port, stopped (with its workers) when dropped.

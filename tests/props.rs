@@ -654,7 +654,7 @@ proptest! {
     fn yaml_files_never_panic(text in yaml_file()) {
         let sources = ConfigSources::embedded_only();
         let file = ConfigFile { origin: "probe.yaml".into(), text };
-        if let Ok(tree) = compose_files(&sources, &[file], &[]) {
+        if let Ok(tree) = compose_files(&sources, &[file], &[], &mut |_| Ok(())) {
             let _ = ExperimentConfig::from_value(tree);
         }
     }

@@ -55,6 +55,39 @@ fn resnet1d_has_ml4gw_size_and_shapes() {
 }
 
 #[test]
+fn resnet2d_reads_spectrograms_of_each_detector() {
+    let dev = Device::flex();
+    let small: wavessm::model::conv::Resnet2dConfig =
+        serde_yaml::from_str("{layers: [1, 1], base_width: 8, norm_groups: 4, n_fft: 32, hop: 8}").unwrap();
+    let m = small.init(2, 2, &dev).unwrap();
+    let x = Tensor::<3>::from_data(TensorData::new(common::randn(3 * 256 * 2, 4), [3, 256, 2]), &dev);
+    let out = wavessm::model::Classifier::forward(&m, x, None);
+    assert_eq!(out.dims(), [3, 1, 2]);
+    assert!(out.try_into_vec_as::<f32>().unwrap().iter().all(|v| v.is_finite()));
+    for (yaml, key) in [
+        ("{hop: 0}", "model.options.hop"),
+        ("{n_fft: 1}", "model.options.n_fft"),
+        ("{kernel_size: 2}", "model.options.kernel_size"),
+    ] {
+        let e = serde_yaml::from_str::<wavessm::model::conv::Resnet2dConfig>(yaml)
+            .unwrap()
+            .validate("model.options")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key), "{yaml}: {e}");
+    }
+    let cfg = ConfigRequest { tokens: vec!["experiment=gw/resnet2d".into()], ..Default::default() }.resolve().unwrap();
+    assert_eq!(cfg.model.name, "resnet2d");
+    // A frame longer than the data's sequences is refused before anything is built.
+    let tokens = ["model=resnet2d", "model.options.n_fft=4096", "trainer.progress_bar=never"];
+    let cfg = ConfigRequest { tokens: tokens.iter().map(|t| t.to_string()).collect(), ..Default::default() }
+        .resolve()
+        .unwrap();
+    let e = wavessm::train::Setup::new(&cfg, Device::flex()).err().expect("refused").to_string();
+    assert!(e.contains("model.options.n_fft"), "{e}");
+}
+
+#[test]
 fn registry_selects_models_and_keeps_backbone_paths() {
     let c = ConfigRequest {
         tokens: vec!["model=resnet1d".into(), "model.options.layers=[1,1]".into()],

@@ -9,8 +9,8 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use common::{host, max_rel, probe, randn, serial, step_through, t};
 use wavessm::model::rnn::wave::{WaveAct, WaveInit};
-use wavessm::model::rnn::{GruConfig, LstmConfig, Nonlinearity, Recurrent, RnnConfig, WaveRnnConfig};
-use wavessm::model::{LayerOptions, SeqLayer, StepError};
+use wavessm::model::rnn::{GruConfig, LstmConfig, Nonlinearity, Recurrent, RnnConfig, WaveRnnConfig, WrnnConfig};
+use wavessm::model::{Classifier, ClassifierOptions, LayerOptions, SeqLayer, StepError};
 
 /// The four layer kinds with `num_layers` layers (bidirectional or not) for width `h`.
 fn layers(num_layers: usize, bidirectional: bool, h: usize, device: &Device) -> Vec<(&'static str, Recurrent)> {
@@ -85,11 +85,7 @@ fn step_mode_and_chunked_forwarding_equal_forward() {
             assert!(max_rel(&host(c2), &host(cs)) < 1e-5, "{name}: final c");
         }
         // Step mode continued from a forwarded state (a prompt, then generation).
-        let mut resumed = layer.stepper(b, l).expect("stepper");
-        layer.set_state(&mut resumed, &s1).expect("state shape");
-        let tail = step_through(&x.clone().narrow(1, m, l - m), |xt| layer.step(&mut resumed, xt).expect("step"));
-        let y2_host: Vec<f64> = (0..b).flat_map(|bi| y[(bi * l + m) * h..(bi + 1) * l * h].to_vec()).collect();
-        assert!(max_rel(&tail, &y2_host) < 1e-5, "{name}: steps after a forwarded state");
+        common::check_steps_after_state(&layer, &x, &s1, &y, m, name);
     }
 }
 
@@ -100,7 +96,9 @@ fn bidirectional_layers_have_no_step_mode_and_bad_inputs_are_errors() {
     let x = t(randn(b * l * h, 5), [b, l, h], &dev);
     for (name, layer) in layers(1, true, h, &dev) {
         assert_eq!(layer.forward(x.clone()).dims(), [b, l, h], "{name}: bidirectional keeps the width");
-        assert!(matches!(layer.stepper(b, l), Err(StepError::NoRecurrentForm { .. })), "{name}: stepper");
+        let e = layer.stepper(b, l).expect_err("no step mode");
+        let named = e.to_string().contains("model.layer.bidirectional");
+        assert!(matches!(e, StepError::NoRecurrentForm { .. }) && named, "{name}: stepper: {e}");
         assert!(matches!(layer.forward_state(x.clone(), None), Err(StepError::NoRecurrentForm { .. })), "{name}");
     }
     // An empty sequence is no error: no outputs, the state unchanged.
@@ -180,7 +178,7 @@ fn wave_rnn_fused_steps_chunks_and_options() {
     let (b, l, h) = (3, 10, 4);
     let x = t(randn(b * l * h, 9), [b, l, h], &dev).require_grad();
     for act in [WaveAct::Tanh, WaveAct::Relu, WaveAct::Identity] {
-        let cfg = WaveRnnConfig { n_hid: Some(5), n_ch: 2, ksize: 3, init: WaveInit::Rand, act };
+        let cfg = WaveRnnConfig { n_hid: Some(5), n_ch: 2, ksize: 3, init: WaveInit::Rand, act, solo_init: false };
         let layer = cfg.init(h, &dev);
         let run = || {
             let y = layer.forward(x.clone());
@@ -259,4 +257,48 @@ fn dropout_acts_between_layers_in_training_only() {
     let eval = layer.valid();
     let x = x.inner();
     assert_eq!(host(eval.forward(x.clone())), host(eval.forward(x)), "no dropout in evaluation");
+}
+
+#[test]
+fn wrnn_decodes_the_last_state_and_can_train_the_decoder_alone() {
+    let _turn = serial();
+    let dev = Device::flex().autodiff();
+    dev.seed(17);
+    let (b, l, d, k) = (3, 9, 2, 4);
+    let cfg = WrnnConfig { n_hid: 6, n_ch: 2, ..WrnnConfig::default() };
+    let m = cfg.init(d, k, &dev).expect("model");
+    let paths: Vec<String> = wavessm::train::optim::param_paths(&m).into_iter().map(|(p, _)| p).collect();
+    let expected =
+        ["cell.Wx.weight", "cell.Wx.bias", "cell.Wy.weight", "cell.Wy.bias", "readout.weight", "readout.bias"];
+    assert_eq!(paths, expected, "the reference's state_dict keys");
+    // solo_init: every input enters position 0 of each channel with weight 1, nothing else.
+    let wx = host(m.cell.Wx.weight.val()); // [D, C·n]
+    let ones: Vec<usize> = (0..wx.len()).filter(|&i| wx[i] != 0.0).collect();
+    assert_eq!(ones, [0, 6, 12, 18], "{wx:?}");
+    assert!(ones.iter().all(|&i| wx[i] == 1.0));
+
+    // The decoder of the state after each sample's last valid step, stepped by hand.
+    let x = t(randn(b * l * d, 18).iter().map(|v| v.abs()).collect(), [b, l, d], &dev);
+    let lengths = [l, 4, 0];
+    let y = host(m.forward(x.clone(), Some(&lengths))); // [B, 1, K]
+    for (i, &n) in lengths.iter().enumerate() {
+        let mut h = Tensor::<2>::zeros([1, 12], &dev);
+        for s in 0..n {
+            h = m.cell.step(x.clone().narrow(0, i, 1).narrow(1, s, 1).reshape([1, d]), h, cfg.act);
+        }
+        let expect = host(m.readout.forward(h));
+        assert!(max_rel(&y[i * k..(i + 1) * k], &expect) < 1e-5, "sample {i} (length {n})");
+    }
+    assert_eq!(host(m.forward(x.clone(), None))[..k], y[..k], "no lengths reads the last step");
+
+    // freeze_rnn + freeze_encoder: only the decoder gets gradients.
+    let frozen = WrnnConfig { freeze_rnn: true, freeze_encoder: true, ..cfg.clone() }.init(d, k, &dev).expect("model");
+    let g = probe(frozen.forward(x.clone(), None), 19).backward();
+    assert!(frozen.readout.weight.grad(&g).is_some(), "the decoder trains");
+    assert!(frozen.cell.Wx.weight.grad(&g).is_none() && frozen.cell.Wy.weight.grad(&g).is_none(), "the cell is frozen");
+    let g = probe(m.forward(x, None), 19).backward();
+    assert!(m.cell.Wy.weight.grad(&g).is_some(), "unfrozen by default");
+
+    let even = WrnnConfig { ksize: 2, ..WrnnConfig::default() }.validate("model.options");
+    assert!(matches!(even, Err(wavessm::config::ConfigError::Key { path, .. }) if path == "model.options.ksize"));
 }

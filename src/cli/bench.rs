@@ -47,6 +47,9 @@ pub enum Case {
     /// Loader samples/s (prepared shards) against the configured model's training samples/s;
     /// takes config overrides (`wavessm bench data data=sc10 data.path=…`).
     Data,
+    /// Streaming GW inference (`wavessm infer`), seconds of strain per second: ResNet1D on two
+    /// detectors at 2048 Hz, 1 s windows every 0.125 s, 64 s PSDs.
+    Infer,
 }
 
 /// Options of `bench`.
@@ -99,6 +102,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     }
     if matches!(a.case, Case::Generate) {
         return super::bench_generate::run(a);
+    }
+    if matches!(a.case, Case::Infer) {
+        return super::bench_infer::run(a);
     }
     if !(c.overrides.is_empty() && c.config.is_empty() && c.config_dir.is_empty()) {
         anyhow::bail!("config overrides apply to `bench data` only; the other cases have fixed shapes");
@@ -206,7 +212,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             });
             ("transformer", ms, b * l)
         }
-        Case::Data | Case::Generate => unreachable!("handled above"),
+        Case::Data | Case::Generate | Case::Infer => unreachable!("handled above"),
         Case::Step => {
             let (h, n2, l) = (128, 32, 1024);
             let rng_vals = |scale: f64, shift: f64| -> Vec<f64> {

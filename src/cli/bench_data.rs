@@ -23,8 +23,13 @@ const LOADER_SECONDS: f64 = 1.0;
 /// Runs the data bench and prints `data loader_samples_per_s=… model_samples_per_s=… ratio=…`.
 pub fn run(a: &BenchArgs) -> Result<()> {
     let c = &a.config;
-    let cfg = ConfigRequest { config_dirs: c.config_dir.clone(), files: c.config.clone(), tokens: c.overrides.clone() }
-        .resolve()?;
+    let cfg = ConfigRequest {
+        config_dirs: c.config_dir.clone(),
+        files: c.config.clone(),
+        tokens: c.overrides.clone(),
+        ..Default::default()
+    }
+    .resolve()?;
     let mut spec = DataSpec::from_named(&cfg.data, "data")?;
     // The point is the prepared path; `data.prepared=never` still measures the raw one.
     if spec.prepared == PreparedMode::Auto {
@@ -55,6 +60,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let loader_sps = loaded as f64 / t0.elapsed().as_secs_f64().max(1e-9);
 
     // Model: full training steps (forward, loss, backward, AdamW) on the first batches.
+    if model.loss_manager().is_some() {
+        bail!("`bench data` times the task's loss; this chain has its own (model.options.loss)");
+    }
     let mut model = Some(model);
     let mut optim = Optim::new(&cfg)?;
     let batches: Vec<Vec<usize>> = BatchIter::new(train.len(), bs, false, false, 0, 0).collect();

@@ -19,9 +19,14 @@ use crate::train::{FitOptions, Setup, device_for, evaluate, fit};
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Fit(a) if a.multirun => super::sweep::run(&request(&a.config), a.yes, a.resume.is_some()),
+        Command::Fit(a) if a.multirun => super::sweep::run(&fit_request(&a)?, a.yes, a.resume.is_some()),
         Command::Fit(a) => {
             let cfg = match &a.resume {
+                Some(_) if a.d4l.is_set() => {
+                    bail!(
+                        "D4L's flags (--data_train, --model_cfg, …) build a new run; with --resume override single keys"
+                    )
+                }
                 Some(dir) => {
                     let text = crate::io::read_text_capped(
                         &dir.join("config.yaml"),
@@ -31,7 +36,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     .with_context(|| format!("{}: not a run folder (no readable config.yaml)", dir.display()))?;
                     config_over(&text, &a.config, &dir.join("config.yaml"))?
                 }
-                None => request(&a.config).resolve()?,
+                None => fit_request(&a)?.resolve()?,
             };
             if a.config.print_config {
                 print!("{}", cfg.to_yaml());
@@ -39,7 +44,13 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             fit(
                 &cfg,
-                &FitOptions { resume: a.resume.clone(), stop_after_epochs: a.stop_after_epochs, ..Default::default() },
+                &FitOptions {
+                    resume: a.resume.clone(),
+                    stop_after_epochs: a.stop_after_epochs,
+                    init_from: a.init_from.clone(),
+                    partial: a.partial,
+                    ..Default::default()
+                },
             )?;
             Ok(())
         }
@@ -51,6 +62,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plot(a) => super::plot::run(&a),
         Command::Generate(a) => super::sample::run(&a),
         Command::Tune(a) => super::tune::run(&a),
+        Command::Infer(a) => super::infer::run(&a),
         Command::Data(super::DataCommand::Generate(g)) => super::generate::run(&g),
         Command::Data(super::DataCommand::Prepare(p)) => prepare(&p.config),
         Command::Weights(w) => super::weights::run(&w),
@@ -88,7 +100,19 @@ fn prepare(c: &ConfigArgs) -> Result<()> {
 }
 
 pub(super) fn request(c: &ConfigArgs) -> ConfigRequest {
-    ConfigRequest { config_dirs: c.config_dir.clone(), files: c.config.clone(), tokens: c.overrides.clone() }
+    ConfigRequest {
+        config_dirs: c.config_dir.clone(),
+        files: c.config.clone(),
+        tokens: c.overrides.clone(),
+        ..Default::default()
+    }
+}
+
+/// `fit`'s request: the config arguments plus D4L's flags.
+fn fit_request(a: &super::FitArgs) -> Result<ConfigRequest> {
+    let mut req = request(&a.config);
+    a.d4l.apply(&mut req)?;
+    Ok(req)
 }
 
 /// A saved config (run or checkpoint) with command-line key overrides on top.
@@ -158,6 +182,12 @@ fn eval_command(a: &EvalArgs, split: &str) -> Result<()> {
 
 fn predict(a: &PredictArgs) -> Result<()> {
     let (cfg, s, model) = load_for_eval(&a.ckpt, &a.config, a.rate)?;
+    if model.loss_manager().is_some() {
+        bail!(
+            "`predict` writes the task's outputs, but this chain's `forward` feeds its own loss \
+             (model.options.loss); evaluate it with `validate` or `test`"
+        );
+    }
     let data =
         s.data.split(&a.split).with_context(|| format!("unknown split `{}`; use train, val or test", a.split))?;
     let out_path = a.out.clone().unwrap_or_else(|| {

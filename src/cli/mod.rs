@@ -4,8 +4,11 @@ pub mod args;
 pub mod bench;
 pub mod bench_data;
 pub mod bench_generate;
+pub mod bench_infer;
 pub mod commands;
+pub mod d4l;
 pub mod generate;
+pub mod infer;
 pub mod plot;
 pub mod runs;
 pub mod sample;
@@ -61,6 +64,9 @@ pub enum Command {
     /// Search hyperparameters (`search:` from hparams_search=<name> or -c), stopping trials
     /// early with ASHA, on launcher=local|slurm.
     Tune(tune::TuneArgs),
+    /// Run a detector over a long multi-detector strain series (whitened in chunks), writing its
+    /// statistic as a time series; `--timeslide` for background.
+    Infer(infer::InferArgs),
 }
 
 /// `wavessm data …`.
@@ -111,6 +117,13 @@ pub struct FitArgs {
     /// Continue the run in RUN_DIR from its last checkpoint (its config.yaml plus overrides).
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
+    /// Start a new run from another run's weights (fine-tuning): CKPT is a `.bpk` or a run
+    /// folder (its best, else last checkpoint); the optimizer starts fresh.
+    #[arg(long, value_name = "CKPT", conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
+    /// With --init-from: load the parameters whose paths match and report the rest.
+    #[arg(long, requires = "init_from")]
+    pub partial: bool,
     /// Stop after this many epochs have completed, leaving a resumable run.
     #[arg(long, value_name = "N")]
     pub stop_after_epochs: Option<usize>,
@@ -121,6 +134,9 @@ pub struct FitArgs {
     /// Launch a sweep larger than `launcher.max_runs` without asking.
     #[arg(long)]
     pub yes: bool,
+    /// D4L's experiment-script flags, mapped to config keys.
+    #[command(flatten)]
+    pub d4l: d4l::D4lArgs,
 }
 
 /// Options of `validate` and `test`.

@@ -1,19 +1,16 @@
-//! `wavessm generate --ckpt CKPT`: samples text from a language model autoregressively. The
-//! prompt runs in conv mode, then each new token is one recurrent step (O(1) per token for
-//! every layer with a step mode), drawn with temperature, top-k and top-p from a seeded RNG.
+//! `wavessm generate --ckpt CKPT`: samples text from a language model autoregressively (see
+//! [`crate::model::generate`]).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::{Tensor, TensorData};
 use clap::Args;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
 use super::ConfigArgs;
 use super::commands::load_for_eval;
 use crate::data::DataSpec;
 use crate::data::lm::Level;
+use crate::model::generate::{Sampling, generate};
 
 /// Options of `generate`.
 #[derive(Debug, Args)]
@@ -78,30 +75,11 @@ pub fn run(a: &GenerateArgs) -> Result<()> {
     if ids.is_empty() {
         ids.push(if level == Level::Word { crate::data::lm::EOS } else { 0 });
     }
-    let device = &setup.device;
-    let b = a.n;
-    let l = setup.data.train.seq_len;
-    let x: Vec<f32> = (0..b).flat_map(|_| ids.iter().map(|&t| t as f32)).collect();
-    let x = Tensor::<3>::from_data(TensorData::new(x, [b, ids.len(), 1]), device);
-    let (mut logits, mut stepper) = model.prefill(x, l)?;
-    let mut rng = ChaCha8Rng::seed_from_u64(a.seed);
-    let mut out: Vec<Vec<u32>> = vec![Vec::new(); b];
-    for _ in 0..a.length {
-        let host: Vec<f32> = logits.try_into_vec_as::<f32>().expect("f32 logits");
-        let k = host.len() / b;
-        let next: Vec<u32> = (0..b).map(|i| sample(&host[i * k..(i + 1) * k], a, &mut rng)).collect();
-        for (o, &t) in out.iter_mut().zip(&next) {
-            o.push(t);
-        }
-        let x = Tensor::<2>::from_data(
-            TensorData::new(next.iter().map(|&t| t as f32).collect::<Vec<f32>>(), [b, 1]),
-            device,
-        );
-        logits = model.step(&mut stepper, x)?;
-    }
+    let sampling = Sampling { temperature: a.temperature, top_k: a.top_k, top_p: a.top_p, seed: a.seed };
+    let out = generate(&model, &setup.device, &ids, a.n, a.length, setup.data.train.seq_len, &sampling)?;
     for (i, o) in out.iter().enumerate() {
         let words: Vec<&str> = o.iter().map(|&t| tokens.get(t as usize).map_or("<unk>", String::as_str)).collect();
-        if b > 1 {
+        if a.n > 1 {
             println!("--- sample {} ---", i + 1);
         }
         println!("{}{}", prompt, level.join(&words));
@@ -156,34 +134,4 @@ fn encode(prompt: &str, tokens: &[String], level: Level) -> Result<Vec<u32>> {
         }
     }
     Ok(ids)
-}
-
-/// One token from logits: greedy at temperature 0, else softmax(logits / T) cut to the top k
-/// and the top-p nucleus.
-fn sample(logits: &[f32], a: &GenerateArgs, rng: &mut ChaCha8Rng) -> u32 {
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    order.sort_by(|&i, &j| logits[j].total_cmp(&logits[i]));
-    if a.temperature == 0.0 {
-        return order[0] as u32;
-    }
-    let keep = if a.top_k > 0 { a.top_k.min(order.len()) } else { order.len() };
-    let max = logits[order[0]] as f64;
-    let mut probs: Vec<f64> = order[..keep].iter().map(|&i| ((logits[i] as f64 - max) / a.temperature).exp()).collect();
-    let total: f64 = probs.iter().sum();
-    probs.iter_mut().for_each(|p| *p /= total);
-    let mut cum = 0.0;
-    let nucleus = probs.iter().position(|p| {
-        cum += p;
-        cum >= a.top_p
-    });
-    let n = nucleus.map_or(probs.len(), |i| i + 1);
-    let total: f64 = probs[..n].iter().sum();
-    let mut u = rng.random_range(0.0..total);
-    for (r, p) in probs[..n].iter().enumerate() {
-        if u < *p {
-            return order[r] as u32;
-        }
-        u -= p;
-    }
-    order[n - 1] as u32
 }

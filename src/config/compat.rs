@@ -12,6 +12,8 @@ const RENAMES: &[(&str, &str)] = &[
     ("train.monitor", "trainer.monitor"),
     ("train.mode", "trainer.mode"),
     ("train.seed", "seed"),
+    ("train.interval", "scheduler.interval"),
+    ("train.test", "trainer.test_after_fit"),
     ("dataset", "data"),
 ];
 
@@ -36,6 +38,25 @@ pub fn translate(token: &str, note: &mut dyn FnMut(String)) -> Result<Translated
     if (path == "wandb" && prefix == "~") || (path == "wandb.mode" && value == Some("disabled")) {
         note(format!("`{token}` read as `wandb=null`"));
         return Ok(Translated::Token("wandb=null".into()));
+    }
+    if matches!(path, "dataset.all_classes" | "data.all_classes") {
+        let classes = match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            Some("true") => "sc35",
+            Some("false") => "sc10",
+            _ => {
+                return Err(ConfigError::Override {
+                    token: token.into(),
+                    why: "`all_classes` is true (Speech Commands' 35 words) or false (the 10-word subset)".into(),
+                });
+            }
+        };
+        let new = format!("data.classes={classes}");
+        note(format!("`{token}` read as `{new}` (state-spaces/s4 name)"));
+        return Ok(Translated::Token(new));
+    }
+    if matches!(path, "train.ignore_warnings" | "train.debug") {
+        note(format!("`{token}` ignored: wavessm has no such switch"));
+        return Ok(Translated::Drop);
     }
     if path == "trainer.resume_from_checkpoint" {
         return Err(ConfigError::Override {
@@ -83,6 +104,11 @@ mod tests {
         assert_eq!(r.unwrap(), t("model.d_model=8"));
         assert!(notes.is_empty());
         assert!(tr("train.seed=3").1[0].contains("read as `seed=3`"));
+        assert_eq!(tr("dataset.all_classes=true").0.unwrap(), t("data.classes=sc35"));
+        assert_eq!(tr("dataset.all_classes=False").0.unwrap(), t("data.classes=sc10"));
+        assert!(tr("dataset.all_classes=maybe").0.is_err());
+        assert_eq!(tr("train.interval=epoch").0.unwrap(), t("scheduler.interval=epoch"));
+        assert_eq!(tr("train.ignore_warnings=true").0.unwrap(), Translated::Drop);
     }
 
     #[test]

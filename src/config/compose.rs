@@ -136,8 +136,16 @@ fn read_option(sources: &ConfigSources, group: &str, option: &str) -> Result<Con
     })
 }
 
+/// A rewrite of the merged tree into our keys, run before the key overrides.
+pub type Dialect<'a> = dyn FnMut(&mut Value) -> Result<(), ConfigError> + 'a;
+
 /// Composes the full config tree from the root, the `-c` files and the command line.
-pub fn compose(sources: &ConfigSources, files: &[&Path], items: &[Item]) -> Result<Value, ConfigError> {
+pub fn compose(
+    sources: &ConfigSources,
+    files: &[&Path],
+    items: &[Item],
+    dialect: &mut Dialect,
+) -> Result<Value, ConfigError> {
     let files = files
         .iter()
         .map(|f| {
@@ -147,11 +155,16 @@ pub fn compose(sources: &ConfigSources, files: &[&Path], items: &[Item]) -> Resu
                 .map_err(|e| ConfigError::File { origin, msg: e.to_string() })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    compose_files(sources, &files, items)
+    compose_files(sources, &files, items, dialect)
 }
 
 /// [`compose`] with the `-c` files' texts already read.
-pub fn compose_files(sources: &ConfigSources, files: &[ConfigFile], items: &[Item]) -> Result<Value, ConfigError> {
+pub fn compose_files(
+    sources: &ConfigSources,
+    files: &[ConfigFile],
+    items: &[Item],
+    dialect: &mut Dialect,
+) -> Result<Value, ConfigError> {
     let root_file = sources
         .read("config.yaml")
         .map_err(|e| ConfigError::File { origin: "config.yaml".into(), msg: e.to_string() })?
@@ -259,6 +272,7 @@ pub fn compose_files(sources: &ConfigSources, files: &[ConfigFile], items: &[Ite
         }
     }
 
+    dialect(&mut tree)?;
     // 3. Key overrides, in order.
     for item in items {
         if let Item::Key(o) = item {

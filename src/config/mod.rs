@@ -5,6 +5,9 @@
 pub mod check;
 pub mod compat;
 pub mod compose;
+pub mod interpolate;
+pub mod lightning;
+mod lightning_trainer;
 mod named;
 pub mod overrides;
 pub mod sources;
@@ -45,18 +48,77 @@ pub struct ConfigRequest {
     pub files: Vec<PathBuf>,
     /// Hydra tokens (`a.b=1`, `model=s4d`) and converted `--a.b 1` flags, in order.
     pub tokens: Vec<String>,
+    /// Files merged under one section after the `-c` files (D4L's `--model_cfg`, …): the
+    /// section key and the file.
+    pub section_files: Vec<(String, PathBuf)>,
 }
 
 impl ConfigRequest {
     /// Composes the config tree and applies the overrides (typed validation happens one level
     /// up, in the experiment).
     pub fn compose(&self) -> Result<Value, ConfigError> {
+        self.compose_with(&mut |_| Ok(()))
+    }
+
+    /// [`Self::compose`] with `dialect` rewriting the merged files into our keys before the
+    /// command-line overrides apply (LightningCLI sections, see [`lightning`]).
+    pub fn compose_with(&self, dialect: &mut compose::Dialect) -> Result<Value, ConfigError> {
         let sources = ConfigSources::new(self.config_dirs.clone());
         let items: Vec<Item> =
             self.tokens.iter().filter_map(|t| classify(&sources, t).transpose()).collect::<Result<_, _>>()?;
         let files: Vec<&Path> = self.files.iter().map(|p| p.as_path()).collect();
-        compose::compose(&sources, &files, &items)
+        let sections = self.read_section_files()?;
+        let mut hook = |tree: &mut Value| {
+            for (key, body) in &sections {
+                merge_section(tree, key, body.clone());
+            }
+            dialect(tree)
+        };
+        compose::compose(&sources, &files, &items, &mut hook)
     }
+
+    /// Reads [`Self::section_files`]; two files for one section must name the same entry.
+    fn read_section_files(&self) -> Result<Vec<(String, Value)>, ConfigError> {
+        let mut out: Vec<(String, Value)> = Vec::new();
+        for (key, f) in &self.section_files {
+            let origin = f.display().to_string();
+            let text = crate::io::read_text_capped(f, crate::io::MAX_CONFIG_BYTES, "a config file")
+                .map_err(|e| ConfigError::File { origin: origin.clone(), msg: e.to_string() })?;
+            let body: Value =
+                serde_yaml::from_str(&text).map_err(|e| ConfigError::File { origin, msg: e.to_string() })?;
+            let name = |v: &Value| v.get("_name_").and_then(Value::as_str).map(str::to_string);
+            if let Some((_, earlier)) = out.iter().find(|(k, _)| k == key)
+                && let (Some(a), Some(b)) = (name(earlier), name(&body))
+                && a != b
+            {
+                return Err(ConfigError::Key {
+                    path: format!("{key}._name_"),
+                    msg: format!(
+                        "`{}` names `{b}` but an earlier `{key}` file names `{a}`: one dataset gives the \
+                         training and validation splits",
+                        f.display()
+                    ),
+                });
+            }
+            out.push((key.clone(), body));
+        }
+        Ok(out)
+    }
+}
+
+/// Merges `body` under `key`; a body naming another registry entry than the tree's replaces it.
+fn merge_section(tree: &mut Value, key: &str, body: Value) {
+    let Some(root) = tree.as_mapping_mut() else { return };
+    let slot = root.entry(key.into()).or_insert(Value::Null);
+    let current = match &*slot {
+        Value::String(s) => Some(s.clone()),
+        v => v.get("_name_").and_then(Value::as_str).map(str::to_string),
+    };
+    let new = body.get("_name_").and_then(Value::as_str);
+    if new.is_some_and(|n| current.as_deref() != Some(n)) {
+        *slot = Value::Null;
+    }
+    overrides::merge(slot, body);
 }
 
 /// Deserializes `value` into `T`, turning serde's message into one that names `prefix.path`,

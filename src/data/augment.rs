@@ -20,6 +20,7 @@ impl DataConfig {
     pub fn augmentation(&self) -> Option<Augmentation> {
         match self {
             DataConfig::Gw(c) => Some(Augmentation::Gw(c.augment.clone())),
+            DataConfig::GwStrain(c) => Some(Augmentation::Gw(c.augment.clone())),
             _ => None,
         }
     }

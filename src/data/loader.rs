@@ -69,6 +69,16 @@ pub struct LoaderConfig {
     /// Drop the last incomplete training batch.
     #[serde(default)]
     pub drop_last: bool,
+    /// Train on the first N training sequences only (null: all; D4L's `--subsample_size`).
+    #[serde(default)]
+    pub subsample: Option<usize>,
+}
+
+impl LoaderConfig {
+    /// How many of `n` training sequences an epoch draws from.
+    pub fn train_len(&self, n: usize) -> usize {
+        self.subsample.map_or(n, |s| s.min(n))
+    }
 }
 
 /// The largest batch accepted.
@@ -94,6 +104,6 @@ fn yes() -> bool {
 
 impl Default for LoaderConfig {
     fn default() -> Self {
-        Self { batch_size: default_batch(), eval_batch_size: None, shuffle: true, drop_last: false }
+        Self { batch_size: default_batch(), eval_batch_size: None, shuffle: true, drop_last: false, subsample: None }
     }
 }

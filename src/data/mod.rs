@@ -61,6 +61,7 @@ crate::registry! {
         "selective_copying" => SelectiveCopying(copying::CopyingConfig),
         "npy" => Npy(npy::NpyConfig),
         "gw" => Gw(gw::GwConfig),
+        "gw_strain" => GwStrain(gw::strain::GwStrainConfig),
     }
 }
 
@@ -96,6 +97,7 @@ impl DataConfig {
             DataConfig::SelectiveCopying(c) => copying::load(c, true),
             DataConfig::Npy(c) => npy::load(c),
             DataConfig::Gw(c) => gw::load(c),
+            DataConfig::GwStrain(c) => gw::strain::load(c),
         }
     }
 }

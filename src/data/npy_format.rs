@@ -127,8 +127,22 @@ fn parse_header(path: &Path, h: &str) -> Result<(NpyType, bool, bool, Vec<usize>
     Ok((dtype, big, fortran, shape))
 }
 
-/// Reads a whole `.npy` file, checking the header and the payload size before allocating it.
-pub fn read_npy(path: &Path) -> Result<NpyArray, DataError> {
+/// The checked header of a `.npy` file: element type, byte order, shape and where the payload
+/// starts (its size is checked against the file's).
+#[derive(Debug, Clone)]
+pub struct NpyHeader {
+    /// Element type.
+    pub dtype: NpyType,
+    /// Whether multi-byte elements are big-endian.
+    pub big: bool,
+    /// Shape, C order.
+    pub shape: Vec<usize>,
+    /// Byte offset of the payload.
+    pub offset: u64,
+}
+
+/// Opens a `.npy` file and checks its header against the file size, without reading the payload.
+pub fn open_npy(path: &Path) -> Result<(NpyHeader, std::fs::File), DataError> {
     let mut f = std::fs::File::open(path).map_err(|e| DataError::from_io(path, "NumPy `.npy` array", e))?;
     let io = |e: std::io::Error| DataError::Io { path: path.to_path_buf(), source: e };
     let file_len = f.metadata().map_err(io)?.len();
@@ -165,26 +179,48 @@ pub fn read_npy(path: &Path) -> Result<NpyArray, DataError> {
         ));
     }
     let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    let want = count.and_then(|c| c.checked_mul(dtype.size()));
     let have = file_len - (pre_len + hlen) as u64;
-    let want = want.filter(|&w| w as u64 == have).ok_or_else(|| {
-        corrupt(
+    if count.and_then(|c| c.checked_mul(dtype.size())).is_none_or(|w| w as u64 != have) {
+        return Err(corrupt(
             path,
             format!(
                 "header field `shape`: {shape:?} of {} bytes each needs {} payload bytes, the file has {have}",
                 dtype.size(),
                 count.and_then(|c| c.checked_mul(dtype.size())).map_or("too many".into(), |w| w.to_string())
             ),
-        )
-    })?;
-    let mut bytes = vec![0u8; want];
+        ));
+    }
+    Ok((NpyHeader { dtype, big, shape, offset: (pre_len + hlen) as u64 }, f))
+}
+
+/// Reads a whole `.npy` file, checking the header and the payload size before allocating it.
+pub fn read_npy(path: &Path) -> Result<NpyArray, DataError> {
+    let (h, mut f) = open_npy(path)?;
+    let n = h.shape.iter().product::<usize>() * h.dtype.size();
+    read_payload(path, &h, &mut f, 0, n / h.dtype.size())
+}
+
+/// Elements `start..start + count` of an opened file's payload, as an array of shape [count].
+pub fn read_payload(
+    path: &Path,
+    h: &NpyHeader,
+    f: &mut std::fs::File,
+    start: usize,
+    count: usize,
+) -> Result<NpyArray, DataError> {
+    use std::io::{Seek, SeekFrom};
+    let io = |e: std::io::Error| DataError::Io { path: path.to_path_buf(), source: e };
+    let size = h.dtype.size();
+    f.seek(SeekFrom::Start(h.offset + (start * size) as u64)).map_err(io)?;
+    let mut bytes = vec![0u8; count * size];
     f.read_exact(&mut bytes).map_err(io)?;
-    if big {
-        for chunk in bytes.chunks_mut(dtype.size()) {
+    if h.big {
+        for chunk in bytes.chunks_mut(size) {
             chunk.reverse();
         }
     }
-    Ok(NpyArray { path: path.to_path_buf(), dtype, shape, bytes })
+    let shape = if start == 0 && count == h.shape.iter().product::<usize>() { h.shape.clone() } else { vec![count] };
+    Ok(NpyArray { path: path.to_path_buf(), dtype: h.dtype, shape, bytes })
 }
 
 impl NpyArray {
@@ -218,11 +254,16 @@ impl NpyArray {
 
     /// All values as f64, refusing NaN and infinities (naming the flat index).
     pub fn to_f64(&self) -> Result<Vec<f64>, DataError> {
+        self.to_f64_at(0)
+    }
+
+    /// [`Self::to_f64`] for a slice that starts at flat index `base` of its file.
+    pub fn to_f64_at(&self, base: usize) -> Result<Vec<f64>, DataError> {
         let mut out = Vec::with_capacity(self.len());
         for i in 0..self.len() {
             let v = self.get(i);
             if !v.is_finite() {
-                return Err(corrupt(&self.path, format!("value {v} at flat index {i}: NaN or infinity")));
+                return Err(corrupt(&self.path, format!("value {v} at flat index {}: NaN or infinity", base + i)));
             }
             out.push(v);
         }
@@ -248,20 +289,30 @@ impl NpyArray {
 
 /// Writes a little-endian float32 `.npy` (version 1.0), as NumPy would (tests and tools).
 pub fn write_npy_f32(path: &Path, shape: &[usize], values: &[f32]) -> std::io::Result<()> {
+    let payload: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, npy_bytes("<f4", shape, &payload))
+}
+
+/// Writes a little-endian float64 `.npy` (version 1.0) atomically.
+pub fn write_npy_f64(path: &Path, shape: &[usize], values: &[f64]) -> Result<(), crate::io::FileError> {
+    let payload: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    crate::io::write_atomic(path, |f| std::io::Write::write_all(f, &npy_bytes("<f8", shape, &payload)))
+}
+
+/// A version-1.0 `.npy` file of `descr` elements with the given little-endian payload.
+fn npy_bytes(descr: &str, shape: &[usize], payload: &[u8]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {tuple}, }}");
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
     // Pad so that the payload starts on a 64-byte boundary, ending the header with '\n'.
     while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + values.len() * 4);
+    let mut out = Vec::with_capacity(10 + header.len() + payload.len());
     out.extend_from_slice(b"\x93NUMPY\x01\x00");
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::write(path, out)
+    out.extend_from_slice(payload);
+    out
 }

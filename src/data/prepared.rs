@@ -91,6 +91,7 @@ fn source_dir(d: &DataConfig) -> Option<PathBuf> {
         DataConfig::Wikitext103(c) => data_dir(&c.path, "wt103"),
         DataConfig::Npy(c) => data_dir(&c.path, "npy"),
         DataConfig::Gw(c) => data_dir(&c.path, "gw"),
+        DataConfig::GwStrain(c) => data_dir(&c.path, "gw_strain"),
         // Generated from their options (digits are embedded): nothing on disk to fingerprint.
         _ => return None,
     })

@@ -16,8 +16,10 @@
 pub mod attention;
 pub mod backbone;
 pub mod block;
+pub mod chain;
 pub mod config;
 pub mod conv;
+pub mod generate;
 pub mod layer;
 pub mod memory;
 pub mod registry;
@@ -42,6 +44,9 @@ crate::layers! {
     "gru" => Gru(rnn::GruConfig, rnn::Gru),
     "rnn" => Rnn(rnn::RnnConfig, rnn::Rnn),
     "wave_rnn" => WaveRnn(rnn::WaveRnnConfig, rnn::WaveRnn),
+    "unicornn" => Unicornn(rnn::UnicornnConfig, rnn::Unicornn),
+    "lipschitz_rnn" => LipschitzRnn(rnn::LipschitzRnnConfig, rnn::LipschitzRnn),
+    "ckconv" => CkConv(conv::CkConvConfig, conv::CkConv),
     "mamba" => Mamba(ssm::MambaConfig, ssm::Mamba),
     "mamba2" => Mamba2(ssm::Mamba2Config, ssm::Mamba2),
     "transformer" => Transformer(attention::TransformerConfig, attention::Transformer),
@@ -49,6 +54,24 @@ crate::layers! {
 
 crate::models! {
     "resnet1d" => Resnet1d(conv::Resnet1dConfig, conv::Resnet1d),
+    "resnet2d" => Resnet2d(conv::Resnet2dConfig, conv::Resnet2d),
+    "wrnn" => Wrnn(rnn::WrnnConfig, rnn::Wrnn),
+    "chain" => Chain(chain::ChainConfig, chain::Chain),
+}
+
+impl Model {
+    /// The chain, when this is one (its commands and loss manager).
+    pub fn as_chain(&self) -> Option<&chain::Chain> {
+        match self {
+            Model::Chain(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The loss manager of a chain with `loss` terms.
+    pub fn loss_manager(&self) -> Option<&crate::task::loss_manager::LossManager> {
+        self.as_chain().and_then(chain::Chain::losses)
+    }
 }
 
 impl LayerConfig {

@@ -42,6 +42,18 @@ pub trait ClassifierOptions: Serialize + DeserializeOwned + Clone + Debug + Defa
         false
     }
 
+    /// Checks the model fits inputs of `seq_len` steps, naming `{path}.{key}` (e.g. a frame
+    /// longer than the sequence).
+    fn check_seq_len(&self, _path: &str, _seq_len: usize) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    /// The metric names of a model that computes its own loss (a chain's loss manager);
+    /// `None` when the task's loss and metrics apply.
+    fn own_metrics(&self) -> Option<Vec<String>> {
+        None
+    }
+
     /// Builds the model for `d_input` features per step and `d_output` outputs.
     fn init(&self, d_input: usize, d_output: usize, device: &Device) -> Result<Self::Model, ConfigError>;
 }
@@ -66,6 +78,16 @@ macro_rules! models {
             /// Whether the model predicts every step.
             pub fn per_step(&self) -> bool {
                 match self { $(Self::$Variant(c) => $crate::model::ClassifierOptions::per_step(c)),+ }
+            }
+
+            /// Checks the model fits the data's sequence length.
+            pub fn check_seq_len(&self, path: &str, seq_len: usize) -> Result<(), $crate::config::ConfigError> {
+                match self { $(Self::$Variant(c) => $crate::model::ClassifierOptions::check_seq_len(c, path, seq_len)),+ }
+            }
+
+            /// The metrics of a model with its own loss (see [`ClassifierOptions::own_metrics`]).
+            pub fn own_metrics(&self) -> Option<Vec<String>> {
+                match self { $(Self::$Variant(c) => $crate::model::ClassifierOptions::own_metrics(c)),+ }
             }
 
             /// Builds the model.

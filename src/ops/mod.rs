@@ -9,8 +9,10 @@
 pub mod cauchy;
 pub mod dwconv;
 pub mod host;
+pub mod lipschitz;
 pub mod rnn;
 pub mod scan;
+pub mod unicornn;
 
 use std::borrow::Cow;
 

@@ -3,7 +3,9 @@
 pub mod binary;
 pub mod classification;
 pub mod lm;
+pub mod loss_manager;
 pub mod regression;
+pub mod shifted_pearson;
 
 use std::collections::BTreeMap;
 

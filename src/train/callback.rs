@@ -4,7 +4,8 @@
 //!
 //! The hooks, in order: `on_fit_start` (config, run folder, model size), `on_train_step` (every
 //! `trainer.log_every_n_steps` steps), `on_epoch_end` (metrics, learning rates, throughput, the
-//! model), `on_image` (a PNG figure, whenever one is made), `on_fit_end` (finished, stopped or
+//! model; also after a mid-epoch validation), `on_image` (a PNG figure, whenever one is made),
+//! `on_text` (markdown, e.g. a generated sample), `on_fit_end` (finished, stopped or
 //! failed, with the test metrics).
 
 use std::collections::BTreeMap;
@@ -43,7 +44,7 @@ pub struct FitStart<'a> {
     pub resumed: bool,
 }
 
-/// What an epoch ended with.
+/// What an epoch ended with, or a mid-epoch validation (`trainer.val_check_interval`).
 pub struct EpochEnd<'a> {
     /// Optimizer steps so far.
     pub step: usize,
@@ -62,6 +63,8 @@ pub struct EpochEnd<'a> {
     pub samples_per_sec: f64,
     /// The model after the epoch (for parameter histograms).
     pub model: &'a Model,
+    /// A validation within the epoch: `train` and `lrs` are empty, the epoch goes on.
+    pub mid_epoch: bool,
 }
 
 /// How a fit ended.
@@ -110,6 +113,11 @@ pub trait Callback {
 
     /// A figure (PNG bytes) to log under `tag` at `step`.
     fn on_image(&mut self, _tag: &str, _png: &[u8], _step: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// A text (markdown) to log under `tag` at `step`.
+    fn on_text(&mut self, _tag: &str, _markdown: &str, _step: usize) -> Result<()> {
         Ok(())
     }
 
@@ -183,6 +191,14 @@ impl Callbacks {
     pub fn log_image(&mut self, tag: &str, png: &[u8], step: usize) -> Result<()> {
         for c in &mut self.list {
             c.on_image(tag, png, step)?;
+        }
+        Ok(())
+    }
+
+    /// Logs a text (markdown) with every callback that records text.
+    pub fn log_text(&mut self, tag: &str, markdown: &str, step: usize) -> Result<()> {
+        for c in &mut self.list {
+            c.on_text(tag, markdown, step)?;
         }
         Ok(())
     }

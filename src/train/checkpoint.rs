@@ -49,9 +49,39 @@ pub struct TrainerState {
     /// Each callback's own state, by name.
     #[serde(default)]
     pub callbacks: std::collections::BTreeMap<String, serde_json::Value>,
-    /// The `checkpoint.save_top_k` best (monitored value, epoch), best first.
+    /// The `checkpoint.save_top_k` best (monitored value, epoch, step of a mid-epoch
+    /// validation), best first.
+    #[serde(default, deserialize_with = "top_k_entries")]
+    pub top_k: Vec<TopK>,
+    /// Step of the validation that set `best` (null in checkpoints that predate it).
     #[serde(default)]
-    pub top_k: Vec<(f64, usize)>,
+    pub best_step: Option<usize>,
+    /// Step of the last mid-epoch validation (`trainer.val_check_interval`) whose metrics rows
+    /// this checkpoint includes; a resume keeps those rows.
+    #[serde(default)]
+    pub mid_val_step: Option<usize>,
+}
+
+/// A top-k entry: monitored value, epoch (0-based), and the step of a mid-epoch validation.
+pub type TopK = (f64, usize, Option<usize>);
+
+/// Reads top-k entries as `[value, epoch, step]`, or `[value, epoch]` as older checkpoints
+/// wrote them.
+fn top_k_entries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TopK>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Now(f64, usize, Option<usize>),
+        Old(f64, usize),
+    }
+    let entries = Vec::<Entry>::deserialize(d)?;
+    Ok(entries
+        .into_iter()
+        .map(|e| match e {
+            Entry::Now(v, e, s) => (v, e, s),
+            Entry::Old(v, e) => (v, e, None),
+        })
+        .collect())
 }
 
 fn one() -> f64 {
@@ -74,6 +104,8 @@ impl TrainerState {
             stopped_early: false,
             callbacks: Default::default(),
             top_k: Vec::new(),
+            best_step: None,
+            mid_val_step: None,
         }
     }
 
@@ -86,8 +118,10 @@ impl TrainerState {
         if self.step < self.epoch {
             return Err(format!("{} steps cannot complete {} epochs", self.step, self.epoch));
         }
+        // A mid-epoch validation's best is of the epoch still running.
+        let running = usize::from(self.batch > 0);
         if let Some((v, e)) = self.best
-            && (!v.is_finite() || e >= self.epoch)
+            && (!v.is_finite() || e >= self.epoch + running)
         {
             return Err(format!("best {v} at epoch {e} is impossible after {} epochs", self.epoch));
         }
@@ -305,5 +339,25 @@ mod tests {
         v1[7] = 1;
         assert!(Checkpoint::from_bytes(&v1, p).unwrap_err().to_string().contains("older wavessm"));
         assert!(Checkpoint::load(Path::new("/dev/zero")).unwrap_err().to_string().contains("not a regular file"));
+    }
+
+    #[test]
+    fn mid_epoch_bests_and_older_top_k_entries_load() {
+        let p = Path::new("last.bpk");
+        // A validation within epoch 3 (index 2, 5 batches in) set the best.
+        let mid = TrainerState { best: Some((0.95, 2)), batch: 5, best_step: Some(45), step: 45, ..sample().state };
+        let ck = Checkpoint { state: mid.clone(), ..sample() };
+        assert_eq!(Checkpoint::from_bytes(&ck.to_bytes(), p).unwrap().state, mid);
+        // At the epoch boundary the same best would be from the future.
+        let ck = Checkpoint { state: TrainerState { batch: 0, ..mid }, ..sample() };
+        assert!(Checkpoint::from_bytes(&ck.to_bytes(), p).is_err());
+        // Top-k entries were [value, epoch] before they had a step.
+        let old: TrainerState = serde_json::from_value(serde_json::json!({
+            "epoch": 2, "step": 40, "best": [0.9, 1], "schedules": [], "metrics": {}, "config": "seed: 0\n",
+            "version": "0.1.0", "top_k": [[0.9, 1], [0.8, 0]]
+        }))
+        .unwrap();
+        assert_eq!(old.top_k, [(0.9, 1, None), (0.8, 0, None)]);
+        assert_eq!((old.best_step, old.mid_val_step), (None, None));
     }
 }

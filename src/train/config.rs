@@ -7,16 +7,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Named, check};
 
-/// Optimizer names.
+/// Optimizer names (torch's, lower case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerName {
+    /// Adam (weight decay as an L2 term).
+    Adam,
     /// AdamW (decoupled weight decay).
     #[default]
     Adamw,
+    /// SGD with optional (Nesterov) momentum and dampening.
+    Sgd,
+    /// RMSprop (`alpha`, `momentum`, `centered`).
+    Rmsprop,
+    /// Adagrad (`lr_decay`).
+    Adagrad,
+    /// Lion (sign of interpolated momentum; `betas`, decoupled weight decay).
+    Lion,
 }
 
-/// AdamW with regex parameter groups.
+impl OptimizerName {
+    /// The names `optimizer._name_` accepts.
+    pub const NAMES: &'static [&'static str] = &["adam", "adamw", "sgd", "rmsprop", "adagrad", "lion"];
+}
+
+/// The optimizer (any [`OptimizerName`]) with regex parameter groups, each of which may name
+/// its own optimizer and options. Keys an optimizer does not use are ignored by it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimizerConfig {
@@ -34,6 +50,24 @@ pub struct OptimizerConfig {
     /// Adam epsilon (PyTorch's default).
     #[serde(default = "default_eps")]
     pub eps: f64,
+    /// SGD / RMSprop momentum (torch's default 0).
+    #[serde(default)]
+    pub momentum: f64,
+    /// SGD dampening.
+    #[serde(default)]
+    pub dampening: f64,
+    /// SGD Nesterov momentum (needs momentum > 0 and dampening 0).
+    #[serde(default)]
+    pub nesterov: bool,
+    /// RMSprop smoothing constant.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Centered RMSprop.
+    #[serde(default)]
+    pub centered: bool,
+    /// Adagrad learning-rate decay.
+    #[serde(default)]
+    pub lr_decay: f64,
     /// Extra groups by regex over parameter paths (`layers.0.layer.kernel.log_dt`); last match wins.
     #[serde(default)]
     pub groups: Vec<ParamGroupConfig>,
@@ -67,6 +101,9 @@ fn default_betas() -> [f64; 2] {
 fn default_eps() -> f64 {
     1e-8
 }
+fn default_alpha() -> f64 {
+    0.99
+}
 
 /// One regex-selected parameter group.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,6 +120,34 @@ pub struct ParamGroupConfig {
     /// The group's own schedule (default: the global `scheduler`).
     #[serde(default)]
     pub scheduler: Option<Named>,
+    /// The group's own optimizer (default: the global one); the keys below default to the
+    /// global optimizer's.
+    #[serde(rename = "_name_", default)]
+    pub name: Option<OptimizerName>,
+    /// Adam/Lion betas.
+    #[serde(default)]
+    pub betas: Option<[f64; 2]>,
+    /// Epsilon.
+    #[serde(default)]
+    pub eps: Option<f64>,
+    /// SGD / RMSprop momentum.
+    #[serde(default)]
+    pub momentum: Option<f64>,
+    /// SGD dampening.
+    #[serde(default)]
+    pub dampening: Option<f64>,
+    /// SGD Nesterov momentum.
+    #[serde(default)]
+    pub nesterov: Option<bool>,
+    /// RMSprop smoothing constant.
+    #[serde(default)]
+    pub alpha: Option<f64>,
+    /// Centered RMSprop.
+    #[serde(default)]
+    pub centered: Option<bool>,
+    /// Adagrad learning-rate decay.
+    #[serde(default)]
+    pub lr_decay: Option<f64>,
 }
 
 /// Direction of a monitored metric.
@@ -235,6 +300,18 @@ pub struct TrainerConfig {
     /// Validate (and select `best`) every this many epochs; the last epoch always validates.
     #[serde(default = "one")]
     pub check_val_every_n_epoch: usize,
+    /// Validate within an epoch too (Lightning's `val_check_interval`): an integer N every N
+    /// training batches, a fraction f in (0, 1] every ⌊f·batches⌋ batches; in the epochs
+    /// `check_val_every_n_epoch` selects, counted from the epoch's start (null: at epoch ends).
+    #[serde(default)]
+    pub val_check_interval: Option<ValCheckInterval>,
+    /// Draw validation figures (confusion matrix, predicted against target, sequences, a text
+    /// sample) under `<run>/figures/` and log them as images.
+    #[serde(default = "yes")]
+    pub val_figures: bool,
+    /// Draw them at every this many validated epochs.
+    #[serde(default = "one")]
+    pub val_figures_every_n_epochs: usize,
     /// Extra sampling-rate factors to validate at (`[2]` logs `val/accuracy@rate2`: a 16 kHz
     /// model on 8 kHz data, as the S4 repo reports Speech Commands).
     #[serde(default)]
@@ -242,6 +319,26 @@ pub struct TrainerConfig {
     /// Stop when a validation metric stops improving (null = off).
     #[serde(default)]
     pub early_stopping: Option<crate::train::callbacks::early_stopping::EarlyStoppingConfig>,
+}
+
+/// `trainer.val_check_interval`: a batch count or a fraction of the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ValCheckInterval {
+    /// Every this many training batches.
+    Batches(usize),
+    /// Every this fraction of the epoch's batches.
+    Fraction(f64),
+}
+
+impl ValCheckInterval {
+    /// Batches between validations in an epoch of `per_epoch` batches (at least 1).
+    pub fn batches(self, per_epoch: usize) -> usize {
+        match self {
+            Self::Batches(n) => n,
+            Self::Fraction(f) => ((per_epoch as f64 * f) as usize).max(1),
+        }
+    }
 }
 
 /// What the trainer does when a value goes non-finite (NaN or infinite).
@@ -277,6 +374,19 @@ impl TrainerConfig {
         }
         if self.devices.as_ref().is_some_and(|d| d.is_empty()) {
             return bad("devices", "must list at least one device index, or be null".into());
+        }
+        match self.val_check_interval {
+            Some(ValCheckInterval::Batches(0)) => return bad("val_check_interval", "must be at least 1".into()),
+            Some(ValCheckInterval::Fraction(f)) if !(f > 0.0 && f <= 1.0) => {
+                return bad(
+                    "val_check_interval",
+                    format!("must be a batch count ≥ 1 or a fraction of the epoch in (0, 1], got {f}"),
+                );
+            }
+            _ => {}
+        }
+        if self.val_figures_every_n_epochs == 0 {
+            return bad("val_figures_every_n_epochs", "must be at least 1".into());
         }
         if let Some(r) = self.eval_rates.iter().find(|r| !(**r > 0.0 && r.is_finite() && **r <= 1e6)) {
             return bad("eval_rates", format!("rates must be finite numbers in (0, 1e6], got {r}"));

@@ -1,5 +1,6 @@
-//! Figures a person reads: learning curves of runs on shared axes (`wavessm plot`) and a
-//! validation confusion matrix. PNG or SVG by the file's extension, drawn with `plotters`.
+//! Figures a person reads: learning curves of runs on shared axes (`wavessm plot`); the
+//! validation figures are in [`super::val_figures`]. PNG or SVG by the file's extension, drawn
+//! with `plotters`.
 //!
 //! Text needs a TrueType font: `$WAVESSM_FONT`, else DejaVu Sans or Arial from the usual
 //! system folders (Debian's `fonts-dejavu-core`), loaded once.
@@ -73,7 +74,7 @@ impl Curves {
 }
 
 /// A figure that can be drawn on any plotters backend.
-trait Figure {
+pub(super) trait Figure {
     /// Canvas size in pixels.
     fn size(&self) -> (u32, u32);
     /// Draws on `root`.
@@ -174,73 +175,8 @@ where
     Ok(())
 }
 
-/// A confusion matrix `counts[true][predicted]` with its counts written in the cells.
-pub fn confusion_matrix(counts: &[Vec<u64>], title: &str, out: &Path) -> Result<()> {
-    let k = counts.len();
-    if k == 0 || counts.iter().any(|r| r.len() != k) {
-        bail!("a confusion matrix needs K×K counts");
-    }
-    render(out, &Confusion { counts, title })
-}
-
-/// Counts per (true, predicted) class as shaded cells.
-struct Confusion<'a> {
-    counts: &'a [Vec<u64>],
-    title: &'a str,
-}
-
-impl Figure for Confusion<'_> {
-    fn size(&self) -> (u32, u32) {
-        let side = (60 * self.counts.len() as u32 + 160).clamp(460, 1400);
-        (side, side)
-    }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
-    where
-        DB::ErrorType: 'static,
-    {
-        let (counts, k) = (self.counts, self.counts.len());
-        let max = counts.iter().flatten().copied().max().unwrap_or(0).max(1) as f64;
-        let mut chart = ChartBuilder::on(root)
-            .caption(self.title, ("sans-serif", 22))
-            .margin(14)
-            .x_label_area_size(50)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0..k, 0..k)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_desc("predicted class")
-            .y_desc("true class")
-            .x_labels(k.min(30))
-            .y_labels(k.min(30))
-            .y_label_formatter(&|y| format!("{}", k.saturating_sub(1 + y)))
-            .label_style(("sans-serif", 14))
-            .axis_desc_style(("sans-serif", 17))
-            .draw()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let cells = (0..k).flat_map(|t| (0..k).map(move |p| (t, p)));
-        chart
-            .draw_series(cells.clone().map(|(t, p)| {
-                let shade = counts[t][p] as f64 / max;
-                let c = RGBColor(255 - (shade * 200.0) as u8, 255 - (shade * 140.0) as u8, 255);
-                Rectangle::new([(p, k - 1 - t), (p + 1, k - t)], c.filled())
-            }))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if k <= 20 {
-            chart
-                .draw_series(cells.map(|(t, p)| {
-                    Text::new(counts[t][p].to_string(), (p, k - t), ("sans-serif", 13).into_font().color(&BLACK))
-                }))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-        Ok(())
-    }
-}
-
 /// Range of values with 5% padding (a flat series gets ±0.5).
-fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
+pub(super) fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = v.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
     if hi - lo < 1e-12 {
         return (lo - 0.5, hi + 0.5);
@@ -249,8 +185,27 @@ fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// Draws `fig` into PNG bytes (for files written atomically and for loggers).
+pub(super) fn png_bytes(fig: &impl Figure) -> Result<Vec<u8>> {
+    ensure_font()?;
+    let (w, h) = fig.size();
+    let mut rgb = vec![0u8; w as usize * h as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+        fig.draw(&root)?;
+        root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()?.write_image_data(&rgb)?;
+    Ok(out)
+}
+
 /// Draws `fig` to a PNG or SVG file, chosen by `out`'s extension.
-fn render(out: &Path, fig: &impl Figure) -> Result<()> {
+pub(super) fn render(out: &Path, fig: &impl Figure) -> Result<()> {
     ensure_font()?;
     let size = fig.size();
     let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", out.display());

@@ -13,8 +13,10 @@ use crate::config::ConfigError;
 use crate::data::augment::Augmentation;
 use crate::data::{BatchIter, DataModule, DataSpec, SeqData};
 use crate::experiment::ExperimentConfig;
+use crate::model::chain::FORWARD;
 use crate::model::{LayerConfig, Model, PoolKind, SequenceModel};
 use crate::task::TaskConfig;
+use crate::task::loss_manager::{At, LossManager, TermMetrics};
 
 /// Data, task and model built from a config: what every command starts from.
 pub struct Setup {
@@ -48,8 +50,10 @@ impl Setup {
         let task = TaskConfig::from_named(&cfg.task, "task")?;
         let d_output = task.d_output(data.target_kind())?;
         let classifier = cfg.model.classifier()?;
+        // A model with its own loss (a chain's loss manager) reports its own metrics.
+        let own = classifier.as_ref().and_then(|c| c.own_metrics());
         if let Some(c) = &classifier
-            && (task.per_step() != c.per_step() || data.vocab().is_some())
+            && ((own.is_none() && task.per_step() != c.per_step()) || data.vocab().is_some())
         {
             let msg = if data.vocab().is_some() {
                 format!("model `{}` takes real-valued inputs, the dataset has tokens", c.name())
@@ -70,7 +74,8 @@ impl Setup {
             };
             return Err(ConfigError::Key { path: "model.pool".into(), msg }.into());
         }
-        let names: Vec<String> = task.metric_names(d_output).iter().map(|k| format!("val/{k}")).collect();
+        let names: Vec<String> =
+            own.unwrap_or_else(|| task.metric_names(d_output)).iter().map(|k| format!("val/{k}")).collect();
         if !names.contains(&cfg.trainer.monitor) {
             return Err(ConfigError::Key {
                 path: "trainer.monitor".into(),
@@ -91,6 +96,9 @@ impl Setup {
         if classifier.is_none() {
             let d_in = data.vocab().unwrap_or_else(|| data.d_input());
             crate::model::memory::check(&model_cfg, d_in, d_output, data.train.seq_len, cfg.loader.batch_size)?;
+        }
+        if let Some(c) = &classifier {
+            c.check_seq_len("model.options", data.train.seq_len)?;
         }
         let model = match (classifier, data.vocab()) {
             (Some(c), _) => c.init(data.d_input(), d_output, &device)?,
@@ -131,17 +139,55 @@ pub fn evaluate(
     limit: Option<usize>,
     device: &Device,
 ) -> Option<BTreeMap<String, f64>> {
+    evaluate_observed(model, split, task, k, (batch_size, limit), device, &mut |_, _| {})
+}
+
+/// [`evaluate`] that also shows `observe` each batch with its outputs [R, K] on the host
+/// (what the validation figures collect). `batches` is (batch size, limit).
+pub fn evaluate_observed(
+    model: &Model,
+    split: &SeqData,
+    task: &TaskConfig,
+    k: usize,
+    (batch_size, limit): (usize, Option<usize>),
+    device: &Device,
+    observe: &mut dyn FnMut(&crate::data::Batch, &[f32]),
+) -> Option<BTreeMap<String, f64>> {
     let mut m = task.metrics();
+    let mut terms = TermMetrics::default();
     let mut any = false;
     for idx in BatchIter::sequential(split.len(), batch_size).take(limit.unwrap_or(usize::MAX)) {
         any = true;
         let batch = split.batch(&idx, device);
+        if let Some(lm) = model.loss_manager() {
+            let (total, t) = managed_loss(model, lm, &batch, None);
+            terms.update(total.into_scalar::<f64>(), &host_terms(t), idx.len());
+            continue;
+        }
         let out = outputs(model, &batch, k);
         let loss = task.loss(out.clone(), &batch.y).into_scalar::<f64>();
         let host: Vec<f32> = out.try_into_vec_as::<f32>().expect("f32 outputs");
         m.update(&host, k, &batch.y, loss);
+        observe(&batch, &host);
     }
-    any.then(|| m.finish())
+    any.then(|| if model.loss_manager().is_some() { terms.finish() } else { m.finish() })
+}
+
+/// The loss manager's total and terms for a batch: runs the chain's `forward` command.
+pub fn managed_loss(
+    model: &Model,
+    lm: &LossManager,
+    batch: &crate::data::Batch,
+    at: Option<At>,
+) -> (Tensor<1>, Vec<(String, Tensor<1>)>) {
+    let chain = model.as_chain().expect("a loss manager belongs to a chain");
+    let (values, _) = chain.run(FORWARD, batch.x.clone(), batch.lengths.as_deref()).expect("`forward` (checked)");
+    lm.loss(&values, &batch.y, at)
+}
+
+/// Terms as host values.
+pub fn host_terms(terms: Vec<(String, Tensor<1>)>) -> Vec<(String, f64)> {
+    terms.into_iter().map(|(n, t)| (n, t.into_scalar::<f64>())).collect()
 }
 
 /// Prefixes metric names with `split/`.
@@ -166,6 +212,10 @@ pub struct FitOptions {
     pub stop_after_steps: Option<usize>,
     /// Print nothing but errors.
     pub quiet: bool,
+    /// Start a new run from this checkpoint's weights (a `.bpk` or a run folder).
+    pub init_from: Option<PathBuf>,
+    /// With `init_from`: load the parameters both have, report the rest.
+    pub partial: bool,
 }
 
 /// What a finished (or stopped) fit reports.

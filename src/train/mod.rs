@@ -7,16 +7,20 @@ pub mod config;
 pub mod device;
 pub mod figures;
 pub mod fit;
+pub mod init_from;
 pub mod nonfinite;
 pub mod optim;
+pub mod optimizers;
 pub mod progress;
 pub mod run;
 pub mod run_info;
 pub mod scheduler;
+pub mod schedules;
 pub mod shared;
 pub mod signals;
 pub mod status;
 pub mod trainer;
+pub mod val_figures;
 
 pub use config::{
     CheckpointConfig, DeviceKind, LoggerConfig, Mode, OnNonFinite, OptimizerConfig, ParamGroupConfig, Precision,

@@ -1,7 +1,7 @@
-//! AdamW with parameter groups: the whole model, then one group per kind of SSM parameter the
-//! layer marks (`ssm.dt`, `ssm.A`, …: s4's `lr` / `wd` options, by default lr 1e-3 and weight
-//! decay 0), then the user's regex groups (last match wins).
-//! Each group's learning rate follows its own schedule.
+//! The optimizer with parameter groups: the whole model, then one group per kind of SSM
+//! parameter the layer marks (`ssm.dt`, `ssm.A`, …: s4's `lr` / `wd` options, by default lr 1e-3
+//! and weight decay 0), then the user's regex groups (last match wins), each with its own
+//! optimizer kind ([`OptimizerSpec`]). Each group's learning rate follows its own schedule.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,13 +9,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::optim::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 use burn::optim::lr_scheduler::{LrScheduler, LrSchedulerRecord};
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
 
-use super::scheduler::{ScheduleState, SchedulerConfig};
+use super::optimizers::OptimizerSpec;
+use super::scheduler::ScheduleState;
+use super::schedules::Schedule;
 use crate::config::ConfigError;
 use crate::experiment::ExperimentConfig;
-use crate::model::LayerConfig;
+use crate::model::{ClassifierConfig, LayerConfig};
+use crate::train::config::ParamGroupConfig;
 
 /// A learning rate that the trainer sets before each step (burn's schedulers cannot see
 /// validation metrics, so ours computes the value and this hands it over).
@@ -42,14 +45,14 @@ pub struct GroupPlan {
     /// Weight decay.
     pub weight_decay: f64,
     /// Schedule applied to it.
-    pub schedule: SchedulerConfig,
+    pub schedule: Schedule,
     /// Index into the schedule states (groups without their own schedule share state 0).
     pub state: usize,
 }
 
 /// The optimizer and the learning-rate policy of every group.
 pub struct Optim {
-    /// burn's module optimizer (one AdamW per group).
+    /// burn's module optimizer (one optimizer per group).
     pub inner: ModuleOptimizer,
     policy: ModuleLrScheduler,
     cells: Vec<Arc<AtomicU64>>,
@@ -59,6 +62,8 @@ pub struct Optim {
     pub states: Vec<ScheduleState>,
     /// Factor on every group's rate (lowered by `on_nonfinite: rollback`; checkpointed).
     pub lr_scale: f64,
+    /// Optimizer steps per epoch (for `interval: epoch` schedules; the trainer sets it).
+    pub steps_per_epoch: usize,
 }
 
 /// Regex matching `names` (layer-relative, like `kernel.log_dt`) at the end of a parameter path.
@@ -71,15 +76,10 @@ impl Optim {
     /// Builds the optimizer for a config (the layer config supplies the SSM group).
     pub fn new(cfg: &ExperimentConfig) -> Result<Self, ConfigError> {
         let o = &cfg.optimizer;
-        let adamw = |wd: f64| {
-            AdamWConfig::new()
-                .with_beta_1(o.betas[0] as f32)
-                .with_beta_2(o.betas[1] as f32)
-                .with_epsilon(o.eps as f32)
-                .with_weight_decay(wd as f32)
-        };
-        let global = SchedulerConfig::from_named(&cfg.scheduler, "scheduler")?;
-        let mut inner = adamw(o.weight_decay).init();
+        let spec = OptimizerSpec::global(o);
+        spec.validate("optimizer")?;
+        let global = Schedule::from_named(&cfg.scheduler, "scheduler")?;
+        let mut inner = spec.module();
         let mut groups = vec![GroupPlan {
             name: "default".into(),
             lr: o.lr,
@@ -96,7 +96,7 @@ impl Optim {
         for g in layer.ssm_groups().into_iter().filter(|g| !g.is_default() && !g.frozen()) {
             let m = ParamGroup::from_regex(suffix_regex(g.names)).expect("escaped names form a valid regex");
             let weight_decay = g.wd.unwrap_or(o.weight_decay);
-            inner = inner.with_group(m.clone(), adamw(weight_decay).build(), None);
+            inner = spec.with_weight_decay(weight_decay).add_group(inner, m.clone());
             matchers.push(m);
             groups.push(GroupPlan {
                 name: format!("ssm.{}", g.key),
@@ -106,27 +106,33 @@ impl Optim {
                 state: 0,
             });
         }
-        for (i, gc) in o.groups.iter().enumerate() {
-            let path = format!("optimizer.groups.{i}");
+        // The user's regex groups, then a chain's per-link entries (D4L's `optimizers`).
+        let mut listed: Vec<(String, String, ParamGroupConfig)> = o
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (format!("optimizer.groups.{i}"), format!("groups.{i}"), g.clone()))
+            .collect();
+        if let Some(ClassifierConfig::Chain(c)) = cfg.model.classifier()? {
+            listed.extend(c.optimizer_groups("model.options")?);
+        }
+        for (path, name, gc) in &listed {
+            let path = path.as_str();
             let g = ParamGroup::from_regex(&gc.params)
                 .map_err(|e| ConfigError::Key { path: format!("{path}.params"), msg: format!("{e:?}") })?;
-            let weight_decay = gc.weight_decay.unwrap_or(o.weight_decay);
-            inner = inner.with_group(g.clone(), adamw(weight_decay).build(), None);
+            let group_spec = OptimizerSpec::for_group(o, gc);
+            group_spec.validate(path)?;
+            let weight_decay = group_spec.weight_decay;
+            inner = group_spec.add_group(inner, g.clone());
             matchers.push(g);
             let (schedule, state) = match &gc.scheduler {
                 Some(s) => {
                     states.push(ScheduleState::default());
-                    (SchedulerConfig::from_named(s, &format!("{path}.scheduler"))?, states.len() - 1)
+                    (Schedule::from_named(s, &format!("{path}.scheduler"))?, states.len() - 1)
                 }
                 None => (global.clone(), 0),
             };
-            groups.push(GroupPlan {
-                name: format!("groups.{i}"),
-                lr: gc.lr.unwrap_or(o.lr),
-                weight_decay,
-                schedule,
-                state,
-            });
+            groups.push(GroupPlan { name: name.clone(), lr: gc.lr.unwrap_or(o.lr), weight_decay, schedule, state });
         }
 
         let cells: Vec<Arc<AtomicU64>> = groups.iter().map(|g| Arc::new(AtomicU64::new(g.lr.to_bits()))).collect();
@@ -134,15 +140,18 @@ impl Optim {
         for (m, c) in matchers.into_iter().zip(&cells).skip(1) {
             policy = policy.with_group(m, SharedLr(c.clone()));
         }
-        Ok(Self { inner, policy, cells, groups, states, lr_scale: 1.0 })
+        Ok(Self { inner, policy, cells, groups, states, lr_scale: 1.0, steps_per_epoch: 1 })
     }
 
     /// Learning rate of every group at `step` of `total`.
     pub fn lrs(&self, step: usize, total: usize) -> Vec<f64> {
-        self.groups.iter().map(|g| self.lr_scale * g.schedule.lr(g.lr, step, total, &self.states[g.state])).collect()
+        self.groups
+            .iter()
+            .map(|g| self.lr_scale * g.schedule.lr(g.lr, step, total, self.steps_per_epoch, &self.states[g.state]))
+            .collect()
     }
 
-    /// One AdamW update with the scheduled rates; returns the updated module.
+    /// One optimizer update with the scheduled rates; returns the updated module.
     pub fn step<M: Module>(&mut self, step: usize, total: usize, module: M, grads: GradientsParams) -> M {
         for (cell, lr) in self.cells.iter().zip(self.lrs(step, total)) {
             cell.store(lr.to_bits(), Ordering::Relaxed);
@@ -156,7 +165,7 @@ impl Optim {
         let mut done = vec![false; self.states.len()];
         for g in &self.groups {
             if !done[g.state] {
-                g.schedule.on_validation(metrics, &mut self.states[g.state])?;
+                g.schedule.kind.on_validation(metrics, &mut self.states[g.state])?;
                 done[g.state] = true;
             }
         }
@@ -166,9 +175,14 @@ impl Optim {
 
 /// Parameter paths of a module with the id of each (for group listings and tests).
 pub fn param_paths<M: Module>(module: &M) -> Vec<(String, ParamId)> {
+    params_by_path(module).into_iter().map(|(path, id, _)| (path, id)).collect()
+}
+
+/// Every float parameter of a module: its dotted path, id and shape, in visiting order.
+pub fn params_by_path<M: Module>(module: &M) -> Vec<(String, ParamId, Vec<usize>)> {
     struct V {
         path: Vec<String>,
-        out: Vec<(String, ParamId)>,
+        out: Vec<(String, ParamId, Vec<usize>)>,
     }
     impl ModuleVisitor for V {
         fn enter_module(&mut self, name: &str, _: &str) {
@@ -178,7 +192,7 @@ pub fn param_paths<M: Module>(module: &M) -> Vec<(String, ParamId)> {
             self.path.pop();
         }
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.out.push((self.path.join("."), p.id));
+            self.out.push((self.path.join("."), p.id, p.lazy_shape().to_vec()));
         }
     }
     let mut v = V { path: vec![], out: vec![] };

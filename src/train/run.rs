@@ -71,15 +71,20 @@ impl RunDir {
     }
 
     /// Makes `best.bpk` agree with `last` after a crash between their writes: `last` records
-    /// the best epoch; if `last` is that epoch's checkpoint and `best.bpk` holds another one
-    /// (or none), `last` is copied over it.
+    /// the validation that set the best (its step, or for older checkpoints its epoch); if
+    /// `last` was written by that validation and `best.bpk` holds another one (or none), `last`
+    /// is copied over it.
     pub fn repair_best(&self, last: &super::checkpoint::Checkpoint) -> Result<()> {
         let Some((_, best_epoch)) = last.state.best else { return Ok(()) };
+        let set_best = |s: &super::checkpoint::TrainerState| match last.state.best_step {
+            Some(step) => s.step == step && (s.batch == 0) == (s.epoch == best_epoch + 1),
+            None => s.epoch == best_epoch + 1 && s.batch == 0,
+        };
         let best_path = self.checkpoint("best");
         let best_ok = super::checkpoint::Checkpoint::load(&best_path)
-            .is_ok_and(|b| b.state.epoch == best_epoch + 1 && b.state.best == last.state.best);
-        if !best_ok && last.state.epoch == best_epoch + 1 && last.state.batch == 0 {
-            eprintln!("note: {} did not hold epoch {}; restored from last.bpk", best_path.display(), best_epoch + 1);
+            .is_ok_and(|b| set_best(&b.state) && b.state.best == last.state.best);
+        if !best_ok && set_best(&last.state) {
+            eprintln!("note: {} did not hold the best validation; restored from last.bpk", best_path.display());
             last.save(&best_path)?;
         }
         Ok(())
@@ -140,20 +145,34 @@ impl<'a> MetricRow<'a> {
     }
 }
 
-/// Whether a metrics row survives a resume from `keep = (step, epoch)` (see [`MetricsCsv::open`]).
-fn keep_row(line: &str, keep: Option<(usize, usize)>) -> bool {
+/// Where a resumed run continues (see [`MetricsCsv::open`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// The checkpoint's step.
+    pub step: usize,
+    /// Its epoch (epochs completed).
+    pub epoch: usize,
+    /// Its last mid-epoch validation's step, whose rows it includes.
+    pub mid_val_step: Option<usize>,
+}
+
+/// Whether a metrics row survives a resume from `keep` (see [`MetricsCsv::open`]).
+fn keep_row(line: &str, keep: Option<ResumePoint>) -> bool {
     let Some(r) = MetricRow::parse(line) else { return false };
-    let Some((k_step, k_epoch)) = keep else { return true };
+    let Some(k) = keep else { return true };
     let end_of_epoch = r.split == "val" || (r.split == "train" && !r.per_step());
-    r.step <= k_step && !(end_of_epoch && r.epoch >= k_epoch)
+    // A mid-epoch validation ran no later than its checkpoint and before the epoch's end.
+    let mid_epoch_val = r.split == "val" && k.mid_val_step.is_some_and(|s| r.step <= s);
+    r.step <= k.step && !(end_of_epoch && r.epoch >= k.epoch && !mid_epoch_val)
 }
 
 impl MetricsCsv {
-    /// Opens (creating with a header) `path`. For a resumed run, `keep = (step, epoch)` of its
-    /// checkpoint: rows after that step, and the end-of-epoch rows (train and validation
-    /// metrics, learning rates) of that epoch and later, are dropped, so the steps and the epoch
-    /// it redoes are not logged twice.
-    pub fn open(path: &Path, keep: Option<(usize, usize)>) -> Result<Self> {
+    /// Opens (creating with a header) `path`. For a resumed run, `keep` is where its checkpoint
+    /// stands: rows after that step, and the end-of-epoch rows (train and validation metrics,
+    /// learning rates) of that epoch and later, are dropped, so the steps and the epoch it
+    /// redoes are not logged twice; the rows of mid-epoch validations the checkpoint includes
+    /// stay.
+    pub fn open(path: &Path, keep: Option<ResumePoint>) -> Result<Self> {
         let mut splits = std::collections::BTreeSet::new();
         if path.is_file() {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

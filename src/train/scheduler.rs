@@ -7,6 +7,10 @@ use std::f64::consts::PI;
 use serde::{Deserialize, Serialize};
 
 use super::Mode;
+use super::schedules::{
+    CosineRestartsConfig, ExponentialConfig, LinearConfig, MultiStepConfig, OneCycleConfig, PolynomialConfig,
+    SequentialConfig, StepConfig,
+};
 
 crate::registry! {
     /// Schedules selectable as `scheduler` (one line per schedule).
@@ -14,6 +18,14 @@ crate::registry! {
         "constant" => Constant(ConstantConfig),
         "cosine_warmup" => CosineWarmup(CosineWarmupConfig),
         "plateau" => Plateau(PlateauConfig),
+        "step" => Step(StepConfig),
+        "multistep" => MultiStep(MultiStepConfig),
+        "exponential" => Exponential(ExponentialConfig),
+        "linear" => Linear(LinearConfig),
+        "polynomial" => Polynomial(PolynomialConfig),
+        "cosine_restarts" => CosineRestarts(CosineRestartsConfig),
+        "one_cycle" => OneCycle(OneCycleConfig),
+        "sequential" => Sequential(SequentialConfig),
     }
 }
 
@@ -99,28 +111,7 @@ impl Default for ScheduleState {
 }
 
 impl SchedulerConfig {
-    /// Checks the schedule's numeric options under `path` (`scheduler`, or a group's).
-    pub fn validate(&self, path: &str) -> Result<(), crate::config::ConfigError> {
-        use crate::config::check;
-        let at = |key: &str| crate::config::join_path(path, key);
-        match self {
-            SchedulerConfig::Constant(_) => Ok(()),
-            SchedulerConfig::CosineWarmup(c) => {
-                check::unit(&at("min_lr_ratio"), c.min_lr_ratio)?;
-                match c.training_steps {
-                    Some(n) => check::count(&at("training_steps"), n, usize::MAX),
-                    None => Ok(()),
-                }
-            }
-            SchedulerConfig::Plateau(c) => {
-                check::fraction(&at("factor"), c.factor)?;
-                check::positive(&at("factor"), c.factor)?;
-                check::non_negative(&at("min_lr"), c.min_lr)
-            }
-        }
-    }
-
-    /// The learning rate at optimizer step `step` (0-based) of `total`, for base rate `base`.
+    /// The learning rate at scheduler step `step` (0-based) of `total`, for base rate `base`.
     pub fn lr(&self, base: f64, step: usize, total: usize, state: &ScheduleState) -> f64 {
         let warm = |w: usize| if step < w { (step + 1) as f64 / w as f64 } else { 1.0 };
         match self {
@@ -138,6 +129,14 @@ impl SchedulerConfig {
                 let lr = base * warm(c.warmup_steps) * state.factor;
                 if state.factor < 1.0 { lr.max(c.min_lr) } else { lr }
             }
+            SchedulerConfig::Step(c) => c.lr(base, step),
+            SchedulerConfig::MultiStep(c) => c.lr(base, step),
+            SchedulerConfig::Exponential(c) => c.lr(base, step),
+            SchedulerConfig::Linear(c) => c.lr(base, step, total),
+            SchedulerConfig::Polynomial(c) => c.lr(base, step, total),
+            SchedulerConfig::CosineRestarts(c) => c.lr(base, step),
+            SchedulerConfig::OneCycle(c) => c.lr(base, step, total),
+            SchedulerConfig::Sequential(c) => c.lr(base, step, total, state),
         }
     }
 

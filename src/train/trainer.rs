@@ -1,12 +1,16 @@
-//! The trainer: open or resume a run, train an epoch, validate and checkpoint, test the best.
-//! Each part reads on one screen; callbacks (loggers, early stopping) plug in through
+//! The trainer: open or resume a run, train an epoch, validate and checkpoint (at epoch ends
+//! and within epochs, [`validation`]; with figures, [`figures`]), test the best. Each part
+//! reads on one screen; callbacks (loggers, early stopping) plug in through
 //! [`super::callback`].
 //!
 //! What survives what: checkpoints are written only from finite parameters and metrics; `best`
-//! is committed before `last`, and `last` records which epoch `best` holds, so a crash between
+//! is committed before `last`, and `last` records which validation `best` holds, so a crash between
 //! the two writes is repaired on the next open; one process owns a run folder (an advisory
 //! lock); Ctrl-C / SIGTERM finish the current optimizer step and write a mid-epoch checkpoint
 //! that resumes bit for bit.
+
+mod figures;
+mod validation;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,24 +21,33 @@ use burn::module::Module;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::{Bytes, Device};
 
-use super::callback::{Callbacks, EpochEnd, FitEnd, FitStart, FitStatus};
+use super::OnNonFinite;
+use super::callback::{Callbacks, FitEnd, FitStart, FitStatus};
 use super::checkpoint::{Checkpoint, TrainerState};
 use super::device::device_for;
-use super::fit::{FitOptions, FitSummary, Setup, evaluate, format_metrics, load_model, outputs, prefixed};
+use super::fit::{
+    FitOptions, FitSummary, Setup, evaluate, format_metrics, host_terms, load_model, managed_loss, outputs,
+    prefixed,
+};
+use super::init_from::init_from;
 use super::nonfinite::{self, NonFinite};
 use super::optim::{Optim, clip_global_norm};
 use super::progress::Progress;
+use super::run::ResumePoint;
 use super::run::{MetricsCsv, RunDir};
 use super::shared::SharedKernels;
 use super::signals::Interrupt;
 use super::status::{self, RunStatus};
-use super::{Mode, OnNonFinite};
+use crate::config::ConfigError;
 use crate::data::augment::{Augmentation, train_batch};
+use crate::data::lm::Level;
 use crate::data::{BatchIter, DataModule};
 use crate::experiment::ExperimentConfig;
 use crate::io::write_atomic;
 use crate::model::Model;
 use crate::task::TaskConfig;
+use crate::task::loss_manager::{At, TermMetrics};
+use validation::{ValAt, Validated};
 
 /// A run being trained.
 pub struct Trainer<'a> {
@@ -57,6 +70,12 @@ pub struct Trainer<'a> {
     interrupt: Interrupt,
     status: RunStatus,
     diverged: bool,
+    /// Batches between validations within an epoch (`trainer.val_check_interval`).
+    val_every: Option<usize>,
+    /// A language model's vocabulary, for the validation text sample.
+    vocab: Option<(Vec<String>, Level)>,
+    /// A figure failed to draw: no more for this fit.
+    figures_off: bool,
 }
 
 /// Whether a fit finished, its test metrics, and each epoch's training metrics.
@@ -70,6 +89,8 @@ enum EpochOutcome {
     Interrupted,
     /// A non-finite value was met and rolled back to the last good checkpoint.
     RolledBack,
+    /// Early stopping ended the fit at a validation within the epoch.
+    Stopped,
 }
 
 impl<'a> Trainer<'a> {
@@ -79,27 +100,11 @@ impl<'a> Trainer<'a> {
         let device = device_for(&cfg.trainer)?.autodiff();
         let Setup { data, task, d_output: k, model, device, augment } = Setup::new(cfg, device)?;
         let t = &cfg.trainer;
-        let bs = cfg.loader.batch_size;
-        let full = BatchIter::new(data.train.len(), bs, false, cfg.loader.drop_last, 0, 0).num_batches();
-        let per_epoch = full.min(t.limit_train_batches.unwrap_or(usize::MAX));
-        if per_epoch == 0 {
-            bail!(
-                "the training split yields no batch (n={}, batch_size={bs}, drop_last={})",
-                data.train.len(),
-                cfg.loader.drop_last
-            );
-        }
-        if data.val.is_empty() || t.limit_eval_batches == Some(0) {
-            bail!(
-                "`trainer.monitor: {}` needs validation batches, but the validation split has none \
-                 ({} sequences, limit_eval_batches={:?})",
-                t.monitor,
-                data.val.len(),
-                t.limit_eval_batches
-            );
-        }
+        let per_epoch = batches_per_epoch(cfg, &data)?;
+        let val_every = val_every(cfg, per_epoch)?;
         let total = t.max_steps.unwrap_or(usize::MAX).min(t.max_epochs * per_epoch.div_ceil(t.accumulate_grad_batches));
-        let optim = Optim::new(cfg)?;
+        let mut optim = Optim::new(cfg)?;
+        optim.steps_per_epoch = per_epoch.div_ceil(t.accumulate_grad_batches);
         let config_yaml = cfg.to_yaml();
         let mut run = match &opts.resume {
             Some(dir) => RunDir::open(dir)?,
@@ -139,13 +144,23 @@ impl<'a> Trainer<'a> {
             interrupt: Interrupt::install(),
             status,
             diverged: false,
+            val_every,
+            vocab: vocabulary(cfg),
+            figures_off: false,
         };
         if opts.resume.is_some() {
             me.restore()?;
+        } else if let Some(from) = &opts.init_from {
+            let (model, report) = init_from(me.model.clone(), from, opts.partial)?;
+            me.model = model;
+            if !opts.quiet {
+                println!("{report}");
+            }
         }
         write_atomic(&me.run.config_path(), |f| f.write_all(config_yaml.as_bytes()))?;
-        me.csv =
-            MetricsCsv::open(&me.run.metrics_path(), opts.resume.as_ref().map(|_| (me.state.step, me.state.epoch)))?;
+        let (step, epoch, mid_val_step) = (me.state.step, me.state.epoch, me.state.mid_val_step);
+        let keep = opts.resume.as_ref().map(|_| ResumePoint { step, epoch, mid_val_step });
+        me.csv = MetricsCsv::open(&me.run.metrics_path(), keep)?;
         Ok(me)
     }
 
@@ -252,10 +267,14 @@ impl<'a> Trainer<'a> {
                     self.save_mid_epoch()?;
                     break;
                 }
+                EpochOutcome::Stopped => {
+                    stopped_early = true;
+                    break;
+                }
                 EpochOutcome::Done => {}
             }
-            let train_time = t0.elapsed().as_secs_f64();
-            stopped_early = self.validate_and_checkpoint(&train, samples as f64 / train_time.max(1e-9), t0)?;
+            let rate = samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            stopped_early = self.validate_and_checkpoint(ValAt::EpochEnd, &train, rate, t0)? == Validated::Stop;
             history.push(train);
         }
         let finished = self.state.epoch >= t.max_epochs || self.state.step >= self.total || stopped_early;
@@ -270,19 +289,15 @@ impl<'a> Trainer<'a> {
     fn train_epoch(&mut self) -> Result<(EpochOutcome, BTreeMap<String, f64>, usize)> {
         let (cfg, t) = (self.cfg, &self.cfg.trainer);
         let (epoch, accum, k) = (self.state.epoch, t.accumulate_grad_batches, self.k);
-        let batches: Vec<Vec<usize>> = BatchIter::new(
-            self.data.train.len(),
-            cfg.loader.batch_size,
-            cfg.loader.shuffle,
-            cfg.loader.drop_last,
-            cfg.seed,
-            epoch,
-        )
-        .take(self.per_epoch)
-        .collect();
+        let batches = self.epoch_batches();
         let first = self.state.batch.min(batches.len());
         let progress = Progress::epoch(t.progress_bar, epoch, t.max_epochs, batches.len() - first);
         let (mut train_m, mut acc) = (self.task.metrics(), GradientsAccumulator::<Model>::new());
+        let mut term_m = TermMetrics::default();
+        let managed = self.model.loss_manager().is_some();
+        let finish = |train_m: &crate::task::Metrics, term_m: &TermMetrics| {
+            if managed { term_m.finish() } else { train_m.finish() }
+        };
         let (mut shared, mut in_group, mut samples, mut skip_group) = (None::<SharedKernels>, 0, 0usize, false);
         let t0 = Instant::now();
         for (bi, idx) in batches.iter().enumerate().skip(first) {
@@ -292,8 +307,18 @@ impl<'a> Trainer<'a> {
             if group_len > 1 && shared.is_none() {
                 shared = SharedKernels::new(&self.model, batch.x.dims()[1]);
             }
-            let out = outputs(shared.as_ref().map_or(&self.model, |s| s.model()), &batch, k);
-            let loss = self.task.loss(out.clone(), &batch.y);
+            let model = shared.as_ref().map_or(&self.model, |s| s.model());
+            let (loss, out, terms) = match model.loss_manager() {
+                Some(lm) => {
+                    let at = At { step: self.state.step, total: self.total, per_epoch: self.optim.steps_per_epoch };
+                    let (total, terms) = managed_loss(model, lm, &batch, Some(at));
+                    (total, None, host_terms(terms))
+                }
+                None => {
+                    let out = outputs(model, &batch, k);
+                    (self.task.loss(out.clone(), &batch.y), Some(out), vec![])
+                }
+            };
             let loss_v = loss.clone().into_scalar::<f64>();
             if !loss_v.is_finite() {
                 let bad = NonFinite::Loss { value: loss_v, step: self.state.step, epoch };
@@ -302,8 +327,13 @@ impl<'a> Trainer<'a> {
                 }
                 skip_group = true;
             } else {
-                let host: Vec<f32> = out.detach().try_into_vec_as::<f32>().expect("f32 outputs");
-                train_m.update(&host, k, &batch.y, loss_v);
+                match out {
+                    Some(out) => {
+                        let host: Vec<f32> = out.detach().try_into_vec_as::<f32>().expect("f32 outputs");
+                        train_m.update(&host, k, &batch.y, loss_v);
+                    }
+                    None => term_m.update(loss_v, &terms, idx.len()),
+                }
                 let loss = loss / group_len as f64;
                 let grads = match shared.as_mut() {
                     Some(s) => s.backward(loss),
@@ -316,47 +346,92 @@ impl<'a> Trainer<'a> {
             if in_group < group_len {
                 continue;
             }
-            if let Some(s) = shared.take()
-                && !skip_group
-            {
-                acc.accumulate(&self.model, s.finish(&self.model));
-            }
-            let mut g = std::mem::replace(&mut acc, GradientsAccumulator::new()).grads();
-            let norm = clip_global_norm(&self.model, &mut g, t.gradient_clip_val);
-            if !norm.is_finite() && !skip_group {
-                let bad = NonFinite::GradNorm { step: self.state.step, epoch };
-                if self.on_nonfinite(bad)? {
-                    return Ok((EpochOutcome::RolledBack, BTreeMap::new(), samples));
-                }
-                skip_group = true;
-            }
-            if !skip_group {
-                self.model = self.optim.step(self.state.step, self.total, self.model.clone(), g);
-            }
-            self.state.step += 1;
+            let acc = std::mem::replace(&mut acc, GradientsAccumulator::new());
+            let Some(norm) = self.optimizer_step(acc, shared.take(), skip_group)? else {
+                return Ok((EpochOutcome::RolledBack, BTreeMap::new(), samples));
+            };
             self.state.batch = bi + 1;
             (in_group, skip_group) = (0, false);
-            self.callbacks.on_train_step(&mut self.csv, self.state.step, epoch, loss_v, norm)?;
-            if self.every_n_steps_due() {
-                self.save_mid_epoch()?;
+            let rate = samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+            if let Some(end) = self.after_step(bi - bi % accum..bi + 1, batches.len(), (loss_v, norm), rate)? {
+                progress.finish();
+                return Ok((end, BTreeMap::new(), samples));
             }
             if self.state.step >= self.total {
                 break;
             }
             if self.interrupt.requested() || self.opts.stop_after_steps.is_some_and(|s| self.state.step >= s) {
                 progress.finish();
-                return Ok((EpochOutcome::Interrupted, train_m.finish(), samples));
+                return Ok((EpochOutcome::Interrupted, finish(&train_m, &term_m), samples));
             }
-            let rate = samples as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-            progress.tick(|| {
-                let m = train_m.finish();
-                let metric =
-                    m.iter().find(|(k, _)| *k != "loss").map(|(k, v)| format!(" {k}={v:.4}")).unwrap_or_default();
-                format!("loss={:.4}{metric} {rate:.0} samples/s", m.get("loss").copied().unwrap_or(f64::NAN))
-            });
+            progress.tick(|| progress_line(&finish(&train_m, &term_m), rate));
         }
         progress.finish();
-        Ok((EpochOutcome::Done, prefixed("train", &train_m.finish()), samples))
+        Ok((EpochOutcome::Done, prefixed("train", &finish(&train_m, &term_m)), samples))
+    }
+
+    /// The epoch's batches (sample indices), in the order `(seed, epoch)` fixes.
+    fn epoch_batches(&self) -> Vec<Vec<usize>> {
+        let (cfg, n) = (self.cfg, self.cfg.loader.train_len(self.data.train.len()));
+        let l = &cfg.loader;
+        BatchIter::new(n, l.batch_size, l.shuffle, l.drop_last, cfg.seed, self.state.epoch)
+            .take(self.per_epoch)
+            .collect()
+    }
+
+    /// Ends an accumulation group: adds the shared kernels' gradients, clips, and steps the
+    /// optimizer unless the group is skipped or its gradient is non-finite (which
+    /// `trainer.on_nonfinite` handles). Returns the gradient norm, or `None` when rolled back.
+    fn optimizer_step(
+        &mut self,
+        mut acc: GradientsAccumulator<Model>,
+        shared: Option<SharedKernels>,
+        mut skip: bool,
+    ) -> Result<Option<f64>> {
+        if let Some(s) = shared
+            && !skip
+        {
+            acc.accumulate(&self.model, s.finish(&self.model));
+        }
+        let mut g = acc.grads();
+        let norm = clip_global_norm(&self.model, &mut g, self.cfg.trainer.gradient_clip_val);
+        if !norm.is_finite() && !skip {
+            let bad = NonFinite::GradNorm { step: self.state.step, epoch: self.state.epoch };
+            if self.on_nonfinite(bad)? {
+                return Ok(None);
+            }
+            skip = true;
+        }
+        if !skip {
+            self.model = self.optim.step(self.state.step, self.total, self.model.clone(), g);
+        }
+        self.state.step += 1;
+        Ok(Some(norm))
+    }
+
+    /// After an optimizer step over the epoch's batches `group` (of `n_batches`): logs it,
+    /// validates when `trainer.val_check_interval` asks (which checkpoints too), else
+    /// checkpoints when `checkpoint.every_n_steps` asks. Returns how the epoch ends, if here.
+    fn after_step(
+        &mut self,
+        group: std::ops::Range<usize>,
+        n_batches: usize,
+        (loss, norm): (f64, f64),
+        rate: f64,
+    ) -> Result<Option<EpochOutcome>> {
+        self.callbacks.on_train_step(&mut self.csv, self.state.step, self.state.epoch, loss, norm)?;
+        if self.mid_epoch_val_due(group, n_batches) {
+            let validated = self.validate_and_checkpoint(ValAt::MidEpoch, &BTreeMap::new(), rate, Instant::now())?;
+            return Ok(match validated {
+                Validated::Go => None,
+                Validated::Stop => Some(EpochOutcome::Stopped),
+                Validated::RolledBack => Some(EpochOutcome::RolledBack),
+            });
+        }
+        if self.every_n_steps_due() {
+            self.save_mid_epoch()?;
+        }
+        Ok(None)
     }
 
     /// Whether `checkpoint.every_n_steps` asks for a mid-epoch checkpoint now.
@@ -404,145 +479,6 @@ impl<'a> Trainer<'a> {
                 )
             }
         }
-    }
-
-    /// Validates (every `check_val_every_n_epoch` epochs and the last), updates the best value
-    /// and schedules, writes `best` (if improved, and the top k) then `last`, and logs. Returns
-    /// whether early stopping asks to end the fit.
-    fn validate_and_checkpoint(&mut self, train: &BTreeMap<String, f64>, rate: f64, t0: Instant) -> Result<bool> {
-        let t = &self.cfg.trainer;
-        let epoch = self.state.epoch;
-        let last_epoch = epoch + 1 >= t.max_epochs || self.state.step >= self.total;
-        let val = if (epoch + 1).is_multiple_of(t.check_val_every_n_epoch) || last_epoch {
-            self.validation()?
-        } else {
-            BTreeMap::new()
-        };
-        if let Some(bad) = nonfinite::in_metrics(&val, self.state.step, epoch)
-            .or_else(|| nonfinite::in_params(&self.model, self.state.step, epoch))
-        {
-            // Nothing to skip at validation: roll back (the epoch is redone from the last good
-            // checkpoint, a bounded number of times) or stop.
-            if t.on_nonfinite == OnNonFinite::SkipBatch {
-                self.diverged = true;
-                bail!("{bad}; stopped, the last good checkpoint is kept ({})", self.run.checkpoint("last").display());
-            }
-            return self.on_nonfinite(bad).map(|_| false);
-        }
-        let improved = !val.is_empty() && self.select_best(&val)?;
-        self.state.epoch = epoch + 1;
-        self.state.batch = 0;
-        self.state.schedules = self.optim.states.clone();
-        if !val.is_empty() {
-            self.state.metrics = val.clone();
-        }
-        let lrs = self.optim.lrs(self.state.step.saturating_sub(1), self.total);
-        let end = EpochEnd {
-            step: self.state.step,
-            epoch,
-            train,
-            val: &val,
-            lrs: &lrs,
-            groups: &self.optim.groups,
-            samples_per_sec: rate,
-            model: &self.model,
-        };
-        let stop = self.callbacks.on_epoch_end(&mut self.csv, &end, &mut self.state)?;
-        self.state.stopped_early = stop;
-        self.save_epoch(improved)?;
-        if !self.opts.quiet {
-            println!(
-                "epoch {}/{} step {} {} {} lr={:.2e} {rate:.0} samples/s {:.1}s{}{}",
-                epoch + 1,
-                t.max_epochs,
-                self.state.step,
-                format_metrics(train),
-                format_metrics(&val),
-                lrs[0],
-                t0.elapsed().as_secs_f64(),
-                if improved { " *" } else { "" },
-                if stop { " (early stop)" } else { "" }
-            );
-        }
-        Ok(stop)
-    }
-
-    /// Validation metrics (`val/…`) at rate 1 and at each of `trainer.eval_rates`
-    /// (`val/accuracy@rate2`).
-    fn validation(&self) -> Result<BTreeMap<String, f64>> {
-        let t = &self.cfg.trainer;
-        let eval_bs = self.cfg.loader.eval_batch_size.unwrap_or(self.cfg.loader.batch_size);
-        let eval_device = self.device.clone().inner();
-        let eval = |model: &Model| {
-            evaluate(model, &self.data.val, &self.task, self.k, eval_bs, t.limit_eval_batches, &eval_device)
-                .ok_or_else(|| anyhow::anyhow!("validation yielded no batches"))
-        };
-        let mut val = prefixed("val", &eval(&self.model.valid())?);
-        for &r in t.eval_rates.iter().filter(|&&r| r != 1.0) {
-            for (k, v) in eval(&self.model.valid().with_rate(r))? {
-                val.insert(format!("val/{k}@rate{r}"), v);
-            }
-        }
-        Ok(val)
-    }
-
-    /// Feeds the schedules and updates the best monitored value; returns whether it improved.
-    fn select_best(&mut self, val: &BTreeMap<String, f64>) -> Result<bool> {
-        let t = &self.cfg.trainer;
-        self.optim.on_validation(val).map_err(anyhow::Error::msg)?;
-        let monitored = val[&t.monitor];
-        let improved = match (self.state.best, t.mode) {
-            (None, _) => true,
-            (Some((b, _)), Mode::Max) => monitored > b,
-            (Some((b, _)), Mode::Min) => monitored < b,
-        };
-        if improved {
-            self.state.best = Some((monitored, self.state.epoch));
-        }
-        Ok(improved)
-    }
-
-    /// Writes the epoch's checkpoint: `best` (if improved), the top k, then `last`.
-    fn save_epoch(&mut self, improved: bool) -> Result<()> {
-        let mut ck = self.checkpoint()?;
-        if improved {
-            ck.save(&self.run.checkpoint("best"))?;
-        }
-        if self.cfg.checkpoint.save_top_k > 1 && !self.state.metrics.is_empty() {
-            self.update_top_k(&ck)?;
-            ck.state.top_k = self.state.top_k.clone();
-        }
-        ck.save(&self.run.checkpoint("last"))?;
-        Ok(())
-    }
-
-    /// Keeps the `checkpoint.save_top_k` best epochs under `checkpoints/top/`, removing the one
-    /// that falls out.
-    fn update_top_k(&mut self, ck: &Checkpoint) -> Result<()> {
-        let t = &self.cfg.trainer;
-        let (v, epoch) = (self.state.metrics[&t.monitor], self.state.epoch - 1);
-        let better = |a: f64, b: f64| if t.mode == Mode::Max { a > b } else { a < b };
-        let mut top = self.state.top_k.clone();
-        let at = top.iter().position(|&(w, _)| better(v, w)).unwrap_or(top.len());
-        if at >= self.cfg.checkpoint.save_top_k {
-            return Ok(());
-        }
-        top.insert(at, (v, epoch));
-        let dir = self.run.root.join("checkpoints/top");
-        std::fs::create_dir_all(&dir)?;
-        let file =
-            |(v, e): (f64, usize)| dir.join(format!("epoch={}-{}={v:.4}.bpk", e + 1, t.monitor.replace('/', "_")));
-        let mut kept = Checkpoint { state: TrainerState { top_k: top.clone(), ..ck.state.clone() }, ..ck.clone() };
-        if top.len() > self.cfg.checkpoint.save_top_k {
-            let out = top.pop().expect("over k");
-            kept.state.top_k = top.clone();
-            kept.save(&file((v, epoch)))?;
-            let _ = std::fs::remove_file(file(out));
-        } else {
-            kept.save(&file((v, epoch)))?;
-        }
-        self.state.top_k = top;
-        Ok(())
     }
 
     /// The current model, optimizer and state as a checkpoint.
@@ -651,4 +587,65 @@ fn step_seed(seed: u64, step: usize, micro: usize) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// Training batches per epoch; refuses data that yields none, or no validation batch.
+fn batches_per_epoch(cfg: &ExperimentConfig, data: &DataModule) -> Result<usize> {
+    let (t, bs) = (&cfg.trainer, cfg.loader.batch_size);
+    let n_train = cfg.loader.train_len(data.train.len());
+    let full = BatchIter::new(n_train, bs, false, cfg.loader.drop_last, 0, 0).num_batches();
+    let per_epoch = full.min(t.limit_train_batches.unwrap_or(usize::MAX));
+    if per_epoch == 0 {
+        bail!("the training split yields no batch (n={n_train}, batch_size={bs}, drop_last={})", cfg.loader.drop_last);
+    }
+    if data.val.is_empty() || t.limit_eval_batches == Some(0) {
+        bail!(
+            "`trainer.monitor: {}` needs validation batches, but the validation split has none \
+             ({} sequences, limit_eval_batches={:?})",
+            t.monitor,
+            data.val.len(),
+            t.limit_eval_batches
+        );
+    }
+    Ok(per_epoch)
+}
+
+/// Batches between validations within an epoch of `per_epoch` batches; a batch count above
+/// it is refused, as Lightning does while `check_val_every_n_epoch` is set.
+fn val_every(cfg: &ExperimentConfig, per_epoch: usize) -> Result<Option<usize>> {
+    let Some(v) = cfg.trainer.val_check_interval else { return Ok(None) };
+    let n = v.batches(per_epoch);
+    if n > per_epoch {
+        return Err(ConfigError::Key {
+            path: "trainer.val_check_interval".into(),
+            msg: format!(
+                "{n} batches is more than an epoch's {per_epoch} training batches; use at most {per_epoch}, \
+                 or a fraction of the epoch"
+            ),
+        }
+        .into());
+    }
+    Ok(Some(n))
+}
+
+/// The vocabulary of a language model's text data, for the validation text sample (`None`
+/// for other tasks and data, or when figures are off).
+fn vocabulary(cfg: &ExperimentConfig) -> Option<(Vec<String>, Level)> {
+    if !cfg.trainer.val_figures || cfg.task.name != "lm" {
+        return None;
+    }
+    let spec = crate::data::DataSpec::from_named(&cfg.data, "data").ok()?;
+    match spec.dataset.vocabulary()? {
+        Ok(v) => Some(v),
+        Err(e) => {
+            eprintln!("warning: no validation text sample: {e}");
+            None
+        }
+    }
+}
+
+/// The progress bar's text: the running loss, another metric, and the throughput.
+fn progress_line(m: &BTreeMap<String, f64>, rate: f64) -> String {
+    let metric = m.iter().find(|(k, _)| *k != "loss").map(|(k, v)| format!(" {k}={v:.4}")).unwrap_or_default();
+    format!("loss={:.4}{metric} {rate:.0} samples/s", m.get("loss").copied().unwrap_or(f64::NAN))
 }

@@ -66,6 +66,18 @@ impl Job {
             for d in &request.config_dirs {
                 args.extend(["--config-dir".into(), d.display().to_string()]);
             }
+            // D4L's section files, in order (a second `data` file is `--data_val`).
+            let mut data_seen = false;
+            for (section, f) in &request.section_files {
+                let flag = match section.as_str() {
+                    "data" if !data_seen => "--data_train",
+                    "data" => "--data_val",
+                    "model" => "--model_cfg",
+                    _ => "--trainer_cfg",
+                };
+                data_seen |= section == "data";
+                args.extend([flag.to_string(), f.display().to_string()]);
+            }
             args.extend(overrides.iter().cloned());
         }
         args.push(format!("logger.save_dir={}", dir.display()));

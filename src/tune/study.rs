@@ -78,7 +78,7 @@ impl Journal {
     }
 
     fn request(&self, tokens: Vec<String>) -> ConfigRequest {
-        ConfigRequest { config_dirs: self.config_dirs.clone(), files: self.files.clone(), tokens }
+        ConfigRequest { config_dirs: self.config_dirs.clone(), files: self.files.clone(), tokens, ..Default::default() }
     }
 
     /// The `fit` of `trial` up to its rung, with every trial's `max_t` epochs (so schedules

@@ -200,3 +200,38 @@ pub fn probe<const D: usize>(y: Tensor<D>, seed: u64) -> Tensor<1> {
     let w = Tensor::<1>::from_data(TensorData::new(randn(n, seed), [n]), &y.device()).reshape(y.dims());
     (y * w).sum()
 }
+
+/// Every parameter value of the sequence model (1 input, 10 classes: the embedded default's
+/// digits) in a run's `last.bpk`, in visiting order.
+pub fn last_params(cfg: &wavessm::experiment::ExperimentConfig, run: &std::path::Path) -> Vec<f32> {
+    struct Collect(Vec<f32>);
+    impl burn::module::ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            self.0.extend(p.val().try_into_vec_as::<f32>().unwrap());
+        }
+    }
+    use wavessm::train::checkpoint::Checkpoint;
+    let path = run.join("checkpoints/last.bpk");
+    let model = wavessm::model::SequenceModel::new(&cfg.model, 1, 10, &Device::flex()).unwrap();
+    let model = wavessm::train::fit::load_model(model, Checkpoint::load(&path).unwrap().model, &path).unwrap();
+    let mut c = Collect(Vec::new());
+    burn::module::Module::visit(&model, &mut c);
+    c.0
+}
+
+/// The `metrics.csv` rows of a run whose line contains `needle` (e.g. `,val,loss,`).
+pub fn csv_rows(run: &std::path::Path, needle: &str) -> Vec<String> {
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    csv.lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
+}
+
+/// Asserts that stepping `layer` from the state `s1` forwarded over the first `m` steps of `x`
+/// [B, L, H] reproduces the tail of its whole-sequence output `y` (a prompt, then generation).
+pub fn check_steps_after_state<L: SeqLayer>(layer: &L, x: &Tensor<3>, s1: &L::State, y: &[f64], m: usize, name: &str) {
+    let [b, l, h] = x.dims();
+    let mut resumed = layer.stepper(b, l).expect("stepper");
+    layer.set_state(&mut resumed, s1).expect("state shape");
+    let tail = step_through(&x.clone().narrow(1, m, l - m), |xt| layer.step(&mut resumed, xt).expect("step"));
+    let y_tail: Vec<f64> = (0..b).flat_map(|bi| y[(bi * l + m) * h..(bi + 1) * l * h].to_vec()).collect();
+    assert!(max_rel(&tail, &y_tail) < 1e-5, "{name}: steps after a forwarded state {}", max_rel(&tail, &y_tail));
+}

@@ -17,7 +17,7 @@ use wavessm::model::ssm::s4d::S4dInit;
 use wavessm::model::ssm::state::{SsmState, host_forwarding};
 
 use crate::common::{self, Golden, host, tensor};
-use crate::{golden_mamba, golden_mamba2, golden_rnn, golden_transformer};
+use crate::{golden_baselines, golden_mamba, golden_mamba2, golden_rnn, golden_transformer};
 
 /// Diagonal kernel `K [C,H,L]` from the file's effective parameters.
 fn diagonal_kernel(g: &Golden, disc: Disc, l: usize, device: &Device) -> Tensor<3> {
@@ -348,6 +348,8 @@ pub fn check_all(dir: &Path) -> (Vec<String>, Vec<String>) {
             "mamba_block" => golden_mamba::check_block(&g),
             "mamba2_ssd" => golden_mamba2::check_ssd(&g),
             "transformer_layer" => golden_transformer::check(&g),
+            "unicornn" => golden_baselines::check_unicornn(&g),
+            "lipschitz_rnn" => golden_baselines::check_lipschitz(&g),
             _ => {
                 pending.push(case);
                 continue;

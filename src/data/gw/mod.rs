@@ -2,6 +2,14 @@
 //! strain [n, 2, L], labels 1 for an injection) with aframe's online augmentation.
 
 pub mod augment;
+pub mod project;
+pub mod psd;
+pub mod snr;
+pub mod strain;
+pub mod stream;
+pub mod taylorf2;
+pub mod waveform;
+pub mod whiten;
 
 use std::path::PathBuf;
 

@@ -230,7 +230,7 @@ impl Transformer {
         } else {
             Err(StepError::NoRecurrentForm {
                 layer: Self::NAME,
-                why: "bidirectional attention looks ahead (causal: false)",
+                why: "`model.layer.causal: false`: bidirectional attention looks ahead",
             })
         }
     }

@@ -36,6 +36,31 @@ impl Default for Resnet1dConfig {
     }
 }
 
+/// The stages of a torchvision-style ResNet: stage i has `layers[i]` blocks of width `w·2^i`,
+/// its first block striding by 2 from stage 1 on. Returns the blocks and the last width.
+pub(super) fn stages<B>(
+    layers: &[usize],
+    w: usize,
+    mut block: impl FnMut(usize, usize, usize) -> B,
+) -> (Vec<Vec<B>>, usize) {
+    let mut c_in = w;
+    let out = layers
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let c_out = w << i;
+            (0..n)
+                .map(|j| {
+                    let b = block(c_in, c_out, if i > 0 && j == 0 { 2 } else { 1 });
+                    c_in = c_out;
+                    b
+                })
+                .collect()
+        })
+        .collect();
+    (out, c_in)
+}
+
 /// Kaiming-normal for ReLU, fan-out (torchvision's and ml4gw's conv init).
 fn kaiming() -> Initializer {
     Initializer::KaimingNormal { gain: 2f64.sqrt(), fan_out_only: true }
@@ -147,23 +172,8 @@ impl ClassifierOptions for Resnet1dConfig {
     fn init(&self, d_input: usize, d_output: usize, device: &Device) -> Result<Resnet1d, ConfigError> {
         self.validate("model")?;
         let w = self.base_width;
-        let mut c_in = w;
-        let residual_layers = self
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| {
-                let c_out = w << i;
-                (0..n)
-                    .map(|j| {
-                        let stride = if i > 0 && j == 0 { 2 } else { 1 };
-                        let b = BasicBlock::new(c_in, c_out, stride, self, device);
-                        c_in = c_out;
-                        b
-                    })
-                    .collect()
-            })
-            .collect();
+        let (residual_layers, c_in) =
+            stages(&self.layers, w, |c_in, c_out, stride| BasicBlock::new(c_in, c_out, stride, self, device));
         Ok(Resnet1d {
             conv1: Conv1dConfig::new(d_input, w, 7)
                 .with_stride(2)

@@ -164,7 +164,7 @@ impl Recurrent {
         if self.bidirectional {
             return Err(StepError::NoRecurrentForm {
                 layer: self.kind.name(),
-                why: "bidirectional: the reverse direction reads the sequence from its end",
+                why: "`model.layer.bidirectional: true`: the reverse direction reads the sequence from its end",
             });
         }
         Ok(())

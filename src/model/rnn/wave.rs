@@ -47,17 +47,21 @@ pub enum WaveInit {
 #[serde(rename_all = "lowercase")]
 pub enum WaveAct {
     /// `tanh`.
-    #[default]
     Tanh,
-    /// `max(0, ·)`.
+    /// `max(0, ·)` (the reference's choice in every published sweep).
+    #[default]
     Relu,
     /// None (a linear recurrence; the reference's `ident`).
     #[serde(alias = "ident")]
     Identity,
 }
 
-/// Options of the `wave_rnn` layer (`model.layer`); defaults as the reference's sMNIST wRNN
-/// with `n_hid` the model width.
+/// Options of the `wave_rnn` layer (`model.layer`); defaults as the reference's published
+/// sMNIST/psMNIST/adding sweeps (`init: fwd`, `act: relu`, ksize 3) with `n_hid` the model
+/// width, but the small random input map (`solo_init: no`): inside the backbone the layer reads
+/// features of either sign, and `solo_init`'s sum of all of them into position 0 can leave a
+/// ReLU ring dead from the first step (a normalized input sums to zero). The whole classifier
+/// `wrnn`, which reads the raw non-negative input as the reference does, keeps `solo_init`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WaveRnnConfig {
@@ -71,17 +75,26 @@ pub struct WaveRnnConfig {
     pub init: WaveInit,
     /// Activation.
     pub act: WaveAct,
+    /// Input map starting as ones into position 0 of every channel, zeros elsewhere and a
+    /// zero bias (the reference's `solo_init: yes`); false: `N(0, 1e-3)` weights and
+    /// PyTorch's default bias (`solo_init: no`).
+    pub solo_init: bool,
 }
 
 impl Default for WaveRnnConfig {
     fn default() -> Self {
-        Self { n_hid: None, n_ch: 1, ksize: 3, init: WaveInit::Fwd, act: WaveAct::Tanh }
+        Self { n_hid: None, n_ch: 1, ksize: 3, init: WaveInit::Fwd, act: WaveAct::Relu, solo_init: false }
     }
 }
 
 /// Largest hidden state `n_ch·n_hid` accepted: the CPU path holds the convolution as a dense
 /// [n_ch·n_hid]² matrix (64 MiB at this size).
 const MAX_STATE: usize = 1 << 12;
+
+/// Largest state `n_ch·n_hid` run by the fused kernel with the dense circulant; larger ones
+/// step by rolls of the ring, whose cost grows with `n_ch·ksize` instead of the state size
+/// (`wrnn`'s 16 × 256 state on the digits: 11 samples/s by rolls, 1 by the dense kernel).
+const FUSED_STATE: usize = 1 << 10;
 
 impl LayerOptions for WaveRnnConfig {
     type Layer = WaveRnn;
@@ -113,25 +126,10 @@ impl LayerOptions for WaveRnnConfig {
     }
 
     fn init(&self, h: usize, device: &Device) -> WaveRnn {
-        let (n_ch, n_hid, k) = (self.n_ch, self.n_hid.unwrap_or(h), self.ksize);
-        let mut Wx = LinearConfig::new(h, n_ch * n_hid).init(device);
-        // The reference's `solo_init: no`: tiny input weights, the default Linear bias.
-        Wx.weight = Param::from_tensor(Tensor::random([h, n_ch * n_hid], Distribution::Normal(0.0, 1e-3), device));
-        let bound = 1.0 / ((n_ch * k) as f64).sqrt();
-        let u = Distribution::Uniform(-bound, bound);
-        let weight = match self.init {
-            WaveInit::Rand => Tensor::random([n_ch, n_ch, k], u, device),
-            init => Tensor::from_data(TensorData::new(wy_init(init, n_ch, k), [n_ch, n_ch, k]), device),
-        };
+        let n_hid = self.n_hid.unwrap_or(h);
         WaveRnn {
-            cell: WaveCell {
-                Wx,
-                Wy: CircularConv {
-                    weight: Param::from_tensor(weight),
-                    bias: Param::from_tensor(Tensor::random([n_ch], u, device)),
-                },
-            },
-            readout: LinearConfig::new(n_ch * n_hid, h).init(device),
+            cell: WaveCell::new(self, h, n_hid, device),
+            readout: LinearConfig::new(self.n_ch * n_hid, h).init(device),
             act: self.act,
         }
     }
@@ -183,39 +181,76 @@ pub struct WaveRnn {
     pub act: WaveAct,
 }
 
-impl WaveRnn {
+impl WaveCell {
+    /// Builds the cell for `n_in` inputs per step.
+    pub fn new(cfg: &WaveRnnConfig, n_in: usize, n_hid: usize, device: &Device) -> Self {
+        let (n_ch, k) = (cfg.n_ch, cfg.ksize);
+        let mut Wx = LinearConfig::new(n_in, n_ch * n_hid).init(device);
+        if cfg.solo_init {
+            // Every input enters at position 0 of each channel's ring, from where the shift
+            // carries it around as a wave.
+            let mut w = vec![0f32; n_in * n_ch * n_hid]; // [In, C·n]
+            for i in 0..n_in {
+                for c in 0..n_ch {
+                    w[i * n_ch * n_hid + c * n_hid] = 1.0;
+                }
+            }
+            Wx.weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, [n_in, n_ch * n_hid]), device));
+            Wx.bias = Some(Param::from_tensor(Tensor::zeros([n_ch * n_hid], device)));
+        } else {
+            // Tiny input weights, the default Linear bias.
+            Wx.weight =
+                Param::from_tensor(Tensor::random([n_in, n_ch * n_hid], Distribution::Normal(0.0, 1e-3), device));
+        }
+        let bound = 1.0 / ((n_ch * k) as f64).sqrt();
+        let u = Distribution::Uniform(-bound, bound);
+        let weight = match cfg.init {
+            WaveInit::Rand => Tensor::random([n_ch, n_ch, k], u, device),
+            init => Tensor::from_data(TensorData::new(wy_init(init, n_ch, k), [n_ch, n_ch, k]), device),
+        };
+        WaveCell {
+            Wx,
+            Wy: CircularConv {
+                weight: Param::from_tensor(weight),
+                bias: Param::from_tensor(Tensor::random([n_ch], u, device)),
+            },
+        }
+    }
+
     /// `[n_ch, n_hid]` of the hidden state.
     pub fn state_dims(&self) -> [usize; 2] {
-        let n_ch = self.cell.Wy.weight.dims()[0];
-        [n_ch, self.readout.weight.dims()[0] / n_ch]
+        let n_ch = self.Wy.weight.dims()[0];
+        [n_ch, self.Wx.weight.dims()[1] / n_ch]
     }
 
     /// The hidden states of every step from `h0` (None: zero).
     ///
     /// Args: `x` [B, L, In]; `h0` [B, n_ch·n_hid]. Returns [B, L, n_ch·n_hid] (flat index
     /// `c·n_hid + i`).
-    pub fn hidden_states(&self, x: Tensor<3>, h0: Option<Tensor<2>>) -> Tensor<3> {
+    pub fn hidden_states(&self, x: Tensor<3>, h0: Option<Tensor<2>>, act: WaveAct) -> Tensor<3> {
         let [b, l, _] = x.dims();
         let [n_ch, n_hid] = self.state_dims();
         if l == 0 {
             return Tensor::zeros([b, 0, n_ch * n_hid], &x.device());
         }
         let h0 = h0.unwrap_or_else(|| Tensor::zeros([b, n_ch * n_hid], &x.device()));
-        let gx = self.cell.Wx.forward(x) + self.conv_bias().unsqueeze::<3>(); // [B, L, C·n]
-        let fused = match self.act {
+        let gx = self.Wx.forward(x) + self.conv_bias().unsqueeze::<3>(); // [B, L, C·n]
+        let fused = match act {
             WaveAct::Tanh => Some(false),
             WaveAct::Relu => Some(true),
             WaveAct::Identity => None,
         };
         match fused {
-            Some(relu) if crate::ops::supported(&gx.device()) => {
+            // The dense circulant costs (C·n)² per step against C·n·C·K for the rolls: worth
+            // it while it stays small enough for the fused kernel to win.
+            Some(relu) if crate::ops::supported(&gx.device()) && n_ch * n_hid <= FUSED_STATE => {
                 crate::ops::rnn::rnn_scan(gx, self.circulant(), h0, relu)
             }
             _ => {
                 let mut h = h0;
                 let mut hs = Vec::with_capacity(l);
                 for t in 0..l {
-                    h = self.advance(gx.clone().narrow(1, t, 1).reshape([b, n_ch * n_hid]), h);
+                    h = self.advance(gx.clone().narrow(1, t, 1).reshape([b, n_ch * n_hid]), h, act);
                     hs.push(h.clone());
                 }
                 Tensor::stack(hs, 1)
@@ -223,10 +258,18 @@ impl WaveRnn {
         }
     }
 
+    /// One step from the zero-or-given state `h`.
+    ///
+    /// Args: `x` [B, In]; `h` [B, C·n]. Returns the new state [B, C·n].
+    pub fn step(&self, x: Tensor<2>, h: Tensor<2>, act: WaveAct) -> Tensor<2> {
+        let gx = self.Wx.forward(x) + self.conv_bias().unsqueeze::<2>();
+        self.advance(gx, h, act)
+    }
+
     /// `bWy` repeated over the ring, [n_ch·n_hid].
     fn conv_bias(&self) -> Tensor<1> {
         let [n_ch, n_hid] = self.state_dims();
-        self.cell.Wy.bias.val().reshape([n_ch, 1]).repeat_dim(1, n_hid).reshape([n_ch * n_hid])
+        self.Wy.bias.val().reshape([n_ch, 1]).repeat_dim(1, n_hid).reshape([n_ch * n_hid])
     }
 
     /// The convolution (without bias) as its block-circulant matrix `M` [C·n, C·n], `conv(h) =
@@ -234,9 +277,9 @@ impl WaveRnn {
     /// in `Wy`.
     pub fn circulant(&self) -> Tensor<2> {
         let [n_ch, n_hid] = self.state_dims();
-        let k = self.cell.Wy.weight.dims()[2];
+        let k = self.Wy.weight.dims()[2];
         let p = k / 2;
-        let device = self.cell.Wy.weight.device();
+        let device = self.Wy.weight.device();
         let mut shifts = vec![0f32; k * n_hid * n_hid]; // [K, n, n]
         for tap in 0..k {
             for i in 0..n_hid {
@@ -244,7 +287,7 @@ impl WaveRnn {
             }
         }
         let s = Tensor::<2>::from_data(TensorData::new(shifts, [k, n_hid * n_hid]), &device);
-        let m = self.cell.Wy.weight.val().reshape([n_ch * n_ch, k]).matmul(s); // [C·C', n·n]
+        let m = self.Wy.weight.val().reshape([n_ch * n_ch, k]).matmul(s); // [C·C', n·n]
         m.reshape([n_ch, n_ch, n_hid, n_hid]).permute([0, 2, 1, 3]).reshape([n_ch * n_hid, n_ch * n_hid])
     }
 
@@ -252,23 +295,42 @@ impl WaveRnn {
     /// the ring.
     ///
     /// Args: `gx` [B, C·n] (input map plus conv bias); `h` [B, C·n]. Returns [B, C·n].
-    fn advance(&self, gx: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
+    fn advance(&self, gx: Tensor<2>, h: Tensor<2>, act: WaveAct) -> Tensor<2> {
         let [b, _] = h.dims();
         let [n_ch, n_hid] = self.state_dims();
-        let k = self.cell.Wy.weight.dims()[2];
+        let k = self.Wy.weight.dims()[2];
         let p = k as i64 / 2;
         let ring = h.reshape([b, n_ch, n_hid]);
         // Tap `k` reads position i + k - p: the ring rolled by p - k.
         let taps: Vec<Tensor<3>> = (0..k as i64).map(|tap| ring.clone().roll_dim(p - tap, 2)).collect();
         let taps = Tensor::stack::<4>(taps, 3).permute([0, 2, 1, 3]).reshape([b * n_hid, n_ch * k]); // [B·n, C'·K]
-        let w = self.cell.Wy.weight.val().reshape([n_ch, n_ch * k]).transpose(); // [C'·K, C]
+        let w = self.Wy.weight.val().reshape([n_ch, n_ch * k]).transpose(); // [C'·K, C]
         let conv = taps.matmul(w).reshape([b, n_hid, n_ch]).swap_dims(1, 2).reshape([b, n_ch * n_hid]);
         let a = gx + conv;
-        match self.act {
+        match act {
             WaveAct::Tanh => a.tanh(),
             WaveAct::Relu => relu(a),
             WaveAct::Identity => a,
         }
+    }
+}
+
+impl WaveRnn {
+    /// `[n_ch, n_hid]` of the hidden state.
+    pub fn state_dims(&self) -> [usize; 2] {
+        self.cell.state_dims()
+    }
+
+    /// The hidden states of every step from `h0` (None: zero); see [`WaveCell::hidden_states`].
+    ///
+    /// Args: `x` [B, L, In]; `h0` [B, n_ch·n_hid]. Returns [B, L, n_ch·n_hid].
+    pub fn hidden_states(&self, x: Tensor<3>, h0: Option<Tensor<2>>) -> Tensor<3> {
+        self.cell.hidden_states(x, h0, self.act)
+    }
+
+    /// The convolution as its block-circulant matrix (see [`WaveCell::circulant`]).
+    pub fn circulant(&self) -> Tensor<2> {
+        self.cell.circulant()
     }
 }
 
@@ -306,8 +368,7 @@ impl SeqLayer for WaveRnn {
     fn step(&self, h: &mut Tensor<2>, x: Tensor<2>) -> Result<Tensor<2>, StepError> {
         check_width(&x.dims(), self.cell.Wx.weight.dims()[0])?;
         self.check(h, x.dims()[0])?;
-        let gx = self.cell.Wx.forward(x) + self.conv_bias().unsqueeze::<2>();
-        *h = self.advance(gx, h.clone());
+        *h = self.cell.step(x, h.clone(), self.act);
         Ok(self.readout.forward(h.clone()))
     }
 

@@ -1,13 +1,13 @@
 //! S4's diagonal-plus-low-rank (DPLR) kernel: `A = diag(ŵ) - P̂P̂ᴴ` discretized with the bilinear
 //! transform, evaluated in the frequency domain with Cauchy sums and the Woodbury identity
 //! (S4 paper, Algorithm 1; golden README §5.4), plus the dense host form of the same system
-//! for `C̃ = (I - dA^L)ᵀC`, step mode and tests.
+//! for `C̃ = (I - dA^L)ᵀC` and tests (step mode: [`super::dplr_step`]).
 
 use burn::tensor::{Device, Tensor, TensorData};
 use num_complex::Complex64 as C64;
 
 use super::complex::{self, Complex};
-use super::recurrence::DiagonalState;
+pub use super::dplr_step::DplrRecurrence;
 
 /// The truncated generating function of the DPLR kernel at the roots of unity of `l_fft`,
 /// inverted to `K [C, H, l_fft]`.
@@ -123,61 +123,84 @@ fn expand(v: &[C64]) -> Vec<C64> {
 
 impl DenseSsm {
     /// Args: `w`, `p`, `b` [N2] of one `h`.
+    ///
+    /// `I - dt/2·A = δ + dt/2·P̂P̂ᴴ` with `δ = diag(1 - dt/2·ŵ)` is inverted in closed form by
+    /// Sherman–Morrison, `δ⁻¹ - g·(δ⁻¹P̂)(P̂ᴴδ⁻¹)` with `g = (dt/2)/(1 + dt/2·P̂ᴴδ⁻¹P̂)`: O(N²)
+    /// instead of an O(N³) solve.
     pub fn bilinear(dt: f64, w: &[C64], p: &[C64], b: &[C64]) -> Self {
         let (w, p, b) = (expand(w), expand(p), expand(b));
         let n = w.len();
-        // A = diag(ŵ) - P̂P̂ᴴ
-        let a = |r: usize, c: usize| if r == c { w[r] } else { C64::new(0.0, 0.0) } - p[r] * p[c].conj();
-        let mut lhs = vec![C64::new(0.0, 0.0); n * n];
-        let mut rhs = vec![C64::new(0.0, 0.0); n * (n + 1)]; // [I + dt/2·A | dt·B̂]
-        for r in 0..n {
-            for c in 0..n {
-                let id = if r == c { 1.0 } else { 0.0 };
-                lhs[r * n + c] = id - dt / 2.0 * a(r, c);
-                rhs[r * (n + 1) + c] = id + dt / 2.0 * a(r, c);
-            }
-            rhs[r * (n + 1) + n] = dt * b[r];
-        }
-        let x = solve(lhs, rhs, n, n + 1);
-        let da = (0..n * n).map(|i| x[i / n * (n + 1) + i % n]).collect();
-        let db = (0..n).map(|r| x[r * (n + 1) + n]).collect();
+        let h = dt / 2.0;
+        let pd: Vec<C64> = p.iter().zip(&w).map(|(p, w)| p / (1.0 - h * w)).collect(); // δ⁻¹P̂
+        let g = h / (1.0 + h * p.iter().zip(&pd).map(|(p, d)| p.conj() * d).sum::<C64>());
+        // (I - dt/2·A)⁻¹ at (r, c).
+        let inv = |r: usize, c: usize| {
+            let diag = if r == c { 1.0 / (1.0 - h * w[r]) } else { C64::new(0.0, 0.0) };
+            diag - g * pd[r] * p[c].conj() / (1.0 - h * w[c])
+        };
+        let inv: Vec<C64> = (0..n * n).map(|i| inv(i / n, i % n)).collect(); // [N, N]
+        // (I - dt/2·A)⁻¹P̂
+        let ip: Vec<C64> = (0..n).map(|r| (0..n).map(|c| inv[r * n + c] * p[c]).sum()).collect();
+        // dA = (I - dt/2·A)⁻¹(diag(1 + dt/2·ŵ) - dt/2·P̂P̂ᴴ)
+        let da = (0..n * n).map(|i| inv[i] * (1.0 + h * w[i % n]) - h * ip[i / n] * p[i % n].conj()).collect();
+        let db = (0..n).map(|r| (0..n).map(|c| inv[r * n + c] * dt * b[c]).sum()).collect();
         Self { n, da, db }
     }
 
-    /// `dA^l` by repeated squaring.
-    pub fn power(&self, mut l: usize) -> Vec<C64> {
+    /// The stored-half map `x ↦ (dA·x̂)[..N2]` as a real [N, N] matrix on `[Re x; Im x]`: `dA`
+    /// keeps conj-symmetric vectors conj-symmetric, so its top rows `[A11 A12]` act on the half
+    /// as `A11·x + A12·conj x`, a real-linear map whose products cost a quarter of the complex
+    /// [N, N] ones.
+    fn real_form(&self) -> Vec<f64> {
+        let (n, h) = (self.n, self.n / 2);
+        let mut r = vec![0.0; n * n];
+        for i in 0..h {
+            for j in 0..h {
+                let (a, c) = (self.da[i * n + j], self.da[i * n + h + j]);
+                r[i * n + j] = a.re + c.re;
+                r[i * n + h + j] = c.im - a.im;
+                r[(h + i) * n + j] = a.im + c.im;
+                r[(h + i) * n + h + j] = a.re - c.re;
+            }
+        }
+        r
+    }
+
+    /// `R^l` of the real form `R` ([`DenseSsm::real_form`]) by repeated squaring, [N, N].
+    fn real_power(&self, mut l: usize) -> Vec<f64> {
         let n = self.n;
-        let mut out: Vec<C64> = (0..n * n).map(|i| C64::new(if i / n == i % n { 1.0 } else { 0.0 }, 0.0)).collect();
-        let mut base = self.da.clone();
+        let (mut out, mut base): (Option<Vec<f64>>, _) = (None, self.real_form());
         while l > 0 {
             if l & 1 == 1 {
-                out = matmul(&out, &base, n);
+                out = Some(out.map_or_else(|| base.clone(), |o| matmul(&o, &base, n)));
             }
             l >>= 1;
             if l > 0 {
                 base = matmul(&base, &base, n);
             }
         }
-        out
+        out.unwrap_or_else(|| (0..n * n).map(|i| if i / n == i % n { 1.0 } else { 0.0 }).collect())
     }
 
-    /// `C̃ = first half of (I - dA^l)ᵀ Ĉ` for one channel's `C` [N2].
+    /// `C̃ = first half of (I - dA^l)ᵀ Ĉ` for one channel's `C` [N2]. In the real form the output
+    /// `Re Cᵀx` is the row `r = [Re C, -Im C]` on `[Re x; Im x]`, and `r̃ = (I - R^l)ᵀ r`.
     pub fn c_tilde(&self, c: &[C64], l: usize) -> Vec<C64> {
-        let (n, al, ch) = (self.n, self.power(l), expand(c));
-        (0..n / 2).map(|m| ch[m] - (0..n).map(|k| al[k * n + m] * ch[k]).sum::<C64>()).collect()
+        let (n, h, pl) = (self.n, self.n / 2, self.real_power(l));
+        let r: Vec<f64> = c.iter().map(|c| c.re).chain(c.iter().map(|c| -c.im)).collect();
+        let rt: Vec<f64> = (0..n).map(|m| r[m] - (0..n).map(|k| pl[k * n + m] * r[k]).sum::<f64>()).collect();
+        (0..h).map(|m| C64::new(rt[m], -rt[h + m])).collect()
     }
 
-    /// The inverse of [`DenseSsm::c_tilde`]: the effective `C` [N2] from `C̃` [N2].
+    /// The inverse of [`DenseSsm::c_tilde`]: the effective `C` [N2] from `C̃` [N2], solving
+    /// `(I - R^l)ᵀ r = r̃` in the real form.
     pub fn c_effective(&self, c_tilde: &[C64], l: usize) -> Vec<C64> {
-        let (n, al, ct) = (self.n, self.power(l), expand(c_tilde));
-        // (I - dA^l)ᵀ Ĉ = C̃̂
-        let mut lhs = vec![C64::new(0.0, 0.0); n * n];
-        for r in 0..n {
-            for c in 0..n {
-                lhs[r * n + c] = if r == c { C64::new(1.0, 0.0) } else { C64::new(0.0, 0.0) } - al[c * n + r];
-            }
-        }
-        solve(lhs, ct, n, 1)[..n / 2].to_vec()
+        let (n, h, pl) = (self.n, self.n / 2, self.real_power(l));
+        let rt: Vec<C64> =
+            c_tilde.iter().map(|c| C64::new(c.re, 0.0)).chain(c_tilde.iter().map(|c| C64::new(-c.im, 0.0))).collect();
+        let lhs: Vec<C64> =
+            (0..n * n).map(|i| C64::new(if i / n == i % n { 1.0 } else { 0.0 } - pl[i % n * n + i / n], 0.0)).collect();
+        let r = solve(lhs, rt, n, 1);
+        (0..h).map(|m| C64::new(r[m].re, -r[h + m].re)).collect()
     }
 }
 
@@ -213,15 +236,34 @@ pub fn map_outputs(
     out
 }
 
-fn matmul(a: &[C64], b: &[C64], n: usize) -> Vec<C64> {
-    let mut out = vec![C64::new(0.0, 0.0); n * n];
-    for r in 0..n {
-        for k in 0..n {
-            let x = a[r * n + k];
-            for c in 0..n {
-                out[r * n + c] += x * b[k * n + c];
-            }
-        }
+/// `a·b` of row-major [n, n] matrices (gemm: the powers of `dA` behind the effective `C` are
+/// most of the cost of setting up step mode).
+fn matmul(a: &[f64], b: &[f64], n: usize) -> Vec<f64> {
+    let mut out = vec![0.0; n * n];
+    let s = n as isize;
+    // SAFETY: the three buffers are row-major [n, n] (column stride 1, row stride n).
+    unsafe {
+        gemm::gemm(
+            n,
+            n,
+            n,
+            out.as_mut_ptr(),
+            1,
+            s,
+            false,
+            a.as_ptr(),
+            1,
+            s,
+            b.as_ptr(),
+            1,
+            s,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
     }
     out
 }
@@ -265,81 +307,4 @@ fn solve(mut a: Vec<C64>, mut b: Vec<C64>, n: usize, m: usize) -> Vec<C64> {
         }
     }
     b
-}
-
-/// Step mode of S4: per `h`, the top half of the dense bilinear system acting on the stored
-/// half `x` of a conj-symmetric state `x̂ = [x, conj x]`.
-#[derive(Debug, Clone)]
-pub struct DplrRecurrence {
-    h: usize,
-    n2: usize,
-    channels: usize,
-    /// Per h: rows 0..N2 of dA, [N2, N].
-    da: Vec<Vec<C64>>,
-    /// Per h: dB[0..N2].
-    db: Vec<Vec<C64>>,
-    /// Effective C, [C, H, N2].
-    c: Vec<C64>,
-}
-
-impl DplrRecurrence {
-    /// Args: `dt` [H]; `w`, `p`, `b` [H·N2]; `c` (effective) [C·H·N2].
-    pub fn new(dt: &[f64], w: &[C64], p: &[C64], b: &[C64], c: &[C64]) -> Self {
-        let h = dt.len();
-        let n2 = w.len() / h;
-        let (mut da, mut db) = (Vec::with_capacity(h), Vec::with_capacity(h));
-        for (hi, &dth) in dt.iter().enumerate() {
-            let s = hi * n2..(hi + 1) * n2;
-            let sys = DenseSsm::bilinear(dth, &w[s.clone()], &p[s.clone()], &b[s]);
-            da.push(sys.da[..n2 * 2 * n2].to_vec());
-            db.push(sys.db[..n2].to_vec());
-        }
-        Self { h, n2, channels: c.len() / (h * n2), da, db, c: c.to_vec() }
-    }
-
-    /// The zero state.
-    pub fn zero_state(&self) -> DiagonalState {
-        DiagonalState { re: vec![0.0; self.h * self.n2], im: vec![0.0; self.h * self.n2] }
-    }
-
-    /// Model width H.
-    pub fn width(&self) -> usize {
-        self.h
-    }
-
-    /// Stored complex modes per feature, N2.
-    pub fn modes(&self) -> usize {
-        self.n2
-    }
-
-    /// Output channels C.
-    pub fn channels(&self) -> usize {
-        self.channels
-    }
-
-    /// One step. Args: `u` [H]. Writes `y` [C, H] (`y = 2·Re Σ_n C·x`).
-    pub fn step(&self, state: &mut DiagonalState, u: &[f64], y: &mut [f64]) {
-        let (n2, h) = (self.n2, self.h);
-        let mut next = vec![C64::new(0.0, 0.0); n2];
-        for hi in 0..h {
-            let o = hi * n2;
-            let x: Vec<C64> = (0..n2).map(|k| C64::new(state.re[o + k], state.im[o + k])).collect();
-            for (r, nx) in next.iter_mut().enumerate() {
-                let row = &self.da[hi][r * 2 * n2..(r + 1) * 2 * n2];
-                let mut acc = self.db[hi][r] * u[hi];
-                for k in 0..n2 {
-                    acc += row[k] * x[k] + row[n2 + k] * x[k].conj();
-                }
-                *nx = acc;
-            }
-            for (k, z) in next.iter().enumerate() {
-                state.re[o + k] = z.re;
-                state.im[o + k] = z.im;
-            }
-            for ci in 0..self.channels {
-                let cs = &self.c[(ci * h + hi) * n2..][..n2];
-                y[ci * h + hi] = 2.0 * cs.iter().zip(&next).map(|(c, x)| (c * x).re).sum::<f64>();
-            }
-        }
-    }
 }

@@ -4,6 +4,7 @@ pub mod complex;
 pub mod conv;
 pub mod diagonal;
 pub mod dplr;
+pub mod dplr_step;
 pub mod dss;
 pub mod gated_norm;
 pub mod hippo;

@@ -2,7 +2,7 @@
 //! layer steps with.
 //!
 //! A diagonal token costs O(H·N) and no allocation, which is what autoregressive inference on
-//! a CPU wants (S4's dense DPLR step costs O(H·N²)); conv mode and step mode compute the same
+//! a CPU wants (S4's DPLR step, by the Woodbury identity, is O(H·N) too); conv mode and step mode compute the same
 //! map (tests check it to 1e-4 relative).
 
 use super::diagonal::Disc;

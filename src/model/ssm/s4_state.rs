@@ -1,5 +1,5 @@
 //! Recurrent mode of S4: step mode and conv-mode state forwarding, for both kernels (`diag`: the
-//! diagonal system; `nplr`: the dense bilinear recurrence of the stored half, on the host).
+//! diagonal system; `nplr`: the bilinear DPLR recurrence of the stored half, on the host).
 
 use burn::tensor::Tensor;
 use burn::tensor::activation::glu;
@@ -21,6 +21,13 @@ impl S4Kernel {
     /// the recurrence needs the effective `C` of that same length, or step mode and conv mode
     /// drift apart (the forward/step mismatch of state-spaces/s4 issue #135).
     pub fn recurrence(&self, l: usize) -> Recurrence {
+        self.recurrence_with(l, true)
+    }
+
+    /// [`S4Kernel::recurrence`]; without `outputs` an `nplr` recurrence keeps `C̃` as its output
+    /// map: fine where only its states are used, and it skips the conversion to the effective
+    /// `C`, which costs O(H·N³·log L) (the powers of the dense `dA`).
+    fn recurrence_with(&self, l: usize, outputs: bool) -> Recurrence {
         let (dt, a, b, c, p) = self.effective();
         let Some(p) = p else {
             return Recurrence::Diag(discretize(self.disc, dt, a, Some(b), c, l).recurrence());
@@ -33,7 +40,7 @@ impl S4Kernel {
         let (w, b, p) = (cx(host(a.0), host(a.1)), cx(host(b.0), host(b.1)), cx(host(p.0), host(p.1)));
         let ct = cx(host3(c.0), host3(c.1));
         let l_fft = self.fft_len(l);
-        let c_eff = map_outputs(&dt, &w, &p, &b, &ct, |sys, ci| sys.c_effective(ci, l_fft));
+        let c_eff = if outputs { map_outputs(&dt, &w, &p, &b, &ct, |sys, ci| sys.c_effective(ci, l_fft)) } else { ct };
         Recurrence::Dplr(DplrRecurrence::new(&dt, &w, &p, &b, &c_eff))
     }
 }
@@ -66,7 +73,7 @@ impl SeqLayer for S4 {
     /// stepping through `u` from that state (see [`super::state`]). `diag`: tensor ops,
     /// differentiable; `nplr`: the outputs' input part is the usual (differentiable)
     /// convolution, but the initial state's response and the final state are stepped on the
-    /// host, O(B·H·N²·L), without gradient, so truncated backprop through chunks sees no
+    /// host, O(B·H·N·L), without gradient, so truncated backprop through chunks sees no
     /// gradient through the carried state.
     ///
     /// Args: `u` [B, L, H]; `state` [B, H, N2]. Returns ([B, L, H], the state after `u`).
@@ -80,7 +87,9 @@ impl SeqLayer for S4 {
         }
         let (response, last) = match self.kernel.system(l) {
             Some(sys) => (state.map(|s| sys.state_response(s, l)), sys.final_state(u.clone(), state)),
-            None => host_forwarding(&self.kernel.recurrence(l), u.clone(), state),
+            // The initial state's response needs the outputs of the recurrence; the final state
+            // does not.
+            None => host_forwarding(&self.kernel.recurrence_with(l, state.is_some()), u.clone(), state),
         };
         Ok((self.mix(u, response), last))
     }

@@ -178,10 +178,12 @@ pub struct Dims {
 
 mod elman;
 mod gru;
+mod lipschitz;
 mod lstm;
 
 pub use elman::{rnn, rnn_grad};
 pub use gru::{gru, gru_grad};
+pub use lipschitz::{Lip, lipschitz, lipschitz_grad};
 pub use lstm::{lstm, lstm_grad};
 
 #[cfg(test)]

@@ -105,12 +105,89 @@ impl Step {
 }
 
 /// One step of the state of one channel: `x ← exp(Δ·a)⊙x + Δ·u·B`; keeps `exp(Δ·a)` in `da`.
+/// Zipped iterators: no bounds checks, so the loop over N vectorizes.
 #[inline(always)]
 fn advance(x: &mut [f32], da: &mut [f32], a: &[f32], bt: &[f32], dl: f32, du: f32) {
-    for n in 0..x.len() {
-        da[n] = exp_approx(dl * a[n]);
-        x[n] = da[n] * x[n] + du * bt[n];
+    for ((x, da), (a, b)) in x.iter_mut().zip(da.iter_mut()).zip(a.iter().zip(bt)) {
+        *da = exp_approx(dl * a);
+        *x = *da * *x + du * b;
     }
+}
+
+/// Lanes of the fixed-size chunks the loops over N work in: one AVX2 register of f32.
+const V: usize = 8;
+
+/// `s[k..k+V]`, zero-padded past the end.
+#[inline(always)]
+fn load(s: &[f32], k: usize) -> [f32; V] {
+    if let Some(Ok(v)) = s.get(k..k + V).map(<[f32; V]>::try_from) {
+        return v; // the common case: a fixed-size copy, no call to memcpy
+    }
+    let mut v = [0f32; V];
+    let m = V.min(s.len() - k);
+    v[..m].copy_from_slice(&s[k..][..m]);
+    v
+}
+
+/// Writes the first `s.len() - k` (at most V) lanes of `v` to `s[k..]`.
+#[inline(always)]
+fn store(s: &mut [f32], k: usize, v: &[f32; V]) {
+    if let Some(d) = s.get_mut(k..k + V) {
+        d.copy_from_slice(v);
+        return;
+    }
+    let m = V.min(s.len() - k);
+    s[k..][..m].copy_from_slice(&v[..m]);
+}
+
+/// The accumulators of one channel's adjoint step over N (see [`adjoint_step`]).
+struct AdjointRow<'a> {
+    /// ∂C_t, ∂B_t (shared by the channels) and this channel's ∂A row, [N] each.
+    gc: &'a mut [f32],
+    gb: &'a mut [f32],
+    ga: &'a mut [f32],
+    /// In: `exp(Δ_{t+1}A)⊙λ_{t+1}`; out: `exp(Δ_t A)⊙λ_t`, [N].
+    cr: &'a mut [f32],
+}
+
+/// One channel's adjoint step at time t over N, from `x_t`, `x_{t-1}`, `exp(Δ_t A)`, `C_t`,
+/// `B_t` and `A` ([N] each), the output gradient `gy` and `Δ_t`, `Δ_t·u_t`: with
+/// `λ_t = gy·C_t + carry`, accumulates `∂C += gy·x_t`, `∂B += Δu·λ`, `∂A += Δ·λ⊙x_{t-1}⊙e^{ΔA}`
+/// and returns `(Σ λ⊙B_t, Σ λ⊙x_{t-1}⊙e^{ΔA}⊙A)`.
+///
+/// Why chunks of V lanes: every chunk is loaded into registers before anything is stored, so
+/// the compiler needs no proof that the slices do not overlap to vectorize, and the two sums
+/// stay in vector registers until one horizontal add at the end.
+#[inline(always)]
+fn adjoint_step(
+    r: AdjointRow,
+    (x_t, x_prev, dat): (&[f32], &[f32], &[f32]),
+    (ct, bt, a): (&[f32], &[f32], &[f32]),
+    gy: f32,
+    dl: f32,
+    du: f32,
+) -> (f32, f32) {
+    let (mut sb, mut sa) = ([0f32; V], [0f32; V]);
+    for k in (0..r.gc.len()).step_by(V) {
+        let (xt, xp, da, c, b, av) =
+            (load(x_t, k), load(x_prev, k), load(dat, k), load(ct, k), load(bt, k), load(a, k));
+        let (mut gc, mut gb, mut ga, mut cr) = (load(r.gc, k), load(r.gb, k), load(r.ga, k), load(r.cr, k));
+        for i in 0..V {
+            gc[i] += gy * xt[i];
+            let lam = gy * c[i] + cr[i];
+            gb[i] += lam * du;
+            let q = lam * xp[i] * da[i];
+            ga[i] += q * dl;
+            cr[i] = da[i] * lam;
+            sb[i] += lam * b[i];
+            sa[i] += q * av[i];
+        }
+        store(r.gc, k, &gc);
+        store(r.gb, k, &gb);
+        store(r.ga, k, &ga);
+        store(r.cr, k, &cr);
+    }
+    (sb.iter().sum(), sa.iter().sum())
 }
 
 /// Whether this CPU runs the AVX2 + FMA builds of the task loops.
@@ -363,7 +440,6 @@ fn backward_block(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims, (bi, e0, w): 
     let mut da = vec![0f32; t_len * w * n];
     let mut carry = vec![0f32; w * n]; // exp(Δ_{t+1}A)⊙λ_{t+1}, [W, N]
     let mut st = Step::new(w);
-    let (mut lam, mut q) = (vec![0f32; n], vec![0f32; n]); // λ_t and λ_t⊙x_{t-1}⊙e^{Δa}, [N]
     for c in (0..k).rev() {
         let (t0, t1) = (c * t_len, ((c + 1) * t_len).min(l));
         recompute_chunk(inp, ckpt, dm, (bi, e0, w), c, (&mut xs, &mut da), &mut st);
@@ -391,17 +467,8 @@ fn backward_block(inp: &Inputs, ckpt: &[f32], g: &[f32], dm: Dims, (bi, e0, w): 
                 let cr = &mut carry[j * n..][..n];
                 let (gc, gb) = (&mut p.cm[t * n..][..n], &mut p.bm[t * n..][..n]);
                 let ga = &mut p.a[j * n..][..n];
-                // An elementwise pass over N, then the two sums over N.
-                for m in 0..n {
-                    gc[m] += gy * x_t[m];
-                    lam[m] = gy * ct[m] + cr[m];
-                    gb[m] += lam[m] * du;
-                    q[m] = lam[m] * x_prev[m] * dat[m];
-                    ga[m] += q[m] * dl;
-                    cr[m] = dat[m] * lam[m];
-                }
-                let sb = dot(&lam, bt);
-                let g_dl = u * sb + dot(&q, a);
+                let (sb, sa) = adjoint_step(AdjointRow { gc, gb, ga, cr }, (x_t, x_prev, dat), (ct, bt, a), gy, dl, du);
+                let g_dl = u * sb + sa;
                 p.u[t * w + j] = gy * inp.d[ei] + dl * sb;
                 let gd = g_dl * st.dsp[j];
                 p.delta[t * w + j] = gd;

@@ -1,6 +1,6 @@
 //! `trainer.early_stopping: {monitor, mode, patience, min_delta}`: stop when the monitored
-//! validation metric has not improved by more than `min_delta` for `patience` epochs
-//! (Lightning's `EarlyStopping`). Its state lives in the checkpoint, so a resumed run counts on.
+//! validation metric has not improved by more than `min_delta` for `patience` validations
+//! (epochs, or checks within them with `trainer.val_check_interval`; Lightning's `EarlyStopping`). Its state lives in the checkpoint, so a resumed run counts on.
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,7 @@ pub struct EarlyStoppingConfig {
     /// Direction (default: `trainer.mode`).
     #[serde(default)]
     pub mode: Option<Mode>,
-    /// Epochs without improvement before stopping (≥ 1).
+    /// Validations without improvement before stopping (≥ 1).
     pub patience: usize,
     /// Smallest change that counts as an improvement (≥ 0).
     #[serde(default)]
@@ -81,7 +81,7 @@ impl Callback for EarlyStopping {
         *slot = serde_json::to_value(&st)?;
         if stop {
             eprintln!(
-                "early stopping: {} did not improve by more than {} for {} epochs",
+                "early stopping: {} did not improve by more than {} for {} validations",
                 self.monitor, self.min_delta, self.patience
             );
         }

@@ -194,6 +194,11 @@ impl Callback for Mlflow {
         Ok(())
     }
 
+    fn on_text(&mut self, tag: &str, markdown: &str, step: usize) -> Result<()> {
+        self.send(Msg::Artifact(format!("text/{}/step_{step:08}.md", key(tag)), markdown.as_bytes().to_vec()));
+        Ok(())
+    }
+
     fn on_fit_end(&mut self, end: &FitEnd) -> Result<()> {
         if let Some(test) = end.test {
             self.send(Msg::Metrics(test.iter().map(|(k, v)| (key(k), *v, end.state.step)).collect()));

@@ -1,7 +1,8 @@
 //! `logger: {tensorboard: {log_every_n_epochs}}`: TensorBoard event files under `<run>/tb/`.
 //! Scalars (every metric, each group's learning rate, gradient norm, samples/s), the resolved
 //! config as text, HParams (the flattened config against the final metrics, so the HParams tab
-//! compares runs), parameter histograms every `log_every_n_epochs`, and images.
+//! compares runs), parameter histograms every `log_every_n_epochs`, images and texts (the
+//! validation figures and text samples).
 
 use std::collections::BTreeMap;
 
@@ -149,12 +150,20 @@ impl Callback for TensorBoard {
         if !self.experiment_written && !end.val.is_empty() {
             // Readers keep a tag's first plugin metadata, so the columns are written once,
             // with the test metrics the run will end with (the validation ones, renamed).
-            let test = end.val.keys().filter_map(|k| k.strip_prefix("val/")).map(|k| format!("test/{k}"));
-            let metrics = end.train.keys().chain(end.val.keys()).cloned().chain(test).collect::<Vec<_>>();
+            // (A first validation within an epoch has no training metrics yet: the same names.)
+            let renamed = |to: &'static str| {
+                end.val.keys().filter_map(|k| k.strip_prefix("val/")).map(move |k| format!("{to}/{k}"))
+            };
+            let train: Vec<String> = if end.mid_epoch {
+                renamed("train").filter(|k| !k.contains('@')).collect()
+            } else {
+                end.train.keys().cloned().collect()
+            };
+            let metrics = train.into_iter().chain(end.val.keys().cloned()).chain(renamed("test")).collect::<Vec<_>>();
             self.write_experiment(end.step, metrics)?;
             self.experiment_written = true;
         }
-        if self.histograms_every.is_some_and(|n| (end.epoch + 1).is_multiple_of(n)) {
+        if !end.mid_epoch && self.histograms_every.is_some_and(|n| (end.epoch + 1).is_multiple_of(n)) {
             let value = parameters(end.model)
                 .into_iter()
                 .map(|(path, v)| Value { tag: format!("params/{path}"), metadata: None, kind: Some(histogram(&v)) })
@@ -172,6 +181,12 @@ impl Callback for TensorBoard {
             Image { height: height as i32, width: width as i32, colorspace, encoded_image_string: png.to_vec() };
         let w = self.writer()?;
         w.summary(step, vec![Value { tag: tag.into(), metadata: None, kind: Some(Kind::Image(image)) }])?;
+        w.flush()
+    }
+
+    fn on_text(&mut self, tag: &str, markdown: &str, step: usize) -> Result<()> {
+        let w = self.writer()?;
+        w.summary(step, vec![text(tag, markdown)])?;
         w.flush()
     }
 
