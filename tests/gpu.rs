@@ -11,7 +11,6 @@ mod golden_mamba2;
 mod golden_rnn;
 mod golden_transformer;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
@@ -19,7 +18,7 @@ use common::{host, max_rel, randn, serial, step_through, t};
 use wavessm::config::{ConfigRequest, Named};
 use wavessm::model::LayerConfig;
 use wavessm::train::device::{backend_name, wgpu_adapter};
-use wavessm::train::{FitOptions, fit};
+use wavessm::train::{FitOptions, FitSummary, fit};
 
 /// The wgpu device, made this binary's test device; panics (fails the test) without an adapter.
 fn gpu() -> Device {
@@ -80,18 +79,20 @@ fn step_mode_equals_conv_mode_for_every_layer_kind() {
     }
 }
 
-/// A short fit of the embedded default (a small S4D on the digits) on `device`.
-fn short_fit(dir: &Path, device: &str) -> (f64, f64, BTreeMap<String, f64>) {
+/// A short fit of the embedded default (a small S4D on the digits) on `device`, from the
+/// weights of run `init` when given: 2 layers of width 32, 5 epochs at a raised rate; on the CPU
+/// it reaches 0.85–0.96 test accuracy over seeds 0–3 in a few seconds.
+fn short_fit(dir: &Path, device: &str, opts: FitOptions) -> FitSummary {
     let tokens: Vec<String> = [
-        "model.d_model=16",
+        "model.d_model=32",
         "model.n_layers=2",
-        "model.layer.d_state=8",
-        "loader.batch_size=32",
-        "trainer.max_epochs=3",
-        "trainer.limit_train_batches=null",
-        "trainer.progress_bar=never",
+        "model.layer.d_state=64",
+        "model.layer.lr=0.01",
+        "optimizer.lr=0.03",
         "scheduler.warmup_steps=0",
-        "optimizer.lr=0.01",
+        "trainer.max_epochs=5",
+        "trainer.progress_bar=never",
+        "trainer.val_figures=false",
         &format!("trainer.device={device}"),
         &format!("logger.save_dir={}", dir.display()),
     ]
@@ -99,9 +100,13 @@ fn short_fit(dir: &Path, device: &str) -> (f64, f64, BTreeMap<String, f64>) {
     .map(|s| s.to_string())
     .collect();
     let cfg = ConfigRequest { tokens, ..Default::default() }.resolve().expect("config");
-    let s = fit(&cfg, &FitOptions { quiet: true, ..Default::default() }).expect("fit");
+    fit(&cfg, &FitOptions { quiet: true, ..opts }).expect("fit")
+}
+
+/// Test accuracy and the first and last epoch's train loss of a fit.
+fn outcome(s: &FitSummary) -> (f64, f64, f64) {
     let loss = |i: usize| s.train_history[i]["train/loss"];
-    (loss(0), loss(s.train_history.len() - 1), s.test.expect("tested after fit"))
+    (s.test.as_ref().expect("tested after fit")["test/accuracy"], loss(0), loss(s.train_history.len() - 1))
 }
 
 #[test]
@@ -110,18 +115,26 @@ fn the_embedded_default_fits_on_wgpu_as_on_the_cpu() {
     let device = gpu();
     assert_eq!(backend_name(&device), "wgpu");
     let dir = tempfile::tempdir().expect("tempdir");
-    let clock = std::time::Instant::now();
-    let (cpu_first, cpu_last, cpu) = short_fit(dir.path(), "cpu");
-    let cpu_time = clock.elapsed().as_secs_f64();
-    let (gpu_first, gpu_last, gpu) = short_fit(dir.path(), "wgpu");
-    let gpu_time = clock.elapsed().as_secs_f64() - cpu_time;
-    let (acc_cpu, acc_gpu) = (cpu["test/accuracy"], gpu["test/accuracy"]);
-    println!("cpu: loss {cpu_first:.3} -> {cpu_last:.3}, test accuracy {acc_cpu:.3} ({cpu_time:.1} s)");
-    println!("wgpu: loss {gpu_first:.3} -> {gpu_last:.3}, test accuracy {acc_gpu:.3} ({gpu_time:.1} s)");
-    assert!(gpu_last < gpu_first * 0.85, "wgpu: train loss {gpu_first} -> {gpu_last}");
-    // Both runs start from seed 0, but the backends draw different initial weights and sum in a
-    // different order: the accuracies agree within the noise of runs with different seeds.
-    assert!((acc_gpu - acc_cpu).abs() < 0.15, "test accuracy: wgpu {acc_gpu} vs cpu {acc_cpu}");
+    // The backends draw different initial weights from one seed: both fits start from the
+    // weights of a CPU run stopped after one step, and see the batches in the same order.
+    let start = short_fit(dir.path(), "cpu", FitOptions { stop_after_steps: Some(1), ..Default::default() });
+    let from = || FitOptions { init_from: Some(start.run.clone()), ..Default::default() };
+    let mut runs = Vec::new();
+    for device in ["cpu", "wgpu"] {
+        let clock = std::time::Instant::now();
+        let (acc, first, last) = outcome(&short_fit(dir.path(), device, from()));
+        println!(
+            "{device}: train loss {first:.3} -> {last:.3}, test accuracy {acc:.3} ({:.1} s)",
+            clock.elapsed().as_secs_f64()
+        );
+        runs.push((acc, first, last));
+    }
+    let [(acc_cpu, _, last_cpu), (acc_gpu, first_gpu, last_gpu)] = runs[..] else { unreachable!() };
+    assert!(acc_gpu >= 0.8, "wgpu: test accuracy {acc_gpu} (train loss {first_gpu} -> {last_gpu})");
+    // From the same weights only the order of float sums differs; over 200 steps that drifts
+    // by far less than the spread over seeds (0.85–0.96).
+    assert!((acc_gpu - acc_cpu).abs() <= 0.05, "test accuracy: wgpu {acc_gpu} vs cpu {acc_cpu}");
+    assert!((last_gpu - last_cpu).abs() <= 0.25 * last_cpu, "last train loss: wgpu {last_gpu} vs cpu {last_cpu}");
 }
 
 /// A tensor made on the CPU and moved to the GPU keeps its values (the data loaders build

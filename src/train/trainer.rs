@@ -26,8 +26,7 @@ use super::callback::{Callbacks, FitEnd, FitStart, FitStatus};
 use super::checkpoint::{Checkpoint, TrainerState};
 use super::device::device_for;
 use super::fit::{
-    FitOptions, FitSummary, Setup, evaluate, format_metrics, host_terms, load_model, managed_loss, outputs,
-    prefixed,
+    FitOptions, FitSummary, Setup, evaluate, format_metrics, host_terms, load_model, managed_loss, outputs, prefixed,
 };
 use super::init_from::init_from;
 use super::nonfinite::{self, NonFinite};

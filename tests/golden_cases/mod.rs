@@ -328,6 +328,7 @@ pub fn check_all(dir: &Path) -> (Vec<String>, Vec<String>) {
     for path in files {
         let case = path.file_stem().unwrap().to_string_lossy().into_owned();
         let g = common::load(&path);
+        let clock = std::time::Instant::now();
         match case.as_str() {
             "s4d_kernel_zoh" => check_s4d_kernel(&g, Disc::Zoh),
             "s4d_kernel_bilinear" => check_s4d_kernel(&g, Disc::Bilinear),
@@ -355,6 +356,7 @@ pub fn check_all(dir: &Path) -> (Vec<String>, Vec<String>) {
                 continue;
             }
         }
+        println!("{case}: {:.1} s", clock.elapsed().as_secs_f64());
         checked.push(case);
     }
     (checked, pending)
