@@ -13,6 +13,7 @@ mod golden_transformer;
 
 use std::path::Path;
 
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use common::{host, max_rel, randn, serial, step_through, t};
 use wavessm::config::{ConfigRequest, Named};
@@ -79,6 +80,44 @@ fn step_mode_equals_conv_mode_for_every_layer_kind() {
     }
 }
 
+/// Layer kinds without a step form (or without a golden file), beside [`STEPPED`].
+const UNSTEPPED: [&str; 4] = [
+    "{_name_: ckconv, kernelnet_hidden_channels: 8, l_max: 16}",
+    "{_name_: liquid_s4, d_state: 8, l_max: 16}",
+    "{_name_: unicornn, n_layers: 2, dropout: 0.0}",
+    "{_name_: lipschitz_rnn}",
+];
+
+/// Every layer kind, built once on the CPU and copied to the GPU, gives the same output and
+/// input gradient on both; the CPU runs its tensor-op path, the one the GPU runs.
+#[test]
+fn every_layer_kind_on_wgpu_equals_the_cpu_from_the_same_weights() {
+    let _turn = serial();
+    let gpu = gpu().autodiff();
+    let cpu = Device::flex().autodiff();
+    let (b, l, h) = (2, 16, 8);
+    for (i, yaml) in STEPPED.iter().chain(&UNSTEPPED).enumerate() {
+        let named: Named = serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+        let cfg = LayerConfig::from_named(&named, "model.layer").unwrap_or_else(|e| panic!("{yaml}: {e}"));
+        cfg.validate("model.layer").unwrap_or_else(|e| panic!("{yaml}: {e}"));
+        Device::flex().seed(i as u64);
+        let layer = cfg.init(h, &Device::flex());
+        let (u, probe) = (randn(b * l * h, 7 + i as u64), randn(b * l * h, 70 + i as u64));
+        let run = |device: &Device| {
+            let m = layer.clone().fork(device);
+            let x = t(u.clone(), [b, l, h], device).require_grad();
+            let y = m.forward(x.clone()); // [B, L, H]
+            let grads = (y.clone() * t(probe.clone(), [b, l, h], device)).sum().backward();
+            (host(y), host(x.grad(&grads).expect("input gradient")))
+        };
+        let (y_cpu, g_cpu) = wavessm::ops::with_generic_ops(|| run(&cpu));
+        let (y_gpu, g_gpu) = run(&gpu);
+        let (ey, eg) = (max_rel(&y_gpu, &y_cpu), max_rel(&g_gpu, &g_cpu));
+        println!("{yaml}: wgpu vs cpu max rel: output {ey:.2e}, input gradient {eg:.2e}");
+        assert!(ey < 1e-4 && eg < 1e-4, "{yaml}: wgpu differs from the cpu: output {ey}, gradient {eg}");
+    }
+}
+
 /// A short fit of the embedded default (a small S4D on the digits) on `device`, from the
 /// weights of run `init` when given: 2 layers of width 32, 5 epochs at a raised rate; on the CPU
 /// it reaches 0.85–0.96 test accuracy over seeds 0–3 in a few seconds.
@@ -132,9 +171,10 @@ fn the_embedded_default_fits_on_wgpu_as_on_the_cpu() {
     let [(acc_cpu, _, last_cpu), (acc_gpu, first_gpu, last_gpu)] = runs[..] else { unreachable!() };
     assert!(acc_gpu >= 0.8, "wgpu: test accuracy {acc_gpu} (train loss {first_gpu} -> {last_gpu})");
     // From the same weights only the order of float sums differs; over 200 steps that drifts
-    // by far less than the spread over seeds (0.85–0.96).
-    assert!((acc_gpu - acc_cpu).abs() <= 0.05, "test accuracy: wgpu {acc_gpu} vs cpu {acc_cpu}");
-    assert!((last_gpu - last_cpu).abs() <= 0.25 * last_cpu, "last train loss: wgpu {last_gpu} vs cpu {last_cpu}");
+    // by far less than the spread over seeds (0.85–0.96). Seen on lavapipe: 0.908 vs 0.905,
+    // last train loss 0.348 vs 0.347.
+    assert!((acc_gpu - acc_cpu).abs() <= 0.03, "test accuracy: wgpu {acc_gpu} vs cpu {acc_cpu}");
+    assert!((last_gpu - last_cpu).abs() <= 0.1 * last_cpu, "last train loss: wgpu {last_gpu} vs cpu {last_cpu}");
 }
 
 /// A tensor made on the CPU and moved to the GPU keeps its values (the data loaders build
