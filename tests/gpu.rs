@@ -1,7 +1,8 @@
 //! The GPU set (built only with `--features wgpu`): on the wgpu device every layer runs its
-//! generic tensor-op path against the golden vectors, step mode equals conv mode for every layer
-//! with one, and a short fit of the embedded default reaches the CPU run's accuracy. A missing
-//! adapter fails these tests rather than skipping them (CI installs lavapipe, software Vulkan).
+//! generic tensor-op path against the golden vectors, every layer kind equals the CPU from the
+//! same weights, step mode equals conv mode for every layer with one, and a short fit of the
+//! embedded default matches the CPU's from the same start. A missing adapter fails these tests
+//! rather than skipping them (CI installs lavapipe, software Vulkan).
 
 mod common;
 mod golden_baselines;
