@@ -131,3 +131,18 @@ fn backbone_and_loader_key_lists_match_the_option_structs() {
     assert_eq!(model, wavessm::experiment::MODEL_KEYS.to_vec());
     assert_eq!(keys(serde_yaml::to_value(&c.loader).unwrap()), wavessm::experiment::LOADER_KEYS.to_vec());
 }
+
+#[test]
+fn lightning_devices_and_precision_meet_ours() {
+    let devices = |text: &str| with_file(text, &[]).map(|c| c.trainer.devices);
+    assert_eq!(devices("trainer:\n  devices: 1\n"), Ok(None), "one device: the default");
+    assert_eq!(devices("trainer:\n  devices: auto\n"), Ok(None));
+    assert_eq!(devices("trainer:\n  devices: [0]\n"), Ok(Some(vec![0])), "a list of indices is ours");
+    let e = devices("trainer:\n  devices: 2\n").unwrap_err();
+    assert!(e.contains("trainer.devices") && e.contains("one device"), "{e}");
+    let precision = |text: &str| with_file(text, &[]).map(|c| c.trainer.precision.to_string());
+    assert_eq!(precision("trainer:\n  precision: 32-true\n"), Ok("32".into()));
+    assert_eq!(precision("trainer:\n  precision: bf16-mixed\n"), Ok("bf16-mixed".into()));
+    let e = precision("trainer:\n  precision: 64\n").unwrap_err();
+    assert!(e.contains("trainer.precision"), "{e}");
+}

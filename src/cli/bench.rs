@@ -63,18 +63,27 @@ pub struct BenchArgs {
     /// Also print every repetition's time (to stderr).
     #[arg(long)]
     pub verbose: bool,
+    /// Device of the layer cases, as `trainer.device` (cpu, cuda, wgpu, auto); `step`,
+    /// `generate` and `data` run on the CPU.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Config and overrides (`bench data` only).
     #[command(flatten)]
     pub config: super::ConfigArgs,
 }
 
-/// Median wall time of `steps` runs of `f` after one warm-up, in ms.
-pub(super) fn median_ms(steps: usize, verbose: bool, mut f: impl FnMut()) -> f64 {
-    f();
+/// Median wall time of `steps` runs of `f` after one warm-up, in ms; each run waits for the
+/// device to finish (GPU backends queue their work).
+pub(super) fn median_ms(steps: usize, verbose: bool, device: &Device, mut f: impl FnMut()) -> f64 {
+    let mut run = || {
+        f();
+        device.sync().expect("the device failed to run the benchmark");
+    };
+    run();
     let mut ts: Vec<f64> = (0..steps.max(1))
         .map(|_| {
             let t0 = Instant::now();
-            f();
+            run();
             t0.elapsed().as_secs_f64() * 1e3
         })
         .collect();
@@ -100,7 +109,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     if !(c.overrides.is_empty() && c.config.is_empty() && c.config_dir.is_empty()) {
         anyhow::bail!("config overrides apply to `bench data` only; the other cases have fixed shapes");
     }
-    let device = Device::flex().autodiff();
+    let kind: crate::train::DeviceKind = serde_yaml::from_str(&a.device)
+        .map_err(|_| anyhow::anyhow!("--device: expected cpu, cuda, wgpu or auto, got `{}`", a.device))?;
+    let device = crate::train::device::resolve(kind)?.autodiff();
     device.seed(0);
     let (name, ms, tokens) = match a.case {
         Case::S4d => {
@@ -109,7 +120,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             let cfg = S4dConfig { lr: SsmHyper::All(None), ..S4dConfig::default() };
             let layer = cfg.init(h, &device);
             let u = Tensor::<3>::random([b, l, h], Distribution::Normal(0.0, 1.0), &device);
-            let ms = median_ms(a.steps, a.verbose, || {
+            let ms = median_ms(a.steps, a.verbose, &device, || {
                 let _ = layer.forward(u.clone()).square().mean().backward();
             });
             ("s4d", ms, b * l)
@@ -119,7 +130,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             let cfg: S4Config = serde_yaml::from_str("{mode: nplr, d_state: 64, l_max: 1024}")?;
             let layer = cfg.init(h, &device);
             let u = Tensor::<3>::random([b, l, h], Distribution::Normal(0.0, 1.0), &device);
-            let ms = median_ms(a.steps, a.verbose, || {
+            let ms = median_ms(a.steps, a.verbose, &device, || {
                 let _ = layer.forward(u.clone()).square().mean().backward();
             });
             ("s4", ms, b * l)
@@ -128,7 +139,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             let (b, h, l) = (8, 128, 1024);
             let layer = crate::model::ssm::MambaConfig::default().init(h, &device);
             let u = Tensor::<3>::random([b, l, h], Distribution::Normal(0.0, 1.0), &device);
-            let ms = median_ms(a.steps, a.verbose, || {
+            let ms = median_ms(a.steps, a.verbose, &device, || {
                 let _ = layer.forward(u.clone()).square().mean().backward();
             });
             ("mamba", ms, b * l)
@@ -144,7 +155,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 h0: None,
                 chunk: 64,
             };
-            let ms = median_ms(a.steps, a.verbose, || {
+            let ms = median_ms(a.steps, a.verbose, &device, || {
                 let _ = crate::model::ssm::ssd::ssd(args.clone()).0.square().mean().backward();
             });
             ("ssd", ms, b * l)
@@ -169,7 +180,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             let x = Tensor::<3>::random([b, l, 1], Distribution::Normal(0.0, 1.0), &device);
             let y = Tensor::<1, Int>::random([b], Distribution::Uniform(0.0, 10.0), &device);
             let mut step = 0;
-            let ms = median_ms(a.steps, a.verbose, || {
+            let ms = median_ms(a.steps, a.verbose, &device, || {
                 let m = model.take().expect("model");
                 let out = m.forward(x.clone(), None).reshape([b, 10]);
                 let grads = GradientsParams::from_grads(task.loss(out, y.clone()).backward(), &m);
@@ -185,7 +196,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 _ => ("gru", GruConfig::default().init(h, &device)),
             };
             let u = Tensor::<3>::random([b, l, h], Distribution::Normal(0.0, 1.0), &device);
-            let ms = median_ms(a.steps, a.verbose, || {
+            let ms = median_ms(a.steps, a.verbose, &device, || {
                 let _ = layer.forward(u.clone()).square().mean().backward();
             });
             (name, ms, b * l)
@@ -196,7 +207,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 serde_yaml::from_str("{n_heads: 4, ff: 512, dropout: 0.0, activation: gelu, pos: none}")?;
             let layer = cfg.init(h, &device);
             let u = Tensor::<3>::random([b, l, h], Distribution::Normal(0.0, 1.0), &device);
-            let ms = median_ms(a.steps, a.verbose, || {
+            let ms = median_ms(a.steps, a.verbose, &device, || {
                 let _ = layer.forward(u.clone()).square().mean().backward();
             });
             ("transformer", ms, b * l)
@@ -216,7 +227,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             let rec = DiagonalRecurrence::new(Disc::Zoh, h, n2, &dt, (&a_re, &a_im), (&b_re, &b_im), (&c_re, &c_im))
                 .expect("zoh steps");
             let d: Vec<f64> = (0..h).map(|i| ((i % 7) as f64 - 3.0) * 0.1).collect();
-            let ms = median_ms(a.steps, a.verbose, || {
+            let ms = median_ms(a.steps, a.verbose, &device, || {
                 let mut state = rec.zero_state();
                 let mut u: Vec<f64> = (0..h).map(|i| (i as f64).sin()).collect();
                 let mut y = vec![0.0; h];

@@ -39,7 +39,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let (data, source) = spec.load()?;
     let open_s = t_open.elapsed().as_secs_f64();
     eprintln!("data: {} from {source} (opened in {open_s:.2}s)", cfg.data.name);
-    let device = device_for(cfg.trainer.device)?.autodiff();
+    let device = device_for(&cfg.trainer)?.autodiff();
     let Setup { data, task, d_output: k, model, .. } = Setup::with_data(&cfg, data, device.clone())?;
     let train = &data.train;
     let bs = cfg.loader.batch_size;

@@ -35,7 +35,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         }
         let prompt: Vec<f32> = (0..PROMPT).map(|i| (1 + i % 255) as f32).collect();
         let x = Tensor::<3>::from_data(TensorData::new(prompt, [1, PROMPT, 1]), &device);
-        let ms = super::bench::median_ms(a.steps, a.verbose, || {
+        let ms = super::bench::median_ms(a.steps, a.verbose, &device, || {
             let (mut logits, mut stepper) = model.prefill(x.clone(), PROMPT + NEW).expect("prefill");
             for _ in 0..NEW {
                 let host: Vec<f32> = logits.try_into_vec_as::<f32>().expect("f32");

@@ -46,7 +46,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         device.seed(0);
         let model = ClassifierConfig::from_named(&named, "model.options")?.init(2, 2, &device)?;
         let ifos = ["H1".to_string(), "L1".to_string()];
-        let ms = super::bench::median_ms(a.steps, a.verbose, || {
+        let ms = super::bench::median_ms(a.steps, a.verbose, &device, || {
             let mut src = StrainSource::open(&path, &ifos).expect("the bench strain");
             scan(&model, &mut src, &g, &[0.0], &device).expect("scan");
         });

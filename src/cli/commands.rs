@@ -153,7 +153,7 @@ pub(super) fn load_for_eval(
     }
     let ck = load_checkpoint(ckpt)?;
     let cfg = config_over(&ck.state.config, c, ckpt)?;
-    let setup = Setup::new(&cfg, device_for(cfg.trainer.device)?)?;
+    let setup = Setup::new(&cfg, device_for(&cfg.trainer)?)?;
     let model = load_model(setup.model.clone(), ck.model, ckpt)?.valid().with_rate(rate);
     Ok((cfg, setup, model))
 }

@@ -115,7 +115,7 @@ fn import(a: &ImportArgs) -> Result<()> {
         print!("{}", cfg.to_yaml());
         return Ok(());
     }
-    let setup = Setup::new(&cfg, device_for(cfg.trainer.device)?)?;
+    let setup = Setup::new(&cfg, device_for(&cfg.trainer)?)?;
     let select = if a.ssm_only { Select::Ssm } else { Select::All };
     let opts = ImportOptions { layout: a.layout, dt_transform: a.dt_transform, select, partial: a.partial };
     let (model, report) = weights::import(sequence_only(&setup.model)?.clone(), &a.file, &opts)?;

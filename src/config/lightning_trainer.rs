@@ -63,16 +63,25 @@ pub fn translate(
             _ => return Err(err("trainer.accelerator", format!("`{}`: use cpu, gpu, cuda or auto", inline_yaml(&a)))),
         }
     }
-    if let Some(d) = trainer.remove("devices")
-        && !matches!(d.as_u64(), Some(1))
-        && d.as_str() != Some("auto")
-    {
-        return Err(err("trainer.devices", format!("{}: wavessm trains on one device", inline_yaml(&d))));
+    // `devices` and `precision` are also keys of ours: a list of indices and null stay for the
+    // trainer to check (it names the backends that lack what is asked); Lightning's device count
+    // 1 and `auto` mean one device, the default.
+    if let Some(d) = trainer.remove("devices") {
+        match d {
+            Value::Null | Value::Sequence(_) => {
+                trainer.insert("devices".into(), d);
+            }
+            _ if d.as_u64() == Some(1) || d.as_str() == Some("auto") => {}
+            _ => return Err(err("trainer.devices", format!("{}: wavessm trains on one device", inline_yaml(&d)))),
+        }
     }
-    if let Some(p) = trainer.remove("precision")
-        && !matches!(inline_yaml(&p).trim_matches('"'), "32" | "32-true")
+    if let Some(p) = trainer.get("precision")
+        && !matches!(inline_yaml(p).trim_matches('"'), "32" | "32-true" | "16-mixed" | "bf16-mixed")
     {
-        return Err(err("trainer.precision", format!("{}: wavessm trains in float32", inline_yaml(&p))));
+        return Err(err(
+            "trainer.precision",
+            format!("{}: expected 32, 16-mixed or bf16-mixed (wavessm trains in float32)", inline_yaml(p)),
+        ));
     }
     if let Some(b) = trainer.remove("enable_progress_bar") {
         let mode = if b.as_bool() == Some(false) { "never" } else { "auto" };

@@ -1,8 +1,8 @@
 //! `SequenceModel`: encoder → residual blocks → (final norm) → pooling → decoder.
 
+use crate::ops::gelu;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
-use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 
 use super::LayerConfig;

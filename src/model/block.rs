@@ -1,12 +1,12 @@
 //! A residual block: `x + dropout(layer(norm(x)))` (prenorm) or `norm(x + dropout(layer(x)))`,
 //! optionally followed by a pointwise feed-forward sub-block of the same form.
 
+use crate::ops::gelu;
 use burn::module::Module;
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, RmsNorm,
     RmsNormConfig,
 };
-use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Tensor};
 
 use std::convert::Infallible;

@@ -8,11 +8,14 @@
 
 pub mod cauchy;
 pub mod dwconv;
+pub mod gelu;
 pub mod host;
 pub mod lipschitz;
 pub mod rnn;
 pub mod scan;
 pub mod unicornn;
+
+pub use gelu::gelu;
 
 use std::borrow::Cow;
 

@@ -169,6 +169,64 @@ pub enum DeviceKind {
     Cpu,
     /// CUDA (build with `--features cuda`).
     Cuda,
+    /// A Vulkan, Metal or DX12 GPU through wgpu (build with `--features wgpu`).
+    Wgpu,
+    /// `BURN_DEVICE` when set, else the first GPU backend built in that has a device, else the CPU.
+    Auto,
+}
+
+/// Floating-point precision of training (Lightning's spelling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(try_from = "PrecisionValue", into = "String")]
+pub enum Precision {
+    /// f32 everywhere.
+    #[default]
+    F32,
+    /// f16 compute with f32 master weights.
+    F16Mixed,
+    /// bf16 compute with f32 master weights.
+    Bf16Mixed,
+}
+
+/// What YAML may hold for `trainer.precision`: `32` is a number, `16-mixed` a string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PrecisionValue {
+    Number(u64),
+    Text(String),
+}
+
+impl TryFrom<PrecisionValue> for Precision {
+    type Error = String;
+
+    fn try_from(v: PrecisionValue) -> Result<Self, String> {
+        let text = match v {
+            PrecisionValue::Number(n) => n.to_string(),
+            PrecisionValue::Text(t) => t,
+        };
+        match text.as_str() {
+            "32" | "32-true" => Ok(Self::F32),
+            "16-mixed" => Ok(Self::F16Mixed),
+            "bf16-mixed" => Ok(Self::Bf16Mixed),
+            _ => Err(format!("expected one of 32, 16-mixed, bf16-mixed, got `{text}`")),
+        }
+    }
+}
+
+impl From<Precision> for String {
+    fn from(p: Precision) -> String {
+        p.to_string()
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "32",
+            Self::F16Mixed => "16-mixed",
+            Self::Bf16Mixed => "bf16-mixed",
+        })
+    }
 }
 
 /// When to draw a progress bar.
@@ -217,6 +275,13 @@ pub struct TrainerConfig {
     /// Device to run on.
     #[serde(default)]
     pub device: DeviceKind,
+    /// Device indices of the backend (null = its default device); more than one asks for data
+    /// parallelism, which no backend built here offers (refused with the reason).
+    #[serde(default)]
+    pub devices: Option<Vec<usize>>,
+    /// Floating-point precision; mixed precision is refused where it is not available.
+    #[serde(default)]
+    pub precision: Precision,
     /// Progress display.
     #[serde(default)]
     pub progress_bar: ProgressMode,
@@ -306,6 +371,9 @@ impl TrainerConfig {
         }
         if self.check_val_every_n_epoch == 0 {
             return bad("check_val_every_n_epoch", "must be at least 1".into());
+        }
+        if self.devices.as_ref().is_some_and(|d| d.is_empty()) {
+            return bad("devices", "must list at least one device index, or be null".into());
         }
         match self.val_check_interval {
             Some(ValCheckInterval::Batches(0)) => return bad("val_check_interval", "must be at least 1".into()),

@@ -5,13 +5,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-#[cfg(not(feature = "cuda"))]
-use anyhow::bail;
 use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device, Tensor};
 
-use super::DeviceKind;
 use crate::config::ConfigError;
 use crate::data::augment::Augmentation;
 use crate::data::{BatchIter, DataModule, DataSpec, SeqData};
@@ -20,17 +17,6 @@ use crate::model::chain::FORWARD;
 use crate::model::{LayerConfig, Model, PoolKind, SequenceModel};
 use crate::task::TaskConfig;
 use crate::task::loss_manager::{At, LossManager, TermMetrics};
-
-/// The device for a config: burn's `flex` CPU backend, or CUDA when built with `cuda`.
-pub fn device_for(kind: DeviceKind) -> Result<Device> {
-    match kind {
-        DeviceKind::Cpu => Ok(Device::flex()),
-        #[cfg(feature = "cuda")]
-        DeviceKind::Cuda => Ok(Device::cuda(0)),
-        #[cfg(not(feature = "cuda"))]
-        DeviceKind::Cuda => bail!("`trainer.device: cuda` needs a build with `--features cuda`"),
-    }
-}
 
 /// Data, task and model built from a config: what every command starts from.
 pub struct Setup {

@@ -4,6 +4,7 @@ pub mod callback;
 pub mod callbacks;
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod figures;
 pub mod fit;
 pub mod init_from;
@@ -22,8 +23,9 @@ pub mod trainer;
 pub mod val_figures;
 
 pub use config::{
-    CheckpointConfig, DeviceKind, LoggerConfig, Mode, OnNonFinite, OptimizerConfig, ParamGroupConfig, ProgressMode,
-    TrainerConfig,
+    CheckpointConfig, DeviceKind, LoggerConfig, Mode, OnNonFinite, OptimizerConfig, ParamGroupConfig, Precision,
+    ProgressMode, TrainerConfig,
 };
-pub use fit::{FitOptions, FitSummary, Setup, device_for, evaluate, fit};
+pub use device::device_for;
+pub use fit::{FitOptions, FitSummary, Setup, evaluate, fit};
 pub use scheduler::SchedulerConfig;

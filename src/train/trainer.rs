@@ -24,9 +24,9 @@ use burn::tensor::{Bytes, Device};
 use super::OnNonFinite;
 use super::callback::{Callbacks, FitEnd, FitStart, FitStatus};
 use super::checkpoint::{Checkpoint, TrainerState};
+use super::device::device_for;
 use super::fit::{
-    FitOptions, FitSummary, Setup, device_for, evaluate, format_metrics, host_terms, load_model, managed_loss, outputs,
-    prefixed,
+    FitOptions, FitSummary, Setup, evaluate, format_metrics, host_terms, load_model, managed_loss, outputs, prefixed,
 };
 use super::init_from::init_from;
 use super::nonfinite::{self, NonFinite};
@@ -96,7 +96,7 @@ impl<'a> Trainer<'a> {
     /// Builds data and model, then creates a run folder or reopens `opts.resume`'s (locked,
     /// stale temp files removed, `last`/`best` made consistent, state restored).
     pub fn open(cfg: &'a ExperimentConfig, opts: &'a FitOptions) -> Result<Self> {
-        let device = device_for(cfg.trainer.device)?.autodiff();
+        let device = device_for(&cfg.trainer)?.autodiff();
         let Setup { data, task, d_output: k, model, device, augment } = Setup::new(cfg, device)?;
         let t = &cfg.trainer;
         let per_epoch = batches_per_epoch(cfg, &data)?;

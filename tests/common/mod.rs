@@ -3,10 +3,45 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Deserialize;
 use wavessm::model::SeqLayer;
+
+/// The device of the device-generic tests: `flex` unless the test binary chose another.
+static DEVICE: OnceLock<Device> = OnceLock::new();
+
+/// The device the device-generic tests run on (`flex` unless [`use_device`] chose another).
+pub fn device() -> Device {
+    DEVICE.get_or_init(Device::flex).clone()
+}
+
+/// Makes `d` this test binary's device; every caller must pass the same device.
+pub fn use_device(d: Device) {
+    let got = DEVICE.get_or_init(|| d.clone());
+    assert!(*got == d, "the test device is already {got:?}");
+}
+
+/// `run` on each path the test device has, labelled: the fused kernels and the tensor-op path on
+/// `flex`, the tensor-op path alone elsewhere (the fused kernels are CPU-only).
+pub fn on_paths<T>(run: impl Fn() -> T) -> Vec<(&'static str, T)> {
+    if wavessm::ops::supported(&device()) {
+        vec![("fused", run()), ("tensor ops", wavessm::ops::with_generic_ops(&run))]
+    } else {
+        vec![("tensor ops", run())]
+    }
+}
+
+/// Runs `check` with each path's label (see [`on_paths`]).
+pub fn each_path(check: impl Fn(&'static str)) {
+    if wavessm::ops::supported(&device()) {
+        check("fused");
+        wavessm::ops::with_generic_ops(|| check("tensor ops"));
+    } else {
+        check("tensor ops");
+    }
+}
 
 /// Folder of the reference vectors: `$WAVESSM_GOLDEN_DIR`, default `../shared/golden`.
 pub fn golden_dir() -> PathBuf {

@@ -1,6 +1,6 @@
 //! Golden checks of state-spaces/s4's recurrent baselines (`unicornn.json`, `lipschitz_rnn.json`;
-//! see the golden README §7.6, §7.7): each layer built from the file's `state_dict`, run
-//! through the fused CPU op and through the per-step tensor ops.
+//! see the golden README §7.6, §7.7): each layer built from the file's `state_dict`, run on the
+//! test device through each of its paths (`common::each_path`).
 
 // Names mirror the PyTorch state_dict keys (`DIs`, `RNNs`).
 #![allow(non_snake_case)]
@@ -12,7 +12,7 @@ use wavessm::model::SeqLayer;
 use wavessm::model::rnn::lipschitz::LipschitzRnn;
 use wavessm::model::rnn::unicornn::{DenseInput, Oscillators, Unicornn};
 
-use crate::common::{Golden, host, step_through, tensor};
+use crate::common::{self, Golden, host, step_through, tensor};
 
 /// A config number of the file.
 fn cfg_f64(g: &Golden, k: &str) -> f64 {
@@ -31,9 +31,8 @@ fn check_paths<M: burn::module::Module>(g: &Golden, layer: &M) {
 
 /// UnICORNN: output, final states, every gradient and token-by-token steps.
 pub fn check_unicornn(g: &Golden) {
-    check_paths(g, &load_unicornn(g, &Device::flex()));
-    run_unicornn(g, "fused");
-    wavessm::ops::with_generic_ops(|| run_unicornn(g, "tensor ops"));
+    check_paths(g, &load_unicornn(g, &common::device()));
+    common::each_path(|how| run_unicornn(g, how));
 }
 
 /// The stack with the file's parameters (PyTorch `Linear` weights are [out, in]; burn's [in, out]).
@@ -66,7 +65,7 @@ fn load_unicornn(g: &Golden, device: &Device) -> Unicornn {
 }
 
 fn run_unicornn(g: &Golden, how: &str) {
-    let device = Device::flex().autodiff();
+    let device = common::device().autodiff();
     let layer = load_unicornn(g, &device);
     let x = tensor::<3>(g.input("x"), &device).require_grad();
     let (out, state) = layer.forward_state(x.clone(), None).expect("causal");
@@ -84,7 +83,7 @@ fn run_unicornn(g: &Golden, how: &str) {
         check(&format!("grad_RNNs.{i}.weight_hh"), host(rnn.weight_hh.grad(&grads).expect("weight_hh")));
     }
     // Step mode, one token at a time through every layer; it ends in the final states.
-    let layer = load_unicornn(g, &Device::flex());
+    let layer = load_unicornn(g, &common::device());
     let x = x.detach().inner();
     let [b, l, _] = x.dims();
     let mut stepper = layer.stepper(b, l).expect("steps");
@@ -96,9 +95,8 @@ fn run_unicornn(g: &Golden, how: &str) {
 /// LipschitzRNN: every state, the last one (the reference's output), the gradients of
 /// `Σ h_seq·g` and token-by-token steps.
 pub fn check_lipschitz(g: &Golden) {
-    check_paths(g, &load_lipschitz(g, &Device::flex()));
-    run_lipschitz(g, "fused");
-    wavessm::ops::with_generic_ops(|| run_lipschitz(g, "tensor ops"));
+    check_paths(g, &load_lipschitz(g, &common::device()));
+    common::each_path(|how| run_lipschitz(g, how));
 }
 
 fn load_lipschitz(g: &Golden, device: &Device) -> LipschitzRnn {
@@ -114,7 +112,7 @@ fn load_lipschitz(g: &Golden, device: &Device) -> LipschitzRnn {
 }
 
 fn run_lipschitz(g: &Golden, how: &str) {
-    let device = Device::flex().autodiff();
+    let device = common::device().autodiff();
     let layer = load_lipschitz(g, &device);
     let x = tensor::<3>(g.input("x"), &device).require_grad();
     let (hs, last) = layer.forward_state(x.clone(), None).expect("causal");
@@ -125,7 +123,7 @@ fn run_lipschitz(g: &Golden, how: &str) {
     check("grad_x", host(x.grad(&grads).expect("x")));
     check("grad_C", host(layer.C.grad(&grads).expect("C")));
     check("grad_B", host(layer.B.grad(&grads).expect("B")));
-    let layer = load_lipschitz(g, &Device::flex());
+    let layer = load_lipschitz(g, &common::device());
     let x: Tensor<3> = x.detach().inner();
     let [b, l, _] = x.dims();
     let mut h = layer.stepper(b, l).expect("steps");

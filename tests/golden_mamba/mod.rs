@@ -23,7 +23,7 @@ fn host_bxl(t: Tensor<3>) -> Vec<f64> {
 /// gradients of `Σ out·g`.
 pub fn check_scan(g: &Golden) {
     let run = || {
-        let device = Device::flex().autodiff();
+        let device = common::device().autodiff();
         let leaf1 = |k: &str| tensor::<1>(g.input(k), &device).require_grad();
         let s = ScanArgs {
             u: blx(g, "u", &device),
@@ -98,7 +98,7 @@ fn block(g: &Golden, device: &Device) -> Mamba {
 /// parameters, token-by-token steps, and a prefill in conv mode followed by steps.
 pub fn check_block(g: &Golden) {
     let run = || {
-        let device = Device::flex().autodiff();
+        let device = common::device().autodiff();
         let m = block(g, &device);
         let x = tensor::<3>(g.input("x"), &device).require_grad();
         let out = m.forward(x.clone());
@@ -150,7 +150,7 @@ pub fn check_block(g: &Golden) {
 /// Checks every output of `run` through the fused kernel and through tensor ops; prints the
 /// worst error relative to the tolerance.
 fn check_both(g: &Golden, run: impl Fn() -> Vec<(&'static str, Vec<f64>)>) {
-    for (path, results) in [("fused", run()), ("tensor ops", wavessm::ops::with_generic_ops(&run))] {
+    for (path, results) in common::on_paths(&run) {
         let worst =
             results.iter().map(|(key, v)| g.check(&format!("{key} ({path})"), v, g.output(key))).fold(0.0, f64::max);
         println!("{} ({path}): worst |diff| / tol = {worst:.3}", g.name);

@@ -1,14 +1,14 @@
 //! The Mamba-2 golden file: the chunked SSD scan (`mamba2_ssd`), at the file's block length and
 //! at a block length that does not divide the sequence.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 use wavessm::model::ssm::ssd::{SsdArgs, ssd};
 
-use crate::common::{Golden, host, tensor};
+use crate::common::{self, Golden, host, tensor};
 
 /// `ssd_minimal_discrete(X, A, B, C, block_len)`: output and final state.
 pub fn check_ssd(g: &Golden) {
-    let device = Device::flex();
+    let device = common::device();
     let block = g.cfg_usize("block_len");
     for chunk in [block, block + 3] {
         let (y, last) = ssd(SsdArgs {

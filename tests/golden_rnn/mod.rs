@@ -10,19 +10,18 @@ use wavessm::model::rnn::params::param_names;
 use wavessm::model::rnn::stack::{Extras, Recurrent, RnnState};
 use wavessm::model::rnn::wave::{CircularConv, WaveAct, WaveCell, WaveInit, WaveRnn, wy_init};
 
-use crate::common::{Golden, host, tensor};
+use crate::common::{self, Golden, host, tensor};
 
 /// Output, final state, token-by-token steps and every gradient, through the fused kernels
 /// and through the per-step tensor ops.
 pub fn check_recurrent(g: &Golden, kind: CellKind) {
     check_paths(g, kind);
-    run(g, kind, "fused");
-    wavessm::ops::with_generic_ops(|| run(g, kind, "tensor ops"));
+    common::each_path(|path| run(g, kind, path));
 }
 
 /// The layer's parameter paths are the file's state_dict keys.
 fn check_paths(g: &Golden, kind: CellKind) {
-    let layer = load(g, kind, &Device::flex());
+    let layer = load(g, kind, &common::device());
     let paths: Vec<String> = wavessm::train::optim::param_paths(&layer).into_iter().map(|(p, _)| p).collect();
     assert_eq!(paths, param_names(0, 1).to_vec(), "{}: parameter paths", g.name);
     for p in &paths {
@@ -44,7 +43,7 @@ fn load(g: &Golden, kind: CellKind, device: &Device) -> Recurrent {
 }
 
 fn run(g: &Golden, kind: CellKind, how: &str) {
-    let device = Device::flex().autodiff();
+    let device = common::device().autodiff();
     let layer = load(g, kind, &device);
     let lstm = kind == CellKind::Lstm;
     let x = tensor::<3>(g.input("x"), &device).require_grad();
@@ -95,13 +94,12 @@ pub fn check_wave_rnn(g: &Golden) {
         let w: Vec<f64> = wy_init(init, n_ch, ksize).into_iter().map(f64::from).collect();
         g.check(key, &w, g.output(key));
     }
-    let layer = load_wave(g, &Device::flex());
+    let layer = load_wave(g, &common::device());
     let paths: Vec<String> = wavessm::train::optim::param_paths(&layer).into_iter().map(|(p, _)| p).collect();
     for p in &paths {
         assert!(g.inputs.contains_key(p), "{}: `{p}` is not a key of the file", g.name);
     }
-    run_wave(g, "fused");
-    wavessm::ops::with_generic_ops(|| run_wave(g, "tensor ops"));
+    common::each_path(|path| run_wave(g, path));
 }
 
 /// The layer with the file's parameters (PyTorch `Linear` weights are [out, in]; burn's [in, out]).
@@ -125,7 +123,7 @@ fn load_wave(g: &Golden, device: &Device) -> WaveRnn {
 
 #[allow(non_snake_case)]
 fn run_wave(g: &Golden, how: &str) {
-    let device = Device::flex().autodiff();
+    let device = common::device().autodiff();
     let layer = load_wave(g, &device);
     let x = tensor::<3>(g.input("x"), &device).require_grad(); // [L, B, In], time-major
     let [l, b, _] = x.dims();
@@ -149,7 +147,7 @@ fn run_wave(g: &Golden, how: &str) {
     check("grad_readout.weight", host(ro.weight.grad(&grads).expect("readout").transpose()));
     check("grad_readout.bias", host(ro.bias.as_ref().expect("bias").grad(&grads).expect("readout bias")));
     // Step mode: the state after each token is that step's row of h_seq.
-    let layer = load_wave(g, &Device::flex());
+    let layer = load_wave(g, &common::device());
     let x = x.detach().inner(); // [L, B, In]
     let mut h = layer.stepper(b, l).expect("steps");
     let states: Vec<Tensor<2>> = (0..l)

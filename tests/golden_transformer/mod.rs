@@ -83,7 +83,7 @@ fn param_grads(m: &Transformer, grads: &burn::tensor::Gradients) -> Vec<Vec<f64>
 
 /// Every output of one variant (`prenorm` or `postnorm`), keyed as in the file.
 fn variant(g: &Golden, name: &str, norm_first: bool) -> Vec<(String, Vec<f64>)> {
-    let device = Device::flex().autodiff();
+    let device = common::device().autodiff();
     let mut res = Vec::new();
     for (mask, causal) in [("causal", true), ("nomask", false)] {
         let m = layer(g, norm_first, causal, &device);
@@ -121,7 +121,7 @@ fn variant(g: &Golden, name: &str, norm_first: bool) -> Vec<(String, Vec<f64>)> 
 pub fn check(g: &Golden) {
     let run =
         || [("prenorm", true), ("postnorm", false)].iter().flat_map(|&(n, nf)| variant(g, n, nf)).collect::<Vec<_>>();
-    for (path, results) in [("fused", run()), ("tensor ops", wavessm::ops::with_generic_ops(run))] {
+    for (path, results) in common::on_paths(run) {
         let worst =
             results.iter().map(|(key, v)| g.check(&format!("{key} ({path})"), v, g.output(key))).fold(0.0, f64::max);
         println!("{} ({path}): worst |diff| / tol = {worst:.3}", g.name);

@@ -5,7 +5,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, relu};
+use burn::tensor::activation::relu;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +15,7 @@ use super::pos::{PosKind, sinusoids};
 use crate::config::ConfigError;
 use crate::model::ssm::StepError;
 use crate::model::{LayerOptions, SeqLayer};
+use crate::ops::gelu;
 use crate::weights::names::{Layout, Map};
 
 /// Activation of the feed-forward sub-block.

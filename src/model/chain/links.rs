@@ -4,9 +4,9 @@
 //! Shapes are checked before anything is built: a value is `[B, L, D]` (one row per step) or
 //! `[B, 1, D]` (one per sequence), with D known; see [`Shape`].
 
+use crate::ops::gelu;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Distribution, Tensor};
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};

@@ -229,7 +229,7 @@ impl SeqLayer for CkConv {
             None => y,
         };
         match self.activation {
-            Activation::Gelu => burn::tensor::activation::gelu(y),
+            Activation::Gelu => crate::ops::gelu(y),
             Activation::Id => y,
         }
     }

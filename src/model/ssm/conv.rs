@@ -14,7 +14,7 @@ pub fn causal_conv(u: Tensor<3>, k: Tensor<2>, d: Tensor<1>, gelu: bool) -> Tens
     let h = d.dims()[0];
     let u = u.swap_dims(1, 2); // [B, H, L]
     let y = (fft_conv(u.clone(), k) + u * d.reshape([1, h, 1])).swap_dims(1, 2);
-    if gelu { burn::tensor::activation::gelu(y) } else { y }
+    if gelu { crate::ops::gelu(y) } else { y }
 }
 
 /// GLU over the last axis, fused on the CPU.

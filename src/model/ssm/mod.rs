@@ -50,7 +50,7 @@ impl Activation {
     /// Applies the activation elementwise.
     pub fn apply<const D: usize>(self, x: burn::tensor::Tensor<D>) -> burn::tensor::Tensor<D> {
         match self {
-            Activation::Gelu => burn::tensor::activation::gelu(x),
+            Activation::Gelu => crate::ops::gelu(x),
             Activation::Id => x,
         }
     }

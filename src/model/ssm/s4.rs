@@ -11,9 +11,9 @@
 // Field names mirror the PyTorch state_dict keys (`D`, `A_real`, `B`, `C`, `P`).
 #![allow(non_snake_case)]
 
+use crate::ops::gelu;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use num_complex::Complex64 as C64;
 use serde::{Deserialize, Serialize};
