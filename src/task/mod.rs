@@ -20,6 +20,7 @@ crate::registry! {
         "classification" => Classification(classification::ClassificationConfig),
         "regression" => Regression(regression::RegressionConfig),
         "lm" => Lm(lm::LmConfig),
+        "adaptivelm" => AdaptiveLm(crate::model::adaptive::AdaptiveConfig),
     }
 }
 
@@ -28,6 +29,7 @@ impl TaskConfig {
     pub fn validate(&self, path: &str) -> Result<(), crate::config::ConfigError> {
         match self {
             TaskConfig::Classification(c) => c.validate(path),
+            TaskConfig::AdaptiveLm(a) => a.validate(path),
             TaskConfig::Regression(_) | TaskConfig::Lm(_) => Ok(()),
         }
     }
@@ -43,16 +45,17 @@ impl TaskConfig {
         match (self, kind) {
             (TaskConfig::Classification(_), TargetKind::Classes(k)) => Ok(k),
             (TaskConfig::Regression(_), TargetKind::Values(k)) => Ok(k),
-            (TaskConfig::Lm(_), TargetKind::Tokens(v)) => Ok(v),
+            (TaskConfig::Lm(_) | TaskConfig::AdaptiveLm(_), TargetKind::Tokens(v)) => Ok(v),
             (TaskConfig::Classification(_), _) => Err(mismatch("class labels")),
             (TaskConfig::Regression(_), _) => Err(mismatch("real-valued targets")),
             (TaskConfig::Lm(_), _) => Err(mismatch("per-step tokens (e.g. `data=wikitext103`, `data=copying`)")),
+            (TaskConfig::AdaptiveLm(_), _) => Err(mismatch("per-step tokens of a text (e.g. `data=wikitext103`)")),
         }
     }
 
     /// Whether the task predicts every step (the model must not pool).
     pub fn per_step(&self) -> bool {
-        matches!(self, TaskConfig::Lm(_))
+        matches!(self, TaskConfig::Lm(_) | TaskConfig::AdaptiveLm(_))
     }
 
     /// Mean loss of a batch. Args: `out` [R, K]: one row per sequence, or per step for `lm`.
@@ -60,6 +63,9 @@ impl TaskConfig {
         match (self, y) {
             (TaskConfig::Classification(c), BatchTargets::Classes(t)) => c.loss(out, t.clone()),
             (TaskConfig::Lm(l), BatchTargets::Classes(t)) => l.loss(out, t.clone()),
+            // The adaptive softmax's outputs are log-probabilities: log_softmax leaves them as
+            // they are, so this is the reference's adaptive NLL.
+            (TaskConfig::AdaptiveLm(_), BatchTargets::Classes(t)) => lm::LmConfig::default().loss(out, t.clone()),
             (TaskConfig::Regression(r), BatchTargets::Values(t)) => r.loss(out, t.clone()),
             _ => unreachable!("d_output() checked that task and targets agree"),
         }
