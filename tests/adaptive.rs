@@ -192,7 +192,7 @@ fn adaptive_embedding_projects_each_cluster_table() {
 fn parameter_names_are_the_reference_keys() {
     use wavessm::weights::{Layout, names::torch_name};
     let cfg = options("{div_val: 4, cutoffs: [5, 11, 16], tie_projs: [true, true, true]}");
-    let clusters = cfg.clusters("task", V, 16).unwrap();
+    let clusters = cfg.clusters("task", V, 64).unwrap();
     let emb = AdaptiveEmbedding::new(&cfg, clusters.clone(), &Device::flex());
     let soft = ProjectedAdaptiveLogSoftmax::new(&cfg, clusters, &Device::flex());
     let paths =
@@ -246,6 +246,9 @@ fn s4_wt103_trains_on_real_text() {
     let dir = tempfile::tempdir().unwrap();
     let tokens: Vec<String> = [
         "experiment=s4-wt103",
+        "data.train_file=train.txt",
+        "data.valid_file=valid.txt",
+        "data.test_file=test.txt",
         "data.max_vocab=1000",
         "data.seq_len=64",
         "loader.batch_size=4",
@@ -267,7 +270,11 @@ fn s4_wt103_trains_on_real_text() {
     let cfg = ConfigRequest { tokens, ..Default::default() }.resolve().unwrap();
     let s = fit(&cfg, &FitOptions { quiet: true, ..Default::default() }).unwrap();
     let (first, last) = (s.train_history[0]["train/loss"], s.train_history[1]["train/loss"]);
+    println!("s4-wt103: train/loss per epoch {first} -> {last}, test {:?}", s.test);
     assert!(last < first && first < (1000f64).ln() + 1.0, "loss {first} -> {last}");
     let ppl = s.test.unwrap()["test/perplexity"];
     assert!(ppl.is_finite() && ppl < 1000.0, "perplexity {ppl} vs vocabulary 1000");
+    // The validation text sample steps through the adaptive embedding and softmax.
+    let sample = std::fs::read_to_string(s.run.join("figures/val_sample_epoch2.md")).unwrap();
+    assert!(sample.contains("Continuation (64 tokens"), "{sample}");
 }

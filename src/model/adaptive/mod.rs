@@ -38,7 +38,8 @@ pub struct AdaptiveConfig {
     /// The softmax reads the embedding's tables as its output weights.
     #[serde(default = "yes")]
     pub tie_weights: bool,
-    /// The softmax reads the embedding's projection of each tail cluster.
+    /// The softmax reads the embedding's projection of each tail cluster (flags past the
+    /// last cutoff are ignored).
     #[serde(default = "tie_all")]
     pub tie_projs: TieProjs,
     /// Init std of tables and projections is `init_scale / sqrt(width)` (null: 0.02 and 0.01).
@@ -104,10 +105,11 @@ impl AdaptiveConfig {
                 msg: "the head cluster needs at least one token".into(),
             });
         }
+        // As the reference, flags past the last cutoff are not read.
         if let TieProjs::Each(v) = &self.tie_projs
-            && v.len() != self.cutoffs.len()
+            && v.len() < self.cutoffs.len()
         {
-            let msg = format!("needs one flag per cutoff ({}), got {}", self.cutoffs.len(), v.len());
+            let msg = format!("needs a flag per cutoff ({}), got {}", self.cutoffs.len(), v.len());
             return Err(ConfigError::Key { path: at("tie_projs"), msg });
         }
         if let Some(s) = self.init_scale {
@@ -143,7 +145,7 @@ impl AdaptiveConfig {
         ends.push(vocab);
         let tie_projs = match &self.tie_projs {
             TieProjs::All(t) => vec![*t; n - 1],
-            TieProjs::Each(v) => v.clone(),
+            TieProjs::Each(v) => v[..n - 1].to_vec(),
         };
         Ok(Clusters { ends, widths, d_model, div_val: self.div_val, tie_projs })
     }

@@ -43,7 +43,10 @@ impl ProjectedAdaptiveLogSoftmax {
     pub fn new(cfg: &AdaptiveConfig, clusters: Clusters, device: &Device) -> Self {
         let (h, n, c) = (clusters.d_model, clusters.len(), clusters.len() - 1);
         let bound = cfg.bias_scale / (h as f64).sqrt();
-        let bias = |k: usize| Param::from_tensor(Tensor::random([k], Distribution::Uniform(-bound, bound), device));
+        let bias = |k: usize| match bound > 0.0 {
+            true => Param::from_tensor(Tensor::random([k], Distribution::Uniform(-bound, bound), device)),
+            false => Param::from_tensor(Tensor::zeros([k], device)),
+        };
         let table = |k: usize, d: usize| {
             let std = init_std(cfg.init_scale, d, 0.02);
             Param::from_tensor(Tensor::random([k, d], Distribution::Normal(0.0, std), device))
