@@ -58,7 +58,9 @@ impl SequenceModel {
         device: &Device,
     ) -> Result<Self, ConfigError> {
         let clusters = adaptive.clusters(path, vocab, cfg.d_model)?;
-        let mut m = Self::build(cfg, None, None, 0, device)?;
+        let mut m = Self::build(cfg, None, None, 1, device)?;
+        // The adaptive pieces take the place of the embedding and the decoder.
+        m.decoder = None;
         m.adaptive_embedding = Some(AdaptiveEmbedding::new(adaptive, clusters.clone(), device));
         m.adaptive_softmax = Some(ProjectedAdaptiveLogSoftmax::new(adaptive, clusters, device));
         Ok(m)
@@ -102,8 +104,7 @@ impl SequenceModel {
             layers,
             norm: if cfg.prenorm { Norm::new(cfg.norm, h, device) } else { None },
             retrieval: None,
-            // No decoder for d_output 0: the adaptive softmax takes its place.
-            decoder: (d_output > 0).then(|| LinearConfig::new(h, d_output).init(device)),
+            decoder: Some(LinearConfig::new(h, d_output).init(device)),
             adaptive_softmax: None,
             pool: cfg.pool,
         })
