@@ -60,8 +60,8 @@ fn s4_vae_trains_and_its_reconstruction_falls() {
     assert!(s.val.contains_key("val/loss/recon") && s.val.contains_key("val/loss/kl"), "{:?}", s.val);
     let csv = std::fs::read_to_string(s.run.join("metrics.csv")).unwrap();
     assert!(csv.contains(",train,loss/recon,") && csv.contains(",val,loss/kl,"), "{csv}");
-    // Validation runs the chain's `reconstruct` and `encode` commands for its figures.
-    for kind in ["reconstruction", "codes"] {
+    // Validation runs the chain's `reconstruct`, `encode` and `generate` commands for its figures.
+    for kind in ["reconstruction", "codes", "samples"] {
         let png = std::fs::read(s.run.join(format!("figures/val_{kind}_epoch3.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{kind}");
     }
