@@ -121,6 +121,58 @@ commands:
     assert!(chain.run("reconstruct", x, None).is_none());
 }
 
+/// The validation figures read `reconstruct` against the input, the codes of `encode` (the
+/// latent mean, the same on every call, unlike `forward`'s sample) with the labels, and
+/// `generate` (the decoder on prior draws: the input gives only the shape).
+#[test]
+fn validation_figures_run_reconstruct_encode_and_generate() {
+    use burn::tensor::{Int, TensorData};
+    use wavessm::data::{Batch, BatchTargets};
+    use wavessm::train::chain_figures::{ChainFigure, collect};
+    let yaml = "
+links:
+  enc: {_name_: sequence, layer: {_name_: s4d, d_state: 4}, d_model: 8, n_layers: 1, pool: mean, d_output: 4}
+  latent: gaussian
+  expand: repeat
+  dec: {_name_: linear, d_output: 5}
+commands:
+  forward: [{link: enc}, {link: latent}, {link: expand}, {link: dec}]
+  encode: [{link: enc}, {link: latent, method: mean}]
+  reconstruct: [{link: enc}, {link: latent, method: mean}, {link: expand}, {link: dec}]
+  generate: [{link: enc}, {link: latent, method: prior, kwargs: {temperature: 0.5}}, {link: expand}, {link: dec}]
+";
+    let chain = build(yaml).unwrap();
+    let dev = Device::flex();
+    let x = Tensor::<3>::random([5, 7, 3], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+    let y = BatchTargets::Classes(Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 3, 4], [5]), &dev));
+    let batch = Batch { x: x.clone(), y, lengths: None };
+    let figs = collect(&chain, &batch);
+    let [ChainFigure::Reconstruction(seqs), ChainFigure::Samples(samples), ChainFigure::Codes(codes)] = figs.as_slice()
+    else {
+        panic!("{figs:?}")
+    };
+    let x0: Vec<f32> = x.narrow(2, 0, 1).try_into_vec_as().unwrap();
+    assert_eq!(seqs.len(), 4, "at most four sequences");
+    for (i, (input, rec)) in seqs.iter().enumerate() {
+        assert_eq!((input.as_slice(), rec.len()), (&x0[i * 7..(i + 1) * 7], 7));
+    }
+    let (values, _) = chain.run("encode", batch.x.clone(), None).unwrap();
+    let mu: Vec<f32> = values["latent"].clone().try_into_vec_as().unwrap();
+    let want: Vec<(f32, f32, i64)> = (0..5).map(|i| (mu[2 * i], mu[2 * i + 1], i as i64)).collect();
+    assert_eq!(codes, &want);
+    let again = collect(&chain, &batch);
+    assert_eq!((&again[0], &again[2]), (&figs[0], &figs[2]), "no sampling in reconstruct and encode");
+    assert_ne!(again[1], figs[1], "generate draws anew");
+    assert!(samples.len() == 4 && samples.iter().all(|s| s.len() == 7), "{samples:?}");
+    let zeros = Batch { x: Tensor::<3>::zeros([5, 7, 3], &dev), ..batch.clone() };
+    let drawn = |b: &Batch| {
+        dev.seed(5);
+        collect(&chain, b).swap_remove(1)
+    };
+    assert_eq!(drawn(&batch), drawn(&zeros), "the input gives generate only its shape");
+    assert!(collect(&build(BASE).unwrap(), &batch).is_empty(), "a chain without the commands draws none");
+}
+
 /// Trainable parameter paths.
 fn trainable(m: &impl Module) -> Vec<String> {
     struct V(Vec<String>, Vec<String>);

@@ -60,6 +60,11 @@ fn s4_vae_trains_and_its_reconstruction_falls() {
     assert!(s.val.contains_key("val/loss/recon") && s.val.contains_key("val/loss/kl"), "{:?}", s.val);
     let csv = std::fs::read_to_string(s.run.join("metrics.csv")).unwrap();
     assert!(csv.contains(",train,loss/recon,") && csv.contains(",val,loss/kl,"), "{csv}");
+    // Validation runs the chain's `reconstruct`, `encode` and `generate` commands for its figures.
+    for kind in ["reconstruction", "codes", "samples"] {
+        let png = std::fs::read(s.run.join(format!("figures/val_{kind}_epoch3.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{kind}");
+    }
     // The encoder and the decoder are their own optimizer groups, each with its schedule.
     let optim = wavessm::train::optim::Optim::new(&cfg).unwrap();
     let names: Vec<&str> = optim.groups.iter().map(|g| g.name.as_str()).collect();

@@ -354,6 +354,9 @@ const SEED_LINES: &[&str] = &[
     "wandb=null train.monitor=val/accuracy experiment=s4-sc train.seed=1 train.interval=epoch",
     // `....` stands for any command line; `wandb.*` keys are run metadata.
     ".... wandb.project=s4",
+    // WikiText-103 with the adaptive input embedding and softmax (`experiment=lm/s4-wt103`).
+    "wandb=null experiment=s4-wt103",
+    "wandb=null experiment=s4-wt103 loader.batch_size=4 trainer.accumulate_grad_batches=2",
     // The README's shorthand for two lines (see `run_line`).
     "dataset=mnist model={ckconv,unicornn}",
 ];
@@ -364,13 +367,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "wandb=null model=dss experiment=s4-lra-pathx model.layer.lr.log_dt=0.0001 model.layer.dt_min=0.0001 model.layer.dt_max=0.01 trainer.resume_from_checkpoint=/--Global--path/dss/outputs/--The--run--dir--/checkpoints/last.ckpt",
         "--resume",
-    ),
-    // The S4 WikiText-103 model needs adaptive input embeddings and an adaptive softmax, which
-    // are not implemented; `experiment=lm/s4-wt103` is the full-softmax variant.
-    ("wandb=null experiment=s4-wt103", "experiment/s4-wt103.yaml"),
-    (
-        "wandb=null experiment=s4-wt103 loader.batch_size=4 trainer.accumulate_grad_batches=2",
-        "experiment/s4-wt103.yaml",
     ),
     // aframe's gravitational-wave data module (`data.ifos`) and its W&B logger (given in
     // LightningCLI's `--trainer.logger=Name --trainer.logger.key=…` shorthand) are not part of
@@ -453,6 +449,9 @@ fn every_seed_command_line_runs_or_is_listed_with_its_reason() {
     }
     let c = run_line("wandb=null experiment=s4-sc dataset.all_classes=true").unwrap();
     assert_eq!(c.data.options["classes"], serde_yaml::Value::from("sc35"));
+    let c = run_line("wandb=null experiment=s4-wt103 loader.batch_size=4 trainer.accumulate_grad_batches=2").unwrap();
+    assert_eq!((c.task.name.as_str(), c.seed, c.loader.batch_size), ("adaptivelm", 1111, 4));
+    assert_eq!((&c.task.options["div_val"], c.trainer.accumulate_grad_batches), (&4.into(), 2));
     let c =
         run_line("train.seed=3 wandb=null experiment=s4-lra-listops train.monitor=val/loss train.mode=min").unwrap();
     assert_eq!((c.seed, c.trainer.monitor.as_str(), c.trainer.mode), (3, "val/loss", wavessm::train::Mode::Min));

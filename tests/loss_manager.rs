@@ -163,3 +163,37 @@ fn bad_terms_name_their_key() {
     let e = serde_yaml::from_str::<Vec<LossTermConfig>>("[{name: a, _name_: huber, input: rec}]").unwrap_err();
     assert!(e.to_string().contains("huber"), "{e}");
 }
+
+/// `cross_entropy` skips labels as PyTorch's `ignore_index` does: negative ones (the data's -1,
+/// PyTorch's default -100) and the term's `ignore_index`; the mean is over the scored rows.
+#[test]
+fn cross_entropy_skips_the_ignore_index() {
+    let (h, v) = values();
+    let row_nll = |b: usize, y: usize| {
+        let row: Vec<f64> = h["logits"][b * 4..(b + 1) * 4].iter().map(|&v| v as f64).collect();
+        row.iter().map(|v| v.exp()).sum::<f64>().ln() - row[y]
+    };
+    let ce = |yaml: &str, y: Vec<i64>| {
+        let lm = LossManager::new(&terms(yaml), &shapes(), "loss").unwrap();
+        let y = BatchTargets::Classes(Tensor::<1, Int>::from_data(TensorData::new(y, [B]), &Device::flex()));
+        lm.loss(&v, &y, None).0.into_scalar::<f64>()
+    };
+    let plain = "[{name: ce, _name_: cross_entropy, input: logits, target: y}]";
+    let ignore3 = "[{name: ce, _name_: cross_entropy, input: logits, target: y, ignore_index: 3}]";
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-5 * b.abs().max(1.0);
+    for (yaml, y, want) in [
+        (plain, vec![-100, 3], row_nll(1, 3)),
+        (plain, vec![2, -1], row_nll(0, 2)),
+        (ignore3, vec![1, 3], row_nll(0, 1)),
+        (ignore3, vec![3, 0], row_nll(1, 0)),
+        (ignore3, vec![1, 2], (row_nll(0, 1) + row_nll(1, 2)) / 2.0),
+        (plain, vec![-100, -1], 0.0),
+    ] {
+        let got = ce(yaml, y.clone());
+        assert!(close(got, want), "{yaml} {y:?}: {got} vs {want}");
+    }
+    let e = LossManager::new(&terms("[{name: a, _name_: l1, input: rec, target: x, ignore_index: 0}]"), &shapes(), "l")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("l.0.ignore_index"), "{e}");
+}

@@ -262,7 +262,7 @@ fn weights_round_trip_through_the_mamba_lm_head_model_layout() {
     // lm_head has no bias: a nonzero one has no counterpart.
     let err = weights::export(&a, &path, Layout::Mamba, None, false).unwrap_err().to_string();
     assert!(err.contains("decoder.bias"), "{err}");
-    a.decoder.bias = Some(burn::module::Param::from_tensor(Tensor::zeros([11], &dev)));
+    a.decoder.as_mut().expect("a decoder").bias = Some(burn::module::Param::from_tensor(Tensor::zeros([11], &dev)));
     let (keys, _) = weights::export(&a, &path, Layout::Mamba, None, false).unwrap();
     let mut expect =
         vec!["backbone.embedding.weight".to_string(), "backbone.norm_f.weight".into(), "lm_head.weight".into()];

@@ -193,7 +193,7 @@ fn weights_round_trip_through_the_mamba_lm_head_model_layout() {
     let build = |seed| {
         dev.seed(seed);
         let mut m = SequenceModel::for_tokens(&cfg.model, 11, 11, &dev).unwrap();
-        m.decoder.bias = Some(burn::module::Param::from_tensor(Tensor::zeros([11], &dev)));
+        m.decoder.as_mut().expect("a decoder").bias = Some(burn::module::Param::from_tensor(Tensor::zeros([11], &dev)));
         m
     };
     let (a, b) = (build(1), build(2));

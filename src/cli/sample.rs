@@ -54,9 +54,9 @@ pub fn run(a: &GenerateArgs) -> Result<()> {
     let model = model.as_sequence().cloned().with_context(|| {
         format!("{}: generate steps the sequence backbone; model `{}` has no step mode", a.ckpt.display(), model.kind())
     })?;
-    if cfg.task.name != "lm" {
+    if !matches!(cfg.task.name.as_str(), "lm" | "adaptivelm") {
         bail!(
-            "{}: generate needs a language-model checkpoint (task lm); this one is task `{}`",
+            "{}: generate needs a language-model checkpoint (task lm or adaptivelm); this one is task `{}`",
             a.ckpt.display(),
             cfg.task.name
         );

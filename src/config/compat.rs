@@ -54,6 +54,12 @@ pub fn translate(token: &str, note: &mut dyn FnMut(String)) -> Result<Translated
         note(format!("`{token}` read as `{new}` (state-spaces/s4 name)"));
         return Ok(Translated::Token(new));
     }
+    // The s4 README's WikiText-103 line names the config at its old place.
+    if path == "experiment" && value.map(str::trim) == Some("s4-wt103") {
+        let new = format!("{prefix}experiment=lm/s4-wt103");
+        note(format!("`{token}` read as `{new}` (the config's current place in state-spaces/s4)"));
+        return Ok(Translated::Token(new));
+    }
     if matches!(path, "train.ignore_warnings" | "train.debug") {
         note(format!("`{token}` ignored: wavessm has no such switch"));
         return Ok(Translated::Drop);

@@ -54,6 +54,7 @@ pub const TASK_ALIASES: &[(&str, &str)] = &[
     ("RegressionTask", "regression"),
     ("LanguageModelingTask", "lm"),
     ("LMTask", "lm"),
+    ("AdaptiveLMTask", "adaptivelm"),
 ];
 /// Aliases of the layer registry.
 pub const LAYER_ALIASES: &[(&str, &str)] = &[("S4DLayer", "s4d"), ("S4Layer", "s4"), ("DSSLayer", "dss")];

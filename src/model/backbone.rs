@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::LayerConfig;
 use super::LayerStepper;
+use super::adaptive::{AdaptiveConfig, AdaptiveEmbedding, ProjectedAdaptiveLogSoftmax};
 use super::block::{Norm, ResidualBlock};
 use super::ssm::StepError;
 use super::{ModelConfig, PoolKind};
@@ -19,14 +20,18 @@ pub struct SequenceModel {
     pub encoder: Option<Linear>,
     /// Token embedding V → H (token inputs; id 0 is padding).
     pub embedding: Option<Embedding>,
+    /// Adaptive input embedding V → H (`task: adaptivelm`), the reference's `encoder.0`.
+    pub adaptive_embedding: Option<AdaptiveEmbedding>,
     /// Residual blocks.
     pub layers: Vec<ResidualBlock>,
     /// Final norm (prenorm models only, as in state-spaces/s4).
     pub norm: Option<Norm>,
     /// Dual-encoder head 4H → H over `[x1, x2, x1·x2, x1 - x2]` (pairs of documents only).
     pub retrieval: Option<Linear>,
-    /// Output projection H → K.
-    pub decoder: Linear,
+    /// Output projection H → K (none with the adaptive softmax).
+    pub decoder: Option<Linear>,
+    /// Adaptive softmax H → log-probabilities over V (`task: adaptivelm`), the reference's `loss`.
+    pub adaptive_softmax: Option<ProjectedAdaptiveLogSoftmax>,
     /// Sequence reduction.
     #[module(skip)]
     pub pool: PoolKind,
@@ -41,6 +46,24 @@ impl SequenceModel {
     /// Builds the model for token inputs from a vocabulary of `vocab` ids.
     pub fn for_tokens(cfg: &ModelConfig, vocab: usize, d_output: usize, device: &Device) -> Result<Self, ConfigError> {
         Self::build(cfg, None, Some(vocab), d_output, device)
+    }
+
+    /// Builds a language model for a vocabulary of `vocab` ids with the adaptive input embedding
+    /// and softmax of `adaptive` (options under `path`); outputs are log-probabilities [.., V].
+    pub fn for_adaptive_tokens(
+        cfg: &ModelConfig,
+        adaptive: &AdaptiveConfig,
+        path: &str,
+        vocab: usize,
+        device: &Device,
+    ) -> Result<Self, ConfigError> {
+        let clusters = adaptive.clusters(path, vocab, cfg.d_model)?;
+        let mut m = Self::build(cfg, None, None, 1, device)?;
+        // The adaptive pieces take the place of the embedding and the decoder.
+        m.decoder = None;
+        m.adaptive_embedding = Some(AdaptiveEmbedding::new(adaptive, clusters.clone(), device));
+        m.adaptive_softmax = Some(ProjectedAdaptiveLogSoftmax::new(adaptive, clusters, device));
+        Ok(m)
     }
 
     /// Builds a dual encoder for pairs of token documents (LRA Retrieval): both documents go
@@ -77,10 +100,12 @@ impl SequenceModel {
         Ok(Self {
             encoder: d_input.map(|d| LinearConfig::new(d, h).init(device)),
             embedding: vocab.map(|v| EmbeddingConfig::new(v, h).init(device)),
+            adaptive_embedding: None,
             layers,
             norm: if cfg.prenorm { Norm::new(cfg.norm, h, device) } else { None },
             retrieval: None,
-            decoder: LinearConfig::new(h, d_output).init(device),
+            decoder: Some(LinearConfig::new(h, d_output).init(device)),
+            adaptive_softmax: None,
             pool: cfg.pool,
         })
     }
@@ -103,26 +128,43 @@ impl SequenceModel {
             let z = self.encode(docs, lengths).reshape([b, 2, self.width()]); // [B, 2, H]
             let (x1, x2) = (z.clone().narrow(1, 0, 1), z.narrow(1, 1, 1)); // [B, 1, H]
             let feats = Tensor::cat(vec![x1.clone(), x2.clone(), x1.clone() * x2.clone(), x1 - x2], 2); // [B, 1, 4H]
-            return self.decoder.forward(gelu(head.forward(feats)));
+            return self.decode(gelu(head.forward(feats)));
         }
         let z = self.encode(x, lengths);
-        self.decoder.forward(z)
+        self.decode(z)
+    }
+
+    /// Decoder or adaptive softmax: [B, L, H] -> [B, L, K] (log-probabilities for the latter).
+    fn decode(&self, z: Tensor<3>) -> Tensor<3> {
+        match (&self.decoder, &self.adaptive_softmax, &self.adaptive_embedding) {
+            (Some(dec), _, _) => dec.forward(z),
+            (None, Some(soft), Some(emb)) => {
+                let [b, l, h] = z.dims();
+                let logp = soft.log_probs(z.reshape([b * l, h]), emb); // [B·L, V]
+                let v = logp.dims()[1];
+                logp.reshape([b, l, v])
+            }
+            _ => unreachable!("built with a decoder or an adaptive embedding and softmax"),
+        }
     }
 
     /// Model width H.
     fn width(&self) -> usize {
-        self.decoder.weight.dims()[0]
+        match (&self.decoder, &self.adaptive_softmax) {
+            (Some(dec), _) => dec.weight.dims()[0],
+            (None, Some(soft)) => soft.clusters.d_model,
+            (None, None) => unreachable!("built with a decoder or an adaptive softmax"),
+        }
     }
 
     /// Encoder or embedding: [B, L, D] -> [B, L, H].
     fn embed(&self, x: Tensor<3>) -> Tensor<3> {
-        match (&self.encoder, &self.embedding) {
-            (Some(enc), _) => enc.forward(x),
-            (None, Some(emb)) => {
-                let [b, l, _] = x.dims();
-                emb.forward(x.reshape([b, l]).int())
-            }
-            (None, None) => unreachable!("built with an encoder or an embedding"),
+        let [b, l, _] = x.dims();
+        match (&self.encoder, &self.embedding, &self.adaptive_embedding) {
+            (Some(enc), _, _) => enc.forward(x),
+            (None, Some(emb), _) => emb.forward(x.reshape([b, l]).int()),
+            (None, None, Some(emb)) => emb.forward(x.reshape([b, l]).int()),
+            (None, None, None) => unreachable!("built with an encoder or an embedding"),
         }
     }
 
@@ -169,8 +211,9 @@ impl SequenceModel {
         if let Some(n) = &self.norm {
             z = n.forward(z);
         }
-        let k = self.decoder.weight.dims()[1];
-        Ok(self.decoder.forward(z).reshape([b, k]))
+        let out = self.decode(z); // [B, 1, K]
+        let k = out.dims()[2];
+        Ok(out.reshape([b, k]))
     }
 
     /// A prompt in conv mode, then step mode from where it ends (generation): the outputs of
@@ -214,8 +257,9 @@ impl SequenceModel {
         if let Some(n) = &self.norm {
             last = n.forward(last);
         }
-        let k = self.decoder.weight.dims()[1];
-        Ok((self.decoder.forward(last).reshape([b, k]), ModelStepper { layers }))
+        let out = self.decode(last); // [B, 1, K]
+        let k = out.dims()[2];
+        Ok((out.reshape([b, k]), ModelStepper { layers }))
     }
 
     /// Encoder, blocks, final norm and pooling: [B, L, D] -> [B, 1, H] (or [B, L, H]).

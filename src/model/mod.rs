@@ -13,6 +13,7 @@
 //! | `C` | kernel output channels |
 //! | `K` | outputs of the decoder (classes, regression targets) |
 
+pub mod adaptive;
 pub mod attention;
 pub mod backbone;
 pub mod block;

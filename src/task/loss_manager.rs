@@ -3,13 +3,13 @@
 //! optionally following a schedule (a KL warm-up).
 //!
 //! Terms: `mse` and `l1` (mean over every element), `cross_entropy` (input logits
-//! `[B, T, K]`, target `y`, the batch's class labels), `kl_gaussian` (KL of `N(mu, exp(logvar))`
+//! `[B, T, K]`, target `y`, the batch's class labels; mean over the labels that are neither
+//! negative nor `ignore_index`, as PyTorch's `ignore_index`), `kl_gaussian` (KL of `N(mu, exp(logvar))`
 //! from `N(0, 1)`, summed over the latent features, mean over rows; `input` names the
 //! Gaussian's output, whose `.mu` and `.logvar` it reads, or lists both).
 
 use std::collections::BTreeMap;
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +69,10 @@ pub struct LossTermConfig {
     /// Schedule of the weight over optimizer steps (any `scheduler` entry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Named>,
+    /// `cross_entropy`: a label that is not scored, besides the negative ones (the data's -1,
+    /// PyTorch's default -100), e.g. a padding class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignore_index: Option<i64>,
 }
 
 /// A checked term.
@@ -80,6 +84,7 @@ struct Term {
     target: Option<String>,
     weight: f64,
     schedule: Option<Schedule>,
+    ignore_index: Option<i64>,
 }
 
 /// Where in training a weight is read: optimizer step, total steps, steps per epoch.
@@ -163,8 +168,12 @@ impl LossManager {
                     return Err(err("target", "mse and l1 compare against a value such as `x`".into()));
                 }
             }
-            let target = t.target.clone();
-            terms.push(Term { name: t.name.clone(), kind: t.kind, inputs, target, weight: t.weight, schedule });
+            if t.ignore_index.is_some() && t.kind != LossKind::CrossEntropy {
+                return Err(err("ignore_index", "only `cross_entropy` takes an ignore index".into()));
+            }
+            let (target, ignore_index) = (t.target.clone(), t.ignore_index);
+            let (name, kind, weight) = (t.name.clone(), t.kind, t.weight);
+            terms.push(Term { name, kind, inputs, target, weight, schedule, ignore_index });
         }
         Ok(Self { terms })
     }
@@ -219,12 +228,11 @@ fn term(t: &Term, values: &BTreeMap<String, Tensor<3>>, y: &BatchTargets) -> Ten
         }
         LossKind::CrossEntropy => {
             let [b, l, k] = a.dims();
-            let logp = log_softmax(a.reshape([b * l, k]), 1); // [R, K]
             let labels: Tensor<1, Int> = match y {
                 BatchTargets::Classes(c) => c.clone(),
                 BatchTargets::Values(_) => unreachable!("cross_entropy needs class labels (checked with the task)"),
             };
-            -logp.gather(1, labels.reshape([b * l, 1])).mean()
+            crate::task::lm::cross_entropy(a.reshape([b * l, k]), labels.reshape([b * l]), t.ignore_index)
         }
     }
 }

@@ -22,6 +22,7 @@ crate::registry! {
         "regression" => Regression(regression::RegressionConfig),
         "lm" => Lm(lm::LmConfig),
         "autoencoder" => Autoencoder(autoencoder::AutoencoderConfig),
+        "adaptivelm" => AdaptiveLm(crate::model::adaptive::AdaptiveConfig),
     }
 }
 
@@ -31,6 +32,7 @@ impl TaskConfig {
         match self {
             TaskConfig::Classification(c) => c.validate(path),
             TaskConfig::Autoencoder(a) => a.validate(path),
+            TaskConfig::AdaptiveLm(a) => a.validate(path),
             TaskConfig::Regression(_) | TaskConfig::Lm(_) => Ok(()),
         }
     }
@@ -47,18 +49,19 @@ impl TaskConfig {
         match (self, kind) {
             (TaskConfig::Classification(_), TargetKind::Classes(k)) => Ok(k),
             (TaskConfig::Regression(_), TargetKind::Values(k)) => Ok(k),
-            (TaskConfig::Lm(_), TargetKind::Tokens(v)) => Ok(v),
+            (TaskConfig::Lm(_) | TaskConfig::AdaptiveLm(_), TargetKind::Tokens(v)) => Ok(v),
             (TaskConfig::Autoencoder(_), TargetKind::Classes(_)) => Ok(d_input),
             (TaskConfig::Autoencoder(_), _) => Err(mismatch("labels 0/1 (1 = signal) for its AUROC")),
             (TaskConfig::Classification(_), _) => Err(mismatch("class labels")),
             (TaskConfig::Regression(_), _) => Err(mismatch("real-valued targets")),
             (TaskConfig::Lm(_), _) => Err(mismatch("per-step tokens (e.g. `data=wikitext103`, `data=copying`)")),
+            (TaskConfig::AdaptiveLm(_), _) => Err(mismatch("per-step tokens of a text (e.g. `data=wikitext103`)")),
         }
     }
 
     /// Whether the task predicts every step (the model must not pool).
     pub fn per_step(&self) -> bool {
-        matches!(self, TaskConfig::Lm(_) | TaskConfig::Autoencoder(_))
+        matches!(self, TaskConfig::Lm(_) | TaskConfig::AdaptiveLm(_) | TaskConfig::Autoencoder(_))
     }
 
     /// The data as this task trains on it, checked against the task's needs (`autoencoder`:
@@ -86,6 +89,11 @@ impl TaskConfig {
         match (self, y) {
             (TaskConfig::Classification(c), BatchTargets::Classes(t)) => (c.loss(out.clone(), t.clone()), out),
             (TaskConfig::Lm(l), BatchTargets::Classes(t)) => (l.loss(out.clone(), t.clone()), out),
+            // The adaptive softmax's outputs are log-probabilities: log_softmax leaves them as
+            // they are, so this is the reference's adaptive NLL.
+            (TaskConfig::AdaptiveLm(_), BatchTargets::Classes(t)) => {
+                (lm::LmConfig::default().loss(out.clone(), t.clone()), out)
+            }
             (TaskConfig::Regression(r), BatchTargets::Values(t)) => (r.loss(out.clone(), t.clone()), out),
             (TaskConfig::Autoencoder(a), BatchTargets::Classes(_)) => {
                 let score = a.score(out, &batch.x); // [B]

@@ -108,7 +108,22 @@ impl Setup {
         if let Some(c) = &classifier {
             c.check_seq_len("model.options", data.train.seq_len)?;
         }
+        if let TaskConfig::AdaptiveLm(_) = &task
+            && (classifier.is_some() || data.vocab().is_none() || data.train.is_pairs())
+        {
+            let msg = "the adaptive embedding and softmax need the sequence backbone (`model._name_: sequence`) \
+                       and a token stream such as `data=wikitext103`";
+            return Err(ConfigError::Key { path: "task._name_".into(), msg: msg.into() }.into());
+        }
+        let adaptive = match &task {
+            TaskConfig::AdaptiveLm(a) => Some(a),
+            _ => None,
+        };
         let model = match (classifier, data.vocab()) {
+            (None, Some(v)) if adaptive.is_some() => {
+                let a = adaptive.expect("matched");
+                Model::Sequence(SequenceModel::for_adaptive_tokens(&model_cfg, a, "task", v, &device)?)
+            }
             (Some(c), _) => c.init(data.d_input(), d_output, &device)?,
             (None, Some(v)) if data.train.is_pairs() => {
                 Model::Sequence(SequenceModel::for_token_pairs(&model_cfg, v, d_output, &device)?)

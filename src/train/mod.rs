@@ -2,6 +2,7 @@
 
 pub mod callback;
 pub mod callbacks;
+pub mod chain_figures;
 pub mod checkpoint;
 pub mod config;
 pub mod device;

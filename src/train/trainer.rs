@@ -631,7 +631,7 @@ fn val_every(cfg: &ExperimentConfig, per_epoch: usize) -> Result<Option<usize>> 
 /// The vocabulary of a language model's text data, for the validation text sample (`None`
 /// for other tasks and data, or when figures are off).
 fn vocabulary(cfg: &ExperimentConfig) -> Option<(Vec<String>, Level)> {
-    if !cfg.trainer.val_figures || cfg.task.name != "lm" {
+    if !cfg.trainer.val_figures || !matches!(cfg.task.name.as_str(), "lm" | "adaptivelm") {
         return None;
     }
     let spec = crate::data::DataSpec::from_named(&cfg.data, "data").ok()?;

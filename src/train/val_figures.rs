@@ -40,8 +40,8 @@ impl Collector {
             TaskConfig::Classification(_) => Some(Self::Confusion(vec![vec![0; k]; k])),
             TaskConfig::Regression(_) => Some(Self::Scatter(Vec::new(), k)),
             TaskConfig::Autoencoder(_) => None,
-            TaskConfig::Lm(_) if has_vocab => None,
-            TaskConfig::Lm(_) => Some(Self::Sequences(Vec::new())),
+            TaskConfig::Lm(_) | TaskConfig::AdaptiveLm(_) if has_vocab => None,
+            TaskConfig::Lm(_) | TaskConfig::AdaptiveLm(_) => Some(Self::Sequences(Vec::new())),
         }
     }
 

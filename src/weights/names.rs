@@ -232,6 +232,13 @@ pub fn torch_name(layout: Layout, path: &str) -> Option<(String, Map)> {
         ["embedding", "weight"] if mamba => Some(("backbone.embedding.weight".into(), Map::Same)),
         ["decoder", "bias"] if mamba => Some(("lm_head.bias".into(), Map::Zero)),
         ["decoder", p @ ("weight" | "bias")] => linear(layout.decoder(), p),
+        // The adaptive pieces keep the reference's own names under its task's modules.
+        ["adaptive_embedding", rest @ ..] if layout == Layout::S4Sequence => {
+            Some((format!("encoder.0.{}", rest.join(".")), Map::Same))
+        }
+        ["adaptive_softmax", rest @ ..] if layout == Layout::S4Sequence => {
+            Some((format!("loss.{}", rest.join(".")), Map::Same))
+        }
         ["norm", "Layer", p] if layout == Layout::S4Sequence => norm("model.norm.norm", p),
         ["norm", "Rms", p] if mamba => norm("backbone.norm_f", p),
         ["layers", i, "norm", "Layer", p] if !mamba => norm(&layout.block_norm(i), p),
@@ -261,6 +268,14 @@ mod tests {
             Map::Transpose.to_torch(&[2, 3], &[1., 2., 3., 4., 5., 6.], DtTransform::Exp),
             [1., 4., 2., 5., 3., 6.]
         );
+    }
+
+    #[test]
+    fn adaptive_pieces_keep_the_reference_names() {
+        let name = |p: &str| torch_name(Layout::S4Sequence, p).map(|(k, _)| k);
+        assert_eq!(name("adaptive_embedding.emb_projs.2").as_deref(), Some("encoder.0.emb_projs.2"));
+        assert_eq!(name("adaptive_softmax.cluster_weight").as_deref(), Some("loss.cluster_weight"));
+        assert_eq!(torch_name(Layout::S4Example, "adaptive_softmax.cluster_bias"), None);
     }
 
     #[test]

@@ -187,7 +187,7 @@ impl LinkSpec {
     /// The methods a command may call on this kind.
     pub fn methods(&self) -> &'static [&'static str] {
         match self.kind {
-            LinkKind::Gaussian => &["forward", "sample", "mean"],
+            LinkKind::Gaussian => &["forward", "sample", "mean", "prior"],
             _ => &["forward"],
         }
     }
@@ -195,7 +195,7 @@ impl LinkSpec {
     /// The keyword arguments `method` accepts.
     pub fn kwargs(&self, method: &str) -> &'static [&'static str] {
         match (&self.kind, method) {
-            (LinkKind::Gaussian, "forward" | "sample") => &["temperature"],
+            (LinkKind::Gaussian, "forward" | "sample" | "prior") => &["temperature"],
             _ => &[],
         }
     }
@@ -382,12 +382,13 @@ impl Link {
                 let z = x.dims()[2] / 2;
                 let mu = x.clone().narrow(2, 0, z); // [B, T, Z]
                 let logvar = x.narrow(2, z, z); // [B, T, Z]
-                let main = if method == "mean" {
-                    mu.clone()
-                } else {
-                    let t = kwargs.get("temperature").and_then(Value::as_f64).unwrap_or(1.0);
-                    let eps = Tensor::random(mu.dims(), Distribution::Normal(0.0, 1.0), &mu.device());
-                    mu.clone() + (logvar.clone() * 0.5).exp() * eps * t
+                let t = kwargs.get("temperature").and_then(Value::as_f64).unwrap_or(1.0);
+                let eps = || Tensor::random(mu.dims(), Distribution::Normal(0.0, 1.0), &mu.device());
+                let main = match method {
+                    "mean" => mu.clone(),
+                    // A draw from the standard-normal prior: the input gives only the shape.
+                    "prior" => eps() * t,
+                    _ => mu.clone() + (logvar.clone() * 0.5).exp() * eps() * t,
                 };
                 vec![("", main), ("mu", mu), ("logvar", logvar)]
             }

@@ -1,5 +1,5 @@
 //! The trainer's validation figures (`trainer.val_figures`): the figure the validation pass
-//! collected, and a language model's text sample, written under `<run>/figures/` and sent to
+//! collected, a chain's `reconstruct`/`encode` figures, and a language model's text sample, written under `<run>/figures/` and sent to
 //! the loggers as images and text. A figure that cannot be drawn (no font) warns once and
 //! turns them off; training goes on.
 
@@ -12,6 +12,7 @@ use super::Trainer;
 use super::validation::ValAt;
 use crate::io::write_atomic;
 use crate::model::generate::{Sampling, generate};
+use crate::train::chain_figures::{self, ChainFigure};
 use crate::train::val_figures::Collector;
 
 /// Tokens of the validation sequence a text sample continues, and tokens generated.
@@ -48,6 +49,16 @@ impl Trainer<'_> {
                 Err(e) => self.figures_failed(e),
             }
         }
+        for f in self.chain_figures() {
+            let title = format!("validation {} ({when})", f.kind());
+            match f.png(&title) {
+                Ok(png) => {
+                    write_atomic(&dir.join(format!("val_{}_{stem}.png", f.kind())), |w| w.write_all(&png))?;
+                    self.callbacks.log_image(&format!("val/{}", f.kind()), &png, step)?;
+                }
+                Err(e) => self.figures_failed(e),
+            }
+        }
         if self.vocab.is_some() {
             match self.text_sample(&when) {
                 Ok(md) => {
@@ -64,6 +75,19 @@ impl Trainer<'_> {
     fn figures_failed(&mut self, e: anyhow::Error) {
         eprintln!("warning: validation figures are off for this run (trainer.val_figures): {e:#}");
         self.figures_off = true;
+    }
+
+    /// What a chain's `reconstruct` and `encode` commands give for the first validation batch
+    /// (none for other models or a chain without those commands).
+    fn chain_figures(&self) -> Vec<ChainFigure> {
+        let model = self.model.valid();
+        let Some(chain) = model.as_chain() else { return vec![] };
+        let n = self.cfg.loader.eval_batch_size.unwrap_or(self.cfg.loader.batch_size).min(self.data.val.len());
+        if n == 0 {
+            return vec![];
+        }
+        let idx: Vec<usize> = (0..n).collect();
+        chain_figures::collect(chain, &self.data.val.batch(&idx, &self.device.clone().inner()))
     }
 
     /// A continuation of the first validation sequence's opening tokens, generated in step
