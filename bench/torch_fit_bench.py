@@ -108,7 +108,8 @@ def main():
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"fit train_samples_per_s={N_TRAIN / (t1 - t0):.1f} eval_samples_per_s={N_TEST / (t2 - t1):.1f} "
-        f"total_s={t2 - t0:.1f} train={N_TRAIN} eval={N_TEST} train_cores={(cpu1 - cpu0) / (t1 - t0):.2f} "
+        f"total_s={t2 - t0:.1f} train={N_TRAIN} eval={N_TEST} train_cpu_s={cpu1 - cpu0:.1f} eval_cpu_s={cpu2 - cpu1:.1f} "
+        f"train_cores={(cpu1 - cpu0) / (t1 - t0):.2f} "
         f"eval_cores={(cpu2 - cpu1) / (t2 - t1):.2f} rss_mb={rss:.0f}"
     )
 

@@ -91,10 +91,12 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let (tr, ev) = t.rates();
     println!(
         "fit train_samples_per_s={tr:.1} eval_samples_per_s={ev:.1} total_s={:.1} train={} eval={} \
-         train_cores={:.2} eval_cores={:.2} rss_mb={:.0}",
+         train_cpu_s={:.1} eval_cpu_s={:.1} train_cores={:.2} eval_cores={:.2} rss_mb={:.0}",
         t.train.1 + t.eval.1,
         t.train.0,
         t.eval.0,
+        t.cpu.0,
+        t.cpu.1,
         t.cpu.0 / t.train.1.max(1e-9),
         t.cpu.1 / t.eval.1.max(1e-9),
         peak_rss_mb()
