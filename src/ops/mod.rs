@@ -7,7 +7,6 @@
 //! (CUDA) use the tensor-op formulation in `model::ssm`, which computes the same function.
 
 pub mod cauchy;
-pub mod dropout;
 pub mod dwconv;
 pub mod host;
 pub mod lipschitz;
