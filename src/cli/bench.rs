@@ -47,7 +47,7 @@ pub enum Case {
     /// Loader samples/s (prepared shards) against the configured model's training samples/s;
     /// takes config overrides (`wavessm bench data data=sc10 data.path=…`).
     Data,
-    /// A small fixed fit (sMNIST, S4D 2×64, one epoch of 1,024 images, then the test images):
+    /// A small fixed fit (sMNIST, S4D 2×64, one epoch of 512 images, then 512 test images):
     /// training and evaluation samples/s; takes config overrides.
     Fit,
     /// Time growth with sequence length: the adding problem's S4D (2×64), B=16, 4 steps plus
