@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+
 fn wavessm(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wavessm"))
         .args(args)
@@ -148,6 +150,25 @@ fn bench_prints_the_comparable_line() {
 }
 
 #[test]
+fn bench_length_and_fit_print_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    // The sweep's first length only, with the smallest batch.
+    let o = wavessm(dir.path(), &["bench", "length", "--max-len", "1024", "--batch", "1"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let line = out.trim();
+    assert!(line.starts_with("length seq_len=1024 batch=1 ms=") && line.contains(" growth=- cpu_s="), "{line}");
+    // The fit bench on a few MNIST images (its overrides win over the fixed setup).
+    let mnist = common::data_dir().join("mnist");
+    let path = format!("data.path={}", mnist.display());
+    let o = wavessm(dir.path(), &["bench", "fit", &path, "data.limit_train=20", "data.limit_test=8"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let line = out.trim();
+    assert!(line.starts_with("fit train_samples_per_s=") && line.contains(" train=18 eval=8 "), "{line}");
+}
+
+#[test]
 fn generated_listops_trains_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let o = wavessm(
@@ -225,7 +246,7 @@ fn data_prepare_then_fit_and_bench_data_read_the_shards() {
     let (_, err) = text(&o);
     assert!(!o.status.success() && err.contains("no prepared shards") && err.contains("data prepare"), "{err}");
     let o = wavessm(dir.path(), &["bench", "s4d", "model.d_model=8"]);
-    assert!(!o.status.success() && text(&o).1.contains("`bench data` only"));
+    assert!(!o.status.success() && text(&o).1.contains("`bench data`, `fit` and `length` only"));
 }
 
 #[test]

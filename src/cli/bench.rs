@@ -47,6 +47,12 @@ pub enum Case {
     /// Loader samples/s (prepared shards) against the configured model's training samples/s;
     /// takes config overrides (`wavessm bench data data=sc10 data.path=…`).
     Data,
+    /// A small fixed fit (sMNIST, S4D 2×64, one epoch of 512 images, then 512 test images):
+    /// training and evaluation samples/s; takes config overrides.
+    Fit,
+    /// Time growth with sequence length: the adding problem's S4D (2×64), B=16, 4 steps plus
+    /// evaluation at L = 1k, 4k, 16k, 64k, … up to `--max-len`.
+    Length,
     /// Streaming GW inference (`wavessm infer`), seconds of strain per second: ResNet1D on two
     /// detectors at 2048 Hz, 1 s windows every 0.125 s, 64 s PSDs.
     Infer,
@@ -67,7 +73,13 @@ pub struct BenchArgs {
     /// `generate` and `data` run on the CPU.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Config and overrides (`bench data` only).
+    /// Longest sequence of `bench length` (a power of 4 times 1,024 ends the sweep exactly).
+    #[arg(long, default_value_t = 1 << 16, value_parser = clap::value_parser!(u64).range(1024..=1 << 24))]
+    pub max_len: u64,
+    /// Batch size of `bench length` (lower it for the longest sequences).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub batch: u64,
+    /// Config and overrides (`bench data`, `fit` and `length` only).
     #[command(flatten)]
     pub config: super::ConfigArgs,
 }
@@ -106,8 +118,16 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     if matches!(a.case, Case::Infer) {
         return super::bench_infer::run(a);
     }
+    if matches!(a.case, Case::Fit) {
+        return super::bench_fit::run(a);
+    }
+    if matches!(a.case, Case::Length) {
+        return super::bench_length::run(a);
+    }
     if !(c.overrides.is_empty() && c.config.is_empty() && c.config_dir.is_empty()) {
-        anyhow::bail!("config overrides apply to `bench data` only; the other cases have fixed shapes");
+        anyhow::bail!(
+            "config overrides apply to `bench data`, `fit` and `length` only; the other cases have fixed shapes"
+        );
     }
     let kind: crate::train::DeviceKind = serde_yaml::from_str(&a.device)
         .map_err(|_| anyhow::anyhow!("--device: expected cpu, cuda, wgpu or auto, got `{}`", a.device))?;
@@ -212,7 +232,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             });
             ("transformer", ms, b * l)
         }
-        Case::Data | Case::Generate | Case::Infer => unreachable!("handled above"),
+        Case::Data | Case::Generate | Case::Infer | Case::Fit | Case::Length => unreachable!("handled above"),
         Case::Step => {
             let (h, n2, l) = (128, 32, 1024);
             let rng_vals = |scale: f64, shift: f64| -> Vec<f64> {

@@ -3,8 +3,10 @@
 pub mod args;
 pub mod bench;
 pub mod bench_data;
+pub mod bench_fit;
 pub mod bench_generate;
 pub mod bench_infer;
+pub mod bench_length;
 pub mod commands;
 pub mod d4l;
 pub mod generate;

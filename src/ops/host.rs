@@ -330,50 +330,59 @@ pub fn causal_conv_grad(
     (hbl_to_blh(&gu_hbl, b, l, h), gk, gd)
 }
 
-const TILE: usize = 32;
+/// Side of the square tile the transposes go through: 16 f32 are one 64-byte cache line.
+const TILE: usize = 16;
 
-/// [H,B,L] → [B,L,H], in cache-sized tiles.
-fn hbl_to_blh(x: &[f32], b: usize, l: usize, h: usize) -> Vec<f32> {
-    let mut out = vec![0f32; b * l * h];
-    out.par_chunks_mut(l * h).enumerate().for_each(|(bi, o)| {
-        for h0 in (0..h).step_by(TILE) {
-            for t0 in (0..l).step_by(TILE) {
-                for hi in h0..(h0 + TILE).min(h) {
-                    let src = &x[(hi * b + bi) * l..][..l];
-                    for t in t0..(t0 + TILE).min(l) {
-                        o[t * h + hi] = src[t];
-                    }
+/// `dst[c·dst_stride + r] = src[r·src_stride + c]` for `r < rows`, `c < cols`, through a
+/// `TILE`×`TILE` block on the stack. Every source and destination line is read or written whole
+/// in one go and never revisited, so the power-of-two strides that long sequences have (rows
+/// 2^k·4 bytes apart share one cache set) cannot thrash the cache, as a plain strided loop does
+/// from L = 16k on.
+fn transpose_into(src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize, rows: usize, cols: usize) {
+    let mut tile = [[0f32; TILE]; TILE];
+    for r0 in (0..rows).step_by(TILE) {
+        let nr = TILE.min(rows - r0);
+        for c0 in (0..cols).step_by(TILE) {
+            let nc = TILE.min(cols - c0);
+            for (r, t) in tile.iter_mut().enumerate().take(nr) {
+                let s = &src[(r0 + r) * src_stride + c0..][..nc];
+                // A whole line as a fixed-size copy: inlined, where a slice copy calls `memmove`.
+                match <&[f32; TILE]>::try_from(s) {
+                    Ok(full) => *t = *full,
+                    Err(_) => t[..nc].copy_from_slice(s),
+                }
+            }
+            for c in 0..nc {
+                let d = &mut dst[(c0 + c) * dst_stride + r0..][..nr];
+                for (r, v) in d.iter_mut().enumerate() {
+                    *v = tile[r][c];
                 }
             }
         }
+    }
+}
+
+/// [H,B,L] → [B,L,H], one task per batch element.
+fn hbl_to_blh(x: &[f32], b: usize, l: usize, h: usize) -> Vec<f32> {
+    let mut out = vec![0f32; b * l * h];
+    out.par_chunks_mut(l * h).enumerate().for_each(|(bi, o)| {
+        // Source rows are channels (b·l apart), columns are steps.
+        transpose_into(&x[bi * l..], b * l, o, h, h, l);
     });
     out
 }
 
-/// [B,L,H] → [H,B,L], in cache-sized tiles.
+/// [B,L,H] → [H,B,L], one task per `TILE` channels (one cache line of each step's channels).
 fn blh_to_hbl(x: &[f32], b: usize, l: usize, h: usize) -> Vec<f32> {
-    let per_b: Vec<Vec<f32>> = x
-        .par_chunks(l * h)
-        .map(|src| {
-            let mut t_hl = vec![0f32; h * l];
-            for t0 in (0..l).step_by(TILE) {
-                for h0 in (0..h).step_by(TILE) {
-                    for t in t0..(t0 + TILE).min(l) {
-                        for hi in h0..(h0 + TILE).min(h) {
-                            t_hl[hi * l + t] = src[t * h + hi];
-                        }
-                    }
-                }
-            }
-            t_hl
-        })
-        .collect();
     let mut out = vec![0f32; h * b * l];
-    for (bi, t_hl) in per_b.iter().enumerate() {
-        for hi in 0..h {
-            out[(hi * b + bi) * l..][..l].copy_from_slice(&t_hl[hi * l..][..l]);
+    out.par_chunks_mut(TILE * b * l).enumerate().for_each(|(blk, o)| {
+        let (h0, nh) = (blk * TILE, o.len() / (b * l));
+        for bi in 0..b {
+            // Source rows are steps (h apart), columns the block's channels; destination rows
+            // are channels (b·l apart).
+            transpose_into(&x[bi * l * h + h0..], h, &mut o[bi * l..], b * l, l, nh);
         }
-    }
+    });
     out
 }
 
