@@ -143,6 +143,7 @@ impl ExperimentConfig {
         }
         let layer = crate::model::LayerConfig::from_named(&self.model.layer, "model.layer")?;
         layer.validate("model.layer")?;
+        self.model.pool = layer.resolve_pool(self.model.pool);
         self.model.layer = layer.to_named();
         if let Some(c) = self.model.classifier()? {
             self.model.options = c.to_named().options;

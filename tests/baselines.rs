@@ -97,7 +97,7 @@ fn step_mode_and_chunked_forwarding_equal_forward() {
     let (b, l, h) = (2, 9, 4);
     let x = t(randn(b * l * h, 11), [b, l, h], &dev);
     let close = |a: Tensor<3>, b: Tensor<3>| max_rel(&host(a), &host(b)) < 1e-5;
-    let uni = UnicornnConfig { dt: StepSizes::One(0.4), alpha: 1.0, ..UnicornnConfig::default() }.init(h, &dev);
+    let uni = UnicornnConfig { n_layers: 2, dt: StepSizes::One(0.4), ..UnicornnConfig::default() }.init(h, &dev);
     check_modes("unicornn", &uni, &x, |s, st| close(s.hy.clone(), st.hy.clone()) && close(s.hz.clone(), st.hz.clone()));
     let lip = LipschitzRnnConfig { eps: 0.3, ..LipschitzRnnConfig::default() }.init(h, &dev);
     check_modes("lipschitz_rnn", &lip, &x, |s, st| max_rel(&host(s.clone()), &host(st.clone())) < 1e-5);
@@ -184,7 +184,8 @@ fn bad_options_are_refused_with_their_key() {
     let p = "model.layer";
     let uni = UnicornnConfig::default();
     assert_eq!(key(UnicornnConfig { n_layers: 0, ..uni.clone() }.validate(p)), "model.layer.n_layers");
-    assert_eq!(key(UnicornnConfig { dt: StepSizes::PerLayer(vec![0.1]), ..uni.clone() }.validate(p)), "model.layer.dt");
+    let short = UnicornnConfig { n_layers: 2, dt: StepSizes::PerLayer(vec![0.1]), ..uni.clone() };
+    assert_eq!(key(short.validate(p)), "model.layer.dt");
     assert_eq!(key(UnicornnConfig { dt: StepSizes::One(-1.0), ..uni.clone() }.validate(p)), "model.layer.dt");
     assert_eq!(key(UnicornnConfig { alpha: f64::NAN, ..uni.clone() }.validate(p)), "model.layer.alpha");
     assert_eq!(key(UnicornnConfig { dropout: 1.0, ..uni }.validate(p)), "model.layer.dropout");
@@ -206,11 +207,12 @@ fn bad_options_are_refused_with_their_key() {
     );
 }
 
-/// Trains the embedded default with `tokens` for `epochs`; returns the test accuracy.
-fn train(tokens: &[&str], epochs: usize) -> f64 {
+/// Trains the embedded default with `tokens` for `epochs` (None: the config's); returns the
+/// test accuracy.
+fn train(tokens: &[&str], epochs: Option<usize>) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let mut tokens: Vec<String> = tokens.iter().map(|s| s.to_string()).collect();
-    tokens.push(format!("trainer.max_epochs={epochs}"));
+    tokens.extend(epochs.map(|e| format!("trainer.max_epochs={e}")));
     tokens.push("trainer.progress_bar=never".into());
     tokens.push(format!("logger.save_dir={}", dir.path().display()));
     let cfg = ConfigRequest { tokens, ..Default::default() }.resolve().unwrap();
@@ -218,12 +220,30 @@ fn train(tokens: &[&str], epochs: usize) -> f64 {
     s.test.expect("tested after fit")["test/accuracy"]
 }
 
+/// `wavessm fit model.layer=<name>`: the root config (the embedded digits, its backbone and
+/// optimizer) with the layer's defaults.
+#[test]
+#[ignore = "about 10 CPU-minutes, over CI's budget: run with --ignored; rnn, ckconv and mamba2 are still below 0.85"]
+fn every_layer_learns_the_embedded_default_with_its_defaults() {
+    let _turn = serial();
+    let mut failed = Vec::new();
+    for name in wavessm::model::LayerConfig::NAMES {
+        let start = std::time::Instant::now();
+        let acc = train(&[&format!("model.layer={name}")], None);
+        eprintln!("{name}: test accuracy {acc:.4} ({:.1} s)", start.elapsed().as_secs_f64());
+        if acc < 0.85 {
+            failed.push(format!("{name}: {acc:.4}"));
+        }
+    }
+    assert!(failed.is_empty(), "test accuracy below 0.85: {failed:?}");
+}
+
 #[test]
 fn shipped_model_configs_resolve_and_train() {
     let _turn = serial();
     // The seeds' `model=ckconv` and `model=unicornn`, small enough for a couple of steps.
     for model in ["model=ckconv", "model=unicornn", "model=lipschitz_rnn"] {
-        let acc = train(&[model, "model.d_model=8", "trainer.limit_train_batches=2"], 1);
+        let acc = train(&[model, "model.d_model=8", "trainer.limit_train_batches=2"], Some(1));
         assert!((0.0..=1.0).contains(&acc), "{model}: accuracy {acc}");
     }
 }

@@ -106,7 +106,7 @@ impl SequenceModel {
             retrieval: None,
             decoder: Some(LinearConfig::new(h, d_output).init(device)),
             adaptive_softmax: None,
-            pool: cfg.pool,
+            pool: layer.resolve_pool(cfg.pool),
         })
     }
 
@@ -287,7 +287,8 @@ pub fn pool(z: Tensor<3>, kind: PoolKind, lengths: Option<&[usize]>) -> Tensor<3
     let [b, l, h] = z.dims();
     match (kind, lengths) {
         (PoolKind::None, _) => z,
-        (PoolKind::Mean, None) => z.mean_dim(1),
+        // `auto` is resolved when the model is built; unresolved, it is the mean.
+        (PoolKind::Mean | PoolKind::Auto, None) => z.mean_dim(1),
         (PoolKind::Last, None) => z.narrow(1, l - 1, 1),
         (kind, Some(lens)) => {
             // Weights over time: 1/len on valid steps (mean) or 1 on the last valid step.
@@ -295,7 +296,7 @@ pub fn pool(z: Tensor<3>, kind: PoolKind, lengths: Option<&[usize]>) -> Tensor<3
             for (i, &n) in lens.iter().enumerate() {
                 let n = n.clamp(1, l);
                 match kind {
-                    PoolKind::Mean => w[i * l..i * l + n].fill(1.0 / n as f32),
+                    PoolKind::Mean | PoolKind::Auto => w[i * l..i * l + n].fill(1.0 / n as f32),
                     _ => w[i * l + n - 1] = 1.0,
                 }
             }

@@ -125,4 +125,8 @@ pub enum PoolKind {
     Last,
     /// No pooling: one output per time step.
     None,
+    /// The layer's own readout ([`crate::model::LayerOptions::pool`]): the last step of a
+    /// causal recurrent layer or causal transformer (the state that has seen the whole input),
+    /// the mean for the others. Resolved when the config is.
+    Auto,
 }

@@ -44,6 +44,11 @@ pub trait LayerOptions: Serialize + DeserializeOwned + Clone + Debug {
         vec![]
     }
 
+    /// The readout `model.pool: auto` takes for this layer: `Mean` unless overridden.
+    fn pool(&self) -> crate::model::PoolKind {
+        crate::model::PoolKind::Mean
+    }
+
     /// Builds the layer for width `h` (random init from the device's seeded RNG).
     fn init(&self, h: usize, device: &Device) -> Self::Layer;
 }
@@ -156,6 +161,19 @@ macro_rules! layers {
             /// Gives the layer the data's sequence length `l` (see [`LayerOptions::set_l_max`]).
             pub fn set_l_max(&mut self, l: usize) {
                 match self { $(LayerConfig::$Variant(c) => $crate::model::LayerOptions::set_l_max(c, l)),+ }
+            }
+
+            /// The readout of `model.pool: auto` (see [`LayerOptions::pool`]).
+            pub fn pool(&self) -> $crate::model::PoolKind {
+                match self { $(LayerConfig::$Variant(c) => $crate::model::LayerOptions::pool(c)),+ }
+            }
+
+            /// Resolves `auto` to this layer's readout; other kinds stay as they are.
+            pub fn resolve_pool(&self, pool: $crate::model::PoolKind) -> $crate::model::PoolKind {
+                match pool {
+                    $crate::model::PoolKind::Auto => self.pool(),
+                    other => other,
+                }
             }
 
             /// Optimizer settings of the layer's SSM (or otherwise special) parameters.

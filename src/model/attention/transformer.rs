@@ -109,6 +109,12 @@ impl LayerOptions for TransformerConfig {
         }
     }
 
+    /// `pool: auto` reads the last position when causal (the only one that has attended to
+    /// the whole input), the mean when bidirectional.
+    fn pool(&self) -> crate::model::PoolKind {
+        if self.causal { crate::model::PoolKind::Last } else { crate::model::PoolKind::Mean }
+    }
+
     /// PyTorch's init (Xavier-uniform packed projections, zero attention biases, default
     /// `Linear`s, identity norms); learned positions N(0, 0.02²).
     fn init(&self, h: usize, device: &Device) -> Transformer {

@@ -60,6 +60,12 @@ impl LayerOptions for RnnConfig {
         self.stack().check_width(path, h)
     }
 
+    /// `pool: auto` reads the last step (the state that has seen the whole input, as an RNN
+    /// classifier reads it), or the mean when bidirectional.
+    fn pool(&self) -> crate::model::PoolKind {
+        self.stack().pool()
+    }
+
     /// Builds the layer for width `h`.
     fn init(&self, h: usize, device: &Device) -> Rnn {
         self.stack().init(CellKind::Rnn(self.nonlinearity), h, device)

@@ -33,6 +33,12 @@ pub struct StackOptions {
 }
 
 impl StackOptions {
+    /// The readout of `pool: auto`: the last step, or the mean when bidirectional (the
+    /// reverse direction has seen one step at the last position).
+    pub fn pool(&self) -> crate::model::PoolKind {
+        if self.bidirectional { crate::model::PoolKind::Mean } else { crate::model::PoolKind::Last }
+    }
+
     /// Checks ranges, naming `{path}.{key}`.
     pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
         let bad = |key: &str, msg: String| Err(ConfigError::Key { path: format!("{path}.{key}"), msg });

@@ -39,8 +39,14 @@ pub enum StepSizes {
     PerLayer(Vec<f64>),
 }
 
-/// Options of the `unicornn` layer (`model.layer`); defaults as state-spaces/s4's
-/// `configs/model/baseline/unicornn.yaml` (the reference repo's health-care settings).
+/// Options of the `unicornn` layer (`model.layer`). The defaults are for a block of the
+/// backbone: one recurrence per block (the blocks are the stack), and `dt = 1`, `α = 1`, an
+/// oscillation of about 0.6 rad per step at init (`dt·σ(c_)·√α` with `σ(c_) ≈ ½`, plus the
+/// `tanh` term), as the reference repo's psMNIST setting (`dt = 0.19`, `α = 30.65`: 0.5 rad).
+/// State-spaces/s4's `configs/model/baseline/unicornn.yaml` (the repo's health-care setting:
+/// 3 layers, `dt = 0.046`, `α = 10`, 0.07 rad per step, made for ~4000-step series) is
+/// `model=unicornn`; on 64 steps its oscillators barely move (0.52 test accuracy on the
+/// embedded digits against 0.92).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UnicornnConfig {
@@ -56,7 +62,7 @@ pub struct UnicornnConfig {
 
 impl Default for UnicornnConfig {
     fn default() -> Self {
-        Self { n_layers: 3, dt: StepSizes::One(0.046), alpha: 10.0, dropout: 0.1 }
+        Self { n_layers: 1, dt: StepSizes::One(1.0), alpha: 1.0, dropout: 0.1 }
     }
 }
 

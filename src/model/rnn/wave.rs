@@ -125,6 +125,12 @@ impl LayerOptions for WaveRnnConfig {
         Ok(())
     }
 
+    /// `pool: auto` reads the last step: the ring's state after the whole input, which the
+    /// reference's classifier decodes.
+    fn pool(&self) -> crate::model::PoolKind {
+        crate::model::PoolKind::Last
+    }
+
     fn init(&self, h: usize, device: &Device) -> WaveRnn {
         let n_hid = self.n_hid.unwrap_or(h);
         WaveRnn {
