@@ -272,3 +272,34 @@ fn rate_multiplies_the_step_size_in_conv_and_step_mode() {
         (0..30).flat_map(|i| host(fast.step(&mut st, u.clone().narrow(1, i, 1).reshape([1, 3])).unwrap())).collect();
     assert!(max_rel(&step, &conv) < 1e-4, "step mode honours the rate");
 }
+
+#[test]
+fn dropout_keeps_the_expected_fraction_scaled_follows_the_seed_and_passes_the_mask_back() {
+    use burn::nn::DropoutConfig;
+    use wavessm::ops::dropout::dropout;
+    let _turn = serial();
+    let dev = Device::flex().autodiff();
+    let d = DropoutConfig::new(0.25).init();
+    // More elements than one parallel task takes, so several generator streams are used.
+    let dims = [4, 300, 128];
+    let run = |seed: u64| {
+        dev.seed(seed);
+        let x = Tensor::<3>::ones(dims, &dev).require_grad();
+        let y = dropout(&d, x.clone());
+        let g = x.grad(&y.clone().sum().backward()).expect("grad");
+        (host(y), g.try_into_vec_as::<f32>().expect("f32"))
+    };
+    let (y, g) = run(3);
+    let kept = y.iter().filter(|v| **v != 0.0).count() as f64 / y.len() as f64;
+    assert!((kept - 0.75).abs() < 0.01, "kept {kept}");
+    assert!(y.iter().all(|v| *v == 0.0 || (*v - 1.0 / 0.75).abs() < 1e-6));
+    // ∂(Σ y)/∂x is the scaled mask itself.
+    assert_eq!(y, g.iter().map(|v| *v as f64).collect::<Vec<_>>());
+    assert_eq!(y, run(3).0);
+    assert_ne!(y, run(4).0);
+    let chunk = 1 << 16;
+    assert_ne!(y[..chunk], y[chunk..2 * chunk], "parallel tasks must draw different numbers");
+    // Evaluation mode is the identity.
+    let x = Tensor::<3>::ones(dims, &dev);
+    assert_eq!(host(dropout(&d.valid(), x.clone())), host(x));
+}

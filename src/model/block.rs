@@ -165,9 +165,9 @@ impl ResidualBlock {
             None => z,
         };
         Ok(if self.prenorm {
-            x.clone() + self.dropout.forward(f(apply(x))?)
+            x.clone() + crate::ops::dropout::dropout(&self.dropout, f(apply(x))?)
         } else {
-            apply(x.clone() + self.dropout.forward(f(x)?))
+            apply(x.clone() + crate::ops::dropout::dropout(&self.dropout, f(x)?))
         })
     }
 }

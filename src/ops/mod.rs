@@ -7,6 +7,7 @@
 //! (CUDA) use the tensor-op formulation in `model::ssm`, which computes the same function.
 
 pub mod cauchy;
+pub mod dropout;
 pub mod dwconv;
 pub mod gelu;
 pub mod host;
