@@ -48,7 +48,7 @@ impl FitTimes {
 /// Trains `steps` batches (all of one epoch when `None`) of `cfg`'s data as `fit` does, then
 /// evaluates the test split as `fit` does after training.
 pub fn train_and_eval(cfg: &ExperimentConfig, steps: Option<usize>) -> Result<FitTimes> {
-    let device = device_for(cfg.trainer.device)?.autodiff();
+    let device = device_for(&cfg.trainer)?.autodiff();
     let Setup { data, task, d_output: k, mut model, device, augment } = Setup::new(cfg, device)?;
     if model.loss_manager().is_some() {
         anyhow::bail!("the fit bench times the task's loss; this chain has its own (model.options.loss)");
@@ -63,7 +63,7 @@ pub fn train_and_eval(cfg: &ExperimentConfig, steps: Option<usize>) -> Result<Fi
     for (bi, idx) in batches.iter().take(n_steps).enumerate() {
         let batch = train_batch(&data.train, idx, augment.as_ref(), (cfg.seed, 0, bi), &device);
         let out = outputs(&model, &batch, k);
-        let loss = task.loss(out.clone(), &batch.y);
+        let loss = task.loss(out.clone(), &batch);
         // `fit` reads the loss and the outputs every step (metrics); so does the bench.
         std::hint::black_box((loss.clone().into_scalar::<f64>(), out.detach().try_into_vec_as::<f32>().ok()));
         let grads = GradientsParams::from_grads(loss.backward(), &model);

@@ -113,7 +113,7 @@ impl TaskConfig {
         };
         Metrics {
             classification: !matches!(self, TaskConfig::Regression(_)),
-            perplexity: matches!(self, TaskConfig::Lm(_)),
+            perplexity: matches!(self, TaskConfig::Lm(_) | TaskConfig::AdaptiveLm(_)),
             anomaly: matches!(self, TaskConfig::Autoencoder(_)),
             binary,
             ..Default::default()
