@@ -18,6 +18,19 @@ commands:
   forward: [{link: enc}, {link: body}]
 ";
 
+/// A small VAE chain: an S4D encoder, a Gaussian latent, the code repeated over time and a
+/// linear decoder, with `forward` and `encode`.
+const VAE: &str = "
+links:
+  enc: {_name_: sequence, layer: {_name_: s4d, d_state: 4}, d_model: 8, n_layers: 1, pool: mean, d_output: 4}
+  latent: gaussian
+  expand: repeat
+  dec: {_name_: linear, d_output: 5}
+commands:
+  forward: [{link: enc}, {link: latent}, {link: expand}, {link: dec}]
+  encode: [{link: enc}, {link: latent, method: mean}]
+";
+
 fn cfg(yaml: &str) -> ChainConfig {
     serde_yaml::from_str(yaml).unwrap()
 }
@@ -97,16 +110,7 @@ fn shape_errors_name_the_command_the_step_and_both_shapes() {
 
 #[test]
 fn other_commands_run_by_name() {
-    let yaml = "
-links:
-  enc: {_name_: sequence, layer: {_name_: s4d, d_state: 4}, d_model: 8, n_layers: 1, pool: mean, d_output: 4}
-  latent: gaussian
-  expand: repeat
-  dec: {_name_: linear, d_output: 5}
-commands:
-  forward: [{link: enc}, {link: latent}, {link: expand}, {link: dec}]
-  encode: [{link: enc}, {link: latent, method: mean}]
-";
+    let yaml = VAE;
     let chain = build(yaml).unwrap();
     assert!(cfg(yaml).per_step() && !cfg(BASE).per_step());
     let x = Tensor::<3>::ones([2, 7, 3], &Device::flex());
@@ -129,18 +133,10 @@ fn validation_figures_run_reconstruct_encode_and_generate() {
     use burn::tensor::{Int, TensorData};
     use wavessm::data::{Batch, BatchTargets};
     use wavessm::train::chain_figures::{ChainFigure, collect};
-    let yaml = "
-links:
-  enc: {_name_: sequence, layer: {_name_: s4d, d_state: 4}, d_model: 8, n_layers: 1, pool: mean, d_output: 4}
-  latent: gaussian
-  expand: repeat
-  dec: {_name_: linear, d_output: 5}
-commands:
-  forward: [{link: enc}, {link: latent}, {link: expand}, {link: dec}]
-  encode: [{link: enc}, {link: latent, method: mean}]
-  reconstruct: [{link: enc}, {link: latent, method: mean}, {link: expand}, {link: dec}]
+    let extra = "  reconstruct: [{link: enc}, {link: latent, method: mean}, {link: expand}, {link: dec}]
   generate: [{link: enc}, {link: latent, method: prior, kwargs: {temperature: 0.5}}, {link: expand}, {link: dec}]
 ";
+    let yaml = &format!("{VAE}{extra}");
     let chain = build(yaml).unwrap();
     let dev = Device::flex();
     let x = Tensor::<3>::random([5, 7, 3], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
