@@ -2,7 +2,9 @@
 //! `forward` output), parameter paths under the link names, `freeze`, commands other than
 //! `forward`, and D4L's `optimizers` (orphans, double claims, the groups they become).
 
-use burn::module::{Module, ModuleVisitor, Param};
+mod common;
+
+use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use wavessm::config::ConfigRequest;
 use wavessm::model::chain::{Chain, ChainConfig};
@@ -171,23 +173,7 @@ fn validation_figures_run_reconstruct_encode_and_generate() {
 
 /// Trainable parameter paths.
 fn trainable(m: &impl Module) -> Vec<String> {
-    struct V(Vec<String>, Vec<String>);
-    impl ModuleVisitor for V {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.0.push(name.into());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            if p.is_require_grad() {
-                self.1.push(self.0.join("."));
-            }
-        }
-    }
-    let mut v = V(vec![], vec![]);
-    m.visit(&mut v);
-    v.1
+    common::named_params(m).into_iter().filter(|(_, t, _)| *t).map(|(path, _, _)| path).collect()
 }
 
 #[test]

@@ -7,8 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor};
+use burn::module::Module;
+use burn::tensor::Device;
 use common::serial;
 use wavessm::config::ConfigRequest;
 use wavessm::experiment::ExperimentConfig;
@@ -91,21 +91,7 @@ fn chain_tokens(save_dir: &Path, enc_width: usize, extra_links: &str) -> Vec<Str
 
 /// Every parameter's values by path.
 fn params(m: &impl Module) -> Vec<(String, Vec<f32>)> {
-    struct V(Vec<String>, Vec<(String, Vec<f32>)>);
-    impl ModuleVisitor for V {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.0.push(name.into());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.1.push((self.0.join("."), p.val().try_into_vec_as::<f32>().unwrap()));
-        }
-    }
-    let mut v = V(vec![], vec![]);
-    m.visit(&mut v);
-    v.1
+    common::named_params(m).into_iter().map(|(path, _, v)| (path, v)).collect()
 }
 
 fn fresh(cfg: &ExperimentConfig) -> wavessm::model::Model {

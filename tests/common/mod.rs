@@ -204,19 +204,31 @@ pub fn probe<const D: usize>(y: Tensor<D>, seed: u64) -> Tensor<1> {
 /// Every parameter value of the sequence model (1 input, 10 classes: the embedded default's
 /// digits) in a run's `last.bpk`, in visiting order.
 pub fn last_params(cfg: &wavessm::experiment::ExperimentConfig, run: &std::path::Path) -> Vec<f32> {
-    struct Collect(Vec<f32>);
-    impl burn::module::ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-            self.0.extend(p.val().try_into_vec_as::<f32>().unwrap());
-        }
-    }
     use wavessm::train::checkpoint::Checkpoint;
     let path = run.join("checkpoints/last.bpk");
     let model = wavessm::model::SequenceModel::new(&cfg.model, 1, 10, &Device::flex()).unwrap();
     let model = wavessm::train::fit::load_model(model, Checkpoint::load(&path).unwrap().model, &path).unwrap();
-    let mut c = Collect(Vec::new());
-    burn::module::Module::visit(&model, &mut c);
-    c.0
+    named_params(&model).into_iter().flat_map(|(_, _, v)| v).collect()
+}
+
+/// Every float parameter of `m` in visiting order: its dotted path, whether it is trainable
+/// (requires grad), and its values.
+pub fn named_params(m: &impl burn::module::Module) -> Vec<(String, bool, Vec<f32>)> {
+    struct V(Vec<String>, Vec<(String, bool, Vec<f32>)>);
+    impl burn::module::ModuleVisitor for V {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.push(name.into());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+            self.1.push((self.0.join("."), p.is_require_grad(), p.val().try_into_vec_as::<f32>().unwrap()));
+        }
+    }
+    let mut v = V(vec![], vec![]);
+    m.visit(&mut v);
+    v.1
 }
 
 /// The `metrics.csv` rows of a run whose line contains `needle` (e.g. `,val,loss,`).
