@@ -8,7 +8,7 @@ use burn::tensor::Tensor;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::figures::{Figure, bounds, png_bytes};
+use super::figures::{Figure, bounds, draw_legend, pe, png_bytes};
 use crate::data::{Batch, BatchTargets};
 use crate::model::chain::Chain;
 
@@ -100,10 +100,6 @@ impl ChainFigure {
     }
 }
 
-fn pe<E: std::fmt::Display>(e: E) -> anyhow::Error {
-    anyhow::anyhow!("drawing failed: {e}")
-}
-
 /// One panel per sequence: the input (when there is one) and the command's output.
 struct Lines<'a> {
     seqs: &'a [(&'a [f32], &'a [f32])],
@@ -148,14 +144,7 @@ impl Figure for Lines<'_> {
                 .label(self.label)
                 .legend(move |(a, b)| PathElement::new(vec![(a, b), (a + 20, b)], blue.stroke_width(2)));
             if i == 0 {
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperRight)
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK.mix(0.4))
-                    .label_font(("sans-serif", 14))
-                    .draw()
-                    .map_err(pe)?;
+                draw_legend(&mut chart, SeriesLabelPosition::UpperRight, 14)?;
             }
         }
         Ok(())

@@ -135,7 +135,7 @@ where
         .x_label_area_size(44)
         .y_label_area_size(64)
         .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(pe)?;
     chart
         .configure_mesh()
         .x_desc(x_label)
@@ -144,35 +144,47 @@ where
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(pe)?;
     for (i, run) in runs.iter().enumerate() {
         let Some(pts) = run.series.get(metric) else { continue };
         let color = Palette99::pick(i).to_rgba();
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .map_err(pe)?
             .label(run.label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
         if pts.len() < 40 {
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(pe)?;
         }
     }
+    // Away from where the curves end: losses fall to the lower right, scores rise to the upper.
+    let at = if super::run_info::lower_is_better(metric) {
+        SeriesLabelPosition::UpperRight
+    } else {
+        SeriesLabelPosition::LowerRight
+    };
+    draw_legend(&mut chart, at, 15)
+}
+
+/// Maps a plotters error into anyhow.
+pub(super) fn pe<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+/// The series labels of every figure: a light box at `at`, `font` px sans-serif.
+pub(super) fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    at: SeriesLabelPosition,
+    font: u32,
+) -> Result<()> {
     chart
         .configure_series_labels()
+        .position(at)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
-        .label_font(("sans-serif", 15))
-        // Away from where the curves end: losses fall to the lower right, scores rise to the upper.
-        .position(if super::run_info::lower_is_better(metric) {
-            SeriesLabelPosition::UpperRight
-        } else {
-            SeriesLabelPosition::LowerRight
-        })
+        .label_font(("sans-serif", font))
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(())
+        .map_err(pe)
 }
 
 /// Range of values with 5% padding (a flat series gets ±0.5).
@@ -192,9 +204,9 @@ pub(super) fn png_bytes(fig: &impl Figure) -> Result<Vec<u8>> {
     let mut rgb = vec![0u8; w as usize * h as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+        root.fill(&WHITE).map_err(pe)?;
         fig.draw(&root)?;
-        root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+        root.present().map_err(pe)?;
     }
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, w, h);

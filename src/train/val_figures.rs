@@ -9,7 +9,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::figures::{Figure, bounds, png_bytes};
+use super::figures::{Figure, bounds, draw_legend, pe, png_bytes};
 use crate::data::{Batch, BatchTargets};
 use crate::task::{TaskConfig, argmax};
 
@@ -118,11 +118,6 @@ fn readable_classes(counts: &[Vec<u64>]) -> (Vec<Vec<u64>>, Vec<String>) {
     }
     let labels = kept.iter().map(|c| c.to_string()).chain(["other".to_string()]).collect();
     (out, labels)
-}
-
-/// Maps a plotters error into anyhow.
-fn pe<E: std::fmt::Display>(e: E) -> anyhow::Error {
-    anyhow::anyhow!("{e}")
 }
 
 /// Counts per (true, predicted) class as shaded cells, the counts written in them.
@@ -246,15 +241,7 @@ impl Figure for Scatter<'_> {
                 series.label(format!("output {c}")).legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .label_font(("sans-serif", 15))
-            .draw()
-            .map_err(pe)?;
-        Ok(())
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, 15)
     }
 }
 
