@@ -14,6 +14,7 @@ pub mod host;
 pub mod lipschitz;
 pub mod rnn;
 pub mod scan;
+pub(crate) mod simd;
 pub mod unicornn;
 
 pub use gelu::gelu;

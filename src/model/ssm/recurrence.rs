@@ -7,6 +7,7 @@
 
 use super::diagonal::Disc;
 use super::dplr::DplrRecurrence;
+use crate::ops::simd::{mul_add64, simd_dispatch};
 
 /// A discretized diagonal system `x_t = dA·x_{t-1} + dB·u_t`, `y_t = 2·Re Σ_n C·x_t`.
 #[derive(Debug, Clone)]
@@ -107,23 +108,7 @@ impl DiagonalRecurrence {
 
     /// One step. Args: `u` [H]. Writes `y` [C, H].
     pub fn step(&self, state: &mut DiagonalState, u: &[f64], y: &mut [f64]) {
-        let (n2, m) = (self.n2, self.h * self.n2);
-        for i in 0..m {
-            let ut = u[i / n2];
-            let (xr, xi) = (state.re[i], state.im[i]);
-            state.re[i] = self.da.0[i] * xr - self.da.1[i] * xi + self.db.0[i] * ut;
-            state.im[i] = self.da.0[i] * xi + self.da.1[i] * xr + self.db.1[i] * ut;
-        }
-        for c in 0..self.channels {
-            for hi in 0..self.h {
-                let mut acc = 0.0;
-                for n in 0..n2 {
-                    let (i, j) = (hi * n2 + n, c * m + hi * n2 + n);
-                    acc += self.c.0[j] * state.re[i] - self.c.1[j] * state.im[i];
-                }
-                y[c * self.h + hi] = 2.0 * acc;
-            }
-        }
+        diagonal_step(self, state, u, y)
     }
 
     /// Runs a whole sequence from `state`. Args: `u` [H, L]. Returns `y` [C, H, L].
@@ -172,6 +157,59 @@ impl Recurrence {
         let (h, _, c) = self.dims();
         run_steps(h, c, u, l, |ut, yt| self.step(state, ut, yt))
     }
+}
+
+simd_dispatch! {
+    /// One step of `rec`: `u` [H]; writes `y` [C, H].
+    fn diagonal_step => diagonal_step_body(rec: &DiagonalRecurrence, state: &mut DiagonalState, u: &[f64], y: &mut [f64])
+}
+
+/// One feature at a time, so its N2 modes stay in registers from the update to every
+/// channel's readout, and a token is one pass over the coefficients.
+#[inline(always)]
+fn diagonal_step_body<const FMA: bool>(rec: &DiagonalRecurrence, state: &mut DiagonalState, u: &[f64], y: &mut [f64]) {
+    let (h, n2, m) = (rec.h, rec.n2, rec.h * rec.n2);
+    if n2 == 0 {
+        y.fill(0.0);
+        return;
+    }
+    let rows = state.re.chunks_exact_mut(n2).zip(state.im.chunks_exact_mut(n2));
+    let coef = rec.da.0.chunks_exact(n2).zip(rec.da.1.chunks_exact(n2));
+    let input = rec.db.0.chunks_exact(n2).zip(rec.db.1.chunks_exact(n2));
+    for (hi, (((xr, xi), (ar, ai)), (br, bi))) in rows.zip(coef).zip(input).enumerate() {
+        let ut = u[hi];
+        // x ← dA·x + dB·u, complex, [N2]
+        for (((((xr, xi), ar), ai), br), bi) in xr.iter_mut().zip(xi.iter_mut()).zip(ar).zip(ai).zip(br).zip(bi) {
+            let (pr, pi) = (*xr, *xi);
+            *xr = mul_add64::<FMA>(*ar, pr, mul_add64::<FMA>(-*ai, pi, *br * ut));
+            *xi = mul_add64::<FMA>(*ar, pi, mul_add64::<FMA>(*ai, pr, *bi * ut));
+        }
+        for c in 0..rec.channels {
+            let j = c * m + hi * n2;
+            y[c * h + hi] = 2.0 * re_dot::<FMA>(&rec.c.0[j..j + n2], &rec.c.1[j..j + n2], xr, xi);
+        }
+    }
+}
+
+/// `Re Σ c·x` over complex vectors given as (re, im) parts, in eight lanes so that it
+/// vectorizes (a single accumulator serializes on the add latency).
+#[inline(always)]
+fn re_dot<const FMA: bool>(cr: &[f64], ci: &[f64], xr: &[f64], xi: &[f64]) -> f64 {
+    const W: usize = 8;
+    let mut acc = [0.0; W];
+    let split = cr.len() / W * W;
+    for (((cr, ci), xr), xi) in
+        cr[..split].chunks_exact(W).zip(ci[..split].chunks_exact(W)).zip(xr.chunks_exact(W)).zip(xi.chunks_exact(W))
+    {
+        for k in 0..W {
+            acc[k] = mul_add64::<FMA>(cr[k], xr[k], mul_add64::<FMA>(-ci[k], xi[k], acc[k]));
+        }
+    }
+    let mut sum: f64 = acc.iter().sum();
+    for k in split..cr.len() {
+        sum = mul_add64::<FMA>(cr[k], xr[k], mul_add64::<FMA>(-ci[k], xi[k], sum));
+    }
+    sum
 }
 
 /// Feeds `u` [H, L] to `step` one time step at a time. Returns `y` [C, H, L].

@@ -6,36 +6,7 @@
 //! Layouts are batch-major and row-major: `gx` [B, L, G·H] (the input projections of all
 //! steps, gate blocks in PyTorch's order), `w_hh` [G·H, H].
 
-/// Compiles `$body` a second time with AVX2 and FMA enabled (`$body::<true>`, fused
-/// multiply-adds) and picks that copy at run time when the CPU has them: the crate is built
-/// for baseline x86-64, whose 4-wide vectors and separate multiplies and adds run the
-/// recurrences at a quarter of the speed.
-macro_rules! simd_dispatch {
-    ($(#[$m:meta])* fn $name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?)) => {
-        $(#[$m])*
-        fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                fn wide($($arg: $ty),*) {
-                    $body::<true>($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                    // SAFETY: the CPU has the features `wide` is compiled for.
-                    return unsafe { wide($($arg),*) };
-                }
-            }
-            $body::<false>($($arg),*)
-        }
-    };
-}
-
-/// `a·b + c`, as one fused instruction where the caller is compiled with FMA (`FMA`; elsewhere
-/// `mul_add` is a slow library call).
-#[inline(always)]
-fn mul_add<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA { a.mul_add(b, c) } else { a * b + c }
-}
+use crate::ops::simd::{mul_add, simd_dispatch};
 
 /// `out += a·w` for rows `a` [R, K] and a row-major `w` [K, N] into `out` [R, N]: four rows
 /// of `w` per pass over each output row (a quarter of the loads and stores of an axpy loop),

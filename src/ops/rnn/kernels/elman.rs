@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{Dims, group_size, prev_states, rows, rows_mat_acc, tanh, transpose, weight_grad};
+use super::{Dims, group_size, prev_states, rows, rows_mat_acc, simd_dispatch, tanh, transpose, weight_grad};
 
 /// Elman RNN over all steps from `h0` [B, H] with tanh (or ReLU when `relu`): returns the
 /// states [B, L, H]. Args: `gx` [B, L, H] = `x·W_ihᵀ + b_ih + b_hh`; `w_hh` [H, H].

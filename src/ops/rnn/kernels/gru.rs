@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{Dims, group_size, prev_states, rows_mat_acc, sigmoid, tanh, transpose, weight_grad};
+use super::{Dims, group_size, prev_states, rows_mat_acc, sigmoid, simd_dispatch, tanh, transpose, weight_grad};
 
 /// GRU over all steps from `h0` [B, H]: returns the states [B, L, H] and the saved gates
 /// `[r, z, n, W_hn·h_{t-1} + b_hn]` [B, L, 4H].

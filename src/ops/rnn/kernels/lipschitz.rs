@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{Dims, group_size, prev_states, rows, rows_mat_acc, tanh, transpose, weight_grad};
+use super::{Dims, group_size, prev_states, rows, rows_mat_acc, simd_dispatch, tanh, transpose, weight_grad};
 
 /// The constants of the recurrence: step `ε` and the weight `α` of the linear term.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{Dims, group_size, prev_states, rows, rows_mat_acc, sigmoid, tanh, transpose, weight_grad};
+use super::{Dims, group_size, prev_states, rows, rows_mat_acc, sigmoid, simd_dispatch, tanh, transpose, weight_grad};
 
 /// LSTM over all steps from `(h0, c0)` [B, H]: returns the states `[h_t, c_t]` [B, L, 2H] and
 /// the activated gates `[i, f, g, o]` [B, L, 4H] (what the backward pass needs).

@@ -1,0 +1,40 @@
+//! Run-time selection of AVX2 + FMA for host loops: the crate is built for baseline x86-64,
+//! whose narrow vectors and separate multiplies and adds run the recurrences at a quarter of
+//! the speed, so each hot loop is compiled twice and the wide copy is picked when the CPU has it.
+
+/// Compiles `$body` a second time with AVX2 and FMA enabled (`$body::<true>`, fused
+/// multiply-adds) and picks that copy at run time when the CPU has them.
+macro_rules! simd_dispatch {
+    ($(#[$m:meta])* fn $name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?)) => {
+        $(#[$m])*
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn wide($($arg: $ty),*) {
+                    $body::<true>($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has the features `wide` is compiled for.
+                    return unsafe { wide($($arg),*) };
+                }
+            }
+            $body::<false>($($arg),*)
+        }
+    };
+}
+
+/// `a·b + c`, as one fused instruction where the caller is compiled with FMA (`FMA`; elsewhere
+/// `mul_add` is a slow library call).
+#[inline(always)]
+pub(crate) fn mul_add<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
+pub(crate) use simd_dispatch;
+
+/// `a·b + c` in f64, as [`mul_add`] does in f32.
+#[inline(always)]
+pub(crate) fn mul_add64<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
