@@ -112,8 +112,9 @@ fn transformer_learns_the_embedded_default() {
     let _turn = serial();
     let dir = tempfile::tempdir().unwrap();
     // The shipped causal layer, read out at the last position (`pool: last`): a mean over
-    // causal positions averages prefixes and stays near 0.8 at this size.
-    let tokens = ["model=transformer", "model.d_model=32", "trainer.max_epochs=8", "trainer.progress_bar=never"];
+    // causal positions averages prefixes and stays near 0.8 at this size. 12 epochs: at 8 the
+    // result depends on the dropout masks (0.76–0.93 over seeds 0–2).
+    let tokens = ["model=transformer", "model.d_model=32", "trainer.max_epochs=12", "trainer.progress_bar=never"];
     let mut tokens: Vec<String> = tokens.iter().map(|s| s.to_string()).collect();
     tokens.push(format!("logger.save_dir={}", dir.path().display()));
     let cfg = ConfigRequest { tokens, ..Default::default() }.resolve().unwrap();

@@ -14,8 +14,8 @@ const CHUNK: usize = 1 << 16;
 
 /// `d.forward(x)` with the mask drawn in parallel on `flex`; other devices use burn's.
 ///
-/// Args: `x` [B, L, H]. Returns [B, L, H].
-pub fn dropout(d: &Dropout, x: Tensor<3>) -> Tensor<3> {
+/// Args: `x` of any shape. Returns the same shape.
+pub fn dropout<const D: usize>(d: &Dropout, x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
     if !d.training.is_enabled() || !device.is_autodiff() || d.prob == 0.0 {
         return x;

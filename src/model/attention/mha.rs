@@ -8,6 +8,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::pos::rope;
+use crate::ops::dropout::dropout;
 
 /// Queries per score block: [256, L] scores per (batch, head) at L = 4096 is 4 MiB.
 pub const QUERY_BLOCK: usize = 256;
@@ -129,7 +130,7 @@ impl MultiheadAttention {
             let keys = if self.causal { offset + start + n } else { t };
             let s = q.clone().narrow(2, start, n).matmul(kt.clone().narrow(3, 0, keys)) * scale; // [B, nH, n, keys]
             let s = if self.causal { s + causal_mask(offset + start, n, keys, &q.device()) } else { s };
-            let p = self.dropout.forward(softmax(s, 3)); // [B, nH, n, keys]
+            let p = dropout(&self.dropout, softmax(s, 3)); // [B, nH, n, keys]
             outs.push(p.matmul(v.clone().narrow(2, 0, keys))); // [B, nH, n, hd]
         }
         Tensor::cat(outs, 2)

@@ -15,6 +15,7 @@ use super::pos::{PosKind, sinusoids};
 use crate::config::ConfigError;
 use crate::model::ssm::StepError;
 use crate::model::{LayerOptions, SeqLayer};
+use crate::ops::dropout::dropout;
 use crate::ops::gelu;
 use crate::weights::names::{Layout, Map};
 
@@ -119,12 +120,12 @@ impl LayerOptions for TransformerConfig {
     /// `Linear`s, identity norms); learned positions N(0, 0.02²).
     fn init(&self, h: usize, device: &Device) -> Transformer {
         let f = self.ff.unwrap_or(4 * h);
-        let dropout = || DropoutConfig::new(self.dropout).init();
+        let new_dropout = || DropoutConfig::new(self.dropout).init();
         let opts = MhaOptions {
             n_heads: self.n_heads.max(1),
             causal: self.causal,
             rope: self.pos == PosKind::Rope,
-            dropout: dropout(),
+            dropout: new_dropout(),
         };
         Transformer {
             self_attn: MultiheadAttention::new(h, opts, device),
@@ -136,9 +137,9 @@ impl LayerOptions for TransformerConfig {
                 let n = self.max_len.unwrap_or(1).max(1);
                 Param::from_tensor(Tensor::random([n, h], Distribution::Normal(0.0, 0.02), device))
             }),
-            dropout: dropout(),
-            dropout1: dropout(),
-            dropout2: dropout(),
+            dropout: new_dropout(),
+            dropout1: new_dropout(),
+            dropout2: new_dropout(),
             norm_first: self.norm_first,
             activation: self.activation,
             pos: self.pos,
@@ -199,12 +200,12 @@ impl Transformer {
         let x = self.add_positions(x, cache.map_or(0, KvCache::len)); // [B, L, H]
         if self.norm_first {
             let (a, kv) = self.self_attn.forward(self.norm1.forward(x.clone()), cache);
-            let h = x + self.dropout1.forward(a);
-            (h.clone() + self.dropout2.forward(self.ff(self.norm2.forward(h))), kv)
+            let h = x + dropout(&self.dropout1, a);
+            (h.clone() + dropout(&self.dropout2, self.ff(self.norm2.forward(h))), kv)
         } else {
             let (a, kv) = self.self_attn.forward(x.clone(), cache);
-            let h = self.norm1.forward(x + self.dropout1.forward(a));
-            (self.norm2.forward(h.clone() + self.dropout2.forward(self.ff(h))), kv)
+            let h = self.norm1.forward(x + dropout(&self.dropout1, a));
+            (self.norm2.forward(h.clone() + dropout(&self.dropout2, self.ff(h))), kv)
         }
     }
 
@@ -228,7 +229,7 @@ impl Transformer {
             Activation::Relu => relu(a),
             Activation::Gelu => gelu(a),
         };
-        self.linear2.forward(self.dropout.forward(a))
+        self.linear2.forward(dropout(&self.dropout, a))
     }
 
     fn no_step(&self) -> Result<(), StepError> {
