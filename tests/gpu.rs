@@ -2,7 +2,8 @@
 //! generic tensor-op path against the golden vectors, every layer kind equals the CPU from the
 //! same weights, step mode equals conv mode for every layer with one, and a short fit of the
 //! embedded default matches the CPU's from the same start. A missing adapter fails these tests
-//! rather than skipping them (CI installs lavapipe, software Vulkan).
+//! rather than skipping them (CI installs lavapipe, software Vulkan). The CubeCL kernels equal
+//! the fused CPU ops in value and gradient.
 
 mod common;
 mod golden_baselines;
@@ -11,6 +12,7 @@ mod golden_mamba;
 mod golden_mamba2;
 mod golden_rnn;
 mod golden_transformer;
+mod gpu_kernels;
 
 use std::path::Path;
 
@@ -176,6 +178,13 @@ fn the_embedded_default_fits_on_wgpu_as_on_the_cpu() {
     // last train loss 0.348 vs 0.347.
     assert!((acc_gpu - acc_cpu).abs() <= 0.03, "test accuracy: wgpu {acc_gpu} vs cpu {acc_cpu}");
     assert!((last_gpu - last_cpu).abs() <= 0.1 * last_cpu, "last train loss: wgpu {last_gpu} vs cpu {last_cpu}");
+}
+
+/// The CubeCL Vandermonde kernel equals the fused CPU kernel in value and gradient.
+#[test]
+fn the_vandermonde_kernel_on_wgpu_equals_the_cpu_op() {
+    let _turn = serial();
+    gpu_kernels::vandermonde(&gpu());
 }
 
 /// A tensor made on the CPU and moved to the GPU keeps its values (the data loaders build

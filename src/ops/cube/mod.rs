@@ -1,0 +1,79 @@
+//! CubeCL kernels for the wgpu backend (built with the `wgpu` feature): the Vandermonde kernel
+//! and the selective scan, each with its backward pass, behind the same backend extensions as
+//! the fused CPU kernels, so `Autodiff` runs their hand-written backward on both.
+//!
+//! Why: on a GPU the tensor-op Vandermonde materializes `[H, N2, L]` twice over, and the
+//! tensor-op scan launches a handful of kernels per time step and keeps every state for its
+//! autodiff graph. burn's wgpu tensors live in `Fusion<CubeBackend>`; the extensions register
+//! these kernels as opaque fusion operations (shapes from the `*_meta` functions here).
+
+pub mod scan;
+pub mod vandermonde;
+
+use burn::backend::Shape;
+use burn::backend::fusion::custom::TensorSpec;
+use burn::backend::tensor::FloatTensor;
+use burn_cubecl::CubeBackend;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::CubeCount;
+
+use super::vandermonde::VandermondeOps;
+
+/// Units per cube (workgroup) of the one-dimensional launches.
+const UNITS: u32 = 64;
+
+/// Cubes that cover `n` units, one unit per item.
+fn groups(n: usize) -> CubeCount {
+    CubeCount::Static(n.div_ceil(UNITS as usize) as u32, 1, 1)
+}
+
+/// The kernels index row-major buffers.
+fn contiguous(t: CubeTensor) -> CubeTensor {
+    into_contiguous(t)
+}
+
+/// An uninitialized tensor of `shape` on `like`'s device and dtype.
+fn empty(like: &CubeTensor, shape: Shape) -> CubeTensor {
+    empty_device_dtype(like.client.clone(), like.device.clone(), shape, like.dtype)
+}
+
+/// Output shape of [`VandermondeOps::vandermonde`] for fusion.
+pub fn vandermonde_meta(w_re: &TensorSpec, _: &TensorSpec, _: &TensorSpec, _: &TensorSpec, l: &usize) -> TensorSpec {
+    let [c, h, _] = w_re.shape.dims::<3>();
+    TensorSpec::new(Shape::new([c, h, *l]), w_re.dtype)
+}
+
+/// Output shapes of [`VandermondeOps::vandermonde_grad`] for fusion.
+pub fn vandermonde_grad_meta(
+    w_re: &TensorSpec,
+    w_im: &TensorSpec,
+    dta_re: &TensorSpec,
+    dta_im: &TensorSpec,
+    _: &TensorSpec,
+) -> (TensorSpec, TensorSpec, TensorSpec, TensorSpec) {
+    (w_re.clone(), w_im.clone(), dta_re.clone(), dta_im.clone())
+}
+
+impl VandermondeOps for CubeBackend {
+    fn vandermonde(
+        w_re: FloatTensor<Self>,
+        w_im: FloatTensor<Self>,
+        dta_re: FloatTensor<Self>,
+        dta_im: FloatTensor<Self>,
+        l: usize,
+    ) -> FloatTensor<Self> {
+        vandermonde::vandermonde(w_re, w_im, dta_re, dta_im, l)
+    }
+
+    fn vandermonde_grad(
+        w_re: FloatTensor<Self>,
+        w_im: FloatTensor<Self>,
+        dta_re: FloatTensor<Self>,
+        dta_im: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        vandermonde::vandermonde_grad(w_re, w_im, dta_re, dta_im, grad)
+    }
+}
