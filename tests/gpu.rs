@@ -187,6 +187,13 @@ fn the_vandermonde_kernel_on_wgpu_equals_the_cpu_op() {
     gpu_kernels::vandermonde(&gpu());
 }
 
+/// The CubeCL selective scan equals the fused CPU scan in value and gradient.
+#[test]
+fn the_selective_scan_kernel_on_wgpu_equals_the_cpu_op() {
+    let _turn = serial();
+    gpu_kernels::selective_scan_kernel(&gpu());
+}
+
 /// A tensor made on the CPU and moved to the GPU keeps its values (the data loaders build
 /// batches on the host).
 #[test]

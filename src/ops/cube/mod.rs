@@ -19,6 +19,8 @@ use burn_cubecl::ops::numeric::empty_device_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::CubeCount;
 
+use super::scan::kernel::Dims;
+use super::scan::{ScanGrads, ScanOps};
 use super::vandermonde::VandermondeOps;
 
 /// Units per cube (workgroup) of the one-dimensional launches.
@@ -75,5 +77,118 @@ impl VandermondeOps for CubeBackend {
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         vandermonde::vandermonde_grad(w_re, w_im, dta_re, dta_im, grad)
+    }
+}
+
+/// The shapes of the scan's `out` [B, L, E] and last state [B, E, N] from `u` and `a`.
+fn scan_shapes(u: &TensorSpec, a: &TensorSpec) -> (Dims, TensorSpec, TensorSpec) {
+    let [b, l, e] = u.shape.dims::<3>();
+    let n = a.shape[1];
+    let spec = |dims: &[usize]| TensorSpec::new(Shape::from(dims.to_vec()), u.dtype);
+    (Dims { b, l, e, n }, spec(&[b, l, e]), spec(&[b, e, n]))
+}
+
+/// Output shapes of [`ScanOps::selective_scan`] for fusion.
+#[allow(clippy::too_many_arguments)]
+pub fn scan_meta(
+    u: &TensorSpec,
+    _: &TensorSpec,
+    a: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &bool,
+) -> (TensorSpec, TensorSpec) {
+    let (_, out, last) = scan_shapes(u, a);
+    (out, last)
+}
+
+/// Output shapes of [`ScanOps::selective_scan_saving`] for fusion.
+#[allow(clippy::too_many_arguments)]
+pub fn scan_saving_meta(
+    u: &TensorSpec,
+    _: &TensorSpec,
+    a: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &bool,
+) -> (TensorSpec, TensorSpec, TensorSpec) {
+    let (dm, out, last) = scan_shapes(u, a);
+    let ckpt = TensorSpec::new(Shape::new([dm.b, dm.e, dm.chunks(), dm.n]), u.dtype);
+    (out, last, ckpt)
+}
+
+/// Output shapes of [`ScanOps::selective_scan_grad`] for fusion: each input's, and `h0`'s.
+#[allow(clippy::too_many_arguments)]
+pub fn scan_grad_meta(
+    u: &TensorSpec,
+    delta: &TensorSpec,
+    a: &TensorSpec,
+    b: &TensorSpec,
+    c: &TensorSpec,
+    d: &TensorSpec,
+    z: &TensorSpec,
+    bias: &TensorSpec,
+    _: &TensorSpec,
+    _: &TensorSpec,
+    _: &bool,
+) -> ScanGrads<TensorSpec> {
+    let (_, _, h0) = scan_shapes(u, a);
+    (u.clone(), delta.clone(), a.clone(), b.clone(), c.clone(), d.clone(), z.clone(), bias.clone(), h0)
+}
+
+impl ScanOps for CubeBackend {
+    fn selective_scan(
+        u: CubeTensor,
+        delta: CubeTensor,
+        a: CubeTensor,
+        b: CubeTensor,
+        c: CubeTensor,
+        d: CubeTensor,
+        z: CubeTensor,
+        delta_bias: CubeTensor,
+        h0: CubeTensor,
+        softplus: bool,
+    ) -> (CubeTensor, CubeTensor) {
+        let (out, last, _) = scan::forward(u, delta, a, b, c, d, z, delta_bias, h0, softplus);
+        (out, last)
+    }
+
+    fn selective_scan_saving(
+        u: CubeTensor,
+        delta: CubeTensor,
+        a: CubeTensor,
+        b: CubeTensor,
+        c: CubeTensor,
+        d: CubeTensor,
+        z: CubeTensor,
+        delta_bias: CubeTensor,
+        h0: CubeTensor,
+        softplus: bool,
+    ) -> (CubeTensor, CubeTensor, CubeTensor) {
+        scan::forward(u, delta, a, b, c, d, z, delta_bias, h0, softplus)
+    }
+
+    fn selective_scan_grad(
+        u: CubeTensor,
+        delta: CubeTensor,
+        a: CubeTensor,
+        b: CubeTensor,
+        c: CubeTensor,
+        d: CubeTensor,
+        z: CubeTensor,
+        delta_bias: CubeTensor,
+        ckpt: CubeTensor,
+        grad: CubeTensor,
+        softplus: bool,
+    ) -> ScanGrads<CubeTensor> {
+        scan::backward(u, delta, a, b, c, d, z, delta_bias, ckpt, grad, softplus)
     }
 }
