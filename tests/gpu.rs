@@ -1,9 +1,10 @@
 //! The GPU set (built only with `--features wgpu`): on the wgpu device every layer runs its
-//! generic tensor-op path against the golden vectors, every layer kind equals the CPU from the
-//! same weights, step mode equals conv mode for every layer with one, and a short fit of the
-//! embedded default matches the CPU's from the same start. A missing adapter fails these tests
-//! rather than skipping them (CI installs lavapipe, software Vulkan). The CubeCL kernels equal
-//! the fused CPU ops in value and gradient.
+//! generic tensor-op path (and the CubeCL kernels where it has them: the Vandermonde kernel, the
+//! selective scan) against the golden vectors, every layer kind equals the CPU from the same
+//! weights, step mode equals conv mode for every layer with one, the CubeCL kernels equal the
+//! fused CPU ops in value and gradient, and a short fit of the embedded default matches the
+//! CPU's from the same start. A missing adapter fails these tests rather than skipping them (CI
+//! installs lavapipe, software Vulkan).
 
 mod common;
 mod golden_baselines;
@@ -34,8 +35,10 @@ fn gpu() -> Device {
     a.device.clone()
 }
 
+/// Every golden file on wgpu, through the CubeCL kernels where a layer has them and through
+/// the tensor-op path.
 #[test]
-fn golden_vectors_on_the_generic_path() {
+fn golden_vectors_on_every_path() {
     let _turn = serial();
     gpu();
     let dir = common::golden_dir();
@@ -92,7 +95,8 @@ const UNSTEPPED: [&str; 4] = [
 ];
 
 /// Every layer kind, built once on the CPU and copied to the GPU, gives the same output and
-/// input gradient on both; the CPU runs its tensor-op path, the one the GPU runs.
+/// input gradient on both; the CPU runs its tensor-op path, the GPU the same but for its CubeCL
+/// kernels.
 #[test]
 fn every_layer_kind_on_wgpu_equals_the_cpu_from_the_same_weights() {
     let _turn = serial();
