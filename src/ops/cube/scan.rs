@@ -105,6 +105,43 @@ fn scan_forward_kernel(
     }
 }
 
+/// The states `x_{t0..t0+len}` of unit `(b, e)` = `unit` into its scratch rows at `xs0`, from
+/// the boundary state at `c0` of `ckpt`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn recompute_chunk(
+    u: &Tensor<f32>,
+    delta: &Tensor<f32>,
+    a: &Tensor<f32>,
+    bm: &Tensor<f32>,
+    bias: &Tensor<f32>,
+    ckpt: &Tensor<f32>,
+    xs: &mut Tensor<f32>,
+    unit: usize,
+    t0: usize,
+    len: usize,
+    l: usize,
+    e: usize,
+    n: usize,
+    c0: usize,
+    xs0: usize,
+    #[comptime] soft: bool,
+) {
+    let bi = unit / e;
+    let ei = unit % e;
+    for tau in 0..len {
+        let t = t0 + tau;
+        let idx = (bi * l + t) * e + ei;
+        let (dl, _dsp) = step_size(delta[idx] + bias[ei], soft);
+        let du = dl * u[idx];
+        let bc = (bi * l + t) * n;
+        for ni in 0..n {
+            let prev = if tau == 0 { ckpt[c0 + ni] } else { xs[xs0 + (tau - 1) * n + ni] };
+            xs[xs0 + tau * n + ni] = (dl * a[ei * n + ni]).exp() * prev + du * bm[bc + ni];
+        }
+    }
+}
+
 /// Backward scan of unit `(b, e)` (see the module docs); `z` and `gz` are used only when
 /// `gated`.
 #[cube(launch)]
@@ -158,18 +195,7 @@ fn scan_backward_kernel(
         let t0 = kc * chunk;
         let len = if t0 + chunk < l { chunk } else { l - t0 };
         let c0 = (unit * k + kc) * n;
-        // The chunk's states x_{t0..t0+len} from the state before it.
-        for tau in 0..len {
-            let t = t0 + tau;
-            let idx = (bi * l + t) * e + ei;
-            let (dl, _dsp) = step_size(delta[idx] + bias[ei], soft);
-            let du = dl * u[idx];
-            let bc = (bi * l + t) * n;
-            for ni in 0..n {
-                let prev = if tau == 0 { ckpt[c0 + ni] } else { xs[xs0 + (tau - 1) * n + ni] };
-                xs[xs0 + tau * n + ni] = (dl * a[ei * n + ni]).exp() * prev + du * bm[bc + ni];
-            }
-        }
+        recompute_chunk(u, delta, a, bm, bias, ckpt, xs, unit, t0, len, l, e, n, c0, xs0, soft);
         // The adjoint scan back through the chunk.
         for rev in 0..len {
             let tau = len - 1 - rev;
