@@ -4,7 +4,9 @@
 //! Why: built from generic tensor ops, the S4D kernel materializes several `[H, N2, L]`
 //! intermediates and the FFT convolution makes three strided transposes; fused on the host
 //! the same math runs several times faster on a CPU (see `wavessm bench s4d`). Other backends
-//! (CUDA) use the tensor-op formulation in `model::ssm`, which computes the same function.
+//! use the tensor-op formulation in `model::ssm`, which computes the same function, except
+//! that wgpu runs the Vandermonde kernel and the selective scan as CubeCL kernels (`ops::cube`,
+//! with the `wgpu` feature).
 
 pub mod cauchy;
 #[cfg(feature = "wgpu")]
