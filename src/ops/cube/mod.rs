@@ -13,6 +13,7 @@ pub mod vandermonde;
 use burn::backend::Shape;
 use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::FloatTensor;
+use burn::tensor::DType;
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
@@ -31,8 +32,9 @@ fn groups(n: usize) -> CubeCount {
     CubeCount::Static(n.div_ceil(UNITS as usize) as u32, 1, 1)
 }
 
-/// The kernels index row-major buffers.
+/// An input as the kernels read it: row-major f32 (they index it flat, as `Tensor<f32>`).
 fn contiguous(t: CubeTensor) -> CubeTensor {
+    assert_eq!(t.dtype, DType::F32, "wavessm's CubeCL kernels run in f32");
     into_contiguous(t)
 }
 
