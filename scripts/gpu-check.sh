@@ -6,6 +6,7 @@
 #   adapter <name and graphics API>
 #   gpu-tests passed=<n> failed=<n> seconds=<s>
 #   bench <device> <case> median_ms=<x> tokens_per_s=<y>
+#   bench wgpu-generic <case> ...   (the same on wgpu without the CubeCL kernels)
 # Needs nothing from the network: cargo runs --offline, from the crates in ~/.cargo/registry and
 # the target dirs (reused when they hold a build; copy them over with the checkout to skip the
 # cold builds). Logs go to $WAVESSM_GPU_LOGS (default a temp dir), named in the failed lines.
@@ -32,14 +33,16 @@ build() {
     [ "$status" = ok ]
 }
 
-# bench_all <binary> <device>: one line per case.
+# bench_all <binary> <device> [<label> <bench options>...]: one line per case, labelled <label>
+# (default: the device).
 bench_all() {
-    local case line
+    local bin=$1 dev=$2 label=${3:-$2} case line
+    shift $(($# < 3 ? $# : 3))
     for case in "${cases[@]}"; do
-        if line=$("$1" bench "$case" --device "$2" --steps 5 2>>"$logs/bench-$2.log"); then
-            echo "bench $2 $line"
+        if line=$("$bin" bench "$case" --device "$dev" --steps 5 "$@" 2>>"$logs/bench-$label.log"); then
+            echo "bench $label $line"
         else
-            echo "bench $2 $case failed log=$logs/bench-$2.log"
+            echo "bench $label $case failed log=$logs/bench-$label.log"
         fi
     done
 }
@@ -54,6 +57,8 @@ if build wgpu "$wgpu_target"; then
          END { printf "gpu-tests passed=%d failed=%d seconds=%d%s\n", p, f, s, (f || !p) ? " log=" lf : "" }' \
         "$logs/gpu-tests.log"
     bench_all "$wgpu_target/release/wavessm" wgpu
+    # The tensor-op path on the same device, against the CubeCL kernels (s4d, mamba) above.
+    bench_all "$wgpu_target/release/wavessm" wgpu wgpu-generic --generic-ops
     bench_all "$wgpu_target/release/wavessm" cpu
 fi
 # CUDA builds only where cubecl's LLVM bundle is already in the cargo cache (it downloads it).

@@ -1,8 +1,10 @@
 //! The GPU set (built only with `--features wgpu`): on the wgpu device every layer runs its
-//! generic tensor-op path against the golden vectors, every layer kind equals the CPU from the
-//! same weights, step mode equals conv mode for every layer with one, and a short fit of the
-//! embedded default matches the CPU's from the same start. A missing adapter fails these tests
-//! rather than skipping them (CI installs lavapipe, software Vulkan).
+//! generic tensor-op path (and the CubeCL kernels where it has them: the Vandermonde kernel, the
+//! selective scan) against the golden vectors, every layer kind equals the CPU from the same
+//! weights, step mode equals conv mode for every layer with one, the CubeCL kernels equal the
+//! fused CPU ops in value and gradient, and a short fit of the embedded default matches the
+//! CPU's from the same start. A missing adapter fails these tests rather than skipping them (CI
+//! installs lavapipe, software Vulkan).
 
 mod common;
 mod golden_baselines;
@@ -11,6 +13,7 @@ mod golden_mamba;
 mod golden_mamba2;
 mod golden_rnn;
 mod golden_transformer;
+mod gpu_kernels;
 
 use std::path::Path;
 
@@ -32,8 +35,10 @@ fn gpu() -> Device {
     a.device.clone()
 }
 
+/// Every golden file on wgpu, through the CubeCL kernels where a layer has them and through
+/// the tensor-op path.
 #[test]
-fn golden_vectors_on_the_generic_path() {
+fn golden_vectors_on_every_path() {
     let _turn = serial();
     gpu();
     let dir = common::golden_dir();
@@ -90,7 +95,8 @@ const UNSTEPPED: [&str; 4] = [
 ];
 
 /// Every layer kind, built once on the CPU and copied to the GPU, gives the same output and
-/// input gradient on both; the CPU runs its tensor-op path, the one the GPU runs.
+/// input gradient on both; the CPU runs its tensor-op path, the GPU the same but for its CubeCL
+/// kernels.
 #[test]
 fn every_layer_kind_on_wgpu_equals_the_cpu_from_the_same_weights() {
     let _turn = serial();
@@ -176,6 +182,20 @@ fn the_embedded_default_fits_on_wgpu_as_on_the_cpu() {
     // last train loss 0.348 vs 0.347.
     assert!((acc_gpu - acc_cpu).abs() <= 0.03, "test accuracy: wgpu {acc_gpu} vs cpu {acc_cpu}");
     assert!((last_gpu - last_cpu).abs() <= 0.1 * last_cpu, "last train loss: wgpu {last_gpu} vs cpu {last_cpu}");
+}
+
+/// The CubeCL Vandermonde kernel equals the fused CPU kernel in value and gradient.
+#[test]
+fn the_vandermonde_kernel_on_wgpu_equals_the_cpu_op() {
+    let _turn = serial();
+    gpu_kernels::vandermonde(&gpu());
+}
+
+/// The CubeCL selective scan equals the fused CPU scan in value and gradient.
+#[test]
+fn the_selective_scan_kernel_on_wgpu_equals_the_cpu_op() {
+    let _turn = serial();
+    gpu_kernels::selective_scan_kernel(&gpu());
 }
 
 /// A tensor made on the CPU and moved to the GPU keeps its values (the data loaders build

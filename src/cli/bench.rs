@@ -79,6 +79,10 @@ pub struct BenchArgs {
     /// Batch size of `bench length` (lower it for the longest sequences).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub batch: u64,
+    /// Run the generic tensor-op path instead of the kernels (fused on the CPU, CubeCL on wgpu),
+    /// to compare the two.
+    #[arg(long)]
+    pub generic_ops: bool,
     /// Config and overrides (`bench data`, `fit` and `length` only).
     #[command(flatten)]
     pub config: super::ConfigArgs,
@@ -108,6 +112,11 @@ pub(super) fn median_ms(steps: usize, verbose: bool, device: &Device, mut f: imp
 
 /// Runs one case and prints its line.
 pub fn run(a: &BenchArgs) -> Result<()> {
+    if a.generic_ops { crate::ops::with_generic_ops(|| run_case(a)) } else { run_case(a) }
+}
+
+/// [`run`] on the path `--generic-ops` chose.
+fn run_case(a: &BenchArgs) -> Result<()> {
     let c = &a.config;
     if matches!(a.case, Case::Data) {
         return super::bench_data::run(a);

@@ -4,9 +4,13 @@
 //! Why: built from generic tensor ops, the S4D kernel materializes several `[H, N2, L]`
 //! intermediates and the FFT convolution makes three strided transposes; fused on the host
 //! the same math runs several times faster on a CPU (see `wavessm bench s4d`). Other backends
-//! (CUDA) use the tensor-op formulation in `model::ssm`, which computes the same function.
+//! use the tensor-op formulation in `model::ssm`, which computes the same function, except
+//! that wgpu runs the Vandermonde kernel and the selective scan as CubeCL kernels (`ops::cube`,
+//! with the `wgpu` feature).
 
 pub mod cauchy;
+#[cfg(feature = "wgpu")]
+pub mod cube;
 pub mod dropout;
 pub mod dwconv;
 pub mod gelu;
@@ -16,6 +20,9 @@ pub mod rnn;
 pub mod scan;
 pub(crate) mod simd;
 pub mod unicornn;
+pub mod vandermonde;
+
+pub use vandermonde::vandermonde;
 
 pub use gelu::gelu;
 
@@ -34,28 +41,10 @@ use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, ba
 type AdTensor<B, C> = FloatTensor<Autodiff<B, C>>;
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
-/// SSM kernels: Vandermonde kernel generation and FFT causal convolution with a D skip.
+/// SSM kernels: Cauchy sums, FFT causal convolution with a D skip, GLU and LayerNorm (the
+/// Vandermonde kernel is [`vandermonde::VandermondeOps`]).
 #[backend_extension(Flex, Autodiff)]
 pub trait SsmOps: Backend {
-    /// `K[c,h,l] = 2·Re Σ_n W[c,h,n]·exp(dtA[h,n]·l)`; `w_*` [C,H,N2], `dta_*` [H,N2] → [C,H,L].
-    fn vandermonde(
-        w_re: FloatTensor<Self>,
-        w_im: FloatTensor<Self>,
-        dta_re: FloatTensor<Self>,
-        dta_im: FloatTensor<Self>,
-        l: usize,
-    ) -> FloatTensor<Self>;
-
-    /// Gradients of `vandermonde` for output gradient `grad` [C,H,L].
-    #[allow(clippy::type_complexity)]
-    fn vandermonde_grad(
-        w_re: FloatTensor<Self>,
-        w_im: FloatTensor<Self>,
-        dta_re: FloatTensor<Self>,
-        dta_im: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-
     /// S4's Cauchy sums over the conj-expanded modes at the nodes of an inverse real FFT of
     /// length `l` (see [`cauchy`]): `v_*` [M,H,N2], `d_*` [H,N2] → [2,M,H,l/2+1] (re, im).
     fn cauchy(
@@ -142,33 +131,6 @@ fn dims(t: &FlexTensor) -> Vec<usize> {
 }
 
 impl SsmOps for Flex {
-    fn vandermonde(w_re: FlexTensor, w_im: FlexTensor, dta_re: FlexTensor, dta_im: FlexTensor, l: usize) -> FlexTensor {
-        let [c, h, n2] = dims(&w_re)[..] else { panic!("vandermonde: W must be [C, H, N2]") };
-        let k = host::vandermonde((&host(&w_re), &host(&w_im)), (&host(&dta_re), &host(&dta_im)), c, h, n2, l);
-        flex(k, &[c, h, l])
-    }
-
-    fn vandermonde_grad(
-        w_re: FlexTensor,
-        w_im: FlexTensor,
-        dta_re: FlexTensor,
-        dta_im: FlexTensor,
-        grad: FlexTensor,
-    ) -> (FlexTensor, FlexTensor, FlexTensor, FlexTensor) {
-        let [c, h, n2] = dims(&w_re)[..] else { panic!("vandermonde: W must be [C, H, N2]") };
-        let l = dims(&grad)[2];
-        let (a, b, cc, d) = host::vandermonde_grad(
-            (&host(&w_re), &host(&w_im)),
-            (&host(&dta_re), &host(&dta_im)),
-            &host(&grad),
-            c,
-            h,
-            n2,
-            l,
-        );
-        (flex(a, &[c, h, n2]), flex(b, &[c, h, n2]), flex(cc, &[h, n2]), flex(d, &[h, n2]))
-    }
-
     fn cauchy(v_re: FlexTensor, v_im: FlexTensor, d_re: FlexTensor, d_im: FlexTensor, l: usize) -> FlexTensor {
         let [m, h, n2] = dims(&v_re)[..] else { panic!("cauchy: v must be [M, H, N2]") };
         let r = cauchy::cauchy((&host(&v_re), &host(&v_im)), (&host(&d_re), &host(&d_im)), m, h, n2, l);
@@ -270,43 +232,6 @@ fn register_grads<B: Backend, P, const N: usize>(
 }
 
 impl<B: Backend + SsmOps, C: CheckpointStrategy> SsmOps for Autodiff<B, C> {
-    fn vandermonde(
-        w_re: AdTensor<B, C>,
-        w_im: AdTensor<B, C>,
-        dta_re: AdTensor<B, C>,
-        dta_im: AdTensor<B, C>,
-        l: usize,
-    ) -> AdTensor<B, C> {
-        #[derive(Debug)]
-        struct Vandermonde;
-        impl<B: Backend + SsmOps> Backward<B, 4> for Vandermonde {
-            type State = [B::FloatTensorPrimitive; 4];
-            fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
-                let g = grads.consume::<B>(&ops.node);
-                let [a, b, c, d] = ops.state;
-                let (ga, gb, gc, gd) = B::vandermonde_grad(a, b, c, d, g);
-                register_grads::<B, _, _>(ops.parents, [ga, gb, gc, gd], grads, |n| n.id);
-            }
-        }
-        let guards = [w_re.node(), w_im.node(), dta_re.node(), dta_im.node()];
-        let prims = [w_re.into_primitive(), w_im.into_primitive(), dta_re.into_primitive(), dta_im.into_primitive()];
-        let k = B::vandermonde(prims[0].clone(), prims[1].clone(), prims[2].clone(), prims[3].clone(), l);
-        match Vandermonde.prepare::<C>(guards).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(prims, k),
-            OpsKind::UnTracked(prep) => prep.finish(k),
-        }
-    }
-
-    fn vandermonde_grad(
-        _w_re: AdTensor<B, C>,
-        _w_im: AdTensor<B, C>,
-        _dta_re: AdTensor<B, C>,
-        _dta_im: AdTensor<B, C>,
-        _grad: AdTensor<B, C>,
-    ) -> (AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>) {
-        unimplemented!("second-order gradients of the Vandermonde kernel")
-    }
-
     fn cauchy(
         v_re: AdTensor<B, C>,
         v_im: AdTensor<B, C>,
@@ -467,15 +392,10 @@ pub fn supported(device: &Device) -> bool {
     !GENERIC_ONLY.get() && device.clone().inner() == Device::flex()
 }
 
-/// Fused Vandermonde kernel (see [`SsmOps::vandermonde`]).
-pub fn vandermonde(w_re: Tensor<3>, w_im: Tensor<3>, dta_re: Tensor<2>, dta_im: Tensor<2>, l: usize) -> Tensor<3> {
-    Tensor::from_dispatch(<Dispatch as SsmOps>::vandermonde(
-        w_re.into_dispatch(),
-        w_im.into_dispatch(),
-        dta_re.into_dispatch(),
-        dta_im.into_dispatch(),
-        l,
-    ))
+/// Whether tensors on `device` use the CubeCL kernels of [`cube`] (the wgpu backend, built
+/// with the `wgpu` feature).
+pub fn cube_kernels(device: &Device) -> bool {
+    cfg!(feature = "wgpu") && !GENERIC_ONLY.get() && crate::train::device::backend_name(device) == "wgpu"
 }
 
 /// Fused Cauchy sums of the S4 DPLR kernel (see [`SsmOps::cauchy`]).

@@ -1,5 +1,6 @@
 //! Mamba's selective scan as a fused CPU op with a hand-written backward pass, registered as a
-//! burn backend extension for `flex` and `Autodiff<flex>`.
+//! burn backend extension for `flex` and `Autodiff<flex>` (and, with the `wgpu` feature, for
+//! the wgpu backend as CubeCL kernels: see `ops::cube`).
 //!
 //! Why: written with tensor ops the scan keeps every state `[B, L, E, N]` for the backward
 //! pass and runs one small op per time step. Fused, the forward pass keeps only the states at
@@ -31,7 +32,7 @@ type AdTensor<B, C> = FloatTensor<Autodiff<B, C>>;
 pub type ScanGrads<T> = (T, T, T, T, T, T, T, T, T);
 
 /// The selective scan (Mamba's S6).
-#[backend_extension(Flex, Autodiff)]
+#[backend_extension(Flex, Autodiff, Cube: cfg(feature = "wgpu"), Fusion: cfg(feature = "wgpu"))]
 pub trait ScanOps: Backend {
     /// With `Δ = softplus(delta + delta_bias)` (`softplus` false: no softplus) and `x_{-1} = h0`:
     /// `x_t = exp(Δ_t·A)⊙x_{t-1} + Δ_t·u_t·B_t`, `out_t = (Σ_n x_t·C_t + D·u_t)·silu(z_t)`.
@@ -40,6 +41,7 @@ pub trait ScanOps: Backend {
     /// `d`, `delta_bias` [E], `h0` [B, E, N]. Returns `out` [B, L, E] and the last state
     /// [B, E, N] (which carries no gradient).
     #[allow(clippy::too_many_arguments)]
+    #[fusion(meta = crate::ops::cube::scan_meta)]
     fn selective_scan(
         u: FloatTensor<Self>,
         delta: FloatTensor<Self>,
@@ -56,6 +58,7 @@ pub trait ScanOps: Backend {
     /// `selective_scan` that also returns the states at the chunk boundaries [B, E, K, N] that
     /// its backward pass restarts from.
     #[allow(clippy::too_many_arguments)]
+    #[fusion(meta = crate::ops::cube::scan_saving_meta)]
     fn selective_scan_saving(
         u: FloatTensor<Self>,
         delta: FloatTensor<Self>,
@@ -72,6 +75,7 @@ pub trait ScanOps: Backend {
     /// Gradients of `selective_scan`'s `out` for output gradient `grad` [B, L, E], from the
     /// boundary states `ckpt` of `selective_scan_saving`.
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    #[fusion(meta = crate::ops::cube::scan_grad_meta)]
     fn selective_scan_grad(
         u: FloatTensor<Self>,
         delta: FloatTensor<Self>,

@@ -1,8 +1,8 @@
 //! The compute device of a run: `trainer.device`, `trainer.devices` and `trainer.precision`.
 //!
 //! Every backend other than `flex` runs the layers through their generic tensor-op path
-//! (`crate::ops::supported` is false there); see the README's GPU section for what has been
-//! run where.
+//! (`crate::ops::supported` is false there), but for the CubeCL kernels on wgpu
+//! (`crate::ops::cube_kernels`); see the README's GPU section for what has been run where.
 
 #[cfg(feature = "wgpu")]
 use std::sync::OnceLock;

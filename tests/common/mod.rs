@@ -33,6 +33,16 @@ pub fn on_paths<T>(run: impl Fn() -> T) -> Vec<(&'static str, T)> {
     }
 }
 
+/// [`on_paths`] for the ops that also have CubeCL kernels (the Vandermonde kernel, the selective
+/// scan): on wgpu, the kernels (`cubecl`) and the tensor-op path.
+pub fn on_kernel_paths<T>(run: impl Fn() -> T) -> Vec<(&'static str, T)> {
+    if wavessm::ops::cube_kernels(&device()) {
+        vec![("cubecl", run()), ("tensor ops", wavessm::ops::with_generic_ops(&run))]
+    } else {
+        on_paths(run)
+    }
+}
+
 /// Runs `check` with each path's label (see [`on_paths`]).
 pub fn each_path(check: impl Fn(&'static str)) {
     if wavessm::ops::supported(&device()) {

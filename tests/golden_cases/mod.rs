@@ -30,7 +30,7 @@ fn diagonal_kernel(g: &Golden, disc: Disc, l: usize, device: &Device) -> Tensor<
 fn check_s4d_kernel(g: &Golden, disc: Disc) {
     let l = g.cfg_usize("L");
     let device = common::device();
-    for (path, k) in common::on_paths(|| host(diagonal_kernel(g, disc, l, &device))) {
+    for (path, k) in common::on_kernel_paths(|| host(diagonal_kernel(g, disc, l, &device))) {
         g.check(&format!("K ({path})"), &k, g.output("K"));
     }
 }
@@ -301,7 +301,7 @@ fn check_dss_kernel(g: &Golden, version: DssVersion) {
         let w = (tensor::<3>(g.input("W_re"), &device), tensor::<3>(g.input("W_im"), &device));
         host(dss_kernel(version, tensor(g.input("dt"), &device), lambda, w, l))
     };
-    for (path, k) in common::on_paths(run) {
+    for (path, k) in common::on_kernel_paths(run) {
         g.check(&format!("K ({path})"), &k, g.output("K"));
     }
     // Step mode: the recurrence's impulse response is the kernel (of this length, for softmax).

@@ -147,10 +147,10 @@ pub fn check_block(g: &Golden) {
     check_both(g, run);
 }
 
-/// Checks every output of `run` through the fused kernel and through tensor ops; prints the
-/// worst error relative to the tolerance.
+/// Checks every output of `run` through the kernels (fused on the CPU, CubeCL on wgpu) and
+/// through tensor ops; prints the worst error relative to the tolerance.
 fn check_both(g: &Golden, run: impl Fn() -> Vec<(&'static str, Vec<f64>)>) {
-    for (path, results) in common::on_paths(&run) {
+    for (path, results) in common::on_kernel_paths(&run) {
         let worst =
             results.iter().map(|(key, v)| g.check(&format!("{key} ({path})"), v, g.output(key))).fold(0.0, f64::max);
         println!("{} ({path}): worst |diff| / tol = {worst:.3}", g.name);

@@ -1,4 +1,4 @@
-//! Mamba's selective scan (S6): fused on the CPU, tensor ops elsewhere.
+//! Mamba's selective scan (S6): fused on the CPU, a CubeCL kernel on wgpu, tensor ops elsewhere.
 //!
 //! With `Δ = softplus(delta + delta_bias)` and `x_{-1} = h0`, per channel `e` and state `n`:
 //! `x_t = exp(Δ_t·A)⊙x_{t-1} + Δ_t·u_t·B_t` (ZOH for `A`, Euler for `B`) and
@@ -10,11 +10,13 @@ use burn::tensor::activation::{relu, silu};
 
 pub use crate::ops::scan::ScanArgs;
 
-/// The scan: the fused kernel on the CPU, [`selective_scan_tensor_ops`] elsewhere.
+/// The scan: the fused kernel on the CPU, the CubeCL kernel on wgpu,
+/// [`selective_scan_tensor_ops`] elsewhere.
 ///
 /// Returns `out` [B, L, E] and the last state [B, E, N].
 pub fn selective_scan(s: ScanArgs) -> (Tensor<3>, Tensor<3>) {
-    if crate::ops::supported(&s.u.device()) {
+    let device = s.u.device();
+    if crate::ops::supported(&device) || crate::ops::cube_kernels(&device) {
         crate::ops::scan::selective_scan(s)
     } else {
         selective_scan_tensor_ops(s)

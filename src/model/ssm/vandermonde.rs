@@ -1,4 +1,5 @@
-//! The diagonal-SSM convolution kernel as a Vandermonde product.
+//! The diagonal-SSM convolution kernel as a Vandermonde product: the fused kernel on the CPU, a
+//! CubeCL kernel on wgpu, tensor ops elsewhere.
 
 use burn::tensor::{Int, Tensor};
 
@@ -9,7 +10,8 @@ use burn::tensor::{Int, Tensor};
 ///
 /// Args: `w_re`, `w_im` [C, H, N2]; `dta_re`, `dta_im` [H, N2]. Returns [C, H, L].
 pub fn vandermonde(w_re: Tensor<3>, w_im: Tensor<3>, dta_re: Tensor<2>, dta_im: Tensor<2>, l: usize) -> Tensor<3> {
-    if crate::ops::supported(&dta_re.device()) {
+    let device = dta_re.device();
+    if crate::ops::supported(&device) || crate::ops::cube_kernels(&device) {
         crate::ops::vandermonde(w_re, w_im, dta_re, dta_im, l)
     } else {
         vandermonde_tensor_ops(w_re, w_im, dta_re, dta_im, l)
