@@ -172,7 +172,11 @@ fn ckconv_fft_convolution_has_the_direct_convolutions_gradients() {
             .expect("l > 0")
     };
     let run = |fft: bool| {
-        let y = if fft { wavessm::model::conv::CkConv::convolve(x.clone(), k.clone()) } else { direct(x.clone(), k.clone()) };
+        let y = if fft {
+            wavessm::model::conv::CkConv::convolve(x.clone(), k.clone())
+        } else {
+            direct(x.clone(), k.clone())
+        };
         let g = probe(y.clone(), 17).backward();
         vec![host(y), host(x.grad(&g).expect("x")), host(k.grad(&g).expect("kernel"))]
     };

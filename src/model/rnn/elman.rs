@@ -65,7 +65,8 @@ impl Default for RnnConfig {
 /// `torch.nn.init.orthogonal_`).
 pub fn orthogonal(n: usize, device: &Device) -> Tensor<2> {
     let g = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
-    let mut rows: Vec<Vec<f64>> = g.try_into_vec_as::<f64>().expect("f64 data").chunks(n.max(1)).map(<[f64]>::to_vec).collect();
+    let mut rows: Vec<Vec<f64>> =
+        g.try_into_vec_as::<f64>().expect("f64 data").chunks(n.max(1)).map(<[f64]>::to_vec).collect();
     for i in 0..n {
         for j in 0..i {
             let dot: f64 = rows[i].iter().zip(&rows[j]).map(|(a, b)| a * b).sum();
