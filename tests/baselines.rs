@@ -9,7 +9,7 @@ mod common;
 use burn::tensor::{Device, Tensor};
 use common::{host, max_rel, probe, randn, serial, step_through, t};
 use wavessm::config::{ConfigError, ConfigRequest};
-use wavessm::model::conv::CkConvConfig;
+use wavessm::model::conv::{CkConvConfig, KernelInit};
 use wavessm::model::rnn::unicornn::{StepSizes, UnicornnState};
 use wavessm::model::rnn::{LipschitzRnnConfig, UnicornnConfig};
 use wavessm::model::{LayerOptions, SeqLayer, StepError};
@@ -181,6 +181,34 @@ fn ckconv_fft_convolution_has_the_direct_convolutions_gradients() {
         vec![host(y), host(x.grad(&g).expect("x")), host(k.grad(&g).expect("kernel"))]
     };
     assert_close("ckconv convolution", &run(true), &run(false), 1e-4);
+}
+
+/// The SIREN init (the default) and PyTorch's `Conv1d` init (what the reference's
+/// `weight_norm` leaves), `g = ‖v‖`, and no biases by default.
+#[test]
+fn ckconv_kernel_network_inits() {
+    let _turn = serial();
+    let dev = Device::flex();
+    dev.seed(25);
+    let (h, hid) = (3, 32);
+    let hidden_v = |init| {
+        let layer = CkConvConfig { init, bias: true, ..CkConvConfig::default() }.init(h, &dev);
+        let net = layer.Kernel.kernel_net[4].as_ref().expect("slot 4");
+        let (v, g) = (host(net.weight_v.val()), host(net.weight_g.val()));
+        for (row, g) in v.chunks(hid).zip(&g) {
+            let norm = row.iter().map(|x| x * x).sum::<f64>().sqrt();
+            assert!((norm - g).abs() < 1e-5 * norm, "g = ‖v‖: {g} vs {norm}");
+        }
+        v.iter().fold(0f64, |m, x| m.max(x.abs()))
+    };
+    let siren = (6.0 / hid as f64).sqrt() / CkConvConfig::default().omega_0;
+    let torch = 1.0 / (hid as f64).sqrt();
+    let (s, t) = (hidden_v(KernelInit::Siren), hidden_v(KernelInit::Torch));
+    assert!(s <= siren && s > 0.5 * siren, "siren: largest |v| {s}, bound {siren}");
+    assert!(t <= torch && t > 0.5 * torch, "torch: largest |v| {t}, bound {torch}");
+    assert_eq!(CkConvConfig::default().init, KernelInit::Siren);
+    let plain = CkConvConfig::default().init(h, &dev);
+    assert!(plain.bias.is_none() && plain.Kernel.kernel_net[8].as_ref().is_some_and(|n| n.bias.is_none()));
 }
 
 #[test]
