@@ -292,6 +292,8 @@ fn learns_the_embedded_default(name: &str) {
 }
 
 /// One test per registered layer (`LayerConfig::NAMES`, checked below), so each reports alone.
+/// The ignored ones pass but cost too much CPU for CI (`--include-ignored` runs them: about 14
+/// CPU-minutes in all, the unignored ones about 4.5), or, for `rnn`, do not pass yet.
 macro_rules! every_layer_learns {
     ($($test:ident => $name:literal $(: #[$attr:meta])?),* $(,)?) => {
         $(
@@ -324,10 +326,10 @@ every_layer_learns! {
     wave_rnn_learns_the_embedded_default => "wave_rnn",
     unicornn_learns_the_embedded_default => "unicornn",
     lipschitz_rnn_learns_the_embedded_default => "lipschitz_rnn",
-    ckconv_learns_the_embedded_default => "ckconv",
-    mamba_learns_the_embedded_default => "mamba",
-    mamba2_learns_the_embedded_default => "mamba2",
-    transformer_learns_the_embedded_default => "transformer",
+    ckconv_learns_the_embedded_default => "ckconv": #[ignore = "0.97, but about 110 CPU-s: over CI's budget for this set"],
+    mamba_learns_the_embedded_default => "mamba": #[ignore = "0.93, but about 105 CPU-s: over CI's budget for this set"],
+    mamba2_learns_the_embedded_default => "mamba2": #[ignore = "0.95, but about 75 CPU-s: over CI's budget for this set"],
+    transformer_learns_the_embedded_default => "transformer": #[ignore = "0.92, but about 115 CPU-s: over CI's budget for this set"],
 }
 
 #[test]
