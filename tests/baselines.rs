@@ -9,7 +9,7 @@ mod common;
 use burn::tensor::{Device, Tensor};
 use common::{host, max_rel, probe, randn, serial, step_through, t};
 use wavessm::config::{ConfigError, ConfigRequest};
-use wavessm::model::conv::CkConvConfig;
+use wavessm::model::conv::{CkConvConfig, KernelInit};
 use wavessm::model::rnn::unicornn::{StepSizes, UnicornnState};
 use wavessm::model::rnn::{LipschitzRnnConfig, UnicornnConfig};
 use wavessm::model::{LayerOptions, SeqLayer, StepError};
@@ -151,6 +151,66 @@ fn ckconv_is_causal_matches_a_direct_convolution_and_has_no_step_mode() {
     assert!(matches!(layer.forward_state(x, None), Err(StepError::NoRecurrentForm { layer: "ckconv", .. })));
 }
 
+/// The FFT convolution's gradients (input and kernel) equal those of a direct convolution by
+/// shifted matrix products.
+#[test]
+fn ckconv_fft_convolution_has_the_direct_convolutions_gradients() {
+    let _turn = serial();
+    let dev = Device::flex().autodiff();
+    let (b, l, h) = (2, 9, 3);
+    let x = t(randn(b * l * h, 15), [b, l, h], &dev).require_grad();
+    let k = t(randn(h * h * l, 16), [h, h, l], &dev).require_grad();
+    let direct = |x: Tensor<3>, k: Tensor<3>| {
+        // y[:, t] = Σ_j x[:, t - j]·K[:, :, j]ᵀ, the shifted input zero-padded in front.
+        (0..l)
+            .map(|j| {
+                let shifted = Tensor::cat(vec![Tensor::zeros([b, j, h], &dev), x.clone()], 1).narrow(1, 0, l); // [B, L, I]
+                let kj = k.clone().narrow(2, j, 1).reshape([h, h]).transpose(); // [I, O]
+                shifted.matmul(kj.unsqueeze::<3>())
+            })
+            .reduce(|a, c| a + c)
+            .expect("l > 0")
+    };
+    let run = |fft: bool| {
+        let y = if fft {
+            wavessm::model::conv::CkConv::convolve(x.clone(), k.clone())
+        } else {
+            direct(x.clone(), k.clone())
+        };
+        let g = probe(y.clone(), 17).backward();
+        vec![host(y), host(x.grad(&g).expect("x")), host(k.grad(&g).expect("kernel"))]
+    };
+    assert_close("ckconv convolution", &run(true), &run(false), 1e-4);
+}
+
+/// The SIREN init (the default) and PyTorch's `Conv1d` init (what the reference's
+/// `weight_norm` leaves), `g = ‖v‖`, and no biases by default.
+#[test]
+fn ckconv_kernel_network_inits() {
+    let _turn = serial();
+    let dev = Device::flex();
+    dev.seed(25);
+    let (h, hid) = (3, 32);
+    let hidden_v = |init| {
+        let layer = CkConvConfig { init, bias: true, ..CkConvConfig::default() }.init(h, &dev);
+        let net = layer.Kernel.kernel_net[4].as_ref().expect("slot 4");
+        let (v, g) = (host(net.weight_v.val()), host(net.weight_g.val()));
+        for (row, g) in v.chunks(hid).zip(&g) {
+            let norm = row.iter().map(|x| x * x).sum::<f64>().sqrt();
+            assert!((norm - g).abs() < 1e-5 * norm, "g = ‖v‖: {g} vs {norm}");
+        }
+        v.iter().fold(0f64, |m, x| m.max(x.abs()))
+    };
+    let siren = (6.0 / hid as f64).sqrt() / CkConvConfig::default().omega_0;
+    let torch = 1.0 / (hid as f64).sqrt();
+    let (s, t) = (hidden_v(KernelInit::Siren), hidden_v(KernelInit::Torch));
+    assert!(s <= siren && s > 0.5 * siren, "siren: largest |v| {s}, bound {siren}");
+    assert!(t <= torch && t > 0.5 * torch, "torch: largest |v| {t}, bound {torch}");
+    assert_eq!(CkConvConfig::default().init, KernelInit::Siren);
+    let plain = CkConvConfig::default().init(h, &dev);
+    assert!(plain.bias.is_none() && plain.Kernel.kernel_net[8].as_ref().is_some_and(|n| n.bias.is_none()));
+}
+
 #[test]
 fn parameter_paths_are_the_reference_state_dict_keys() {
     let dev = Device::flex();
@@ -162,7 +222,7 @@ fn parameter_paths_are_the_reference_state_dict_keys() {
     }
     let lip = LipschitzRnnConfig::default().init(4, &dev);
     assert_eq!(paths(wavessm::train::optim::param_paths(&lip)), ["C", "B"]);
-    let ck = CkConvConfig::default().init(4, &dev);
+    let ck = CkConvConfig { bias: true, ..CkConvConfig::default() }.init(4, &dev);
     let mut p = paths(wavessm::train::optim::param_paths(&ck));
     p.sort();
     let mut expected = vec!["bias".to_string()];
@@ -221,21 +281,55 @@ fn train(tokens: &[&str], epochs: Option<usize>) -> f64 {
 }
 
 /// `wavessm fit model.layer=<name>`: the root config (the embedded digits, its backbone and
-/// optimizer) with the layer's defaults.
-#[test]
-#[ignore = "about 10 CPU-minutes, over CI's budget: run with --ignored; rnn, ckconv and mamba2 are still below 0.85"]
-fn every_layer_learns_the_embedded_default_with_its_defaults() {
+/// optimizer) with the layer's defaults, to at least 0.85 test accuracy. Serial: burn's CPU
+/// RNG is global, so fits side by side would draw each other's numbers.
+fn learns_the_embedded_default(name: &str) {
     let _turn = serial();
-    let mut failed = Vec::new();
-    for name in wavessm::model::LayerConfig::NAMES {
-        let start = std::time::Instant::now();
-        let acc = train(&[&format!("model.layer={name}")], None);
-        eprintln!("{name}: test accuracy {acc:.4} ({:.1} s)", start.elapsed().as_secs_f64());
-        if acc < 0.85 {
-            failed.push(format!("{name}: {acc:.4}"));
+    let start = std::time::Instant::now();
+    let acc = train(&[&format!("model.layer={name}")], None);
+    eprintln!("{name}: test accuracy {acc:.4} ({:.1} s)", start.elapsed().as_secs_f64());
+    assert!(acc >= 0.85, "{name}: test accuracy {acc:.4} < 0.85");
+}
+
+/// One test per registered layer (`LayerConfig::NAMES`, checked below), so each reports alone.
+/// The ignored ones pass but cost too much CPU for CI (`--include-ignored` runs them: about 14
+/// CPU-minutes in all, the unignored ones about 4.5), or, for `rnn`, do not pass yet.
+macro_rules! every_layer_learns {
+    ($($test:ident => $name:literal $(: #[$attr:meta])?),* $(,)?) => {
+        $(
+            #[test]
+            $(#[$attr])?
+            fn $test() {
+                learns_the_embedded_default($name);
+            }
+        )*
+
+        #[test]
+        fn every_registered_layer_has_a_learning_test() {
+            let mut tested = vec![$($name),*];
+            let mut names = wavessm::model::LayerConfig::NAMES.to_vec();
+            tested.sort_unstable();
+            names.sort_unstable();
+            assert_eq!(tested, names, "one line per registered layer in every_layer_learns!");
         }
-    }
-    assert!(failed.is_empty(), "test accuracy below 0.85: {failed:?}");
+    };
+}
+
+every_layer_learns! {
+    s4d_learns_the_embedded_default => "s4d",
+    dss_learns_the_embedded_default => "dss",
+    s4_learns_the_embedded_default => "s4",
+    liquid_s4_learns_the_embedded_default => "liquid_s4",
+    lstm_learns_the_embedded_default => "lstm",
+    gru_learns_the_embedded_default => "gru",
+    rnn_learns_the_embedded_default => "rnn": #[ignore = "0.60: the Elman RNN diverges at the root config's lr 0.01 (0.92 at 0.003); see the README"],
+    wave_rnn_learns_the_embedded_default => "wave_rnn",
+    unicornn_learns_the_embedded_default => "unicornn",
+    lipschitz_rnn_learns_the_embedded_default => "lipschitz_rnn",
+    ckconv_learns_the_embedded_default => "ckconv": #[ignore = "0.97, but about 110 CPU-s: over CI's budget for this set"],
+    mamba_learns_the_embedded_default => "mamba": #[ignore = "0.93, but about 105 CPU-s: over CI's budget for this set"],
+    mamba2_learns_the_embedded_default => "mamba2": #[ignore = "0.95, but about 75 CPU-s: over CI's budget for this set"],
+    transformer_learns_the_embedded_default => "transformer": #[ignore = "0.92, but about 115 CPU-s: over CI's budget for this set"],
 }
 
 #[test]

@@ -57,7 +57,7 @@ fn mamba2_init_and_options() {
     let (h, cfg) = (64, Mamba2Config::default());
     let dev = Device::flex();
     let m = cfg.init(h, &dev);
-    let (e, nh, n) = (2 * h, 2, 128);
+    let (e, nh, n) = (2 * h, 2, 16);
     assert_eq!(m.in_proj.weight.dims(), [h, 2 * e + 2 * n + nh]);
     assert_eq!(m.conv1d.weight.dims(), [e + 2 * n, 1, 4]);
     assert_eq!((m.A_log.dims(), m.D.dims(), m.dt_bias.dims(), m.norm.weight.dims()), ([nh], [nh], [nh], [e]));

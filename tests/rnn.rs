@@ -9,7 +9,9 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use common::{host, max_rel, probe, randn, serial, step_through, t};
 use wavessm::model::rnn::wave::{WaveAct, WaveInit};
-use wavessm::model::rnn::{GruConfig, LstmConfig, Nonlinearity, Recurrent, RnnConfig, WaveRnnConfig, WrnnConfig};
+use wavessm::model::rnn::{
+    GruConfig, HiddenInit, LstmConfig, Nonlinearity, Recurrent, RnnConfig, WaveRnnConfig, WrnnConfig,
+};
 use wavessm::model::{Classifier, ClassifierOptions, LayerOptions, SeqLayer, StepError};
 
 /// The four layer kinds with `num_layers` layers (bidirectional or not) for width `h`.
@@ -301,4 +303,33 @@ fn wrnn_decodes_the_last_state_and_can_train_the_decoder_alone() {
 
     let even = WrnnConfig { ksize: 2, ..WrnnConfig::default() }.validate("model.options");
     assert!(matches!(even, Err(wavessm::config::ConfigError::Key { path, .. }) if path == "model.options.ksize"));
+}
+
+#[test]
+fn rnn_weight_hh_is_orthogonal_identity_or_pytorchs() {
+    let _turn = serial();
+    let dev = Device::flex();
+    dev.seed(31);
+    let h = 6;
+    let weights = |init_hh| {
+        let rnn = RnnConfig { init_hh, num_layers: 2, ..RnnConfig::default() }.init(h, &dev);
+        rnn.cells.iter().map(|c| host(c.weight_hh.val())).collect::<Vec<_>>()
+    };
+    let gram = |w: &[f64], i: usize, j: usize| (0..h).map(|k| w[i * h + k] * w[j * h + k]).sum::<f64>();
+    let orth = weights(HiddenInit::Orthogonal);
+    for w in &orth {
+        for (i, j) in (0..h).flat_map(|i| (0..h).map(move |j| (i, j))) {
+            let want = if i == j { 1.0 } else { 0.0 };
+            assert!((gram(w, i, j) - want).abs() < 1e-5, "W·Wᵀ[{i}, {j}] = {}", gram(w, i, j));
+        }
+    }
+    assert!(max_rel(&orth[0], &orth[1]) > 0.1, "each layer draws its own matrix");
+    let eye: Vec<f64> = (0..h * h).map(|k| if k % (h + 1) == 0 { 1.0 } else { 0.0 }).collect();
+    assert!(weights(HiddenInit::Identity).iter().all(|w| *w == eye));
+    let k = 1.0 / (h as f64).sqrt();
+    assert!(weights(HiddenInit::Torch).iter().flatten().all(|v| v.abs() <= k));
+    assert_eq!(RnnConfig::default().init_hh, HiddenInit::Orthogonal);
+    let parse = |y: &str| serde_yaml::from_str::<RnnConfig>(y).map(|c| c.init_hh);
+    assert_eq!(parse("{init_hh: torch}").expect("a known init"), HiddenInit::Torch);
+    assert!(parse("{init_hh: ortho}").is_err(), "unknown inits are refused");
 }

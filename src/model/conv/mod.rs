@@ -9,7 +9,7 @@ pub mod resnet2d;
 pub mod spectrogram;
 
 pub use autoencoder::{GwAutoencoder, GwAutoencoderConfig};
-pub use ckconv::{CkConv, CkConvConfig};
+pub use ckconv::{CkConv, CkConvConfig, KernelInit};
 pub use group_norm::GroupNorm1d;
 pub use resnet1d::{Resnet1d, Resnet1dConfig};
 pub use resnet2d::{Resnet2d, Resnet2dConfig};

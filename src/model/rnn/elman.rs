@@ -1,7 +1,8 @@
 //! `rnn`: `torch.nn.RNN`, the Elman network, as a sequence layer:
 //! `h_t = act(W_ih·x_t + b_ih + W_hh·h_{t-1} + b_hh)` with `act` tanh or ReLU.
 
-use burn::tensor::Device;
+use burn::module::Param;
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::cell::{CellKind, Nonlinearity};
@@ -9,8 +10,25 @@ use super::stack::{Recurrent, StackOptions};
 use crate::config::ConfigError;
 use crate::model::LayerOptions;
 
+/// Initialization of the recurrent weights `weight_hh`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HiddenInit {
+    /// A random orthogonal matrix (Saxe et al. 2014; Henaff et al. 2016; the `orthogonal` option
+    /// of state-spaces/s4's RNN cell): every eigenvalue on the unit circle, so the state neither
+    /// fades nor blows up through the linear part of a step.
+    #[default]
+    Orthogonal,
+    /// The identity (Le, Jaitly & Hinton 2015's IRNN, with `relu`): the state is carried
+    /// unchanged until the input moves it.
+    Identity,
+    /// `torch.nn.RNN`'s `U(±1/√H)`: spectral radius about 0.58, so the gradient from the last
+    /// step fades by about that factor per step.
+    Torch,
+}
+
 /// Options of the `rnn` layer (`model.layer`); the defaults are `torch.nn.RNN`'s with
-/// `hidden_size` the model width.
+/// `hidden_size` the model width, but for the orthogonal `weight_hh`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RnnConfig {
@@ -25,12 +43,41 @@ pub struct RnnConfig {
     /// Units per direction (null: H, or H/2 when bidirectional); a linear layer maps other
     /// widths back to H.
     pub hidden_size: Option<usize>,
+    /// Initialization of `weight_hh` (the other tensors are `U(±1/√H)` as PyTorch's).
+    pub init_hh: HiddenInit,
 }
 
 impl Default for RnnConfig {
     fn default() -> Self {
-        Self { nonlinearity: Nonlinearity::Tanh, num_layers: 1, bidirectional: false, dropout: 0.0, hidden_size: None }
+        Self {
+            nonlinearity: Nonlinearity::Tanh,
+            num_layers: 1,
+            bidirectional: false,
+            dropout: 0.0,
+            hidden_size: None,
+            init_hh: HiddenInit::Orthogonal,
+        }
     }
+}
+
+/// A random orthogonal [n, n] matrix, Haar-distributed: Gram-Schmidt on the rows of a Gaussian
+/// matrix from the device's seeded RNG (its positive `R` diagonal is the sign fix of
+/// `torch.nn.init.orthogonal_`).
+pub fn orthogonal(n: usize, device: &Device) -> Tensor<2> {
+    let g = Tensor::<2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
+    let mut rows: Vec<Vec<f64>> =
+        g.try_into_vec_as::<f64>().expect("f64 data").chunks(n.max(1)).map(<[f64]>::to_vec).collect();
+    for i in 0..n {
+        for j in 0..i {
+            let dot: f64 = rows[i].iter().zip(&rows[j]).map(|(a, b)| a * b).sum();
+            let prev = rows[j].clone();
+            rows[i].iter_mut().zip(&prev).for_each(|(a, b)| *a -= dot * b);
+        }
+        let norm = rows[i].iter().map(|a| a * a).sum::<f64>().sqrt();
+        rows[i].iter_mut().for_each(|a| *a /= norm);
+    }
+    let flat: Vec<f32> = rows.into_iter().flatten().map(|v| v as f32).collect();
+    Tensor::from_data(TensorData::new(flat, [n, n]), device)
 }
 
 /// A built `rnn` layer.
@@ -68,6 +115,15 @@ impl LayerOptions for RnnConfig {
 
     /// Builds the layer for width `h`.
     fn init(&self, h: usize, device: &Device) -> Rnn {
-        self.stack().init(CellKind::Rnn(self.nonlinearity), h, device)
+        let mut rnn = self.stack().init(CellKind::Rnn(self.nonlinearity), h, device);
+        for cell in &mut rnn.cells {
+            let n = cell.hidden();
+            match self.init_hh {
+                HiddenInit::Orthogonal => cell.weight_hh = Param::from_tensor(orthogonal(n, device)),
+                HiddenInit::Identity => cell.weight_hh = Param::from_tensor(Tensor::eye(n, device)),
+                HiddenInit::Torch => {}
+            }
+        }
+        rnn
     }
 }

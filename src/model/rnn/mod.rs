@@ -15,7 +15,7 @@ pub mod wave;
 pub mod wrnn;
 
 pub use cell::{CellKind, Nonlinearity};
-pub use elman::{Rnn, RnnConfig};
+pub use elman::{HiddenInit, Rnn, RnnConfig, orthogonal};
 pub use gru::{Gru, GruConfig};
 pub use lipschitz::{LipschitzRnn, LipschitzRnnConfig};
 pub use lstm::{Lstm, LstmConfig};
