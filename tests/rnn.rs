@@ -333,3 +333,26 @@ fn rnn_weight_hh_is_orthogonal_identity_or_pytorchs() {
     assert_eq!(parse("{init_hh: torch}").expect("a known init"), HiddenInit::Torch);
     assert!(parse("{init_hh: ortho}").is_err(), "unknown inits are refused");
 }
+
+#[test]
+fn rnn_lr_groups_every_cell_tensor_and_is_range_checked() {
+    let dev = Device::flex();
+    let cfg = RnnConfig { num_layers: 2, bidirectional: true, ..RnnConfig::default() };
+    let groups = cfg.param_groups();
+    assert_eq!(groups.len(), 1);
+    assert_eq!((groups[0].key, groups[0].lr), ("rnn", Some(0.001)));
+    let layer = cfg.init(8, &dev);
+    let cell_paths: Vec<String> =
+        common::named_params(&layer).into_iter().map(|(p, ..)| p).filter(|p| !p.contains("output_linear")).collect();
+    assert_eq!(cell_paths.len(), 16, "{cell_paths:?}");
+    for p in &cell_paths {
+        assert!(groups[0].names.iter().any(|n| p == n || p.ends_with(&format!(".{n}"))), "{p} not in the group");
+    }
+    assert_eq!(groups[0].names.len(), cell_paths.len());
+    let bad = RnnConfig { lr: Some(-1.0), ..RnnConfig::default() }.validate("model.layer");
+    assert!(
+        matches!(bad, Err(wavessm::config::ConfigError::Key { ref path, .. }) if path == "model.layer.lr"),
+        "{bad:?}"
+    );
+    assert!(RnnConfig { lr: None, ..RnnConfig::default() }.param_groups()[0].is_default());
+}

@@ -1,14 +1,17 @@
 //! `rnn`: `torch.nn.RNN`, the Elman network, as a sequence layer:
 //! `h_t = act(W_ih·x_t + b_ih + W_hh·h_{t-1} + b_hh)` with `act` tanh or ReLU.
 
+use std::sync::LazyLock;
+
 use burn::module::Param;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::cell::{CellKind, Nonlinearity};
-use super::stack::{Recurrent, StackOptions};
+use super::stack::{MAX_LAYERS, Recurrent, StackOptions};
 use crate::config::ConfigError;
 use crate::model::LayerOptions;
+use crate::model::ssm::hyper::SsmGroup;
 
 /// Initialization of the recurrent weights `weight_hh`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -45,6 +48,10 @@ pub struct RnnConfig {
     pub hidden_size: Option<usize>,
     /// Initialization of `weight_hh` (the other tensors are `U(±1/√H)` as PyTorch's).
     pub init_hh: HiddenInit,
+    /// Learning rate of the RNN's own tensors (null: the optimizer's), as S4's `lr` is for its
+    /// SSM parameters: a tanh recurrence is stable only while `weight_hh` stays near the unit
+    /// circle, which the encoder's and decoder's rate (the root config's 0.01) soon breaks.
+    pub lr: Option<f64>,
 }
 
 impl Default for RnnConfig {
@@ -56,6 +63,7 @@ impl Default for RnnConfig {
             dropout: 0.0,
             hidden_size: None,
             init_hh: HiddenInit::Orthogonal,
+            lr: Some(0.001),
         }
     }
 }
@@ -80,6 +88,21 @@ pub fn orthogonal(n: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(flat, [n, n]), device)
 }
 
+/// PyTorch's names of every cell tensor, layer by layer (8 per layer: both directions),
+/// for as many layers as `num_layers` allows; made once, as parameter groups name their
+/// tensors with `'static` strings.
+static CELL_NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let mut names = Vec::with_capacity(MAX_LAYERS * 8);
+    for l in 0..MAX_LAYERS {
+        for dir in ["", "_reverse"] {
+            for t in ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] {
+                names.push(&*Box::leak(format!("{t}_l{l}{dir}").into_boxed_str()));
+            }
+        }
+    }
+    names
+});
+
 /// A built `rnn` layer.
 pub type Rnn = Recurrent;
 
@@ -99,7 +122,16 @@ impl LayerOptions for RnnConfig {
 
     /// Checks ranges, naming `{path}.{key}`.
     fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        if let Some(lr) = self.lr {
+            crate::config::check::non_negative(&format!("{path}.lr"), lr)?;
+        }
         self.stack().validate(path)
+    }
+
+    /// The cells' tensors under `lr` (group `ssm.rnn`; 0 freezes them).
+    fn param_groups(&self) -> Vec<SsmGroup> {
+        let names = &CELL_NAMES[..(self.num_layers * 8).min(CELL_NAMES.len())];
+        vec![SsmGroup { key: "rnn", names, lr: self.lr, wd: None }]
     }
 
     /// Checks the options against the model width `h`.

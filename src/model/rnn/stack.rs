@@ -17,7 +17,7 @@ use crate::model::ssm::StepError;
 use crate::weights::names::{Layout, Map};
 
 /// Largest `num_layers` accepted (a guard against typos that would allocate huge stacks).
-const MAX_LAYERS: usize = 64;
+pub(crate) const MAX_LAYERS: usize = 64;
 
 /// Options every recurrent layer has (`torch.nn.LSTM`'s constructor arguments).
 #[derive(Debug, Clone, Copy, PartialEq)]
