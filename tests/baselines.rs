@@ -295,10 +295,9 @@ fn learns_the_embedded_default(name: &str) {
 /// All of them take about 8 CPU-minutes on a quiet machine; ckconv, mamba, mamba2 and the
 /// transformer are the slow ones (60–100 CPU-s each).
 macro_rules! every_layer_learns {
-    ($($test:ident => $name:literal $(: #[$attr:meta])?),* $(,)?) => {
+    ($($test:ident => $name:literal),* $(,)?) => {
         $(
             #[test]
-            $(#[$attr])?
             fn $test() {
                 learns_the_embedded_default($name);
             }
