@@ -4,7 +4,7 @@
 //! device, each element kept with probability `1 - prob` and scaled by `1/(1 - prob)`.
 
 use burn::nn::Dropout;
-use burn::tensor::{Distribution, Tensor, TensorData};
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -17,21 +17,30 @@ const CHUNK: usize = 1 << 16;
 /// Args: `x` of any shape. Returns the same shape.
 pub fn dropout<const D: usize>(d: &Dropout, x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
-    if !d.training.is_enabled() || !device.is_autodiff() || d.prob == 0.0 {
+    let rate = active_rate(d, &device);
+    if rate == 0.0 {
         return x;
     }
     if !super::supported(&device) {
         return d.forward(x);
     }
-    // The masks follow the device's seed (reseeded every step by the trainer), so runs and
-    // resumed runs stay reproducible.
-    let draw: Vec<f32> =
-        Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), &device).try_into_vec_as::<f32>().expect("f32");
-    let seed = ((draw[0].to_bits() as u64) << 32) | draw[1].to_bits() as u64;
-    let keep = 1.0 - d.prob;
     let dims = x.dims();
-    let mask = mask(dims.iter().product(), keep, seed);
+    let mask = mask(dims.iter().product(), 1.0 - rate, draw_seed(&device));
     x * Tensor::from_data(TensorData::new(mask, dims), &device)
+}
+
+/// The probability `d` drops an element with on `device` now: its rate in training on an
+/// autodiff device, else 0.
+pub fn active_rate(d: &Dropout, device: &Device) -> f64 {
+    if d.training.is_enabled() && device.is_autodiff() { d.prob } else { 0.0 }
+}
+
+/// A mask seed from the device's generator: masks follow the device's seed (reseeded every step
+/// by the trainer), so runs and resumed runs stay reproducible.
+pub fn draw_seed(device: &Device) -> u64 {
+    let draw: Vec<f32> =
+        Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), device).try_into_vec_as::<f32>().expect("f32");
+    ((draw[0].to_bits() as u64) << 32) | draw[1].to_bits() as u64
 }
 
 /// `n` values, each `1/keep` with probability `keep`, else 0.

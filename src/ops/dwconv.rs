@@ -16,8 +16,8 @@ use burn::backend::{Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::fastmath::sigmoid;
 use super::host;
-use super::scan::fastmath::sigmoid;
 
 /// Depthwise causal convolution with SiLU.
 #[backend_extension(Flex, Autodiff)]

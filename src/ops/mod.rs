@@ -8,11 +8,13 @@
 //! that wgpu runs the Vandermonde kernel and the selective scan as CubeCL kernels (`ops::cube`,
 //! with the `wgpu` feature).
 
+pub mod attention;
 pub mod cauchy;
 #[cfg(feature = "wgpu")]
 pub mod cube;
 pub mod dropout;
 pub mod dwconv;
+pub mod fastmath;
 pub mod gelu;
 pub mod host;
 pub mod lipschitz;

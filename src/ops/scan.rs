@@ -8,7 +8,6 @@
 //! scan backwards in time (see [`kernel`]). Other backends use the tensor-op formulation in
 //! `model::ssm::selective`, which computes the same function.
 
-pub mod fastmath;
 pub mod kernel;
 
 use burn::backend::autodiff::Autodiff;

@@ -5,13 +5,13 @@
 /// Compiles `$body` a second time with AVX2 and FMA enabled (`$body::<true>`, fused
 /// multiply-adds) and picks that copy at run time when the CPU has them.
 macro_rules! simd_dispatch {
-    ($(#[$m:meta])* fn $name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?)) => {
+    ($(#[$m:meta])* fn $name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
         $(#[$m])*
-        fn $name($($arg: $ty),*) {
+        fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2,fma")]
-                fn wide($($arg: $ty),*) {
+                fn wide($($arg: $ty),*) $(-> $ret)? {
                     $body::<true>($($arg),*)
                 }
                 if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {

@@ -8,7 +8,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::pos::rope;
-use crate::ops::dropout::dropout;
+use crate::ops::dropout::{active_rate, draw_seed, dropout};
 
 /// Queries per score block: [256, L] scores per (batch, head) at L = 4096 is 4 MiB.
 pub const QUERY_BLOCK: usize = 256;
@@ -114,12 +114,18 @@ impl MultiheadAttention {
         (self.out_proj.forward(o), KvCache { k: k.detach(), v: v.detach() })
     }
 
-    /// Softmax attention in blocks of [`QUERY_BLOCK`] queries; a causal block reads only the
-    /// keys up to its last query.
+    /// Softmax attention: the fused op on the CPU (see `ops::attention`), elsewhere in blocks of
+    /// [`QUERY_BLOCK`] queries, where a causal block reads only the keys up to its last query.
     ///
     /// Args: `q` [B, nH, L, hd] at positions `offset..offset+L`; `k`, `v` [B, nH, T, hd] with
     /// `T = offset + L`. Returns [B, nH, L, hd].
     fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, offset: usize) -> Tensor<4> {
+        let device = q.device();
+        if crate::ops::supported(&device) {
+            let rate = active_rate(&self.dropout, &device);
+            let seed = if rate > 0.0 { draw_seed(&device) } else { 0 };
+            return crate::ops::attention::attention(q, k, v, self.causal, offset, rate as f32, seed);
+        }
         let [_, _, l, hd] = q.dims();
         let t = k.dims()[2];
         let scale = 1.0 / (hd as f64).sqrt();

@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use super::fastmath::{dot, exp_approx, sigmoid, softplus};
+use crate::ops::fastmath::{dot, exp_approx, sigmoid, softplus};
 
 /// Channels per task: small enough for the per-task buffers to stay in cache.
 const BLOCK: usize = 16;

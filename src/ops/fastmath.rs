@@ -1,5 +1,6 @@
-//! Branch-free f32 approximations of the scan's transcendental functions: loops over them
-//! vectorize (libm's `expf` and `log1pf` are calls), and they are accurate to a few f32 ulps.
+//! Branch-free f32 approximations of the transcendental functions of the fused kernels: loops
+//! over them vectorize (libm's `expf`, `erff` and `log1pf` are calls), and they are accurate to
+//! a few f32 ulps.
 
 /// `softplus(x) = log(1 + eˣ)` as `max(x, 0) + log1p(e^{-|x|})` (no overflow; equal to
 /// `torch.nn.functional.softplus`, which is linear above 20, to f32 precision).
@@ -48,6 +49,28 @@ pub fn exp_approx(x: f32) -> f32 {
     y * f32::from_bits(((ki + 127) << 23) as u32)
 }
 
+/// `erf(x)` to about 2e-7 absolute (Abramowitz & Stegun 7.1.26 with [`exp_approx`]).
+#[inline(always)]
+pub fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152_1 + t * 1.061_405_4))));
+    (1.0 - poly * exp_approx(-a * a)).copysign(x)
+}
+
+/// The exact-form GELU `z·Φ(z)` (`torch.nn.GELU()`, not the tanh approximation).
+#[inline(always)]
+pub fn gelu(z: f32) -> f32 {
+    0.5 * z * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// The derivative of [`gelu`]: `Φ(z) + z·φ(z)`.
+#[inline(always)]
+pub fn gelu_grad(z: f32) -> f32 {
+    let cdf = 0.5 * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2));
+    cdf + z * exp_approx(-0.5 * z * z) * 0.398_942_3
+}
+
 /// `Σ a·b` with eight partial sums (vectorizes; f32 addition is not reassociated otherwise).
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -78,6 +101,20 @@ mod tests {
             assert!((a - b).abs() <= 3e-7 * b, "exp({x}): {a} vs {b}");
         }
         assert!(exp_approx(-1e4) < 1e-37 && exp_approx(-1e4) >= 0.0);
+    }
+
+    #[test]
+    fn erf_and_gelu_are_close_to_f64() {
+        let erf64 = |x: f64| libm::erf(x);
+        for i in -1000..1000 {
+            let x = i as f32 * 0.01;
+            assert!((erf(x) as f64 - erf64(x as f64)).abs() <= 3e-7, "erf({x})");
+            let z = x as f64;
+            let (cdf, pdf) =
+                (0.5 * (1.0 + erf64(z / 2f64.sqrt())), (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt());
+            assert!((gelu(x) as f64 - z * cdf).abs() <= 4e-7 * (1.0 + z.abs()), "gelu({x})");
+            assert!((gelu_grad(x) as f64 - (cdf + z * pdf)).abs() <= 6e-7 * (1.0 + z.abs()), "gelu_grad({x})");
+        }
     }
 
     #[test]

@@ -1,0 +1,310 @@
+//! Softmax attention as a fused CPU op with a hand-written backward pass, registered as a burn
+//! backend extension for `flex` and `Autodiff<flex>`.
+//!
+//! Why: with tensor ops every [queries, keys] score block of the forward pass is kept for the
+//! backward pass, and the mask, softmax, dropout and their gradients each sweep it again
+//! (burn's fused `attention` has no backward under autodiff). Fused, each block of queries is
+//! scored, normalized and multiplied while it sits in cache, and the backward pass recomputes
+//! it from the log-sum-exp (see [`kernel`]). Other backends use the tensor-op formulation in
+//! `model::attention::mha`, which computes the same function.
+
+pub mod kernel;
+
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::tensor::{Tensor, TensorData};
+
+use self::kernel::{Dims, Opts, Saved};
+use super::host;
+
+/// A float tensor of the autodiff backend over `B`.
+type AdTensor<B, C> = FloatTensor<Autodiff<B, C>>;
+
+/// Scaled dot-product attention over heads.
+#[backend_extension(Flex, Autodiff)]
+pub trait AttentionOps: Backend {
+    /// `softmax(q·kᵀ/√d + mask)·v` per head, with query `i` at position `offset + i` seeing
+    /// keys `0..=offset + i` when `causal`, and attention weights dropped with probability
+    /// `drop` under the mask drawn from `seed` (see [`kernel::RowMask`]).
+    ///
+    /// Args: `q` [G, L, d], `k`, `v` [G, T, d]. Returns [G, L, d].
+    fn attention(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        causal: bool,
+        offset: usize,
+        drop: f32,
+        seed: u64,
+    ) -> FloatTensor<Self>;
+
+    /// `attention` that also returns each query's log-sum-exp [G, L], which its backward pass
+    /// recomputes the probabilities from.
+    fn attention_saving(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        causal: bool,
+        offset: usize,
+        drop: f32,
+        seed: u64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Gradients (∂q, ∂k, ∂v) of `attention` for output gradient `grad`, from its output `out`
+    /// and the log-sum-exp `lse` of `attention_saving`.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_grad(
+        q: FloatTensor<Self>,
+        k: FloatTensor<Self>,
+        v: FloatTensor<Self>,
+        out: FloatTensor<Self>,
+        lse: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        causal: bool,
+        offset: usize,
+        drop: f32,
+        seed: u64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+fn flex(v: Vec<f32>, shape: &[usize]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(v, shape.to_vec()))
+}
+
+/// Sizes from `q` [G, L, d] and `k` [G, T, d].
+fn dims(q: &FlexTensor, k: &FlexTensor) -> Dims {
+    let (qs, ks) = (q.shape().to_vec(), k.shape().to_vec());
+    let (&[g, l, d], &[_, t, _]) = (&qs[..], &ks[..]) else { panic!("attention: q [G, L, d], k [G, T, d]") };
+    Dims { g, l, t, d }
+}
+
+impl AttentionOps for Flex {
+    fn attention(
+        q: FlexTensor,
+        k: FlexTensor,
+        v: FlexTensor,
+        causal: bool,
+        offset: usize,
+        drop: f32,
+        seed: u64,
+    ) -> FlexTensor {
+        Self::attention_saving(q, k, v, causal, offset, drop, seed).0
+    }
+
+    fn attention_saving(
+        q: FlexTensor,
+        k: FlexTensor,
+        v: FlexTensor,
+        causal: bool,
+        offset: usize,
+        drop: f32,
+        seed: u64,
+    ) -> (FlexTensor, FlexTensor) {
+        let dm = dims(&q, &k);
+        let (out, lse) = kernel::forward(&host(&q), &host(&k), &host(&v), dm, &Opts { causal, offset, drop, seed });
+        (flex(out, &[dm.g, dm.l, dm.d]), flex(lse, &[dm.g, dm.l]))
+    }
+
+    fn attention_grad(
+        q: FlexTensor,
+        k: FlexTensor,
+        v: FlexTensor,
+        out: FlexTensor,
+        lse: FlexTensor,
+        grad: FlexTensor,
+        causal: bool,
+        offset: usize,
+        drop: f32,
+        seed: u64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let dm = dims(&q, &k);
+        let (q, k, v, out, lse, grad) = (host(&q), host(&k), host(&v), host(&out), host(&lse), host(&grad));
+        let saved = Saved { q: &q, k: &k, v: &v, out: &out, lse: &lse, grad: &grad };
+        let (dq, dk, dv) = kernel::backward(&saved, dm, &Opts { causal, offset, drop, seed });
+        (flex(dq, &[dm.g, dm.l, dm.d]), flex(dk, &[dm.g, dm.t, dm.d]), flex(dv, &[dm.g, dm.t, dm.d]))
+    }
+}
+
+impl<B: Backend + AttentionOps, C: CheckpointStrategy> AttentionOps for Autodiff<B, C> {
+    fn attention(
+        q: AdTensor<B, C>,
+        k: AdTensor<B, C>,
+        v: AdTensor<B, C>,
+        causal: bool,
+        offset: usize,
+        drop: f32,
+        seed: u64,
+    ) -> AdTensor<B, C> {
+        #[derive(Debug)]
+        struct Attention(Opts);
+        impl<B: Backend + AttentionOps> Backward<B, 3> for Attention {
+            type State = [B::FloatTensorPrimitive; 5];
+            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let g = grads.consume::<B>(&ops.node);
+                let [q, k, v, out, lse] = ops.state;
+                let o = self.0;
+                let (dq, dk, dv) = B::attention_grad(q, k, v, out, lse, g, o.causal, o.offset, o.drop, o.seed);
+                for (node, grad) in ops.parents.into_iter().zip([dq, dk, dv]) {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, grad);
+                    }
+                }
+            }
+        }
+        let guards = [q.node(), k.node(), v.node()];
+        let [q, k, v] = [q, k, v].map(|t| t.into_primitive());
+        let (out, lse) = B::attention_saving(q.clone(), k.clone(), v.clone(), causal, offset, drop, seed);
+        match Attention(Opts { causal, offset, drop, seed }).prepare::<C>(guards).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish([q, k, v, out.clone(), lse], out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn attention_saving(
+        q: AdTensor<B, C>,
+        k: AdTensor<B, C>,
+        v: AdTensor<B, C>,
+        causal: bool,
+        offset: usize,
+        drop: f32,
+        seed: u64,
+    ) -> (AdTensor<B, C>, AdTensor<B, C>) {
+        let [q, k, v] = [q, k, v].map(|t| t.into_primitive());
+        let (out, lse) = B::attention_saving(q, k, v, causal, offset, drop, seed);
+        (Self::from_inner(out), Self::from_inner(lse))
+    }
+
+    fn attention_grad(
+        _q: AdTensor<B, C>,
+        _k: AdTensor<B, C>,
+        _v: AdTensor<B, C>,
+        _out: AdTensor<B, C>,
+        _lse: AdTensor<B, C>,
+        _grad: AdTensor<B, C>,
+        _causal: bool,
+        _offset: usize,
+        _drop: f32,
+        _seed: u64,
+    ) -> (AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>) {
+        unimplemented!("second-order gradients of the fused attention")
+    }
+}
+
+/// Fused attention (see [`AttentionOps::attention`]) of `q` [B, nH, L, d] over `k`, `v`
+/// [B, nH, T, d]. Returns [B, nH, L, d].
+pub fn attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    causal: bool,
+    offset: usize,
+    drop: f32,
+    seed: u64,
+) -> Tensor<4> {
+    let [b, nh, l, d] = q.dims();
+    let t = k.dims()[2];
+    let flat = |x: Tensor<4>, n: usize| x.reshape([b * nh, n, d]).into_dispatch(); // [G, n, d]
+    let out = <Dispatch as AttentionOps>::attention(flat(q, l), flat(k, t), flat(v, t), causal, offset, drop, seed);
+    Tensor::<3>::from_dispatch(out).reshape([b, nh, l, d])
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::activation::softmax;
+    use burn::tensor::{Device, Tensor, TensorData};
+
+    use super::attention;
+    use super::kernel::{Opts, RowMask};
+
+    /// `n` deterministic values in [-1.5, 1.5).
+    fn values(n: usize, salt: usize) -> Vec<f32> {
+        (0..n).map(|i| (((i * 7919 + salt * 104_729) % 1013) as f32 / 1013.0 - 0.5) * 3.0).collect()
+    }
+
+    /// The same attention with tensor ops and the kernel's dropout mask as a tensor.
+    fn reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, o: &Opts) -> Tensor<4> {
+        let [b, nh, l, d] = q.dims();
+        let t = k.dims()[2];
+        let mut add = vec![0f32; l * t];
+        let mut mask = vec![1f32; b * nh * l * t];
+        for i in 0..l {
+            for j in 0..t {
+                if o.causal && j > o.offset + i {
+                    add[i * t + j] = f32::NEG_INFINITY;
+                }
+            }
+        }
+        if o.drop > 0.0 {
+            for g in 0..b * nh {
+                for i in 0..l {
+                    let m = RowMask::new(o, g, i);
+                    (0..t).for_each(|j| mask[(g * l + i) * t + j] = m.at(j));
+                }
+            }
+        }
+        let device = q.device();
+        let add = Tensor::<4>::from_data(TensorData::new(add, [1, 1, l, t]), &device);
+        let mask = Tensor::<4>::from_data(TensorData::new(mask, [b, nh, l, t]), &device);
+        let s = q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt() + add; // [B, nH, L, T]
+        (softmax(s, 3) * mask).matmul(v)
+    }
+
+    /// The fused op equals the tensor-op attention in value and in every gradient: causal with
+    /// and without cached positions, bidirectional, with and without dropout, over several
+    /// query blocks.
+    #[test]
+    fn fused_attention_matches_tensor_ops_in_value_and_gradient() {
+        let device = Device::flex().autodiff();
+        let (b, nh, l, d) = (2, 3, 150, 8);
+        for (causal, offset, drop) in
+            [(true, 0, 0.0), (true, 37, 0.0), (false, 0, 0.0), (true, 5, 0.3), (false, 0, 0.5)]
+        {
+            let t = l + offset;
+            let o = Opts { causal, offset, drop, seed: 42 };
+            let make = |n: usize, salt| {
+                let x = Tensor::<4>::from_data(TensorData::new(values(b * nh * n * d, salt), [b, nh, n, d]), &device);
+                x.require_grad()
+            };
+            let (q, k, v, w) = (make(l, 1), make(t, 2), make(t, 3), make(l, 4).detach());
+            let run = |fused: bool| {
+                let out = if fused {
+                    attention(q.clone(), k.clone(), v.clone(), causal, offset, drop, 42)
+                } else {
+                    reference(q.clone(), k.clone(), v.clone(), &o)
+                };
+                let grads = (out.clone() * w.clone()).sum().backward();
+                let g = |x: &Tensor<4>| x.grad(&grads).expect("grad").try_into_vec_as::<f32>().unwrap();
+                [out.inner().try_into_vec_as::<f32>().unwrap(), g(&q), g(&k), g(&v)]
+            };
+            let (fused, generic) = (run(true), run(false));
+            for (name, (a, e)) in ["out", "dq", "dk", "dv"].iter().zip(fused.iter().zip(&generic)) {
+                let scale = e.iter().fold(0f32, |m, x| m.max(x.abs()));
+                let worst = a.iter().zip(e).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+                assert!(worst <= 1e-5 * scale.max(1.0), "{name} causal {causal} offset {offset} drop {drop}: {worst}");
+            }
+        }
+    }
+
+    /// The mask keeps about `1 - drop` of the weights and scales them by `1/(1 - drop)`.
+    #[test]
+    fn the_dropout_mask_keeps_the_expected_share() {
+        let o = Opts { causal: false, offset: 0, drop: 0.25, seed: 7 };
+        let (mut kept, n) = (0usize, 64 * 4096);
+        for i in 0..64 {
+            let m = RowMask::new(&o, 3, i);
+            for j in 0..4096 {
+                let w = m.at(j);
+                assert!(w == 0.0 || (w - 1.0 / 0.75).abs() < 1e-6);
+                kept += (w > 0.0) as usize;
+            }
+        }
+        let share = kept as f64 / n as f64;
+        assert!((share - 0.75).abs() < 0.005, "kept {share}");
+    }
+}
