@@ -66,20 +66,30 @@ fn gelu_grad_slice_body<const FMA: bool>(x: &[f32], g: &[f32], out: &mut [f32]) 
     out.iter_mut().zip(x.iter().zip(g)).for_each(|(o, (&z, &g))| *o = g * fastmath::gelu_grad(z));
 }
 
+/// `gelu(x)` elementwise, in parallel.
+pub fn gelu_host(x: &[f32]) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(o, x)| gelu_slice(x, o));
+    out
+}
+
+/// `g·gelu'(x)` elementwise, in parallel.
+pub fn gelu_grad_host(x: &[f32], g: &[f32]) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    let parts = out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)));
+    parts.for_each(|(o, (x, g))| gelu_grad_slice(x, g, o));
+    out
+}
+
 impl GeluOps for Flex {
     fn gelu_exact(x: FlexTensor) -> FlexTensor {
-        let x = super::host(&x);
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(o, x)| gelu_slice(x, o));
+        let out = gelu_host(&super::host(&x));
         let n = out.len();
         FlexTensor::from_data(TensorData::new(out, [n]))
     }
 
     fn gelu_exact_grad(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
-        let (x, g) = (super::host(&x), super::host(&grad));
-        let mut out = vec![0f32; x.len()];
-        let parts = out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)));
-        parts.for_each(|(o, (x, g))| gelu_grad_slice(x, g, o));
+        let out = gelu_grad_host(&super::host(&x), &super::host(&grad));
         let n = out.len();
         FlexTensor::from_data(TensorData::new(out, [n]))
     }

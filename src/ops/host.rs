@@ -5,6 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
+
+use super::fastmath::sigmoid;
+use super::simd::simd_dispatch;
 use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
@@ -195,33 +198,6 @@ impl Scratch {
     }
 }
 
-/// `erf(x)` to 1.5e-7 absolute (Abramowitz & Stegun 7.1.26): one `exp`, no branches on the
-/// magnitude, several times faster than a correctly rounded `erff` and below f32 resolution
-/// where GELU uses it.
-#[inline]
-pub fn erf(x: f32) -> f32 {
-    let a = x.abs() as f64;
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly =
-        t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    let y = 1.0 - poly * (-a * a).exp();
-    (y as f32).copysign(x)
-}
-
-/// Exact-form GELU `z·Φ(z)` (as `torch.nn.GELU()`, not the tanh approximation).
-#[inline]
-pub fn gelu(z: f32) -> f32 {
-    0.5 * z * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2))
-}
-
-/// Derivative of [`gelu`]: `Φ(z) + z·φ(z)`.
-#[inline]
-pub fn gelu_grad(z: f32) -> f32 {
-    let cdf = 0.5 * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2));
-    let pdf = (-0.5 * z * z).exp() * 0.398_942_3;
-    cdf + z * pdf
-}
-
 /// `y = act(z)`, `z[b,l,h] = Σ_{j≤l} k[h,j]·u[b,l-j,h] + d[h]·u[b,l,h]`, plus what the backward
 /// pass needs: the spectra of `u` and (for GELU) `z`.
 ///
@@ -265,7 +241,7 @@ pub fn causal_conv(
     });
     let z = hbl_to_blh(&y_hbl, b, l, h);
     if gelu_act {
-        let y = z.par_iter().map(|&v| gelu(v)).collect();
+        let y = super::gelu::gelu_host(&z);
         (y, spec, z)
     } else {
         (z, spec, Vec::new())
@@ -290,7 +266,7 @@ pub fn causal_conv_grad(
     let g = if z.is_empty() {
         g
     } else {
-        gz = g.par_iter().zip(z).map(|(g, z)| g * gelu_grad(*z)).collect();
+        gz = super::gelu::gelu_grad_host(z, g);
         &gz
     };
     let n = fft_len(l);
@@ -386,33 +362,54 @@ fn blh_to_hbl(x: &[f32], b: usize, l: usize, h: usize) -> Vec<f32> {
     out
 }
 
+/// Elements per parallel task of the row-wise loops.
+const TASK: usize = 1 << 14;
+
 /// GLU over the last axis: `[a, b] -> a·σ(b)`. Args: `x` [R, 2H]. Returns [R, H].
 pub fn glu(x: &[f32], h: usize) -> Vec<f32> {
     let mut y = vec![0f32; x.len() / 2];
-    y.par_chunks_mut(h).zip(x.par_chunks(2 * h)).for_each(|(y, x)| {
-        for j in 0..h {
-            y[j] = x[j] * sigmoid(x[h + j]);
-        }
-    });
+    let rows = (TASK / h.max(1)).max(1);
+    y.par_chunks_mut(rows * h).zip(x.par_chunks(rows * 2 * h)).for_each(|(y, x)| glu_rows(x, y, h));
     y
+}
+
+simd_dispatch! {
+    /// [`glu`] of whole rows.
+    fn glu_rows => glu_rows_body(x: &[f32], y: &mut [f32], h: usize)
+}
+
+#[inline(always)]
+fn glu_rows_body<const FMA: bool>(x: &[f32], y: &mut [f32], h: usize) {
+    for (y, x) in y.chunks_exact_mut(h).zip(x.chunks_exact(2 * h)) {
+        let (a, b) = x.split_at(h);
+        y.iter_mut().zip(a.iter().zip(b)).for_each(|(y, (a, b))| *y = a * sigmoid(*b));
+    }
 }
 
 /// Gradient of [`glu`]: `∂a = g·σ(b)`, `∂b = g·a·σ(b)·(1-σ(b))`.
 pub fn glu_grad(x: &[f32], g: &[f32], h: usize) -> Vec<f32> {
     let mut gx = vec![0f32; x.len()];
-    gx.par_chunks_mut(2 * h).zip(x.par_chunks(2 * h)).zip(g.par_chunks(h)).for_each(|((gx, x), g)| {
-        for j in 0..h {
-            let s = sigmoid(x[h + j]);
-            gx[j] = g[j] * s;
-            gx[h + j] = g[j] * x[j] * s * (1.0 - s);
-        }
-    });
+    let rows = (TASK / h.max(1)).max(1);
+    let parts = gx.par_chunks_mut(rows * 2 * h).zip(x.par_chunks(rows * 2 * h)).zip(g.par_chunks(rows * h));
+    parts.for_each(|((gx, x), g)| glu_grad_rows(x, g, gx, h));
     gx
 }
 
-#[inline]
-fn sigmoid(v: f32) -> f32 {
-    1.0 / (1.0 + (-v).exp())
+simd_dispatch! {
+    /// [`glu_grad`] of whole rows.
+    fn glu_grad_rows => glu_grad_rows_body(x: &[f32], g: &[f32], gx: &mut [f32], h: usize)
+}
+
+#[inline(always)]
+fn glu_grad_rows_body<const FMA: bool>(x: &[f32], g: &[f32], gx: &mut [f32], h: usize) {
+    for ((gx, x), g) in gx.chunks_exact_mut(2 * h).zip(x.chunks_exact(2 * h)).zip(g.chunks_exact(h)) {
+        let ((ga, gb), (a, b)) = (gx.split_at_mut(h), x.split_at(h));
+        for j in 0..h {
+            let s = sigmoid(b[j]);
+            ga[j] = g[j] * s;
+            gb[j] = g[j] * a[j] * s * (1.0 - s);
+        }
+    }
 }
 
 /// LayerNorm over the last axis: `y = γ·(x - μ)/σ + β`, `σ = sqrt(var + eps)`.
