@@ -20,7 +20,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::{Tensor, TensorData};
 
-use self::kernel::{Dims, Opts, Saved};
+use self::kernel::{Dims, GradsOut, Heads, Layout, Opts, Qkv, Saved};
 use super::host;
 
 /// A float tensor of the autodiff backend over `B`.
@@ -33,7 +33,7 @@ pub trait AttentionOps: Backend {
     /// keys `0..=offset + i` when `causal`, and attention weights dropped with probability
     /// `drop` under the mask drawn from `seed` (see [`kernel::RowMask`]).
     ///
-    /// Args: `q` [G, L, d], `k`, `v` [G, T, d]. Returns [G, L, d].
+    /// Args: `q` [B, nH, L, d], `k`, `v` [B, nH, T, d]. Returns [B, nH, L, d].
     fn attention(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
@@ -44,8 +44,8 @@ pub trait AttentionOps: Backend {
         seed: u64,
     ) -> FloatTensor<Self>;
 
-    /// `attention` that also returns each query's log-sum-exp [G, L], which its backward pass
-    /// recomputes the probabilities from.
+    /// `attention` that also returns each query's log-sum-exp [B·nH, L], which its backward
+    /// pass recomputes the probabilities from.
     fn attention_saving(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
@@ -71,17 +71,66 @@ pub trait AttentionOps: Backend {
         drop: f32,
         seed: u64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// `attention` of `n_heads` heads read in place from packed projections `qkv`
+    /// [B, L, 3H] (queries, keys, values, heads in order in each), without cached positions.
+    /// Returns the heads concatenated, [B, L, H].
+    fn attention_packed(
+        qkv: FloatTensor<Self>,
+        n_heads: usize,
+        causal: bool,
+        drop: f32,
+        seed: u64,
+    ) -> FloatTensor<Self>;
+
+    /// `attention_packed` that also returns the log-sum-exp [B·nH, L].
+    fn attention_packed_saving(
+        qkv: FloatTensor<Self>,
+        n_heads: usize,
+        causal: bool,
+        drop: f32,
+        seed: u64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The gradient of `attention_packed`'s `qkv` [B, L, 3H] for output gradient `grad`.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_packed_grad(
+        qkv: FloatTensor<Self>,
+        out: FloatTensor<Self>,
+        lse: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        n_heads: usize,
+        causal: bool,
+        drop: f32,
+        seed: u64,
+    ) -> FloatTensor<Self>;
 }
 
 fn flex(v: Vec<f32>, shape: &[usize]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(v, shape.to_vec()))
 }
 
-/// Sizes from `q` [G, L, d] and `k` [G, T, d].
+/// Sizes from `q` [B, nH, L, d] and `k` [B, nH, T, d].
 fn dims(q: &FlexTensor, k: &FlexTensor) -> Dims {
     let (qs, ks) = (q.shape().to_vec(), k.shape().to_vec());
-    let (&[g, l, d], &[_, t, _]) = (&qs[..], &ks[..]) else { panic!("attention: q [G, L, d], k [G, T, d]") };
-    Dims { g, l, t, d }
+    let (&[b, nh, l, d], &[_, _, t, _]) = (&qs[..], &ks[..]) else {
+        panic!("attention: q [B, nH, L, d], k [B, nH, T, d]")
+    };
+    Dims { b, nh, l, t, d }
+}
+
+/// Sizes from packed projections `qkv` [B, L, 3H] of `nh` heads.
+fn packed_dims(qkv: &FlexTensor, nh: usize) -> Dims {
+    let s = qkv.shape().to_vec();
+    let &[b, l, h3] = &s[..] else { panic!("attention_packed: qkv [B, L, 3H]") };
+    assert!(nh > 0 && h3 % (3 * nh) == 0, "attention_packed: 3H = {h3} is not 3·{nh} heads");
+    Dims { b, nh, l, t: l, d: h3 / (3 * nh) }
+}
+
+/// The three roles of packed projections.
+fn packed<'a>(qkv: &'a [f32], dm: &Dims) -> Qkv<'a> {
+    let part = |i| Heads { data: qkv, lay: Layout::packed(i, dm.nh, dm.l, dm.d) };
+    Qkv { q: part(0), k: part(1), v: part(2) }
 }
 
 impl AttentionOps for Flex {
@@ -107,8 +156,13 @@ impl AttentionOps for Flex {
         seed: u64,
     ) -> (FlexTensor, FlexTensor) {
         let dm = dims(&q, &k);
-        let (out, lse) = kernel::forward(&host(&q), &host(&k), &host(&v), dm, &Opts { causal, offset, drop, seed });
-        (flex(out, &[dm.g, dm.l, dm.d]), flex(lse, &[dm.g, dm.l]))
+        let (q, k, v) = (host(&q), host(&k), host(&v));
+        let heads = |data, n| Heads { data, lay: Layout::heads(dm.nh, n, dm.d) };
+        let x = Qkv { q: heads(&q, dm.l), k: heads(&k, dm.t), v: heads(&v, dm.t) };
+        let mut out = vec![0f32; dm.g() * dm.l * dm.d];
+        let lse =
+            kernel::forward(&x, &mut out, Layout::heads(dm.nh, dm.l, dm.d), dm, &Opts { causal, offset, drop, seed });
+        (flex(out, &[dm.b, dm.nh, dm.l, dm.d]), flex(lse, &[dm.g(), dm.l]))
     }
 
     fn attention_grad(
@@ -125,9 +179,61 @@ impl AttentionOps for Flex {
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let dm = dims(&q, &k);
         let (q, k, v, out, lse, grad) = (host(&q), host(&k), host(&v), host(&out), host(&lse), host(&grad));
-        let saved = Saved { q: &q, k: &k, v: &v, out: &out, lse: &lse, grad: &grad };
-        let (dq, dk, dv) = kernel::backward(&saved, dm, &Opts { causal, offset, drop, seed });
-        (flex(dq, &[dm.g, dm.l, dm.d]), flex(dk, &[dm.g, dm.t, dm.d]), flex(dv, &[dm.g, dm.t, dm.d]))
+        let heads = |data, n| Heads { data, lay: Layout::heads(dm.nh, n, dm.d) };
+        let x = Qkv { q: heads(&q, dm.l), k: heads(&k, dm.t), v: heads(&v, dm.t) };
+        let saved = Saved { x, out: heads(&out, dm.l), lse: &lse, grad: heads(&grad, dm.l) };
+        let (mut dq, mut dk, mut dv) =
+            (vec![0f32; dm.g() * dm.l * dm.d], vec![0f32; dm.g() * dm.t * dm.d], vec![0f32; dm.g() * dm.t * dm.d]);
+        let dst = |v: &mut Vec<f32>, n| (v.as_mut_ptr(), v.len(), Layout::heads(dm.nh, n, dm.d));
+        // SAFETY: three zeroed buffers of their own, each laid out head by head, that live
+        // past `backward`.
+        let grads = unsafe { GradsOut::new(dst(&mut dq, dm.l), dst(&mut dk, dm.t), dst(&mut dv, dm.t)) };
+        kernel::backward(&saved, &grads, dm, &Opts { causal, offset, drop, seed });
+        let (sq, sk) = ([dm.b, dm.nh, dm.l, dm.d], [dm.b, dm.nh, dm.t, dm.d]);
+        (flex(dq, &sq), flex(dk, &sk), flex(dv, &sk))
+    }
+
+    fn attention_packed(qkv: FlexTensor, n_heads: usize, causal: bool, drop: f32, seed: u64) -> FlexTensor {
+        Self::attention_packed_saving(qkv, n_heads, causal, drop, seed).0
+    }
+
+    fn attention_packed_saving(
+        qkv: FlexTensor,
+        n_heads: usize,
+        causal: bool,
+        drop: f32,
+        seed: u64,
+    ) -> (FlexTensor, FlexTensor) {
+        let dm = packed_dims(&qkv, n_heads);
+        let qkv = host(&qkv);
+        let mut out = vec![0f32; dm.b * dm.l * dm.nh * dm.d];
+        let o = Opts { causal, offset: 0, drop, seed };
+        let lse = kernel::forward(&packed(&qkv, &dm), &mut out, Layout::joined(dm.nh, dm.l, dm.d), dm, &o);
+        (flex(out, &[dm.b, dm.l, dm.nh * dm.d]), flex(lse, &[dm.g(), dm.l]))
+    }
+
+    fn attention_packed_grad(
+        qkv: FlexTensor,
+        out: FlexTensor,
+        lse: FlexTensor,
+        grad: FlexTensor,
+        n_heads: usize,
+        causal: bool,
+        drop: f32,
+        seed: u64,
+    ) -> FlexTensor {
+        let dm = packed_dims(&qkv, n_heads);
+        let (qkv, out, lse, grad) = (host(&qkv), host(&out), host(&lse), host(&grad));
+        let joined = |data| Heads { data, lay: Layout::joined(dm.nh, dm.l, dm.d) };
+        let saved = Saved { x: packed(&qkv, &dm), out: joined(&out), lse: &lse, grad: joined(&grad) };
+        let mut dqkv = vec![0f32; qkv.len()];
+        let (ptr, len) = (dqkv.as_mut_ptr(), dqkv.len());
+        let part = |i| (ptr, len, Layout::packed(i, dm.nh, dm.l, dm.d));
+        // SAFETY: one zeroed buffer that lives past `backward`, whose three packed parts give
+        // every head of every role its own columns.
+        let grads = unsafe { GradsOut::new(part(0), part(1), part(2)) };
+        kernel::backward(&saved, &grads, dm, &Opts { causal, offset: 0, drop, seed });
+        flex(dqkv, &[dm.b, dm.l, 3 * dm.nh * dm.d])
     }
 }
 
@@ -194,6 +300,55 @@ impl<B: Backend + AttentionOps, C: CheckpointStrategy> AttentionOps for Autodiff
     ) -> (AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>) {
         unimplemented!("second-order gradients of the fused attention")
     }
+
+    fn attention_packed(qkv: AdTensor<B, C>, n_heads: usize, causal: bool, drop: f32, seed: u64) -> AdTensor<B, C> {
+        #[derive(Debug)]
+        struct Packed(usize, Opts);
+        impl<B: Backend + AttentionOps> Backward<B, 1> for Packed {
+            type State = [B::FloatTensorPrimitive; 3];
+            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let g = grads.consume::<B>(&ops.node);
+                let [qkv, out, lse] = ops.state;
+                let (nh, o) = (self.0, self.1);
+                let dqkv = B::attention_packed_grad(qkv, out, lse, g, nh, o.causal, o.drop, o.seed);
+                if let Some(node) = ops.parents.into_iter().next().flatten() {
+                    grads.register::<B>(node.id, dqkv);
+                }
+            }
+        }
+        let guard = [qkv.node()];
+        let qkv = qkv.into_primitive();
+        let (out, lse) = B::attention_packed_saving(qkv.clone(), n_heads, causal, drop, seed);
+        match Packed(n_heads, Opts { causal, offset: 0, drop, seed }).prepare::<C>(guard).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish([qkv, out.clone(), lse], out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn attention_packed_saving(
+        qkv: AdTensor<B, C>,
+        n_heads: usize,
+        causal: bool,
+        drop: f32,
+        seed: u64,
+    ) -> (AdTensor<B, C>, AdTensor<B, C>) {
+        let (out, lse) = B::attention_packed_saving(qkv.into_primitive(), n_heads, causal, drop, seed);
+        (Self::from_inner(out), Self::from_inner(lse))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attention_packed_grad(
+        _qkv: AdTensor<B, C>,
+        _out: AdTensor<B, C>,
+        _lse: AdTensor<B, C>,
+        _grad: AdTensor<B, C>,
+        _n_heads: usize,
+        _causal: bool,
+        _drop: f32,
+        _seed: u64,
+    ) -> AdTensor<B, C> {
+        unimplemented!("second-order gradients of the fused attention")
+    }
 }
 
 /// Fused attention (see [`AttentionOps::attention`]) of `q` [B, nH, L, d] over `k`, `v`
@@ -207,11 +362,20 @@ pub fn attention(
     drop: f32,
     seed: u64,
 ) -> Tensor<4> {
-    let [b, nh, l, d] = q.dims();
-    let t = k.dims()[2];
-    let flat = |x: Tensor<4>, n: usize| x.reshape([b * nh, n, d]).into_dispatch(); // [G, n, d]
-    let out = <Dispatch as AttentionOps>::attention(flat(q, l), flat(k, t), flat(v, t), causal, offset, drop, seed);
-    Tensor::<3>::from_dispatch(out).reshape([b, nh, l, d])
+    let [q, k, v] = [q, k, v].map(|x| x.into_dispatch());
+    Tensor::from_dispatch(<Dispatch as AttentionOps>::attention(q, k, v, causal, offset, drop, seed))
+}
+
+/// Fused attention of `n_heads` heads read from packed projections `qkv` [B, L, 3H] (see
+/// [`AttentionOps::attention_packed`]). Returns [B, L, H].
+pub fn attention_packed(qkv: Tensor<3>, n_heads: usize, causal: bool, drop: f32, seed: u64) -> Tensor<3> {
+    Tensor::from_dispatch(<Dispatch as AttentionOps>::attention_packed(
+        qkv.into_dispatch(),
+        n_heads,
+        causal,
+        drop,
+        seed,
+    ))
 }
 
 #[cfg(test)]
@@ -219,8 +383,8 @@ mod tests {
     use burn::tensor::activation::softmax;
     use burn::tensor::{Device, Tensor, TensorData};
 
-    use super::attention;
     use super::kernel::{Opts, RowMask};
+    use super::{attention, attention_packed};
 
     /// `n` deterministic values in [-1.5, 1.5).
     fn values(n: usize, salt: usize) -> Vec<f32> {
@@ -287,6 +451,39 @@ mod tests {
                 let scale = e.iter().fold(0f32, |m, x| m.max(x.abs()));
                 let worst = a.iter().zip(e).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
                 assert!(worst <= 1e-5 * scale.max(1.0), "{name} causal {causal} offset {offset} drop {drop}: {worst}");
+            }
+        }
+    }
+
+    /// The packed op equals the tensor-op attention of the heads it reads, in value and in the
+    /// gradient of the packed projections.
+    #[test]
+    fn packed_attention_matches_tensor_ops_in_value_and_gradient() {
+        let device = Device::flex().autodiff();
+        let (b, nh, l, d) = (2, 3, 100, 8);
+        let h = nh * d;
+        for (causal, drop) in [(true, 0.0), (false, 0.0), (true, 0.4)] {
+            let o = Opts { causal, offset: 0, drop, seed: 9 };
+            let qkv = Tensor::<3>::from_data(TensorData::new(values(b * l * 3 * h, 5), [b, l, 3 * h]), &device);
+            let qkv = qkv.require_grad();
+            let w = Tensor::<3>::from_data(TensorData::new(values(b * l * h, 6), [b, l, h]), &device);
+            let run = |fused: bool| {
+                let out = if fused {
+                    attention_packed(qkv.clone(), nh, causal, drop, 9)
+                } else {
+                    let heads = |i: usize| qkv.clone().narrow(2, i * h, h).reshape([b, l, nh, d]).swap_dims(1, 2);
+                    let o = reference(heads(0), heads(1), heads(2), &o); // [B, nH, L, d]
+                    o.swap_dims(1, 2).reshape([b, l, h])
+                };
+                let grads = (out.clone() * w.clone()).sum().backward();
+                let g = qkv.grad(&grads).expect("grad").try_into_vec_as::<f32>().unwrap();
+                [out.inner().try_into_vec_as::<f32>().unwrap(), g]
+            };
+            let (fused, generic) = (run(true), run(false));
+            for (name, (a, e)) in ["out", "dqkv"].iter().zip(fused.iter().zip(&generic)) {
+                let scale = e.iter().fold(0f32, |m, x| m.max(x.abs()));
+                let worst = a.iter().zip(e).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+                assert!(worst <= 1e-5 * scale.max(1.0), "{name} causal {causal} drop {drop}: {worst}");
             }
         }
     }

@@ -52,10 +52,16 @@ pub fn exp_approx(x: f32) -> f32 {
 /// `erf(x)` to about 2e-7 absolute (Abramowitz & Stegun 7.1.26 with [`exp_approx`]).
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
+    erf_with(x, exp_approx(-x * x))
+}
+
+/// [`erf`] given `e = exp(-x²)` (the GELU gradient needs it too).
+#[inline(always)]
+fn erf_with(x: f32, e: f32) -> f32 {
     let a = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
     let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_8 + t * (-1.453_152_1 + t * 1.061_405_4))));
-    (1.0 - poly * exp_approx(-a * a)).copysign(x)
+    (1.0 - poly * e).copysign(x)
 }
 
 /// The exact-form GELU `z·Φ(z)` (`torch.nn.GELU()`, not the tanh approximation).
@@ -67,8 +73,9 @@ pub fn gelu(z: f32) -> f32 {
 /// The derivative of [`gelu`]: `Φ(z) + z·φ(z)`.
 #[inline(always)]
 pub fn gelu_grad(z: f32) -> f32 {
-    let cdf = 0.5 * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2));
-    cdf + z * exp_approx(-0.5 * z * z) * 0.398_942_3
+    let e = exp_approx(-0.5 * z * z); // exp(-(z/√2)²), shared by Φ and φ
+    let cdf = 0.5 * (1.0 + erf_with(z * std::f32::consts::FRAC_1_SQRT_2, e));
+    cdf + z * e * 0.398_942_3
 }
 
 /// `Σ a·b` with eight partial sums (vectorizes; f32 addition is not reassociated otherwise).

@@ -53,7 +53,10 @@ simd_dispatch! {
 
 #[inline(always)]
 fn gelu_slice_body<const FMA: bool>(x: &[f32], out: &mut [f32]) {
-    out.iter_mut().zip(x).for_each(|(o, &z)| *o = fastmath::gelu(z));
+    // Plain loops: an iterator adaptor's `for_each` may stay un-inlined, outside the AVX copy.
+    for (o, &z) in out.iter_mut().zip(x) {
+        *o = fastmath::gelu(z);
+    }
 }
 
 simd_dispatch! {
@@ -63,7 +66,9 @@ simd_dispatch! {
 
 #[inline(always)]
 fn gelu_grad_slice_body<const FMA: bool>(x: &[f32], g: &[f32], out: &mut [f32]) {
-    out.iter_mut().zip(x.iter().zip(g)).for_each(|(o, (&z, &g))| *o = g * fastmath::gelu_grad(z));
+    for (o, (&z, &g)) in out.iter_mut().zip(x.iter().zip(g)) {
+        *o = g * fastmath::gelu_grad(z);
+    }
 }
 
 /// `gelu(x)` elementwise, in parallel.

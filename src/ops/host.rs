@@ -382,7 +382,9 @@ simd_dispatch! {
 fn glu_rows_body<const FMA: bool>(x: &[f32], y: &mut [f32], h: usize) {
     for (y, x) in y.chunks_exact_mut(h).zip(x.chunks_exact(2 * h)) {
         let (a, b) = x.split_at(h);
-        y.iter_mut().zip(a.iter().zip(b)).for_each(|(y, (a, b))| *y = a * sigmoid(*b));
+        for (y, (a, b)) in y.iter_mut().zip(a.iter().zip(b)) {
+            *y = a * sigmoid(*b);
+        }
     }
 }
 

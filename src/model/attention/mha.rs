@@ -1,6 +1,7 @@
-//! Multi-head self-attention with `torch.nn.MultiheadAttention`'s parameters, computed in blocks
-//! of queries so that no more than a [QUERY_BLOCK, L] score block per (batch, head) exists at a
-//! time in the forward pass.
+//! Multi-head self-attention with `torch.nn.MultiheadAttention`'s parameters. On the CPU the
+//! attention is one fused op (`ops::attention`); elsewhere it runs in blocks of queries so that
+//! no more than a [QUERY_BLOCK, L] score block per (batch, head) exists at a time in the forward
+//! pass.
 
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, Linear, LinearConfig};
@@ -94,12 +95,20 @@ impl MultiheadAttention {
     ///
     /// Args: `u` [B, L, H]. Returns ([B, L, H], the cache extended by `u`'s keys and values).
     pub fn forward(&self, u: Tensor<3>, cache: Option<&KvCache>) -> (Tensor<3>, KvCache) {
-        let [b, l, h] = u.dims();
+        let ([b, l, h], u_device) = (u.dims(), u.device());
         let (nh, offset) = (self.n_heads, cache.map_or(0, KvCache::len));
         let hd = h / nh;
         let w = self.in_proj_weight.val().transpose().unsqueeze::<3>(); // [1, H, 3H]
         let qkv = u.matmul(w) + self.in_proj_bias.val().reshape([1, 1, 3 * h]); // [B, L, 3H]
         let heads = |i: usize| qkv.clone().narrow(2, i * h, h).reshape([b, l, nh, hd]).swap_dims(1, 2); // [B, nH, L, hd]
+        if cache.is_none() && !self.rope && crate::ops::supported(&u_device) {
+            // The fused op reads the heads in place and writes them concatenated; the cache's
+            // views of the keys and values are only copied if a caller steps on from it.
+            let (rate, seed) = self.dropout_draw(&u_device);
+            let o = crate::ops::attention::attention_packed(qkv.clone(), nh, self.causal, rate, seed); // [B, L, H]
+            let (k, v) = (heads(1), heads(2));
+            return (self.out_proj.forward(o), KvCache { k: k.detach(), v: v.detach() });
+        }
         let (mut q, mut k, v) = (heads(0), heads(1), heads(2));
         if self.rope {
             q = rope(q, offset);
@@ -114,6 +123,12 @@ impl MultiheadAttention {
         (self.out_proj.forward(o), KvCache { k: k.detach(), v: v.detach() })
     }
 
+    /// The attention dropout's rate now (0 outside training) and a mask seed.
+    fn dropout_draw(&self, device: &Device) -> (f32, u64) {
+        let rate = active_rate(&self.dropout, device);
+        (rate as f32, if rate > 0.0 { draw_seed(device) } else { 0 })
+    }
+
     /// Softmax attention: the fused op on the CPU (see `ops::attention`), elsewhere in blocks of
     /// [`QUERY_BLOCK`] queries, where a causal block reads only the keys up to its last query.
     ///
@@ -122,9 +137,8 @@ impl MultiheadAttention {
     fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, offset: usize) -> Tensor<4> {
         let device = q.device();
         if crate::ops::supported(&device) {
-            let rate = active_rate(&self.dropout, &device);
-            let seed = if rate > 0.0 { draw_seed(&device) } else { 0 };
-            return crate::ops::attention::attention(q, k, v, self.causal, offset, rate as f32, seed);
+            let (rate, seed) = self.dropout_draw(&device);
+            return crate::ops::attention::attention(q, k, v, self.causal, offset, rate, seed);
         }
         let [_, _, l, hd] = q.dims();
         let t = k.dims()[2];

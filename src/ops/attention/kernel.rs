@@ -2,8 +2,10 @@
 //! they may see, with the softmax, causal mask and dropout applied to the block's scores in
 //! place and the products run by `gemm`.
 //!
-//! Dimension letters: G = batch·heads, L queries, T keys (T = offset + L when causal with a
-//! cache), d head size, Q rows of a query block.
+//! Dimension letters: B batch, nH heads, G = B·nH, L queries, T keys (T = offset + L when
+//! causal with a cache), d head size, Q rows of a query block. Where each head's rows lie is a
+//! [`Layout`], so the kernels read and write heads in place, whether stored as [B, nH, L, d] or
+//! packed in the projections' [B, L, 3·nH·d].
 //!
 //! The backward pass recomputes each block's probabilities from the saved log-sum-exp, so the
 //! forward pass keeps only `out` and `lse` [G, L] (FlashAttention's recomputation): no [L, T]
@@ -24,8 +26,10 @@ const MAX_ROWS: usize = 64;
 /// Sizes of one call.
 #[derive(Debug, Clone, Copy)]
 pub struct Dims {
-    /// Batch·heads G.
-    pub g: usize,
+    /// Batch B.
+    pub b: usize,
+    /// Heads nH.
+    pub nh: usize,
     /// Queries L.
     pub l: usize,
     /// Keys T.
@@ -47,7 +51,105 @@ pub struct Opts {
     pub seed: u64,
 }
 
+/// Where the rows of each head lie in a buffer: row `i` of head `h` of sequence `b` starts at
+/// `base + b·batch + h·head + i·row`, and its `d` values are contiguous.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// Offset of row 0 of head 0 of sequence 0.
+    pub base: usize,
+    /// Stride between sequences.
+    pub batch: usize,
+    /// Stride between heads.
+    pub head: usize,
+    /// Stride between rows.
+    pub row: usize,
+}
+
+impl Layout {
+    /// Contiguous [B, nH, n, d].
+    pub fn heads(nh: usize, n: usize, d: usize) -> Self {
+        Self { base: 0, batch: nh * n * d, head: n * d, row: d }
+    }
+
+    /// Part `part` (0: queries, 1: keys, 2: values) of packed projections [B, n, 3·nH·d].
+    pub fn packed(part: usize, nh: usize, n: usize, d: usize) -> Self {
+        let w = nh * d;
+        Self { base: part * w, batch: n * 3 * w, head: d, row: 3 * w }
+    }
+
+    /// Contiguous [B, n, nH·d] (heads concatenated in each row).
+    pub fn joined(nh: usize, n: usize, d: usize) -> Self {
+        Self { base: 0, batch: n * nh * d, head: d, row: nh * d }
+    }
+
+    /// Offset of row 0 of head `g` (= b·nH + h).
+    fn start(&self, g: usize, nh: usize) -> usize {
+        self.base + (g / nh) * self.batch + (g % nh) * self.head
+    }
+
+    /// Floats a buffer in this layout spans.
+    fn span(&self, dm: &Dims, n: usize) -> usize {
+        if dm.b == 0 || dm.nh == 0 || n == 0 {
+            return 0;
+        }
+        self.start(dm.b * dm.nh - 1, dm.nh) + (n - 1) * self.row + dm.d
+    }
+}
+
+/// A buffer's tensors of one role (queries, keys, values, or a gradient) and where they lie.
+#[derive(Clone, Copy)]
+pub struct Heads<'a> {
+    /// The buffer.
+    pub data: &'a [f32],
+    /// Where each head's rows are.
+    pub lay: Layout,
+}
+
+impl<'a> Heads<'a> {
+    /// Rows `start..` of head `g` as a matrix view.
+    fn rows(&self, g: usize, nh: usize, start: usize) -> View<'a> {
+        View { data: &self.data[self.lay.start(g, nh) + start * self.lay.row..], rs: self.lay.row, cs: 1 }
+    }
+
+    /// The transpose of rows `0..` of head `g`.
+    fn transposed(&self, g: usize, nh: usize) -> View<'a> {
+        View { data: &self.data[self.lay.start(g, nh)..], rs: 1, cs: self.lay.row }
+    }
+}
+
+/// A buffer written by several heads at once: each head writes only its own rows' `d` values.
+#[derive(Clone, Copy)]
+struct Out {
+    ptr: *mut f32,
+    len: usize,
+    lay: Layout,
+}
+
+// SAFETY: the tasks that share an `Out` write disjoint elements (their own head's rows), and
+// the buffer outlives the parallel loop that uses it.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// `v` written through `lay`, which must give each head its own rows (as `Layout`'s
+    /// constructors do).
+    fn new(v: &mut [f32], lay: Layout) -> Self {
+        Self { ptr: v.as_mut_ptr(), len: v.len(), lay }
+    }
+
+    /// Rows `start..start + m` of head `g` as a matmul destination.
+    fn rows(&self, g: usize, nh: usize, start: usize) -> (*mut f32, usize, usize) {
+        let at = self.lay.start(g, nh) + start * self.lay.row;
+        (unsafe { self.ptr.add(at.min(self.len)) }, self.len.saturating_sub(at), self.lay.row)
+    }
+}
+
 impl Dims {
+    /// Heads G = B·nH.
+    pub fn g(&self) -> usize {
+        self.b * self.nh
+    }
+
     /// Query rows per block.
     fn rows(&self) -> usize {
         (BLOCK_FLOATS / self.t.max(1)).clamp(1, MAX_ROWS)
@@ -126,31 +228,55 @@ fn transposed(data: &[f32], cols: usize) -> View<'_> {
     View { data, rs: 1, cs: cols }
 }
 
-/// `dst[m, n] (+)= beta·a[m, k]·b[k, n]`, `dst` row-major with rows of `n` values; `acc` adds
-/// to `dst` instead of overwriting it. One thread: the callers are parallel over heads.
+/// `dst[m, n] (+)= beta·a[m, k]·b[k, n]` into a row-major local buffer with rows of `n` values.
 #[allow(clippy::too_many_arguments)]
 fn matmul(dst: &mut [f32], m: usize, n: usize, k: usize, a: View, b: View, beta: f32, acc: bool) {
+    assert!(dst.len() >= m * n);
+    // SAFETY: `dst` holds the m·n values written, and does not alias `a` or `b`.
+    unsafe { matmul_into((dst.as_mut_ptr(), dst.len(), n), m, n, k, a, b, beta, acc) }
+}
+
+/// `dst[m, n] (+)= beta·a[m, k]·b[k, n]`, `dst` = (pointer, floats after it, row stride); `acc`
+/// adds to `dst` instead of overwriting it. One thread: the callers are parallel over heads.
+///
+/// # Safety
+/// No other thread may touch the m rows of `n` values the destination describes while this
+/// runs, and they must not overlap `a` or `b`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul_into(
+    dst: (*mut f32, usize, usize),
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View,
+    b: View,
+    beta: f32,
+    acc: bool,
+) {
+    let (ptr, room, rs) = dst;
     if m == 0 || n == 0 {
         return;
     }
+    assert!(room >= (m - 1) * rs + n, "attention: destination too small");
     if k == 0 {
         if !acc {
-            dst[..m * n].fill(0.0);
+            // SAFETY: the assertion above keeps every row inside the destination.
+            (0..m).for_each(|r| unsafe { std::slice::from_raw_parts_mut(ptr.add(r * rs), n) }.fill(0.0));
         }
         return;
     }
     let last = |v: &View, r: usize, c: usize| (r - 1) * v.rs + (c - 1) * v.cs;
-    assert!(dst.len() >= m * n && a.data.len() > last(&a, m, k) && b.data.len() > last(&b, k, n));
-    // SAFETY: the assertion above keeps every index the strides reach inside the slices, and
-    // `dst` does not alias `a` or `b` (a `&mut` beside two `&`).
+    assert!(a.data.len() > last(&a, m, k) && b.data.len() > last(&b, k, n), "attention: operand too small");
+    // SAFETY: the assertions keep every index the strides reach inside the buffers; the
+    // caller guarantees the destination is this thread's alone.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            ptr,
             1,
-            n as isize,
+            rs as isize,
             acc,
             a.data.as_ptr(),
             a.cs as isize,
@@ -179,12 +305,23 @@ fn softmax_row_body<const FMA: bool>(row: &mut [f32], visible: usize, mask: Opti
     let (seen, hidden) = row.split_at_mut(visible);
     hidden.fill(0.0);
     let max = lanes(seen, f32::NEG_INFINITY, f32::max);
-    seen.iter_mut().for_each(|s| *s = exp_approx(*s - max));
+    // Plain loops: an iterator adaptor's `for_each` may stay un-inlined, outside the AVX copy.
+    for s in seen.iter_mut() {
+        *s = exp_approx(*s - max);
+    }
     let sum = lanes(seen, 0.0, |a, b| a + b);
     let inv = 1.0 / sum;
     match mask {
-        Some(m) => seen.iter_mut().enumerate().for_each(|(j, s)| *s *= inv * m.at(j)),
-        None => seen.iter_mut().for_each(|s| *s *= inv),
+        Some(m) => {
+            for (j, s) in seen.iter_mut().enumerate() {
+                *s *= inv * m.at(j);
+            }
+        }
+        None => {
+            for s in seen.iter_mut() {
+                *s *= inv;
+            }
+        }
     }
     max + sum.ln()
 }
@@ -204,93 +341,137 @@ fn lanes(x: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
     acc.into_iter().chain(rest.iter().copied()).fold(init, f)
 }
 
-/// Softmax attention. Args: `q` [G, L, d], `k`, `v` [G, T, d]. Returns `out` [G, L, d] and the
-/// log-sum-exp of each query's scaled scores `lse` [G, L].
-pub fn forward(q: &[f32], k: &[f32], v: &[f32], dm: Dims, o: &Opts) -> (Vec<f32>, Vec<f32>) {
-    let (l, t, d) = (dm.l, dm.t, dm.d);
-    let mut out = vec![0f32; dm.g * l * d];
-    let mut lse = vec![0f32; dm.g * l];
-    if l == 0 || d == 0 {
-        return (out, lse);
+/// Queries, keys and values of one call.
+#[derive(Clone, Copy)]
+pub struct Qkv<'a> {
+    /// Queries, L rows per head.
+    pub q: Heads<'a>,
+    /// Keys, T rows per head.
+    pub k: Heads<'a>,
+    /// Values, T rows per head.
+    pub v: Heads<'a>,
+}
+
+impl Qkv<'_> {
+    /// Panics unless every head's rows lie inside the buffers (a caller's bug, not bad input).
+    fn check(&self, dm: &Dims) {
+        let fits = |x: &Heads, n| x.data.len() >= x.lay.span(dm, n);
+        assert!(fits(&self.q, dm.l) && fits(&self.k, dm.t) && fits(&self.v, dm.t), "attention: buffers too small");
     }
+}
+
+/// Softmax attention of `x` into `out` (L rows of d values per head, in layout `out`'s).
+/// Returns the log-sum-exp of each query's scaled scores `lse` [G, L].
+pub fn forward(x: &Qkv, out: &mut [f32], lay: Layout, dm: Dims, o: &Opts) -> Vec<f32> {
+    let (l, t, d, nh) = (dm.l, dm.t, dm.d, dm.nh);
+    let mut lse = vec![0f32; dm.g() * l];
+    if l == 0 || d == 0 || dm.g() == 0 {
+        return lse;
+    }
+    x.check(&dm);
+    assert!(out.len() >= lay.span(&dm, l), "attention: output too small");
     let scale = 1.0 / (d as f32).sqrt();
     let qb = dm.rows();
-    out.par_chunks_mut(l * d).zip(lse.par_chunks_mut(l)).enumerate().for_each(|(g, (out, lse))| {
-        let (qg, kg, vg) = (&q[g * l * d..][..l * d], &k[g * t * d..][..t * d], &v[g * t * d..][..t * d]);
+    let dst = Out::new(out, lay);
+    lse.par_chunks_mut(l).enumerate().for_each(|(g, lse)| {
         let mut s = vec![0f32; qb * t];
         for start in (0..l).step_by(qb) {
             let n = qb.min(l - start);
             let keys = o.keys(&dm, start, n);
             let s = &mut s[..n * keys];
-            let qs = &qg[start * d..][..n * d];
-            matmul(s, n, keys, d, rows(qs, d), transposed(kg, d), scale, false); // [Q, keys]
+            matmul(s, n, keys, d, x.q.rows(g, nh, start), x.k.transposed(g, nh), scale, false); // [Q, keys]
             for (i, row) in s.chunks_exact_mut(keys).enumerate() {
                 let mask = (o.drop > 0.0).then(|| RowMask::new(o, g, start + i));
                 lse[start + i] = softmax_row(row, o.visible(&dm, start + i), mask);
             }
-            matmul(&mut out[start * d..][..n * d], n, d, keys, rows(s, keys), rows(vg, d), 1.0, false); // [Q, d]
+            // SAFETY: head `g`'s rows are this task's alone.
+            unsafe { matmul_into(dst.rows(g, nh, start), n, d, keys, rows(s, keys), x.v.rows(g, nh, 0), 1.0, false) };
         }
     });
-    (out, lse)
+    lse
 }
 
-/// The saved tensors and the output gradient of one call.
+/// What the backward pass reads: the inputs, the output and its log-sum-exp, and the output's
+/// gradient (laid out as the output).
 pub struct Saved<'a> {
-    /// Queries [G, L, d].
-    pub q: &'a [f32],
-    /// Keys [G, T, d].
-    pub k: &'a [f32],
-    /// Values [G, T, d].
-    pub v: &'a [f32],
-    /// Output of the forward pass [G, L, d].
-    pub out: &'a [f32],
+    /// Queries, keys and values.
+    pub x: Qkv<'a>,
+    /// Output of the forward pass.
+    pub out: Heads<'a>,
     /// Log-sum-exp of the forward pass [G, L].
     pub lse: &'a [f32],
-    /// Gradient of the output [G, L, d].
-    pub grad: &'a [f32],
+    /// Gradient of the output.
+    pub grad: Heads<'a>,
 }
 
-/// Gradients (∂q [G, L, d], ∂k, ∂v [G, T, d]) of [`forward`]'s `out`.
+/// Where the backward pass writes ∂q, ∂k and ∂v: zeroed buffers (∂k and ∂v accumulate).
+pub struct GradsOut {
+    q: Out,
+    k: Out,
+    v: Out,
+}
+
+impl GradsOut {
+    /// Destinations in the given buffers and layouts (they may share one buffer, as the packed
+    /// projections do).
+    ///
+    /// # Safety
+    /// Each pointer must stay valid and unused by anything else until `backward` returns, hold
+    /// `len` zeroed floats, and the layouts must give every head of every role its own rows.
+    pub unsafe fn new(
+        q: (*mut f32, usize, Layout),
+        k: (*mut f32, usize, Layout),
+        v: (*mut f32, usize, Layout),
+    ) -> Self {
+        let out = |(ptr, len, lay)| Out { ptr, len, lay };
+        Self { q: out(q), k: out(k), v: out(v) }
+    }
+}
+
+/// Gradients of [`forward`]'s output into `dst`.
 ///
 /// With `Z = P∘M` (probabilities times the dropout mask), `dZ = dO·Vᵀ`, and
 /// `Σ_j P_ij·M_ij·dZ_ij = dO_i·O_i`: `dS = P∘(M∘dZ − rowsum(dO∘O))`, `dQ = scale·dS·K`,
 /// `dK = scale·dSᵀ·Q`, `dV = Zᵀ·dO`.
-pub fn backward(sv: &Saved, dm: Dims, o: &Opts) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (l, t, d) = (dm.l, dm.t, dm.d);
-    let mut dq = vec![0f32; dm.g * l * d];
-    let mut dk = vec![0f32; dm.g * t * d];
-    let mut dv = vec![0f32; dm.g * t * d];
-    if l == 0 || t == 0 || d == 0 {
-        return (dq, dk, dv);
+pub fn backward(sv: &Saved, dst: &GradsOut, dm: Dims, o: &Opts) {
+    let (l, t, d, nh) = (dm.l, dm.t, dm.d, dm.nh);
+    if l == 0 || t == 0 || d == 0 || dm.g() == 0 {
+        return;
+    }
+    sv.x.check(&dm);
+    let fits = |x: &Heads| x.data.len() >= x.lay.span(&dm, l);
+    assert!(fits(&sv.out) && fits(&sv.grad) && sv.lse.len() >= dm.g() * l, "attention: saved buffers too small");
+    for (w, n) in [(&dst.q, l), (&dst.k, t), (&dst.v, t)] {
+        assert!(w.len >= w.lay.span(&dm, n), "attention: gradient buffer too small");
     }
     let scale = 1.0 / (d as f32).sqrt();
     let qb = dm.rows();
-    let heads = dq.par_chunks_mut(l * d).zip(dk.par_chunks_mut(t * d)).zip(dv.par_chunks_mut(t * d));
-    heads.enumerate().for_each(|(g, ((dq, dk), dv))| {
-        let (qg, og, dog) =
-            (&sv.q[g * l * d..][..l * d], &sv.out[g * l * d..][..l * d], &sv.grad[g * l * d..][..l * d]);
-        let (kg, vg, lse) = (&sv.k[g * t * d..][..t * d], &sv.v[g * t * d..][..t * d], &sv.lse[g * l..][..l]);
+    (0..dm.g()).into_par_iter().for_each(|g| {
+        let lse = &sv.lse[g * l..][..l];
         // D_i = dO_i·O_i [L]
-        let dots: Vec<f32> = og.chunks_exact(d).zip(dog.chunks_exact(d)).map(|(a, b)| dot(a, b)).collect();
+        let dots: Vec<f32> =
+            (0..l).map(|i| dot(&sv.out.rows(g, nh, i).data[..d], &sv.grad.rows(g, nh, i).data[..d])).collect();
         let (mut p, mut ds) = (vec![0f32; qb * t], vec![0f32; qb * t]);
         for start in (0..l).step_by(qb) {
             let n = qb.min(l - start);
             let keys = o.keys(&dm, start, n);
             let (p, ds) = (&mut p[..n * keys], &mut ds[..n * keys]);
-            let (qs, dos) = (&qg[start * d..][..n * d], &dog[start * d..][..n * d]);
-            matmul(p, n, keys, d, rows(qs, d), transposed(kg, d), scale, false); // S [Q, keys]
-            matmul(ds, n, keys, d, rows(dos, d), transposed(vg, d), 1.0, false); // dZ [Q, keys]
+            let (qs, dos) = (sv.x.q.rows(g, nh, start), sv.grad.rows(g, nh, start));
+            matmul(p, n, keys, d, qs, sv.x.k.transposed(g, nh), scale, false); // S [Q, keys]
+            matmul(ds, n, keys, d, dos, sv.x.v.transposed(g, nh), 1.0, false); // dZ [Q, keys]
             for (i, (pr, dr)) in p.chunks_exact_mut(keys).zip(ds.chunks_exact_mut(keys)).enumerate() {
                 let (row, visible) = (start + i, o.visible(&dm, start + i));
                 let mask = (o.drop > 0.0).then(|| RowMask::new(o, g, row));
                 grad_row(pr, dr, visible, lse[row], dots[row], mask);
             }
-            matmul(dv, keys, d, n, transposed(p, keys), rows(dos, d), 1.0, true); // += Zᵀ·dO [keys, d]
-            matmul(&mut dq[start * d..][..n * d], n, d, keys, rows(ds, keys), rows(kg, d), scale, false); // [Q, d]
-            matmul(dk, keys, d, n, transposed(ds, keys), rows(qs, d), scale, true); // += dSᵀ·Q [keys, d]
+            // SAFETY: head `g`'s rows of every gradient are this task's alone.
+            unsafe {
+                matmul_into(dst.v.rows(g, nh, 0), keys, d, n, transposed(p, keys), dos, 1.0, true); // += Zᵀ·dO
+                matmul_into(dst.q.rows(g, nh, start), n, d, keys, rows(ds, keys), sv.x.k.rows(g, nh, 0), scale, false);
+                matmul_into(dst.k.rows(g, nh, 0), keys, d, n, transposed(ds, keys), qs, scale, true); // += dSᵀ·Q
+            }
         }
     });
-    (dq, dk, dv)
 }
 
 simd_dispatch! {

@@ -55,9 +55,14 @@ fn lstm_group_body<const FMA: bool>(
         for (ri, ar) in a.chunks_exact_mut(4 * h).enumerate() {
             let (ifg, o) = ar.split_at_mut(3 * h);
             let (i_f, g) = ifg.split_at_mut(2 * h);
-            // Two loops, not a `chain`: its `fold` is not inlined into this AVX copy.
-            i_f.iter_mut().for_each(|v| *v = sigmoid(*v));
-            o.iter_mut().for_each(|v| *v = sigmoid(*v));
+            // Two plain loops, not a `chain`: neither its `fold` (not inlined into this AVX copy)
+            // nor its `next` (a branch per element) vectorizes.
+            for v in i_f.iter_mut() {
+                *v = sigmoid(*v);
+            }
+            for v in o.iter_mut() {
+                *v = sigmoid(*v);
+            }
             g.iter_mut().for_each(|v| *v = tanh(*v));
             gates[(ri * l + t) * 4 * h..][..4 * h].copy_from_slice(ar);
             let (i, f, g, o) = (&ar[..h], &ar[h..2 * h], &ar[2 * h..3 * h], &ar[3 * h..]);
