@@ -159,7 +159,7 @@ impl Recurrence {
     }
 }
 
-simd_dispatch! {
+simd_dispatch! { avx2
     /// One step of `rec`: `u` [H]; writes `y` [C, H].
     fn diagonal_step => diagonal_step_body(rec: &DiagonalRecurrence, state: &mut DiagonalState, u: &[f64], y: &mut [f64])
 }
@@ -191,11 +191,12 @@ fn diagonal_step_body<const FMA: bool>(rec: &DiagonalRecurrence, state: &mut Dia
     }
 }
 
-/// `Re Σ c·x` over complex vectors given as (re, im) parts, in eight lanes so that it
+/// `Re Σ c·x` over complex vectors given as (re, im) parts, in sixteen lanes (two AVX-512 or four
+/// AVX2 registers of f64) so that it
 /// vectorizes (a single accumulator serializes on the add latency).
 #[inline(always)]
 fn re_dot<const FMA: bool>(cr: &[f64], ci: &[f64], xr: &[f64], xi: &[f64]) -> f64 {
-    const W: usize = 8;
+    const W: usize = 16;
     let mut acc = [0.0; W];
     let split = cr.len() / W * W;
     for (((cr, ci), xr), xi) in
