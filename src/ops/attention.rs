@@ -20,7 +20,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::{Tensor, TensorData};
 
-use self::kernel::{Dims, GradsOut, Heads, Layout, Opts, Qkv, Saved};
+pub use self::kernel::Opts;
+use self::kernel::{Dims, GradsOut, Heads, Layout, Qkv, Saved};
 use super::host;
 
 /// A float tensor of the autodiff backend over `B`.
@@ -29,20 +30,12 @@ type AdTensor<B, C> = FloatTensor<Autodiff<B, C>>;
 /// Scaled dot-product attention over heads.
 #[backend_extension(Flex, Autodiff)]
 pub trait AttentionOps: Backend {
-    /// `softmax(q·kᵀ/√d + mask)·v` per head, with query `i` at position `offset + i` seeing
-    /// keys `0..=offset + i` when `causal`, and attention weights dropped with probability
-    /// `drop` under the mask drawn from `seed` (see [`kernel::RowMask`]).
+    /// `softmax(q·kᵀ/√d + mask)·v` per head, with query `i` at position `o.offset + i` seeing
+    /// keys `0..=o.offset + i` when `o.causal`, and attention weights dropped with probability
+    /// `o.drop` under the mask drawn from `o.seed` (see [`kernel::RowMask`]).
     ///
     /// Args: `q` [B, nH, L, d], `k`, `v` [B, nH, T, d]. Returns [B, nH, L, d].
-    fn attention(
-        q: FloatTensor<Self>,
-        k: FloatTensor<Self>,
-        v: FloatTensor<Self>,
-        causal: bool,
-        offset: usize,
-        drop: f32,
-        seed: u64,
-    ) -> FloatTensor<Self>;
+    fn attention(q: FloatTensor<Self>, k: FloatTensor<Self>, v: FloatTensor<Self>, o: Opts) -> FloatTensor<Self>;
 
     /// `attention` that also returns each query's log-sum-exp [B·nH, L], which its backward
     /// pass recomputes the probabilities from.
@@ -50,10 +43,7 @@ pub trait AttentionOps: Backend {
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
         v: FloatTensor<Self>,
-        causal: bool,
-        offset: usize,
-        drop: f32,
-        seed: u64,
+        o: Opts,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// Gradients (∂q, ∂k, ∂v) of `attention` for output gradient `grad`, from its output `out`
@@ -66,30 +56,19 @@ pub trait AttentionOps: Backend {
         out: FloatTensor<Self>,
         lse: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-        causal: bool,
-        offset: usize,
-        drop: f32,
-        seed: u64,
+        o: Opts,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// `attention` of `n_heads` heads read in place from packed projections `qkv`
     /// [B, L, 3H] (queries, keys, values, heads in order in each), without cached positions.
     /// Returns the heads concatenated, [B, L, H].
-    fn attention_packed(
-        qkv: FloatTensor<Self>,
-        n_heads: usize,
-        causal: bool,
-        drop: f32,
-        seed: u64,
-    ) -> FloatTensor<Self>;
+    fn attention_packed(qkv: FloatTensor<Self>, n_heads: usize, o: Opts) -> FloatTensor<Self>;
 
     /// `attention_packed` that also returns the log-sum-exp [B·nH, L].
     fn attention_packed_saving(
         qkv: FloatTensor<Self>,
         n_heads: usize,
-        causal: bool,
-        drop: f32,
-        seed: u64,
+        o: Opts,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// The gradient of `attention_packed`'s `qkv` [B, L, 3H] for output gradient `grad`.
@@ -100,9 +79,7 @@ pub trait AttentionOps: Backend {
         lse: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         n_heads: usize,
-        causal: bool,
-        drop: f32,
-        seed: u64,
+        o: Opts,
     ) -> FloatTensor<Self>;
 }
 
@@ -134,34 +111,17 @@ fn packed<'a>(qkv: &'a [f32], dm: &Dims) -> Qkv<'a> {
 }
 
 impl AttentionOps for Flex {
-    fn attention(
-        q: FlexTensor,
-        k: FlexTensor,
-        v: FlexTensor,
-        causal: bool,
-        offset: usize,
-        drop: f32,
-        seed: u64,
-    ) -> FlexTensor {
-        Self::attention_saving(q, k, v, causal, offset, drop, seed).0
+    fn attention(q: FlexTensor, k: FlexTensor, v: FlexTensor, o: Opts) -> FlexTensor {
+        Self::attention_saving(q, k, v, o).0
     }
 
-    fn attention_saving(
-        q: FlexTensor,
-        k: FlexTensor,
-        v: FlexTensor,
-        causal: bool,
-        offset: usize,
-        drop: f32,
-        seed: u64,
-    ) -> (FlexTensor, FlexTensor) {
+    fn attention_saving(q: FlexTensor, k: FlexTensor, v: FlexTensor, o: Opts) -> (FlexTensor, FlexTensor) {
         let dm = dims(&q, &k);
         let (q, k, v) = (host(&q), host(&k), host(&v));
         let heads = |data, n| Heads { data, lay: Layout::heads(dm.nh, n, dm.d) };
         let x = Qkv { q: heads(&q, dm.l), k: heads(&k, dm.t), v: heads(&v, dm.t) };
         let mut out = vec![0f32; dm.g() * dm.l * dm.d];
-        let lse =
-            kernel::forward(&x, &mut out, Layout::heads(dm.nh, dm.l, dm.d), dm, &Opts { causal, offset, drop, seed });
+        let lse = kernel::forward(&x, &mut out, Layout::heads(dm.nh, dm.l, dm.d), dm, &o);
         (flex(out, &[dm.b, dm.nh, dm.l, dm.d]), flex(lse, &[dm.g(), dm.l]))
     }
 
@@ -172,10 +132,7 @@ impl AttentionOps for Flex {
         out: FlexTensor,
         lse: FlexTensor,
         grad: FlexTensor,
-        causal: bool,
-        offset: usize,
-        drop: f32,
-        seed: u64,
+        o: Opts,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let dm = dims(&q, &k);
         let (q, k, v, out, lse, grad) = (host(&q), host(&k), host(&v), host(&out), host(&lse), host(&grad));
@@ -188,26 +145,19 @@ impl AttentionOps for Flex {
         // SAFETY: three zeroed buffers of their own, each laid out head by head, that live
         // past `backward`.
         let grads = unsafe { GradsOut::new(dst(&mut dq, dm.l), dst(&mut dk, dm.t), dst(&mut dv, dm.t)) };
-        kernel::backward(&saved, &grads, dm, &Opts { causal, offset, drop, seed });
+        kernel::backward(&saved, &grads, dm, &o);
         let (sq, sk) = ([dm.b, dm.nh, dm.l, dm.d], [dm.b, dm.nh, dm.t, dm.d]);
         (flex(dq, &sq), flex(dk, &sk), flex(dv, &sk))
     }
 
-    fn attention_packed(qkv: FlexTensor, n_heads: usize, causal: bool, drop: f32, seed: u64) -> FlexTensor {
-        Self::attention_packed_saving(qkv, n_heads, causal, drop, seed).0
+    fn attention_packed(qkv: FlexTensor, n_heads: usize, o: Opts) -> FlexTensor {
+        Self::attention_packed_saving(qkv, n_heads, o).0
     }
 
-    fn attention_packed_saving(
-        qkv: FlexTensor,
-        n_heads: usize,
-        causal: bool,
-        drop: f32,
-        seed: u64,
-    ) -> (FlexTensor, FlexTensor) {
+    fn attention_packed_saving(qkv: FlexTensor, n_heads: usize, o: Opts) -> (FlexTensor, FlexTensor) {
         let dm = packed_dims(&qkv, n_heads);
         let qkv = host(&qkv);
         let mut out = vec![0f32; dm.b * dm.l * dm.nh * dm.d];
-        let o = Opts { causal, offset: 0, drop, seed };
         let lse = kernel::forward(&packed(&qkv, &dm), &mut out, Layout::joined(dm.nh, dm.l, dm.d), dm, &o);
         (flex(out, &[dm.b, dm.l, dm.nh * dm.d]), flex(lse, &[dm.g(), dm.l]))
     }
@@ -218,9 +168,7 @@ impl AttentionOps for Flex {
         lse: FlexTensor,
         grad: FlexTensor,
         n_heads: usize,
-        causal: bool,
-        drop: f32,
-        seed: u64,
+        o: Opts,
     ) -> FlexTensor {
         let dm = packed_dims(&qkv, n_heads);
         let (qkv, out, lse, grad) = (host(&qkv), host(&out), host(&lse), host(&grad));
@@ -232,21 +180,13 @@ impl AttentionOps for Flex {
         // SAFETY: one zeroed buffer that lives past `backward`, whose three packed parts give
         // every head of every role its own columns.
         let grads = unsafe { GradsOut::new(part(0), part(1), part(2)) };
-        kernel::backward(&saved, &grads, dm, &Opts { causal, offset: 0, drop, seed });
+        kernel::backward(&saved, &grads, dm, &o);
         flex(dqkv, &[dm.b, dm.l, 3 * dm.nh * dm.d])
     }
 }
 
 impl<B: Backend + AttentionOps, C: CheckpointStrategy> AttentionOps for Autodiff<B, C> {
-    fn attention(
-        q: AdTensor<B, C>,
-        k: AdTensor<B, C>,
-        v: AdTensor<B, C>,
-        causal: bool,
-        offset: usize,
-        drop: f32,
-        seed: u64,
-    ) -> AdTensor<B, C> {
+    fn attention(q: AdTensor<B, C>, k: AdTensor<B, C>, v: AdTensor<B, C>, o: Opts) -> AdTensor<B, C> {
         #[derive(Debug)]
         struct Attention(Opts);
         impl<B: Backend + AttentionOps> Backward<B, 3> for Attention {
@@ -255,7 +195,7 @@ impl<B: Backend + AttentionOps, C: CheckpointStrategy> AttentionOps for Autodiff
                 let g = grads.consume::<B>(&ops.node);
                 let [q, k, v, out, lse] = ops.state;
                 let o = self.0;
-                let (dq, dk, dv) = B::attention_grad(q, k, v, out, lse, g, o.causal, o.offset, o.drop, o.seed);
+                let (dq, dk, dv) = B::attention_grad(q, k, v, out, lse, g, o);
                 for (node, grad) in ops.parents.into_iter().zip([dq, dk, dv]) {
                     if let Some(node) = node {
                         grads.register::<B>(node.id, grad);
@@ -265,8 +205,8 @@ impl<B: Backend + AttentionOps, C: CheckpointStrategy> AttentionOps for Autodiff
         }
         let guards = [q.node(), k.node(), v.node()];
         let [q, k, v] = [q, k, v].map(|t| t.into_primitive());
-        let (out, lse) = B::attention_saving(q.clone(), k.clone(), v.clone(), causal, offset, drop, seed);
-        match Attention(Opts { causal, offset, drop, seed }).prepare::<C>(guards).compute_bound().stateful() {
+        let (out, lse) = B::attention_saving(q.clone(), k.clone(), v.clone(), o);
+        match Attention(o).prepare::<C>(guards).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish([q, k, v, out.clone(), lse], out),
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
@@ -276,13 +216,10 @@ impl<B: Backend + AttentionOps, C: CheckpointStrategy> AttentionOps for Autodiff
         q: AdTensor<B, C>,
         k: AdTensor<B, C>,
         v: AdTensor<B, C>,
-        causal: bool,
-        offset: usize,
-        drop: f32,
-        seed: u64,
+        o: Opts,
     ) -> (AdTensor<B, C>, AdTensor<B, C>) {
         let [q, k, v] = [q, k, v].map(|t| t.into_primitive());
-        let (out, lse) = B::attention_saving(q, k, v, causal, offset, drop, seed);
+        let (out, lse) = B::attention_saving(q, k, v, o);
         (Self::from_inner(out), Self::from_inner(lse))
     }
 
@@ -293,15 +230,12 @@ impl<B: Backend + AttentionOps, C: CheckpointStrategy> AttentionOps for Autodiff
         _out: AdTensor<B, C>,
         _lse: AdTensor<B, C>,
         _grad: AdTensor<B, C>,
-        _causal: bool,
-        _offset: usize,
-        _drop: f32,
-        _seed: u64,
+        _o: Opts,
     ) -> (AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>) {
         unimplemented!("second-order gradients of the fused attention")
     }
 
-    fn attention_packed(qkv: AdTensor<B, C>, n_heads: usize, causal: bool, drop: f32, seed: u64) -> AdTensor<B, C> {
+    fn attention_packed(qkv: AdTensor<B, C>, n_heads: usize, o: Opts) -> AdTensor<B, C> {
         #[derive(Debug)]
         struct Packed(usize, Opts);
         impl<B: Backend + AttentionOps> Backward<B, 1> for Packed {
@@ -310,7 +244,7 @@ impl<B: Backend + AttentionOps, C: CheckpointStrategy> AttentionOps for Autodiff
                 let g = grads.consume::<B>(&ops.node);
                 let [qkv, out, lse] = ops.state;
                 let (nh, o) = (self.0, self.1);
-                let dqkv = B::attention_packed_grad(qkv, out, lse, g, nh, o.causal, o.drop, o.seed);
+                let dqkv = B::attention_packed_grad(qkv, out, lse, g, nh, o);
                 if let Some(node) = ops.parents.into_iter().next().flatten() {
                     grads.register::<B>(node.id, dqkv);
                 }
@@ -318,21 +252,15 @@ impl<B: Backend + AttentionOps, C: CheckpointStrategy> AttentionOps for Autodiff
         }
         let guard = [qkv.node()];
         let qkv = qkv.into_primitive();
-        let (out, lse) = B::attention_packed_saving(qkv.clone(), n_heads, causal, drop, seed);
-        match Packed(n_heads, Opts { causal, offset: 0, drop, seed }).prepare::<C>(guard).compute_bound().stateful() {
+        let (out, lse) = B::attention_packed_saving(qkv.clone(), n_heads, o);
+        match Packed(n_heads, o).prepare::<C>(guard).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish([qkv, out.clone(), lse], out),
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }
 
-    fn attention_packed_saving(
-        qkv: AdTensor<B, C>,
-        n_heads: usize,
-        causal: bool,
-        drop: f32,
-        seed: u64,
-    ) -> (AdTensor<B, C>, AdTensor<B, C>) {
-        let (out, lse) = B::attention_packed_saving(qkv.into_primitive(), n_heads, causal, drop, seed);
+    fn attention_packed_saving(qkv: AdTensor<B, C>, n_heads: usize, o: Opts) -> (AdTensor<B, C>, AdTensor<B, C>) {
+        let (out, lse) = B::attention_packed_saving(qkv.into_primitive(), n_heads, o);
         (Self::from_inner(out), Self::from_inner(lse))
     }
 
@@ -343,9 +271,7 @@ impl<B: Backend + AttentionOps, C: CheckpointStrategy> AttentionOps for Autodiff
         _lse: AdTensor<B, C>,
         _grad: AdTensor<B, C>,
         _n_heads: usize,
-        _causal: bool,
-        _drop: f32,
-        _seed: u64,
+        _o: Opts,
     ) -> AdTensor<B, C> {
         unimplemented!("second-order gradients of the fused attention")
     }
@@ -353,29 +279,15 @@ impl<B: Backend + AttentionOps, C: CheckpointStrategy> AttentionOps for Autodiff
 
 /// Fused attention (see [`AttentionOps::attention`]) of `q` [B, nH, L, d] over `k`, `v`
 /// [B, nH, T, d]. Returns [B, nH, L, d].
-pub fn attention(
-    q: Tensor<4>,
-    k: Tensor<4>,
-    v: Tensor<4>,
-    causal: bool,
-    offset: usize,
-    drop: f32,
-    seed: u64,
-) -> Tensor<4> {
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, o: Opts) -> Tensor<4> {
     let [q, k, v] = [q, k, v].map(|x| x.into_dispatch());
-    Tensor::from_dispatch(<Dispatch as AttentionOps>::attention(q, k, v, causal, offset, drop, seed))
+    Tensor::from_dispatch(<Dispatch as AttentionOps>::attention(q, k, v, o))
 }
 
 /// Fused attention of `n_heads` heads read from packed projections `qkv` [B, L, 3H] (see
 /// [`AttentionOps::attention_packed`]). Returns [B, L, H].
-pub fn attention_packed(qkv: Tensor<3>, n_heads: usize, causal: bool, drop: f32, seed: u64) -> Tensor<3> {
-    Tensor::from_dispatch(<Dispatch as AttentionOps>::attention_packed(
-        qkv.into_dispatch(),
-        n_heads,
-        causal,
-        drop,
-        seed,
-    ))
+pub fn attention_packed(qkv: Tensor<3>, n_heads: usize, o: Opts) -> Tensor<3> {
+    Tensor::from_dispatch(<Dispatch as AttentionOps>::attention_packed(qkv.into_dispatch(), n_heads, o))
 }
 
 #[cfg(test)]
@@ -438,7 +350,7 @@ mod tests {
             let (q, k, v, w) = (make(l, 1), make(t, 2), make(t, 3), make(l, 4).detach());
             let run = |fused: bool| {
                 let out = if fused {
-                    attention(q.clone(), k.clone(), v.clone(), causal, offset, drop, 42)
+                    attention(q.clone(), k.clone(), v.clone(), o)
                 } else {
                     reference(q.clone(), k.clone(), v.clone(), &o)
                 };
@@ -469,7 +381,7 @@ mod tests {
             let w = Tensor::<3>::from_data(TensorData::new(values(b * l * h, 6), [b, l, h]), &device);
             let run = |fused: bool| {
                 let out = if fused {
-                    attention_packed(qkv.clone(), nh, causal, drop, 9)
+                    attention_packed(qkv.clone(), nh, o)
                 } else {
                     let heads = |i: usize| qkv.clone().narrow(2, i * h, h).reshape([b, l, nh, d]).swap_dims(1, 2);
                     let o = reference(heads(0), heads(1), heads(2), &o); // [B, nH, L, d]

@@ -9,6 +9,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Distribution, Tensor};
 
 use super::pos::rope;
+use crate::ops::attention::Opts;
 use crate::ops::dropout::{active_rate, draw_seed, dropout};
 
 /// Queries per score block: [256, L] scores per (batch, head) at L = 4096 is 4 MiB.
@@ -104,8 +105,7 @@ impl MultiheadAttention {
         if cache.is_none() && !self.rope && crate::ops::supported(&u_device) {
             // The fused op reads the heads in place and writes them concatenated; the cache's
             // views of the keys and values are only copied if a caller steps on from it.
-            let (rate, seed) = self.dropout_draw(&u_device);
-            let o = crate::ops::attention::attention_packed(qkv.clone(), nh, self.causal, rate, seed); // [B, L, H]
+            let o = crate::ops::attention::attention_packed(qkv.clone(), nh, self.opts(0, &u_device)); // [B, L, H]
             let (k, v) = (heads(1), heads(2));
             return (self.out_proj.forward(o), KvCache { k: k.detach(), v: v.detach() });
         }
@@ -123,10 +123,12 @@ impl MultiheadAttention {
         (self.out_proj.forward(o), KvCache { k: k.detach(), v: v.detach() })
     }
 
-    /// The attention dropout's rate now (0 outside training) and a mask seed.
-    fn dropout_draw(&self, device: &Device) -> (f32, u64) {
+    /// The fused op's options after `offset` cached positions: the dropout's rate now (0
+    /// outside training) and a fresh mask seed.
+    fn opts(&self, offset: usize, device: &Device) -> Opts {
         let rate = active_rate(&self.dropout, device);
-        (rate as f32, if rate > 0.0 { draw_seed(device) } else { 0 })
+        let seed = if rate > 0.0 { draw_seed(device) } else { 0 };
+        Opts { causal: self.causal, offset, drop: rate as f32, seed }
     }
 
     /// Softmax attention: the fused op on the CPU (see `ops::attention`), elsewhere in blocks of
@@ -137,8 +139,7 @@ impl MultiheadAttention {
     fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, offset: usize) -> Tensor<4> {
         let device = q.device();
         if crate::ops::supported(&device) {
-            let (rate, seed) = self.dropout_draw(&device);
-            return crate::ops::attention::attention(q, k, v, self.causal, offset, rate, seed);
+            return crate::ops::attention::attention(q, k, v, self.opts(offset, &device));
         }
         let [_, _, l, hd] = q.dims();
         let t = k.dims()[2];
