@@ -184,10 +184,43 @@ fn mamba_options_are_checked() {
         let err = parse(yaml).unwrap().validate("model.layer").unwrap_err().to_string();
         assert!(err.contains(&format!("model.layer.{key}")), "{yaml}: {err}");
     }
+}
+
+/// `lr` puts every tensor between `in_proj` and `out_proj` in the layer's optimizer groups (A_log
+/// and D without weight decay), refuses a negative rate by its key, and null leaves them the
+/// optimizer's rate.
+#[test]
+fn mamba_lr_groups_the_scan_tensors_and_is_range_checked() {
     let groups = MambaConfig::default().param_groups();
-    assert!(groups.iter().all(|g| g.wd == Some(0.0)));
-    let names: Vec<&str> = groups.iter().flat_map(|g| g.names.iter().copied()).collect();
-    assert_eq!(names, ["A_log", "D"]);
+    let keys: Vec<(&str, Option<f64>)> = groups.iter().map(|g| (g.key, g.lr)).collect();
+    assert_eq!(keys, [("A", Some(0.001)), ("D", Some(0.001)), ("scan", Some(0.001))]);
+    let wd: Vec<Option<f64>> = groups.iter().map(|g| g.wd).collect();
+    assert_eq!(wd, [Some(0.0), Some(0.0), None]);
+    let (m, _) = seeded_block(&MambaConfig::default(), 20, 1, 1);
+    for (p, ..) in common::named_params(&m) {
+        let grouped = groups.iter().any(|g| g.names.iter().any(|n| p == *n || p.ends_with(&format!(".{n}"))));
+        assert_eq!(grouped, !p.starts_with("in_proj") && !p.starts_with("out_proj"), "{p}");
+    }
+    let bad = MambaConfig { lr: Some(-1.0), ..MambaConfig::default() }.validate("model.layer");
+    assert!(
+        matches!(bad, Err(wavessm::config::ConfigError::Key { ref path, .. }) if path == "model.layer.lr"),
+        "{bad:?}"
+    );
+    assert!(MambaConfig { lr: Some(f64::NAN), ..MambaConfig::default() }.validate("model.layer").is_err());
+    // Through the optimizer: the layer's rate reaches its groups, null leaves only the no-decay ones.
+    let optim = |tokens: &[&str]| {
+        let tokens = tokens.iter().map(|s| s.to_string()).collect();
+        Optim::new(&ConfigRequest { tokens, ..Default::default() }.resolve().unwrap()).unwrap()
+    };
+    let o = optim(&["model=mamba", "model.layer.lr=0.003"]);
+    let lrs: Vec<(&str, f64)> = o.groups.iter().map(|g| (g.name.as_str(), g.lr)).collect();
+    assert_eq!(lrs, [("default", 0.01), ("ssm.A", 0.003), ("ssm.D", 0.003), ("ssm.scan", 0.003)]);
+    let o = optim(&["model=mamba", "model.layer.lr=null"]);
+    let lrs: Vec<(&str, f64)> = o.groups.iter().map(|g| (g.name.as_str(), g.lr)).collect();
+    assert_eq!(lrs, [("default", 0.01), ("ssm.A", 0.01), ("ssm.D", 0.01)]);
+    let bad = ConfigRequest { tokens: vec!["model=mamba".into(), "model.layer.lr=-0.1".into()], ..Default::default() };
+    let err = bad.resolve().map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("model.layer.lr"), "{err}");
 }
 
 #[test]

@@ -83,8 +83,27 @@ fn mamba2_init_and_options() {
     assert!(err.contains("model.layer.headdim"), "{err}");
     let err = Mamba2Config { headdim: 8, ngroups: 3, ..cfg.clone() }.check_width("model.layer", 20).unwrap_err();
     assert!(err.to_string().contains("model.layer.ngroups"), "{err}");
-    let names: Vec<&str> = cfg.param_groups().iter().flat_map(|g| g.names.iter().copied()).collect();
-    assert_eq!(names, ["A_log", "D", "dt_bias"]);
+}
+
+/// `lr` puts every tensor but `out_proj` and the gated norm in the layer's optimizer groups
+/// (`A_log`, `D`, `dt_bias` without weight decay) and refuses a negative rate by its key.
+#[test]
+fn mamba2_lr_groups_the_scan_tensors_and_is_range_checked() {
+    let cfg = Mamba2Config { bias: true, ..Mamba2Config::default() };
+    let groups = cfg.param_groups();
+    let keys: Vec<(&str, Option<f64>, Option<f64>)> = groups.iter().map(|g| (g.key, g.lr, g.wd)).collect();
+    let (lr, no) = (Some(0.001), Some(0.0));
+    assert_eq!(keys, [("A", lr, no), ("D", lr, no), ("dt", lr, no), ("scan", lr, None)]);
+    for (p, ..) in common::named_params(&cfg.init(64, &Device::flex())) {
+        let grouped = groups.iter().any(|g| g.names.iter().any(|n| p == *n || p.ends_with(&format!(".{n}"))));
+        assert_eq!(grouped, !p.starts_with("out_proj") && !p.starts_with("norm"), "{p}");
+    }
+    let bad = Mamba2Config { lr: Some(-1.0), ..Mamba2Config::default() }.validate("model.layer");
+    assert!(
+        matches!(bad, Err(wavessm::config::ConfigError::Key { ref path, .. }) if path == "model.layer.lr"),
+        "{bad:?}"
+    );
+    assert!(Mamba2Config { lr: None, ..Mamba2Config::default() }.param_groups().iter().all(|g| g.lr.is_none()));
 }
 
 #[test]

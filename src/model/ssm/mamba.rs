@@ -109,6 +109,12 @@ pub struct MambaConfig {
     pub conv_bias: bool,
     /// Whether `in_proj` and `out_proj` have biases.
     pub bias: bool,
+    /// Learning rate of the tensors between the projections, which shape the recurrence
+    /// (`conv1d`, `x_proj`, `dt_proj`, `A_log`, `D`; null: the optimizer's; 0 freezes them), as
+    /// S4's `lr` is for its SSM parameters. The reference trains the block at one rate; at the
+    /// root config's 0.01 the input-dependent `B`, `C` and `Δ` move enough per step that a change
+    /// of GEMM summation order sends some seeds to chance, which 0.001 here does not.
+    pub lr: Option<f64>,
 }
 
 impl Default for MambaConfig {
@@ -125,15 +131,14 @@ impl Default for MambaConfig {
             dt_init_floor: 1e-4,
             conv_bias: true,
             bias: false,
+            lr: Some(0.001),
         }
     }
 }
 
-/// `A_log` and `D` are registered with `_no_weight_decay` in the reference.
-const NO_WEIGHT_DECAY: &[SsmGroup] = &[
-    SsmGroup { key: "A", names: &["A_log"], lr: None, wd: Some(0.0) },
-    SsmGroup { key: "D", names: &["D"], lr: None, wd: Some(0.0) },
-];
+/// The tensors under `lr` besides `A_log` and `D`: everything that feeds the selective scan
+/// after `in_proj` (the convolution, and `x_proj` and `dt_proj`, which make `Δ`, `B`, `C`).
+const SCAN_NAMES: &[&str] = &["conv1d.weight", "conv1d.bias", "x_proj.weight", "dt_proj.weight", "dt_proj.bias"];
 
 impl LayerOptions for MambaConfig {
     type Layer = Mamba;
@@ -160,12 +165,20 @@ impl LayerOptions for MambaConfig {
         if !self.dt_scale.is_finite() {
             return bad("dt_scale", format!("must be finite, got {}", self.dt_scale));
         }
+        if let Some(lr) = self.lr {
+            crate::config::check::non_negative(&format!("{path}.lr"), lr)?;
+        }
         Ok(())
     }
 
-    /// Optimizer settings of `A_log` and `D` (no weight decay, as the reference).
+    /// The scan's tensors under `lr` (groups `ssm.A`, `ssm.D`, `ssm.scan`; 0 freezes them);
+    /// `A_log` and `D` without weight decay, as the reference registers them (`_no_weight_decay`).
     fn param_groups(&self) -> Vec<SsmGroup> {
-        NO_WEIGHT_DECAY.to_vec()
+        vec![
+            SsmGroup { key: "A", names: &["A_log"], lr: self.lr, wd: Some(0.0) },
+            SsmGroup { key: "D", names: &["D"], lr: self.lr, wd: Some(0.0) },
+            SsmGroup { key: "scan", names: SCAN_NAMES, lr: self.lr, wd: None },
+        ]
     }
 
     /// Builds the block for width `h` with the reference's init (random draws from the

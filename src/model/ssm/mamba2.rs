@@ -60,6 +60,11 @@ pub struct Mamba2Config {
     pub conv_bias: bool,
     /// Whether `in_proj` and `out_proj` have biases.
     pub bias: bool,
+    /// Learning rate of the tensors that make the scan's inputs and parameters (`in_proj`, which
+    /// makes x, `B`, `C` and `Δ`, `conv1d`, `dt_bias`, `A_log`, `D`; null: the optimizer's, the
+    /// reference's one rate for the block; 0 freezes them), as Mamba-1's `lr`. At the root
+    /// config's 0.01 for the whole block some seeds fall to chance on the digits.
+    pub lr: Option<f64>,
 }
 
 impl Default for Mamba2Config {
@@ -78,16 +83,13 @@ impl Default for Mamba2Config {
             dt_limit: None,
             conv_bias: true,
             bias: false,
+            lr: Some(0.001),
         }
     }
 }
 
-/// `A_log`, `D` and `dt_bias` are registered with `_no_weight_decay` in the reference.
-const NO_WEIGHT_DECAY: &[SsmGroup] = &[
-    SsmGroup { key: "A", names: &["A_log"], lr: None, wd: Some(0.0) },
-    SsmGroup { key: "D", names: &["D"], lr: None, wd: Some(0.0) },
-    SsmGroup { key: "dt", names: &["dt_bias"], lr: None, wd: Some(0.0) },
-];
+/// The tensors under `lr` besides `A_log`, `D` and `dt_bias`.
+const SCAN_NAMES: &[&str] = &["in_proj.weight", "in_proj.bias", "conv1d.weight", "conv1d.bias"];
 
 impl LayerOptions for Mamba2Config {
     type Layer = Mamba2;
@@ -124,6 +126,9 @@ impl LayerOptions for Mamba2Config {
         {
             return bad("dt_limit", format!("need 0 ≤ low < high, both finite, got [{lo}, {hi}]"));
         }
+        if let Some(lr) = self.lr {
+            crate::config::check::non_negative(&format!("{path}.lr"), lr)?;
+        }
         Ok(())
     }
 
@@ -142,9 +147,16 @@ impl LayerOptions for Mamba2Config {
         Ok(())
     }
 
-    /// Optimizer settings of `A_log`, `D` and `dt_bias` (no weight decay, as the reference).
+    /// The scan's tensors under `lr` (groups `ssm.A`, `ssm.D`, `ssm.dt`, `ssm.scan`; 0 freezes
+    /// them); `A_log`, `D` and `dt_bias` without weight decay, as the reference registers them
+    /// (`_no_weight_decay`).
     fn param_groups(&self) -> Vec<SsmGroup> {
-        NO_WEIGHT_DECAY.to_vec()
+        vec![
+            SsmGroup { key: "A", names: &["A_log"], lr: self.lr, wd: Some(0.0) },
+            SsmGroup { key: "D", names: &["D"], lr: self.lr, wd: Some(0.0) },
+            SsmGroup { key: "dt", names: &["dt_bias"], lr: self.lr, wd: Some(0.0) },
+            SsmGroup { key: "scan", names: SCAN_NAMES, lr: self.lr, wd: None },
+        ]
     }
 
     /// Builds the block for width `h` with the reference's init (random draws from the
