@@ -4,27 +4,8 @@
 //! copy the CPU has is picked at run time.
 
 /// Compiles `$body` again with AVX-512F (and AVX2, FMA) and with AVX2 + FMA (`$body::<true>`,
-/// fused multiply-adds) and picks the widest copy the CPU runs; `avx2` before the item leaves
-/// out the AVX-512 copy.
+/// fused multiply-adds) and picks the widest copy the CPU runs.
 macro_rules! simd_dispatch {
-    // Without the AVX-512 copy: for loops that measured slower with it (the f64 step mode).
-    (avx2 $(#[$m:meta])* fn $name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
-        $(#[$m])*
-        fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                fn wide($($arg: $ty),*) $(-> $ret)? {
-                    $body::<true>($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                    // SAFETY: the CPU has the features `wide` is compiled for.
-                    return unsafe { wide($($arg),*) };
-                }
-            }
-            $body::<false>($($arg),*)
-        }
-    };
     ($(#[$m:meta])* fn $name:ident => $body:ident ($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
         $(#[$m])*
         fn $name($($arg: $ty),*) $(-> $ret)? {
