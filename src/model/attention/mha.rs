@@ -92,22 +92,24 @@ impl MultiheadAttention {
         }
     }
 
-    /// Self-attention of `u` after the cached positions (None: none).
+    /// Self-attention of `u` after the cached positions (None: none); `keep` asks for the cache
+    /// extended by `u`'s keys and values (step mode), which costs a copy of them.
     ///
-    /// Args: `u` [B, L, H]. Returns ([B, L, H], the cache extended by `u`'s keys and values).
-    pub fn forward(&self, u: Tensor<3>, cache: Option<&KvCache>) -> (Tensor<3>, KvCache) {
+    /// Args: `u` [B, L, H]. Returns ([B, L, H], the extended cache when `keep`).
+    pub fn forward(&self, u: Tensor<3>, cache: Option<&KvCache>, keep: bool) -> (Tensor<3>, Option<KvCache>) {
         let ([b, l, h], u_device) = (u.dims(), u.device());
         let (nh, offset) = (self.n_heads, cache.map_or(0, KvCache::len));
         let hd = h / nh;
         let w = self.in_proj_weight.val().transpose().unsqueeze::<3>(); // [1, H, 3H]
         let qkv = u.matmul(w) + self.in_proj_bias.val().reshape([1, 1, 3 * h]); // [B, L, 3H]
+        // A head's columns are strided in [B, L, 3H], so the reshape copies them.
         let heads = |i: usize| qkv.clone().narrow(2, i * h, h).reshape([b, l, nh, hd]).swap_dims(1, 2); // [B, nH, L, hd]
+        let kept = |k: Tensor<4>, v: Tensor<4>| keep.then(|| KvCache { k: k.detach(), v: v.detach() });
         if cache.is_none() && !self.rope && crate::ops::supported(&u_device) {
-            // The fused op reads the heads in place and writes them concatenated; the cache's
-            // views of the keys and values are only copied if a caller steps on from it.
+            // The fused op reads the heads in place and writes them concatenated.
             let o = crate::ops::attention::attention_packed(qkv.clone(), nh, self.opts(0, &u_device)); // [B, L, H]
-            let (k, v) = (heads(1), heads(2));
-            return (self.out_proj.forward(o), KvCache { k: k.detach(), v: v.detach() });
+            let cache = if keep { kept(heads(1), heads(2)) } else { None };
+            return (self.out_proj.forward(o), cache);
         }
         let (mut q, mut k, v) = (heads(0), heads(1), heads(2));
         if self.rope {
@@ -120,7 +122,7 @@ impl MultiheadAttention {
         };
         let o = self.attend(q, k.clone(), v.clone(), offset); // [B, nH, L, hd]
         let o = o.swap_dims(1, 2).reshape([b, l, h]); // heads concatenated in order: [B, L, H]
-        (self.out_proj.forward(o), KvCache { k: k.detach(), v: v.detach() })
+        (self.out_proj.forward(o), kept(k, v))
     }
 
     /// The fused op's options after `offset` cached positions: the dropout's rate now (0

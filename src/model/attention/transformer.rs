@@ -193,17 +193,17 @@ pub struct Transformer {
 }
 
 impl Transformer {
-    /// The layer after `offset` cached positions.
+    /// The layer after the cached positions; `keep` asks for the extended cache.
     ///
-    /// Args: `x` [B, L, H]. Returns ([B, L, H], the extended cache).
-    fn layer(&self, x: Tensor<3>, cache: Option<&KvCache>) -> (Tensor<3>, KvCache) {
+    /// Args: `x` [B, L, H]. Returns ([B, L, H], the extended cache when `keep`).
+    fn layer(&self, x: Tensor<3>, cache: Option<&KvCache>, keep: bool) -> (Tensor<3>, Option<KvCache>) {
         let x = self.add_positions(x, cache.map_or(0, KvCache::len)); // [B, L, H]
         if self.norm_first {
-            let (a, kv) = self.self_attn.forward(self.norm1.forward(x.clone()), cache);
+            let (a, kv) = self.self_attn.forward(self.norm1.forward(x.clone()), cache, keep);
             let h = x + dropout(&self.dropout1, a);
             (h.clone() + dropout(&self.dropout2, self.ff(self.norm2.forward(h))), kv)
         } else {
-            let (a, kv) = self.self_attn.forward(x.clone(), cache);
+            let (a, kv) = self.self_attn.forward(x.clone(), cache, keep);
             let h = self.norm1.forward(x + dropout(&self.dropout1, a));
             (self.norm2.forward(h.clone() + dropout(&self.dropout2, self.ff(h))), kv)
         }
@@ -301,7 +301,7 @@ impl SeqLayer for Transformer {
 
     /// Args: `x` [B, L, H]. Returns [B, L, H].
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.layer(x, None).0
+        self.layer(x, None, false).0
     }
 
     /// An empty KV cache (`l` is not needed: the cache grows with the steps).
@@ -330,8 +330,8 @@ impl SeqLayer for Transformer {
         state: Option<&TransformerState>,
     ) -> Result<(Tensor<3>, TransformerState), StepError> {
         self.check(&x.dims(), state)?;
-        let (y, cache) = self.layer(x, state.and_then(|s| s.cache.as_ref()));
-        Ok((y, TransformerState { cache: Some(cache) }))
+        let (y, cache) = self.layer(x, state.and_then(|s| s.cache.as_ref()), true);
+        Ok((y, TransformerState { cache }))
     }
 
     /// Continues step mode from a prompt's cache.

@@ -1,5 +1,5 @@
-//! Recurrent (step) mode of diagonal SSMs on the host in f64, and the recurrence enum every
-//! layer steps with.
+//! Recurrent (step) mode of diagonal SSMs on the host (state and dA in f64), and the
+//! recurrence enum every layer steps with.
 //!
 //! A diagonal token costs O(H·N) and no allocation, which is what autoregressive inference on
 //! a CPU wants (S4's DPLR step, by the Woodbury identity, is O(H·N) too); conv mode and step mode compute the same
@@ -195,9 +195,9 @@ fn diagonal_step_body<const FMA: bool>(rec: &DiagonalRecurrence, state: &mut Dia
     }
 }
 
-/// `Re Σ c·x` over complex vectors given as (re, im) parts, in sixteen lanes (two AVX-512 or four
-/// AVX2 registers of f64) so that it
-/// vectorizes (a single accumulator serializes on the add latency).
+/// `Re Σ c·x` over complex vectors given as (re, im) parts, in sixteen lanes (two AVX-512 or
+/// four AVX2 registers of f64) so that it vectorizes (a single accumulator serializes on the
+/// add latency).
 #[inline(always)]
 fn re_dot<const FMA: bool>(cr: &[f32], ci: &[f32], xr: &[f64], xi: &[f64]) -> f64 {
     const W: usize = 16;

@@ -140,6 +140,7 @@ impl Out {
     /// Rows `start..start + m` of head `g` as a matmul destination.
     fn rows(&self, g: usize, nh: usize, start: usize) -> (*mut f32, usize, usize) {
         let at = self.lay.start(g, nh) + start * self.lay.row;
+        // SAFETY: `at.min(len)` is at most one past the end of the buffer `ptr` points into.
         (unsafe { self.ptr.add(at.min(self.len)) }, self.len.saturating_sub(at), self.lay.row)
     }
 }
