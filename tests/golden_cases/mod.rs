@@ -64,6 +64,7 @@ fn check_s4d_step(g: &Golden) {
         let mut state = rec.zero_state();
         let y = rec.run(&mut state, &u.data[bi * h * l..][..h * l], l);
         y_step[bi * c * h * l..][..c * h * l].copy_from_slice(&y);
+        let state = rec.export(&state);
         fs_re.extend(state.re);
         fs_im.extend(state.im);
     }

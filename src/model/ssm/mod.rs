@@ -3,6 +3,7 @@
 pub mod complex;
 pub mod conv;
 pub mod diagonal;
+pub mod diagonal_step;
 pub mod dplr;
 pub mod dplr_step;
 pub mod dss;

@@ -161,7 +161,7 @@ pub fn host_forwarding(rec: &Recurrence, u: Tensor<3>, x0: Option<&SsmState>) ->
     let mut response = x0.map(|_| vec![0f32; b * l * c * h]);
     let mut finals = Vec::with_capacity(b);
     for bi in 0..b {
-        let start = init.as_ref().map_or_else(|| rec.zero_state(), |s| s[bi].clone());
+        let start = init.as_ref().map_or_else(|| rec.zero_state(), |s| rec.import(&s[bi]));
         if let Some(r) = response.as_mut() {
             let y = rec.run(&mut start.clone(), &zeros, l); // [C·H, L]
             for (j, row) in y.chunks(l).enumerate() {
@@ -173,7 +173,7 @@ pub fn host_forwarding(rec: &Recurrence, u: Tensor<3>, x0: Option<&SsmState>) ->
         let ub: Vec<f64> = (0..h * l).map(|i| u_host[(bi * l + i % l) * h + i / l]).collect(); // [H, L]
         let mut state = start;
         rec.run(&mut state, &ub, l);
-        finals.push(state);
+        finals.push(rec.export(&state));
     }
     let response = response.map(|r| Tensor::from_data(TensorData::new(r, [b, l, c * h]), &device));
     (response, SsmState::from_host(&finals, h, n2, &device))

@@ -3,7 +3,7 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::recurrence::{DiagonalState, Recurrence};
+use super::recurrence::{DiagonalState, Recurrence, StepState};
 use super::state::SsmState;
 
 /// Why a layer cannot step or forward a state, or what is wrong with the input.
@@ -42,7 +42,7 @@ pub enum StepError {
 #[derive(Debug, Clone)]
 pub struct SsmStepper {
     rec: Recurrence,
-    states: Vec<DiagonalState>,
+    states: Vec<StepState>,
     /// Skip per channel and feature, [C·H].
     d: Vec<f64>,
 }
@@ -81,14 +81,14 @@ impl SsmStepper {
     }
 
     /// The states, one per sequence, [H·N2] each.
-    pub fn states(&self) -> &[DiagonalState] {
-        &self.states
+    pub fn states(&self) -> Vec<DiagonalState> {
+        self.states.iter().map(|s| self.rec.export(s)).collect()
     }
 
     /// The states as tensors, [B, H, N2] (e.g. to continue in conv mode with `forward_state`).
     pub fn state(&self, device: &Device) -> SsmState {
         let [h, n2] = self.state_dims();
-        SsmState::from_host(&self.states, h, n2, device)
+        SsmState::from_host(&self.states(), h, n2, device)
     }
 
     /// Replaces the states (e.g. by the final state of `forward_state` over a prompt); the batch
@@ -96,7 +96,7 @@ impl SsmStepper {
     pub fn set_state(&mut self, state: &SsmState) -> Result<(), StepError> {
         let [h, n2] = self.state_dims();
         state.check([state.dims()[0], h, n2])?;
-        self.states = state.to_host();
+        self.states = state.to_host().iter().map(|x| self.rec.import(x)).collect();
         Ok(())
     }
 
