@@ -8,7 +8,7 @@
 //! enter each token once (about 1e-7 relative).
 
 use super::diagonal::Disc;
-use super::recurrence::{DiagonalState, StepState, run_steps};
+use super::recurrence::{DiagonalState, Lanes, StepState, aligned, run_steps};
 use crate::ops::simd::{mul_add64, simd_dispatch};
 
 /// A discretized diagonal system `x_t = dA·x_{t-1} + dB·u_t`, `y_t = 2·Re Σ_n C·x_t`.
@@ -18,7 +18,7 @@ pub struct DiagonalRecurrence {
     n2: usize,
     channels: usize,
     /// dA, [H, N2].
-    da: (Vec<f64>, Vec<f64>),
+    da: (Lanes<f64>, Lanes<f64>),
     /// dB, [H, N2]: the map between the state and the stepped variable when folded.
     db: (Vec<f64>, Vec<f64>),
     /// What a token reads besides dA: `Folded` (C·dB), or dB and C.
@@ -29,9 +29,9 @@ pub struct DiagonalRecurrence {
 #[derive(Debug, Clone)]
 enum Read {
     /// C·dB; the stepped variable is x/dB.
-    Folded { w: (Vec<f32>, Vec<f32>) },
+    Folded { w: Pair32 },
     /// dB and C; the stepped variable is x (dB has a zero, so x/dB does not exist).
-    Direct { db: (Vec<f32>, Vec<f32>), c: (Vec<f32>, Vec<f32>) },
+    Direct { db: Pair32, c: Pair32 },
 }
 
 impl DiagonalRecurrence {
@@ -86,7 +86,7 @@ impl DiagonalRecurrence {
     ) -> Self {
         let m = h * n2;
         let channels = c.0.len() / m.max(1);
-        let f32s = |v: &[f64]| v.iter().map(|x| *x as f32).collect::<Vec<f32>>();
+        let f32s = |v: &[f64]| aligned(&v.iter().map(|x| *x as f32).collect::<Vec<f32>>());
         // C·dB, [C, H, N2]
         let (wr, wi): (Vec<f64>, Vec<f64>) = (0..channels * m)
             .map(|j| {
@@ -102,7 +102,7 @@ impl DiagonalRecurrence {
         } else {
             Read::Direct { db: (f32s(&db.0), f32s(&db.1)), c: (f32s(&c.0), f32s(&c.1)) }
         };
-        Self { h, n2, channels, da, db, read }
+        Self { h, n2, channels, da: (aligned(&da.0), aligned(&da.1)), db, read }
     }
 
     /// Model width H.
@@ -122,17 +122,18 @@ impl DiagonalRecurrence {
 
     /// The zero state.
     pub fn zero_state(&self) -> StepState {
-        StepState(DiagonalState { re: vec![0.0; self.h * self.n2], im: vec![0.0; self.h * self.n2] })
+        let zeros = Lanes::from_iter(64, std::iter::repeat_n(0.0, self.h * self.n2));
+        StepState { re: zeros.clone(), im: zeros }
     }
 
     /// The state `x` [H·N2] of a stepped one.
     pub fn export(&self, s: &StepState) -> DiagonalState {
         match self.read {
-            Read::Direct { .. } => s.0.clone(),
+            Read::Direct { .. } => s.plain(),
             Read::Folded { .. } => {
-                let (re, im) = (0..s.0.re.len())
+                let (re, im) = (0..s.re.len())
                     .map(|i| {
-                        let (x, b) = ((s.0.re[i], s.0.im[i]), (self.db.0[i], self.db.1[i]));
+                        let (x, b) = ((s.re[i], s.im[i]), (self.db.0[i], self.db.1[i]));
                         (x.0 * b.0 - x.1 * b.1, x.0 * b.1 + x.1 * b.0)
                     })
                     .unzip();
@@ -144,17 +145,18 @@ impl DiagonalRecurrence {
     /// The stepped form of a state `x` [H·N2].
     pub fn import(&self, x: &DiagonalState) -> StepState {
         match self.read {
-            Read::Direct { .. } => StepState(x.clone()),
+            Read::Direct { .. } => StepState::of(x),
             Read::Folded { .. } => {
-                let (re, im) = (0..x.re.len()).map(|i| div((x.re[i], x.im[i]), (self.db.0[i], self.db.1[i]))).unzip();
-                StepState(DiagonalState { re, im })
+                let (re, im): (Vec<f64>, Vec<f64>) =
+                    (0..x.re.len()).map(|i| div((x.re[i], x.im[i]), (self.db.0[i], self.db.1[i]))).unzip();
+                StepState { re: aligned(&re), im: aligned(&im) }
             }
         }
     }
 
     /// One step. Args: `u` [H]. Writes `y` [C, H].
     pub fn step(&self, state: &mut StepState, u: &[f64], y: &mut [f64]) {
-        diagonal_step(self, &mut state.0, u, y)
+        diagonal_step(self, (&mut state.re, &mut state.im), u, y)
     }
 
     /// Runs a whole sequence from `state`. Args: `u` [H, L]. Returns `y` [C, H, L].
@@ -171,7 +173,7 @@ fn div((nr, ni): (f64, f64), (dr, di): (f64, f64)) -> (f64, f64) {
 
 simd_dispatch! {
     /// One step of `rec`: `u` [H]; writes `y` [C, H].
-    fn diagonal_step => diagonal_step_body(rec: &DiagonalRecurrence, state: &mut DiagonalState, u: &[f64], y: &mut [f64])
+    fn diagonal_step => diagonal_step_body(rec: &DiagonalRecurrence, x: (&mut [f64], &mut [f64]), u: &[f64], y: &mut [f64])
 }
 
 /// One feature at a time, so its N2 modes stay in registers from the update to every
@@ -179,14 +181,18 @@ simd_dispatch! {
 /// readout is fused into the update (a separate pass over the fresh state cost 40% of a
 /// token); further channels read the state back from L1.
 #[inline(always)]
-fn diagonal_step_body<const FMA: bool>(rec: &DiagonalRecurrence, state: &mut DiagonalState, u: &[f64], y: &mut [f64]) {
+fn diagonal_step_body<const FMA: bool>(
+    rec: &DiagonalRecurrence,
+    x: (&mut [f64], &mut [f64]),
+    u: &[f64],
+    y: &mut [f64],
+) {
     if rec.n2 == 0 || rec.channels == 0 {
         y.fill(0.0);
         return;
     }
     // The common state sizes get a copy in which N2 is a constant, so each feature's loop is
     // unrolled whole (a quarter of a token's time at N2 = 32).
-    let x = (&mut state.re[..], &mut state.im[..]);
     match (&rec.read, rec.n2) {
         (Read::Folded { w }, 16) => features::<FMA, true, 16>(rec, None, w, x, u, y),
         (Read::Folded { w }, 32) => features::<FMA, true, 32>(rec, None, w, x, u, y),
@@ -197,7 +203,7 @@ fn diagonal_step_body<const FMA: bool>(rec: &DiagonalRecurrence, state: &mut Dia
 }
 
 /// Complex f32 coefficients as (re, im).
-type Pair32 = (Vec<f32>, Vec<f32>);
+type Pair32 = (Lanes<f32>, Lanes<f32>);
 
 /// [`diagonal_step_body`] over all features, with `N2 = rec.n2` when `N2` is 0. `FOLD`: the
 /// input enters as `u` (and `db` is `None`), else as `dB·u`; `c` [C, H, N2] is what is read out.

@@ -92,10 +92,15 @@ impl DplrRecurrence {
 
     /// One step. Args: `u` [H]. Writes `y` [C, H] (`y = 2·Re Σ_n C·x`).
     pub fn step(&self, state: &mut DiagonalState, u: &[f64], y: &mut [f64]) {
+        self.step_parts((&mut state.re, &mut state.im), u, y)
+    }
+
+    /// [`Self::step`] on a state given as (re, im), [H·N2] each.
+    pub(crate) fn step_parts(&self, (re, im): (&mut [f64], &mut [f64]), u: &[f64], y: &mut [f64]) {
         let (n2, h) = (self.n2, self.h);
         let mut v = vec![C64::new(0.0, 0.0); n2];
         for (hi, m) in self.modes.iter().enumerate() {
-            let (re, im) = (&mut state.re[hi * n2..][..n2], &mut state.im[hi * n2..][..n2]);
+            let (re, im) = (&mut re[hi * n2..][..n2], &mut im[hi * n2..][..n2]);
             let x = |k: usize| C64::new(re[k], im[k]);
             // (I + dt/2·A)x + dt·B·u, with P̂ᴴx̂ = 2·Re Σ conj(p)·x.
             let s1: f64 = 2.0 * (0..n2).map(|k| (m.cp[k] * x(k)).re).sum::<f64>();

@@ -18,7 +18,33 @@ pub struct DiagonalState {
 /// A state as its recurrence steps it, which may differ from the state by a fixed factor per
 /// mode (a diagonal system steps `x/dB`); `export` gives the state, `import` takes one.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StepState(pub(crate) DiagonalState);
+pub struct StepState {
+    /// Real parts, [H·N2].
+    pub(crate) re: Lanes<f64>,
+    /// Imaginary parts, [H·N2].
+    pub(crate) im: Lanes<f64>,
+}
+
+impl StepState {
+    /// The state `x` itself as the stepped form.
+    pub(crate) fn of(x: &DiagonalState) -> Self {
+        Self { re: aligned(&x.re), im: aligned(&x.im) }
+    }
+
+    /// The stepped form as a plain state.
+    pub(crate) fn plain(&self) -> DiagonalState {
+        DiagonalState { re: self.re.to_vec(), im: self.im.to_vec() }
+    }
+}
+
+/// A buffer aligned to 64 bytes (a cache line, one AVX-512 register), so that no vector load
+/// of a host recurrence straddles two cache lines.
+pub type Lanes<T> = aligned_vec::AVec<T, aligned_vec::ConstAlign<64>>;
+
+/// `v` in a [`Lanes`] buffer.
+pub(crate) fn aligned<T: Copy>(v: &[T]) -> Lanes<T> {
+    Lanes::from_slice(64, v)
+}
 
 /// A layer's recurrence: diagonal (S4D, DSS, S4 `diag`) or dense bilinear on the stored half
 /// (S4 `nplr`); both carry the stored half of the state, [H·N2].
@@ -35,7 +61,7 @@ impl Recurrence {
     pub fn zero_state(&self) -> StepState {
         match self {
             Recurrence::Diag(r) => r.zero_state(),
-            Recurrence::Dplr(r) => StepState(r.zero_state()),
+            Recurrence::Dplr(r) => StepState::of(&r.zero_state()),
         }
     }
 
@@ -43,7 +69,7 @@ impl Recurrence {
     pub fn export(&self, s: &StepState) -> DiagonalState {
         match self {
             Recurrence::Diag(r) => r.export(s),
-            Recurrence::Dplr(_) => s.0.clone(),
+            Recurrence::Dplr(_) => s.plain(),
         }
     }
 
@@ -51,7 +77,7 @@ impl Recurrence {
     pub fn import(&self, x: &DiagonalState) -> StepState {
         match self {
             Recurrence::Diag(r) => r.import(x),
-            Recurrence::Dplr(_) => StepState(x.clone()),
+            Recurrence::Dplr(_) => StepState::of(x),
         }
     }
 
@@ -67,7 +93,7 @@ impl Recurrence {
     pub fn step(&self, state: &mut StepState, u: &[f64], y: &mut [f64]) {
         match self {
             Recurrence::Diag(r) => r.step(state, u, y),
-            Recurrence::Dplr(r) => r.step(&mut state.0, u, y),
+            Recurrence::Dplr(r) => r.step_parts((&mut state.re, &mut state.im), u, y),
         }
     }
 
