@@ -215,31 +215,46 @@ pub fn causal_conv(
     let n = fft_len(l);
     let f = n / 2 + 1;
     let p = plans(n);
-    let u_hbl = blh_to_hbl(u, b, l, h);
-    let mut y_hbl = vec![0f32; h * b * l];
+    let mut z = vec![0f32; b * l * h];
     let mut spec = vec![0f32; h * b * f * 2];
-    y_hbl.par_chunks_mut(b * l).zip(spec.par_chunks_mut(b * f * 2)).enumerate().for_each(|(hi, (y, s))| {
+    let out = Shared::new(&mut z);
+    // One task per block of TILE channels; each gathers its channels of one sequence at a time
+    // into [TILE, L] rows, so no [H,B,L] copy of the input or output is ever made.
+    spec.par_chunks_mut(TILE * b * f * 2).enumerate().for_each(|(blk, s)| {
+        let (h0, nh) = (blk * TILE, TILE.min(h - blk * TILE));
         let mut sc = Scratch::new(&p);
-        sc.forward(&p, k[hi * l..][..l].iter().copied());
-        let kh = sc.freq.clone();
+        let (mut rows, mut ys) = (vec![0f32; TILE * l], vec![0f32; TILE * l]); // [TILE, L]
+        let kh: Vec<Vec<Complex<f32>>> = (h0..h0 + nh)
+            .map(|hi| {
+                sc.forward(&p, k[hi * l..][..l].iter().copied());
+                sc.freq.clone()
+            })
+            .collect();
         let mut prod = vec![Complex::<f32>::default(); f];
         for bi in 0..b {
-            let row = &u_hbl[(hi * b + bi) * l..][..l];
-            sc.forward(&p, row.iter().copied());
-            for (j, v) in sc.freq.iter().enumerate() {
-                s[(bi * f + j) * 2] = v.re;
-                s[(bi * f + j) * 2 + 1] = v.im;
+            // Source rows are steps (h apart), columns the block's channels.
+            transpose_into(&u[bi * l * h + h0..], h, &mut rows[..], l, l, nh);
+            for c in 0..nh {
+                let (hi, row) = (h0 + c, &rows[c * l..][..l]);
+                sc.forward(&p, row.iter().copied());
+                let at = ((c * b + bi) * f) * 2;
+                for (j, v) in sc.freq.iter().enumerate() {
+                    s[at + 2 * j] = v.re;
+                    s[at + 2 * j + 1] = v.im;
+                }
+                for ((p, a), b) in prod.iter_mut().zip(&sc.freq).zip(&kh[c]) {
+                    *p = a * b;
+                }
+                sc.inverse(&p, prod.iter().copied());
+                for (t, yt) in ys[c * l..][..l].iter_mut().enumerate() {
+                    *yt = sc.time[t] + d[hi] * row[t];
+                }
             }
-            for ((p, a), b) in prod.iter_mut().zip(&sc.freq).zip(&kh) {
-                *p = a * b;
-            }
-            sc.inverse(&p, prod.iter().copied());
-            for (t, yt) in y[bi * l..][..l].iter_mut().enumerate() {
-                *yt = sc.time[t] + d[hi] * row[t];
-            }
+            // SAFETY: this task writes only channels h0..h0+nh, which no other task writes.
+            let mut dst = unsafe { out.at(bi * l * h + h0) };
+            transpose_into(&ys, l, &mut dst, h, nh, l);
         }
     });
-    let z = hbl_to_blh(&y_hbl, b, l, h);
     if gelu_act {
         let y = super::gelu::gelu_host(&z);
         (y, spec, z)
@@ -272,49 +287,138 @@ pub fn causal_conv_grad(
     let n = fft_len(l);
     let f = n / 2 + 1;
     let p = plans(n);
-    let mut gu_hbl = vec![0f32; h * b * l];
+    let mut gu = vec![0f32; b * l * h];
     let mut gk = vec![0f32; h * l];
-    let mut gd = vec![0f32; h];
-    let (u_hbl, g_hbl) = (blh_to_hbl(u, b, l, h), blh_to_hbl(g, b, l, h));
-    gu_hbl.par_chunks_mut(b * l).zip(gk.par_chunks_mut(l)).zip(gd.par_iter_mut()).enumerate().for_each(
-        |(hi, ((gu, gkh), gdh))| {
-            let mut sc = Scratch::new(&p);
-            sc.forward(&p, k[hi * l..][..l].iter().copied());
-            let kh = sc.freq.clone();
-            let mut acc = vec![Complex::<f32>::default(); f];
-            let mut dsum = 0f64;
-            for bi in 0..b {
+    let out = Shared::new(&mut gu);
+    // Tasks as in the forward pass: a block of channels over every sequence, so ∂k sums over
+    // the batch inside one task.
+    gk.par_chunks_mut(TILE * l).enumerate().for_each(|(blk, gkb)| {
+        let (h0, nh) = (blk * TILE, TILE.min(h - blk * TILE));
+        let mut sc = Scratch::new(&p);
+        let (mut grows, mut gus) = (vec![0f32; TILE * l], vec![0f32; TILE * l]);
+        let kh: Vec<Vec<Complex<f32>>> = (h0..h0 + nh)
+            .map(|hi| {
+                sc.forward(&p, k[hi * l..][..l].iter().copied());
+                sc.freq.clone()
+            })
+            .collect();
+        let mut acc = vec![vec![Complex::<f32>::default(); f]; nh];
+        for bi in 0..b {
+            transpose_into(&g[bi * l * h + h0..], h, &mut grows[..], l, l, nh);
+            for c in 0..nh {
+                let hi = h0 + c;
                 // The adjoint of a causal convolution is a correlation: multiply by conj spectra.
-                let (grow, urow) = (&g_hbl[(hi * b + bi) * l..][..l], &u_hbl[(hi * b + bi) * l..][..l]);
+                let grow = &grows[c * l..][..l];
                 sc.forward(&p, grow.iter().copied());
                 let gs = sc.freq.clone();
                 let s = &spec[(hi * b + bi) * f * 2..][..f * 2];
-                for (j, a) in acc.iter_mut().enumerate() {
+                for (j, a) in acc[c].iter_mut().enumerate() {
                     *a += gs[j] * Complex::new(s[2 * j], -s[2 * j + 1]);
                 }
-                sc.inverse(&p, gs.iter().zip(&kh).map(|(a, b)| a * b.conj()));
+                sc.inverse(&p, gs.iter().zip(&kh[c]).map(|(a, b)| a * b.conj()));
                 for t in 0..l {
-                    gu[bi * l + t] = sc.time[t] + d[hi] * grow[t];
-                    dsum += grow[t] as f64 * urow[t] as f64;
+                    gus[c * l + t] = sc.time[t] + d[hi] * grow[t];
                 }
             }
-            sc.inverse(&p, acc.into_iter());
-            gkh.copy_from_slice(&sc.time[..l]);
-            *gdh = dsum as f32;
-        },
-    );
-    (hbl_to_blh(&gu_hbl, b, l, h), gk, gd)
+            // SAFETY: this task writes only channels h0..h0+nh, which no other task writes.
+            let mut dst = unsafe { out.at(bi * l * h + h0) };
+            transpose_into(&gus, l, &mut dst, h, nh, l);
+        }
+        for (c, a) in acc.iter().enumerate() {
+            sc.inverse(&p, a.iter().copied());
+            gkb[c * l..][..l].copy_from_slice(&sc.time[..l]);
+        }
+    });
+    // ∂d[h] = Σ_{b,l} g·u, in the [B·L, H] layout as it is (no transpose of u).
+    let chunk = (TASK / h.max(1)).max(1) * h.max(1);
+    let gd = g
+        .par_chunks(chunk)
+        .zip(u.par_chunks(chunk))
+        .map(|(g, u)| {
+            let mut s = vec![0f64; h];
+            for (gr, ur) in g.chunks_exact(h.max(1)).zip(u.chunks_exact(h.max(1))) {
+                for ((s, g), u) in s.iter_mut().zip(gr).zip(ur) {
+                    *s += *g as f64 * *u as f64;
+                }
+            }
+            s
+        })
+        .reduce(|| vec![0f64; h], |a, b| a.iter().zip(&b).map(|(a, b)| a + b).collect());
+    let gd = gd.iter().map(|v| *v as f32).collect();
+    (gu, gk, gd)
 }
 
 /// Side of the square tile the transposes go through: 16 f32 are one 64-byte cache line.
 const TILE: usize = 16;
+
+/// Where a transpose writes: `row(at, n)` is the `n` destination elements from offset `at`.
+trait Dst {
+    /// The destination elements `at..at + n`.
+    fn row(&mut self, at: usize, n: usize) -> &mut [f32];
+}
+
+impl Dst for [f32] {
+    fn row(&mut self, at: usize, n: usize) -> &mut [f32] {
+        &mut self[at..][..n]
+    }
+}
+
+/// A buffer that several tasks write at once, each only its own elements (a block of channels
+/// of a [B,L,H] array).
+#[derive(Clone, Copy)]
+struct Shared {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: tasks sharing a `Shared` write disjoint elements (see `at`), and the buffer outlives
+// the parallel loop that uses it.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    fn new(v: &mut [f32]) -> Self {
+        Self { ptr: v.as_mut_ptr(), len: v.len() }
+    }
+
+    /// The buffer from offset `start` on, as a transpose destination.
+    ///
+    /// # Safety
+    /// No other task may read or write, while the result lives, any element this one writes.
+    unsafe fn at(&self, start: usize) -> SharedFrom {
+        SharedFrom { buf: *self, start }
+    }
+}
+
+/// [`Shared`] from an offset on.
+struct SharedFrom {
+    buf: Shared,
+    start: usize,
+}
+
+impl Dst for SharedFrom {
+    fn row(&mut self, at: usize, n: usize) -> &mut [f32] {
+        let at = self.start + at;
+        assert!(at + n <= self.buf.len, "transpose row {at}+{n} past the buffer ({})", self.buf.len);
+        // SAFETY: in bounds (checked above), and by `Shared::at`'s contract no other task
+        // touches these elements while the slice lives.
+        unsafe { std::slice::from_raw_parts_mut(self.buf.ptr.add(at), n) }
+    }
+}
 
 /// `dst[c·dst_stride + r] = src[r·src_stride + c]` for `r < rows`, `c < cols`, through a
 /// `TILE`×`TILE` block on the stack. Every source and destination line is read or written whole
 /// in one go and never revisited, so the power-of-two strides that long sequences have (rows
 /// 2^k·4 bytes apart share one cache set) cannot thrash the cache, as a plain strided loop does
 /// from L = 16k on.
-fn transpose_into(src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize, rows: usize, cols: usize) {
+fn transpose_into(
+    src: &[f32],
+    src_stride: usize,
+    dst: &mut (impl Dst + ?Sized),
+    dst_stride: usize,
+    rows: usize,
+    cols: usize,
+) {
     let mut tile = [[0f32; TILE]; TILE];
     for r0 in (0..rows).step_by(TILE) {
         let nr = TILE.min(rows - r0);
@@ -329,37 +433,13 @@ fn transpose_into(src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: u
                 }
             }
             for c in 0..nc {
-                let d = &mut dst[(c0 + c) * dst_stride + r0..][..nr];
-                for (r, v) in d.iter_mut().enumerate() {
-                    *v = tile[r][c];
+                let d = dst.row((c0 + c) * dst_stride + r0, nr);
+                for (v, t) in d.iter_mut().zip(&tile) {
+                    *v = t[c];
                 }
             }
         }
     }
-}
-
-/// [H,B,L] → [B,L,H], one task per batch element.
-fn hbl_to_blh(x: &[f32], b: usize, l: usize, h: usize) -> Vec<f32> {
-    let mut out = vec![0f32; b * l * h];
-    out.par_chunks_mut(l * h).enumerate().for_each(|(bi, o)| {
-        // Source rows are channels (b·l apart), columns are steps.
-        transpose_into(&x[bi * l..], b * l, o, h, h, l);
-    });
-    out
-}
-
-/// [B,L,H] → [H,B,L], one task per `TILE` channels (one cache line of each step's channels).
-fn blh_to_hbl(x: &[f32], b: usize, l: usize, h: usize) -> Vec<f32> {
-    let mut out = vec![0f32; h * b * l];
-    out.par_chunks_mut(TILE * b * l).enumerate().for_each(|(blk, o)| {
-        let (h0, nh) = (blk * TILE, o.len() / (b * l));
-        for bi in 0..b {
-            // Source rows are steps (h apart), columns the block's channels; destination rows
-            // are channels (b·l apart).
-            transpose_into(&x[bi * l * h + h0..], h, &mut o[bi * l..], b * l, l, nh);
-        }
-    });
-    out
 }
 
 /// Elements per parallel task of the row-wise loops.
