@@ -191,6 +191,22 @@ impl Scratch {
         for (f, s) in self.freq.iter_mut().zip(spec) {
             *f = s / n as f32;
         }
+        self.finish_inverse(p);
+    }
+
+    /// Inverse FFT of `self.freq·m` (`conj m` with `conj`), into `self.time`: the product is
+    /// taken in place, so no second spectrum-sized buffer is live (8 MB each at L = 2^20).
+    fn inverse_times(&mut self, p: &Plans, m: &[Complex<f32>], conj: bool) {
+        let scale = 1.0 / self.time.len() as f32;
+        for (f, m) in self.freq.iter_mut().zip(m) {
+            *f = *f * if conj { m.conj() } else { *m } * scale;
+        }
+        self.finish_inverse(p);
+    }
+
+    /// The inverse transform of `self.freq`, already scaled.
+    fn finish_inverse(&mut self, p: &Plans) {
+        let n = self.time.len();
         // Bins 0 and n/2 of a real signal's spectrum are real; drop rounding residue.
         self.freq[0].im = 0.0;
         self.freq[n / 2].im = 0.0;
@@ -218,42 +234,35 @@ pub fn causal_conv(
     let mut z = vec![0f32; b * l * h];
     let mut spec = vec![0f32; h * b * f * 2];
     let out = Shared::new(&mut z);
-    // One task per block of TILE channels; each gathers its channels of one sequence at a time
-    // into [TILE, L] rows, so no [H,B,L] copy of the input or output is ever made.
+    // One task per block of TILE channels: it gathers its channels of every sequence into
+    // [TILE, B, L] rows and scatters its output back, so no [H,B,L] copy of the whole input or
+    // output is made; one channel's kernel spectrum is live at a time (a TILE of them is
+    // 128 MB at L = 2^20).
     spec.par_chunks_mut(TILE * b * f * 2).enumerate().for_each(|(blk, s)| {
         let (h0, nh) = (blk * TILE, TILE.min(h - blk * TILE));
         let mut sc = Scratch::new(&p);
-        let (mut rows, mut ys) = (vec![0f32; TILE * l], vec![0f32; TILE * l]); // [TILE, L]
-        let kh: Vec<Vec<Complex<f32>>> = (h0..h0 + nh)
-            .map(|hi| {
-                sc.forward(&p, k[hi * l..][..l].iter().copied());
-                sc.freq.clone()
-            })
-            .collect();
-        let mut prod = vec![Complex::<f32>::default(); f];
-        for bi in 0..b {
-            // Source rows are steps (h apart), columns the block's channels.
-            transpose_into(&u[bi * l * h + h0..], h, &mut rows[..], l, l, nh);
-            for c in 0..nh {
-                let (hi, row) = (h0 + c, &rows[c * l..][..l]);
+        let rows = gather(u, b, l, h, h0, nh);
+        let mut ys = vec![0f32; nh * b * l]; // [nh, B, L]
+        for c in 0..nh {
+            let hi = h0 + c;
+            sc.forward(&p, k[hi * l..][..l].iter().copied());
+            let kh = sc.freq.clone();
+            for bi in 0..b {
+                let row = &rows[(c * b + bi) * l..][..l];
                 sc.forward(&p, row.iter().copied());
-                let at = ((c * b + bi) * f) * 2;
+                let at = (c * b + bi) * f * 2;
                 for (j, v) in sc.freq.iter().enumerate() {
                     s[at + 2 * j] = v.re;
                     s[at + 2 * j + 1] = v.im;
                 }
-                for ((p, a), b) in prod.iter_mut().zip(&sc.freq).zip(&kh[c]) {
-                    *p = a * b;
-                }
-                sc.inverse(&p, prod.iter().copied());
-                for (t, yt) in ys[c * l..][..l].iter_mut().enumerate() {
+                sc.inverse_times(&p, &kh, false);
+                for (t, yt) in ys[(c * b + bi) * l..][..l].iter_mut().enumerate() {
                     *yt = sc.time[t] + d[hi] * row[t];
                 }
             }
-            // SAFETY: this task writes only channels h0..h0+nh, which no other task writes.
-            let mut dst = unsafe { out.at(bi * l * h + h0) };
-            transpose_into(&ys, l, &mut dst, h, nh, l);
         }
+        // SAFETY: this task writes only channels h0..h0+nh, which no other task writes.
+        unsafe { scatter(&ys, out, b, l, h, h0, nh) };
     });
     if gelu_act {
         let y = super::gelu::gelu_host(&z);
@@ -290,44 +299,36 @@ pub fn causal_conv_grad(
     let mut gu = vec![0f32; b * l * h];
     let mut gk = vec![0f32; h * l];
     let out = Shared::new(&mut gu);
-    // Tasks as in the forward pass: a block of channels over every sequence, so ∂k sums over
-    // the batch inside one task.
+    // Tasks as in the forward pass, so ∂k sums over the batch inside one task.
     gk.par_chunks_mut(TILE * l).enumerate().for_each(|(blk, gkb)| {
         let (h0, nh) = (blk * TILE, TILE.min(h - blk * TILE));
         let mut sc = Scratch::new(&p);
-        let (mut grows, mut gus) = (vec![0f32; TILE * l], vec![0f32; TILE * l]);
-        let kh: Vec<Vec<Complex<f32>>> = (h0..h0 + nh)
-            .map(|hi| {
-                sc.forward(&p, k[hi * l..][..l].iter().copied());
-                sc.freq.clone()
-            })
-            .collect();
-        let mut acc = vec![vec![Complex::<f32>::default(); f]; nh];
-        for bi in 0..b {
-            transpose_into(&g[bi * l * h + h0..], h, &mut grows[..], l, l, nh);
-            for c in 0..nh {
-                let hi = h0 + c;
+        let grows = gather(g, b, l, h, h0, nh);
+        let mut gus = vec![0f32; nh * b * l]; // [nh, B, L]
+        let mut acc = vec![Complex::<f32>::default(); f];
+        for c in 0..nh {
+            let hi = h0 + c;
+            sc.forward(&p, k[hi * l..][..l].iter().copied());
+            let kh = sc.freq.clone();
+            acc.fill(Complex::default());
+            for bi in 0..b {
                 // The adjoint of a causal convolution is a correlation: multiply by conj spectra.
-                let grow = &grows[c * l..][..l];
+                let grow = &grows[(c * b + bi) * l..][..l];
                 sc.forward(&p, grow.iter().copied());
-                let gs = sc.freq.clone();
                 let s = &spec[(hi * b + bi) * f * 2..][..f * 2];
-                for (j, a) in acc[c].iter_mut().enumerate() {
-                    *a += gs[j] * Complex::new(s[2 * j], -s[2 * j + 1]);
+                for (j, a) in acc.iter_mut().enumerate() {
+                    *a += sc.freq[j] * Complex::new(s[2 * j], -s[2 * j + 1]);
                 }
-                sc.inverse(&p, gs.iter().zip(&kh[c]).map(|(a, b)| a * b.conj()));
-                for t in 0..l {
-                    gus[c * l + t] = sc.time[t] + d[hi] * grow[t];
+                sc.inverse_times(&p, &kh, true);
+                for (t, v) in gus[(c * b + bi) * l..][..l].iter_mut().enumerate() {
+                    *v = sc.time[t] + d[hi] * grow[t];
                 }
             }
-            // SAFETY: this task writes only channels h0..h0+nh, which no other task writes.
-            let mut dst = unsafe { out.at(bi * l * h + h0) };
-            transpose_into(&gus, l, &mut dst, h, nh, l);
-        }
-        for (c, a) in acc.iter().enumerate() {
-            sc.inverse(&p, a.iter().copied());
+            sc.inverse(&p, acc.iter().copied());
             gkb[c * l..][..l].copy_from_slice(&sc.time[..l]);
         }
+        // SAFETY: this task writes only channels h0..h0+nh, which no other task writes.
+        unsafe { scatter(&gus, out, b, l, h, h0, nh) };
     });
     // ∂d[h] = Σ_{b,l} g·u, in the [B·L, H] layout as it is (no transpose of u).
     let chunk = (TASK / h.max(1)).max(1) * h.max(1);
@@ -346,6 +347,29 @@ pub fn causal_conv_grad(
         .reduce(|| vec![0f64; h], |a, b| a.iter().zip(&b).map(|(a, b)| a + b).collect());
     let gd = gd.iter().map(|v| *v as f32).collect();
     (gu, gk, gd)
+}
+
+/// Channels `h0..h0 + nh` of `x` [B,L,H] as rows, [nh, B, L].
+fn gather(x: &[f32], b: usize, l: usize, h: usize, h0: usize, nh: usize) -> Vec<f32> {
+    let mut rows = vec![0f32; nh * b * l];
+    for bi in 0..b {
+        // Source rows are steps (h apart), columns the channels; destination rows are channels
+        // (b·l apart).
+        transpose_into(&x[bi * l * h + h0..], h, &mut rows[bi * l..], b * l, l, nh);
+    }
+    rows
+}
+
+/// Writes `rows` [nh, B, L] into channels `h0..h0 + nh` of `out` [B,L,H].
+///
+/// # Safety
+/// No other task may touch those channels of `out` meanwhile.
+unsafe fn scatter(rows: &[f32], out: Shared, b: usize, l: usize, h: usize, h0: usize, nh: usize) {
+    for bi in 0..b {
+        // SAFETY: the caller's.
+        let mut dst = unsafe { out.at(bi * l * h + h0) };
+        transpose_into(&rows[bi * l..], b * l, &mut dst, h, nh, l);
+    }
 }
 
 /// Side of the square tile the transposes go through: 16 f32 are one 64-byte cache line.
