@@ -21,6 +21,7 @@ pub mod lipschitz;
 pub mod rnn;
 pub mod scan;
 pub(crate) mod simd;
+pub(crate) mod transpose;
 pub mod unicornn;
 pub mod vandermonde;
 
