@@ -215,16 +215,18 @@ impl Scratch {
     }
 }
 
-/// `y = act(z)`, `z[b,l,h] = Σ_{j≤l} k[h,j]·u[b,l-j,h] + d[h]·u[b,l,h]`, plus what the backward
-/// pass needs: the spectra of `u` and (for GELU) `z`.
+/// `y = act(z)`, `z[b,l,h] = Σ_{j≤l} k[h,j]·u[b,l-j,h] + d[h]·u[b,l,h]`, plus, with `save`,
+/// what the backward pass needs: the spectra of `u` and (for GELU) `z`.
 ///
 /// Args: `u` [B,L,H], `k` [H,L], `d` [H]. Returns `y` [B,L,H], `û` [H,B,F] (F = n/2+1) as
-/// interleaved (re, im), and `z` [B,L,H] (empty without activation).
+/// interleaved (re, im), and `z` [B,L,H] (both empty without `save`; `z` without activation).
+#[allow(clippy::too_many_arguments)]
 pub fn causal_conv(
     u: &[f32],
     k: &[f32],
     d: &[f32],
     gelu_act: bool,
+    save: bool,
     b: usize,
     l: usize,
     h: usize,
@@ -233,13 +235,20 @@ pub fn causal_conv(
     let f = n / 2 + 1;
     let p = plans(n);
     let mut z = vec![0f32; b * l * h];
-    let mut spec = vec![0f32; h * b * f * 2];
+    // Inference keeps no spectra: at B=64, H=64, L=784 they are 25 MB a layer.
+    let mut spec = vec![0f32; if save { h * b * f * 2 } else { 0 }];
+    let blocks = h.div_ceil(TILE);
+    let parts: Vec<&mut [f32]> = if save {
+        spec.chunks_mut(TILE * b * f * 2).collect()
+    } else {
+        (0..blocks).map(|_| <&mut [f32]>::default()).collect()
+    };
     let out = Shared::new(&mut z);
     // One task per block of TILE channels: it gathers its channels of every sequence into
     // [TILE, B, L] rows and scatters its output back, so no [H,B,L] copy of the whole input or
     // output is made; one channel's kernel spectrum is live at a time (a TILE of them is
     // 128 MB at L = 2^20).
-    spec.par_chunks_mut(TILE * b * f * 2).enumerate().for_each(|(blk, s)| {
+    parts.into_par_iter().enumerate().for_each(|(blk, s)| {
         let (h0, nh) = (blk * TILE, TILE.min(h - blk * TILE));
         let mut sc = Scratch::new(&p);
         let rows = gather(u, b, l, h, h0, nh);
@@ -251,10 +260,12 @@ pub fn causal_conv(
             for bi in 0..b {
                 let row = &rows[(c * b + bi) * l..][..l];
                 sc.forward(&p, row.iter().copied());
-                let at = (c * b + bi) * f * 2;
-                for (j, v) in sc.freq.iter().enumerate() {
-                    s[at + 2 * j] = v.re;
-                    s[at + 2 * j + 1] = v.im;
+                if save {
+                    let at = (c * b + bi) * f * 2;
+                    for (j, v) in sc.freq.iter().enumerate() {
+                        s[at + 2 * j] = v.re;
+                        s[at + 2 * j + 1] = v.im;
+                    }
                 }
                 sc.inverse_times(&p, &kh, false);
                 for (t, yt) in ys[(c * b + bi) * l..][..l].iter_mut().enumerate() {
@@ -265,11 +276,10 @@ pub fn causal_conv(
         // SAFETY: this task writes only channels h0..h0+nh, which no other task writes.
         unsafe { scatter(&ys, out, b, l, h, h0, nh) };
     });
-    if gelu_act {
-        let y = super::gelu::gelu_host(&z);
-        (y, spec, z)
-    } else {
-        (z, spec, Vec::new())
+    match (gelu_act, save) {
+        (true, true) => (super::gelu::gelu_host(&z), spec, z),
+        (true, false) => (super::gelu::gelu_host(&z), spec, Vec::new()),
+        (false, _) => (z, spec, Vec::new()),
     }
 }
 

@@ -155,7 +155,9 @@ impl SsmOps for Flex {
     }
 
     fn causal_conv(u: FlexTensor, k: FlexTensor, d: FlexTensor, gelu: bool) -> FlexTensor {
-        Self::causal_conv_saving(u, k, d, gelu).0
+        let [b, l, h] = dims(&u)[..] else { panic!("causal_conv: u must be [B, L, H]") };
+        let (y, _, _) = host::causal_conv(&host(&u), &host(&k), &host(&d), gelu, false, b, l, h);
+        flex(y, &[b, l, h])
     }
 
     fn causal_conv_saving(
@@ -165,7 +167,7 @@ impl SsmOps for Flex {
         gelu: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let [b, l, h] = dims(&u)[..] else { panic!("causal_conv: u must be [B, L, H]") };
-        let (y, spec, pre) = host::causal_conv(&host(&u), &host(&k), &host(&d), gelu, b, l, h);
+        let (y, spec, pre) = host::causal_conv(&host(&u), &host(&k), &host(&d), gelu, true, b, l, h);
         let f = host::fft_len(l) / 2 + 1;
         let pre_len = pre.len();
         (flex(y, &[b, l, h]), flex(spec, &[h, b, f, 2]), flex(pre, &[pre_len]))
