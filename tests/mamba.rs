@@ -198,13 +198,12 @@ fn mamba_lr_groups_the_scan_tensors_and_is_range_checked() {
     assert_eq!(wd, [Some(0.0), Some(0.0), None]);
     let (m, _) = seeded_block(&MambaConfig::default(), 20, 1, 1);
     for (p, ..) in common::named_params(&m) {
-        let grouped = groups.iter().any(|g| g.names.iter().any(|n| p == *n || p.ends_with(&format!(".{n}"))));
+        let grouped = common::in_groups(&groups, &p);
         assert_eq!(grouped, !p.starts_with("in_proj") && !p.starts_with("out_proj"), "{p}");
     }
-    let bad = MambaConfig { lr: Some(-1.0), ..MambaConfig::default() }.validate("model.layer");
-    assert!(
-        matches!(bad, Err(wavessm::config::ConfigError::Key { ref path, .. }) if path == "model.layer.lr"),
-        "{bad:?}"
+    common::assert_key_error(
+        MambaConfig { lr: Some(-1.0), ..MambaConfig::default() }.validate("model.layer"),
+        "model.layer.lr",
     );
     assert!(MambaConfig { lr: Some(f64::NAN), ..MambaConfig::default() }.validate("model.layer").is_err());
     // Through the optimizer: the layer's rate reaches its groups, null leaves only the no-decay ones.

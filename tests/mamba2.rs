@@ -95,13 +95,12 @@ fn mamba2_lr_groups_the_scan_tensors_and_is_range_checked() {
     let (lr, no) = (Some(0.001), Some(0.0));
     assert_eq!(keys, [("A", lr, no), ("D", lr, no), ("dt", lr, no), ("scan", lr, None)]);
     for (p, ..) in common::named_params(&cfg.init(64, &Device::flex())) {
-        let grouped = groups.iter().any(|g| g.names.iter().any(|n| p == *n || p.ends_with(&format!(".{n}"))));
+        let grouped = common::in_groups(&groups, &p);
         assert_eq!(grouped, !p.starts_with("out_proj") && !p.starts_with("norm"), "{p}");
     }
-    let bad = Mamba2Config { lr: Some(-1.0), ..Mamba2Config::default() }.validate("model.layer");
-    assert!(
-        matches!(bad, Err(wavessm::config::ConfigError::Key { ref path, .. }) if path == "model.layer.lr"),
-        "{bad:?}"
+    common::assert_key_error(
+        Mamba2Config { lr: Some(-1.0), ..Mamba2Config::default() }.validate("model.layer"),
+        "model.layer.lr",
     );
     assert!(Mamba2Config { lr: None, ..Mamba2Config::default() }.param_groups().iter().all(|g| g.lr.is_none()));
 }

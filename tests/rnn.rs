@@ -346,13 +346,12 @@ fn rnn_lr_groups_every_cell_tensor_and_is_range_checked() {
         common::named_params(&layer).into_iter().map(|(p, ..)| p).filter(|p| !p.contains("output_linear")).collect();
     assert_eq!(cell_paths.len(), 16, "{cell_paths:?}");
     for p in &cell_paths {
-        assert!(groups[0].names.iter().any(|n| p == n || p.ends_with(&format!(".{n}"))), "{p} not in the group");
+        assert!(common::in_groups(&groups, p), "{p} not in the group");
     }
     assert_eq!(groups[0].names.len(), cell_paths.len());
-    let bad = RnnConfig { lr: Some(-1.0), ..RnnConfig::default() }.validate("model.layer");
-    assert!(
-        matches!(bad, Err(wavessm::config::ConfigError::Key { ref path, .. }) if path == "model.layer.lr"),
-        "{bad:?}"
+    common::assert_key_error(
+        RnnConfig { lr: Some(-1.0), ..RnnConfig::default() }.validate("model.layer"),
+        "model.layer.lr",
     );
     assert!(RnnConfig { lr: None, ..RnnConfig::default() }.param_groups()[0].is_default());
 }

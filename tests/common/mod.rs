@@ -277,3 +277,17 @@ pub fn python_with(module: &str) -> Option<PathBuf> {
     eprintln!("skipped: {why}");
     None
 }
+
+/// Whether the parameter at `path` falls in one of `groups`, matched as the optimizer matches
+/// it (`suffix_regex`: the group's names as suffixes of the path).
+pub fn in_groups(groups: &[wavessm::model::ssm::hyper::SsmGroup], path: &str) -> bool {
+    let re = |g: &wavessm::model::ssm::hyper::SsmGroup| {
+        regex::Regex::new(&wavessm::train::optim::suffix_regex(g.names)).expect("escaped names")
+    };
+    groups.iter().any(|g| re(g).is_match(path))
+}
+
+/// Asserts that `r` is a config error naming the key `key`.
+pub fn assert_key_error<T: std::fmt::Debug>(r: Result<T, wavessm::config::ConfigError>, key: &str) {
+    assert!(matches!(r, Err(wavessm::config::ConfigError::Key { ref path, .. }) if path == key), "{r:?}");
+}
