@@ -342,13 +342,14 @@ pub fn causal_conv_grad(
         unsafe { scatter(&gus, out, b, l, h, h0, nh) };
     });
     // ∂d[h] = Σ_{b,l} g·u, in the [B·L, H] layout as it is (no transpose of u).
-    let chunk = (TASK / h.max(1)).max(1) * h.max(1);
+    let row = h.max(1);
+    let chunk = (TASK / row).max(1) * row;
     let gd = g
         .par_chunks(chunk)
         .zip(u.par_chunks(chunk))
         .map(|(g, u)| {
             let mut s = vec![0f64; h];
-            for (gr, ur) in g.chunks_exact(h.max(1)).zip(u.chunks_exact(h.max(1))) {
+            for (gr, ur) in g.chunks_exact(row).zip(u.chunks_exact(row)) {
                 for ((s, g), u) in s.iter_mut().zip(gr).zip(ur) {
                     *s += *g as f64 * *u as f64;
                 }

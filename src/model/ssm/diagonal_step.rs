@@ -7,6 +7,8 @@
 //! f64, since their error compounds over dA's powers; C (or C·dB) and dB are f32, since they
 //! enter each token once (about 1e-7 relative).
 
+use num_complex::Complex64 as C64;
+
 use super::diagonal::Disc;
 use super::recurrence::{DiagonalState, Lanes, StepState, aligned, run_steps};
 use crate::ops::simd::{mul_add64, simd_dispatch};
@@ -19,8 +21,6 @@ pub struct DiagonalRecurrence {
     channels: usize,
     /// dA, [H, N2].
     da: (Lanes<f64>, Lanes<f64>),
-    /// dB, [H, N2]: the map between the state and the stepped variable when folded.
-    db: (Vec<f64>, Vec<f64>),
     /// What a token reads besides dA: `Folded` (C·dB), or dB and C.
     read: Read,
 }
@@ -28,8 +28,8 @@ pub struct DiagonalRecurrence {
 /// The f32 coefficients a token reads, each [C, H, N2] or [H, N2] as (re, im).
 #[derive(Debug, Clone)]
 enum Read {
-    /// C·dB; the stepped variable is x/dB.
-    Folded { w: Pair32 },
+    /// C·dB; the stepped variable is x/dB, and `db` [H, N2] (f64) maps it back to x.
+    Folded { w: Pair32, db: Vec<C64> },
     /// dB and C; the stepped variable is x (dB has a zero, so x/dB does not exist).
     Direct { db: Pair32, c: Pair32 },
 }
@@ -53,23 +53,20 @@ impl DiagonalRecurrence {
         let (mut da_re, mut da_im, mut db_re, mut db_im) = (vec![0.0; m], vec![0.0; m], vec![0.0; m], vec![0.0; m]);
         for i in 0..m {
             let d = dt[i / n2];
-            let (xr, xi) = (d * a.0[i], d * a.1[i]); // dtA
-            let ((zr, zi), (qr, qi)) = match disc {
+            let (ai, x) = (C64::new(a.0[i], a.1[i]), C64::new(d * a.0[i], d * a.1[i])); // A, dtA
+            let (z, q) = match disc {
                 Disc::Zoh => {
-                    let e = xr.exp();
-                    let z = (e * xi.cos(), e * xi.sin());
-                    (z, div((z.0 - 1.0, z.1), (a.0[i], a.1[i])))
+                    let z = C64::from_polar(x.re.exp(), x.im);
+                    (z, (z - 1.0) / ai)
                 }
                 Disc::Bilinear => {
-                    let den = (1.0 - xr / 2.0, -xi / 2.0);
-                    (div((1.0 + xr / 2.0, xi / 2.0), den), div((d, 0.0), den))
+                    let den = C64::new(1.0 - x.re / 2.0, -x.im / 2.0);
+                    (C64::new(1.0 + x.re / 2.0, x.im / 2.0) / den, C64::new(d, 0.0) / den)
                 }
                 Disc::Dss => return None,
             };
-            da_re[i] = zr;
-            da_im[i] = zi;
-            db_re[i] = qr * b.0[i] - qi * b.1[i];
-            db_im[i] = qr * b.1[i] + qi * b.0[i];
+            let db = q * C64::new(b.0[i], b.1[i]);
+            (da_re[i], da_im[i], db_re[i], db_im[i]) = (z.re, z.im, db.re, db.im);
         }
         Some(Self::from_discrete(h, n2, (da_re, da_im), (db_re, db_im), (c.0.to_vec(), c.1.to_vec())))
     }
@@ -87,22 +84,23 @@ impl DiagonalRecurrence {
         let m = h * n2;
         let channels = c.0.len() / m.max(1);
         let f32s = |v: &[f64]| aligned(&v.iter().map(|x| *x as f32).collect::<Vec<f32>>());
+        let db64: Vec<C64> = db.0.iter().zip(&db.1).map(|(r, i)| C64::new(*r, *i)).collect();
         // C·dB, [C, H, N2]
         let (wr, wi): (Vec<f64>, Vec<f64>) = (0..channels * m)
             .map(|j| {
-                let (cr, ci, br, bi) = (c.0[j], c.1[j], db.0[j % m], db.1[j % m]);
-                (cr * br - ci * bi, cr * bi + ci * br)
+                let w = C64::new(c.0[j], c.1[j]) * db64[j % m];
+                (w.re, w.im)
             })
             .unzip();
         // Folding needs 1/dB and a finite C·dB; a mode with dB = 0 keeps the state as it is.
-        let invertible = db.0.iter().zip(&db.1).all(|(r, i)| (r * r + i * i).is_normal());
+        let invertible = db64.iter().all(|b| b.norm_sqr().is_normal());
         let finite = wr.iter().chain(&wi).all(|v| (*v as f32).is_finite());
         let read = if invertible && finite {
-            Read::Folded { w: (f32s(&wr), f32s(&wi)) }
+            Read::Folded { w: (f32s(&wr), f32s(&wi)), db: db64 }
         } else {
             Read::Direct { db: (f32s(&db.0), f32s(&db.1)), c: (f32s(&c.0), f32s(&c.1)) }
         };
-        Self { h, n2, channels, da: (aligned(&da.0), aligned(&da.1)), db, read }
+        Self { h, n2, channels, da: (aligned(&da.0), aligned(&da.1)), read }
     }
 
     /// Model width H.
@@ -128,15 +126,11 @@ impl DiagonalRecurrence {
 
     /// The state `x` [H·N2] of a stepped one.
     pub fn export(&self, s: &StepState) -> DiagonalState {
-        match self.read {
+        match &self.read {
             Read::Direct { .. } => s.plain(),
-            Read::Folded { .. } => {
-                let (re, im) = (0..s.re.len())
-                    .map(|i| {
-                        let (x, b) = ((s.re[i], s.im[i]), (self.db.0[i], self.db.1[i]));
-                        (x.0 * b.0 - x.1 * b.1, x.0 * b.1 + x.1 * b.0)
-                    })
-                    .unzip();
+            Read::Folded { db, .. } => {
+                let (re, im) =
+                    (0..s.re.len()).map(|i| C64::new(s.re[i], s.im[i]) * db[i]).map(|x| (x.re, x.im)).unzip();
                 DiagonalState { re, im }
             }
         }
@@ -144,11 +138,11 @@ impl DiagonalRecurrence {
 
     /// The stepped form of a state `x` [H·N2].
     pub fn import(&self, x: &DiagonalState) -> StepState {
-        match self.read {
+        match &self.read {
             Read::Direct { .. } => StepState::of(x),
-            Read::Folded { .. } => {
+            Read::Folded { db, .. } => {
                 let (re, im): (Vec<f64>, Vec<f64>) =
-                    (0..x.re.len()).map(|i| div((x.re[i], x.im[i]), (self.db.0[i], self.db.1[i]))).unzip();
+                    (0..x.re.len()).map(|i| C64::new(x.re[i], x.im[i]) / db[i]).map(|v| (v.re, v.im)).unzip();
                 StepState { re: aligned(&re), im: aligned(&im) }
             }
         }
@@ -163,12 +157,6 @@ impl DiagonalRecurrence {
     pub fn run(&self, state: &mut StepState, u: &[f64], l: usize) -> Vec<f64> {
         run_steps(self.h, self.channels, u, l, |ut, yt| self.step(state, ut, yt))
     }
-}
-
-/// Complex division `n/d`, as (re, im).
-fn div((nr, ni): (f64, f64), (dr, di): (f64, f64)) -> (f64, f64) {
-    let den = dr * dr + di * di;
-    ((nr * dr + ni * di) / den, (ni * dr - nr * di) / den)
 }
 
 simd_dispatch! {
@@ -194,10 +182,10 @@ fn diagonal_step_body<const FMA: bool>(
     // The common state sizes get a copy in which N2 is a constant, so each feature's loop is
     // unrolled whole (a quarter of a token's time at N2 = 32).
     match (&rec.read, rec.n2) {
-        (Read::Folded { w }, 16) => features::<FMA, true, 16>(rec, None, w, x, u, y),
-        (Read::Folded { w }, 32) => features::<FMA, true, 32>(rec, None, w, x, u, y),
-        (Read::Folded { w }, 64) => features::<FMA, true, 64>(rec, None, w, x, u, y),
-        (Read::Folded { w }, _) => features::<FMA, true, 0>(rec, None, w, x, u, y),
+        (Read::Folded { w, .. }, 16) => features::<FMA, true, 16>(rec, None, w, x, u, y),
+        (Read::Folded { w, .. }, 32) => features::<FMA, true, 32>(rec, None, w, x, u, y),
+        (Read::Folded { w, .. }, 64) => features::<FMA, true, 64>(rec, None, w, x, u, y),
+        (Read::Folded { w, .. }, _) => features::<FMA, true, 0>(rec, None, w, x, u, y),
         (Read::Direct { db, c }, _) => features::<FMA, false, 0>(rec, Some(db), c, x, u, y),
     }
 }
