@@ -73,7 +73,10 @@ pub struct BenchArgs {
     /// `generate` and `data` run on the CPU.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Longest sequence of `bench length` (a power of 4 times 1,024 ends the sweep exactly).
+    /// Shortest sequence of `bench length` (the sweep goes up from it in steps of 4×).
+    #[arg(long, default_value_t = 1 << 10, value_parser = clap::value_parser!(u64).range(16..=1 << 24))]
+    pub min_len: u64,
+    /// Longest sequence of `bench length` (a power of 4 times `--min-len` ends the sweep exactly).
     #[arg(long, default_value_t = 1 << 16, value_parser = clap::value_parser!(u64).range(1024..=1 << 24))]
     pub max_len: u64,
     /// Batch size of `bench length` (lower it for the longest sequences).

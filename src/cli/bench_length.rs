@@ -1,6 +1,6 @@
 //! `wavessm bench length`: how the time grows with sequence length. The adding problem with
 //! its S4D experiment (2×64), B=16, 4 training steps plus an evaluation pass, at L = 1k, 4k,
-//! 16k, 64k (and on up to `--max-len`); prints the time, its growth per 4× in L (O(L log L)
+//! 16k, 64k (from `--min-len` on up to `--max-len`); prints the time, its growth per 4× in L (O(L log L)
 //! gives a little over 4) and the peak RSS.
 
 use anyhow::Result;
@@ -11,15 +11,13 @@ use crate::config::ConfigRequest;
 
 /// Training steps per length.
 const STEPS: usize = 4;
-/// The shortest length of the sweep.
-const FIRST: usize = 1 << 10;
 
 /// Runs the sweep, one line per length.
 pub fn run(a: &BenchArgs) -> Result<()> {
     let c = &a.config;
     let b = a.batch as usize;
     let mut prev: Option<(f64, f64)> = None;
-    let mut l = FIRST;
+    let mut l = a.min_len as usize;
     while l as u64 <= a.max_len {
         let mut tokens: Vec<String> = vec![
             "experiment=adding/s4d".into(),

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rayon::prelude::*;
 
 use super::fastmath::sigmoid;
+use super::pool::TaskPool;
 use super::simd::simd_dispatch;
-use super::transpose::{Shared, TILE, transpose_into};
+use super::transpose::{Dst, Shared, TILE, transpose_into};
 use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
@@ -17,32 +18,27 @@ use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 /// Args: `w` [C,H,N2] and `dta` [H,N2] as (re, im). Returns [C,H,L].
 pub fn vandermonde(w: (&[f32], &[f32]), dta: (&[f32], &[f32]), c: usize, h: usize, n2: usize, l: usize) -> Vec<f32> {
     let mut out = vec![0f32; c * h * l];
-    // One task per h: all channels share the powers z^l.
-    let mut per_h: Vec<Vec<f32>> = (0..h)
-        .into_par_iter()
-        .map(|hi| {
-            let (zr, zi) = exp_modes(dta, hi, n2);
-            let (mut pr, mut pi) = (vec![1f64; n2], vec![0f64; n2]); // z^l
-            let mut k = vec![0f32; c * l];
-            for li in 0..l {
-                for ci in 0..c {
-                    let base = (ci * h + hi) * n2;
-                    let mut acc = 0f64;
-                    for n in 0..n2 {
-                        acc += w.0[base + n] as f64 * pr[n] - w.1[base + n] as f64 * pi[n];
-                    }
-                    k[ci * l + li] = (2.0 * acc) as f32;
+    let dst = Shared::new(&mut out);
+    // One task per h: all channels share the powers z^l. Tasks write their rows of `out` in
+    // place (a per-task copy is an allocation in a worker, see `ops::pool`).
+    (0..h).into_par_iter().for_each(|hi| {
+        // SAFETY: task `hi` alone writes rows (ci, hi, ·).
+        let mut at: Vec<_> = (0..c).map(|ci| unsafe { dst.at((ci * h + hi) * l) }).collect();
+        let mut k: Vec<&mut [f32]> = at.iter_mut().map(|a| a.row(0, l)).collect();
+        let (zr, zi) = exp_modes(dta, hi, n2);
+        let (mut pr, mut pi) = (vec![1f64; n2], vec![0f64; n2]); // z^l
+        for li in 0..l {
+            for (ci, k) in k.iter_mut().enumerate() {
+                let base = (ci * h + hi) * n2;
+                let mut acc = 0f64;
+                for n in 0..n2 {
+                    acc += w.0[base + n] as f64 * pr[n] - w.1[base + n] as f64 * pi[n];
                 }
-                advance(&mut pr, &mut pi, &zr, &zi);
+                k[li] = (2.0 * acc) as f32;
             }
-            k
-        })
-        .collect();
-    for (hi, k) in per_h.iter_mut().enumerate() {
-        for ci in 0..c {
-            out[(ci * h + hi) * l..][..l].copy_from_slice(&k[ci * l..][..l]);
+            advance(&mut pr, &mut pi, &zr, &zi);
         }
-    }
+    });
     out
 }
 
@@ -215,6 +211,26 @@ impl Scratch {
     }
 }
 
+/// What one conv task works in: its channels' rows [nh, B, L] and their outputs, FFT buffers,
+/// one kernel spectrum and (backward) the ∂k spectrum it sums over the batch.
+struct ConvTask {
+    rows: Vec<f32>,
+    out: Vec<f32>,
+    sc: Scratch,
+    kh: Vec<Complex<f32>>,
+    acc: Vec<Complex<f32>>,
+}
+
+impl ConvTask {
+    /// Buffers for rows of `len` elements; `grad` adds the ∂k spectrum.
+    fn new(p: &Plans, len: usize, grad: bool) -> Self {
+        let sc = Scratch::new(p);
+        let f = sc.freq.len();
+        let acc = vec![Complex::default(); if grad { f } else { 0 }];
+        Self { rows: vec![0.0; len], out: vec![0.0; len], sc, kh: vec![Complex::default(); f], acc }
+    }
+}
+
 /// `y = act(z)`, `z[b,l,h] = Σ_{j≤l} k[h,j]·u[b,l-j,h] + d[h]·u[b,l,h]`, plus, with `save`,
 /// what the backward pass needs: the spectra of `u` and (for GELU) `z`.
 ///
@@ -244,37 +260,40 @@ pub fn causal_conv(
         (0..blocks).map(|_| <&mut [f32]>::default()).collect()
     };
     let out = Shared::new(&mut z);
+    let pool = TaskPool::new(blocks, || ConvTask::new(&p, TILE.min(h) * b * l, false));
     // One task per block of TILE channels: it gathers its channels of every sequence into
     // [TILE, B, L] rows and scatters its output back, so no [H,B,L] copy of the whole input or
     // output is made; one channel's kernel spectrum is live at a time (a TILE of them is
     // 128 MB at L = 2^20).
     parts.into_par_iter().enumerate().for_each(|(blk, s)| {
-        let (h0, nh) = (blk * TILE, TILE.min(h - blk * TILE));
-        let mut sc = Scratch::new(&p);
-        let rows = gather(u, b, l, h, h0, nh);
-        let mut ys = vec![0f32; nh * b * l]; // [nh, B, L]
-        for c in 0..nh {
-            let hi = h0 + c;
-            sc.forward(&p, k[hi * l..][..l].iter().copied());
-            let kh = sc.freq.clone();
-            for bi in 0..b {
-                let row = &rows[(c * b + bi) * l..][..l];
-                sc.forward(&p, row.iter().copied());
-                if save {
-                    let at = (c * b + bi) * f * 2;
-                    for (j, v) in sc.freq.iter().enumerate() {
-                        s[at + 2 * j] = v.re;
-                        s[at + 2 * j + 1] = v.im;
+        pool.with(|t| {
+            let (h0, nh) = (blk * TILE, TILE.min(h - blk * TILE));
+            let ConvTask { rows, out: ys, sc, kh, .. } = t;
+            let rows = gather(u, b, l, h, h0, nh, rows);
+            let ys = &mut ys[..nh * b * l]; // [nh, B, L]
+            for c in 0..nh {
+                let hi = h0 + c;
+                sc.forward(&p, k[hi * l..][..l].iter().copied());
+                kh.copy_from_slice(&sc.freq);
+                for bi in 0..b {
+                    let row = &rows[(c * b + bi) * l..][..l];
+                    sc.forward(&p, row.iter().copied());
+                    if save {
+                        let at = (c * b + bi) * f * 2;
+                        for (j, v) in sc.freq.iter().enumerate() {
+                            s[at + 2 * j] = v.re;
+                            s[at + 2 * j + 1] = v.im;
+                        }
+                    }
+                    sc.inverse_times(&p, kh, false);
+                    for (t, yt) in ys[(c * b + bi) * l..][..l].iter_mut().enumerate() {
+                        *yt = sc.time[t] + d[hi] * row[t];
                     }
                 }
-                sc.inverse_times(&p, &kh, false);
-                for (t, yt) in ys[(c * b + bi) * l..][..l].iter_mut().enumerate() {
-                    *yt = sc.time[t] + d[hi] * row[t];
-                }
             }
-        }
-        // SAFETY: this task writes only channels h0..h0+nh, which no other task writes.
-        unsafe { scatter(&ys, out, b, l, h, h0, nh) };
+            // SAFETY: this task writes only channels h0..h0+nh, which no other task writes.
+            unsafe { scatter(ys, out, b, l, h, h0, nh) };
+        })
     });
     match (gelu_act, save) {
         (true, true) => (super::gelu::gelu_host(&z), spec, z),
@@ -310,36 +329,38 @@ pub fn causal_conv_grad(
     let mut gu = vec![0f32; b * l * h];
     let mut gk = vec![0f32; h * l];
     let out = Shared::new(&mut gu);
+    let pool = TaskPool::new(h.div_ceil(TILE), || ConvTask::new(&p, TILE.min(h) * b * l, true));
     // Tasks as in the forward pass, so ∂k sums over the batch inside one task.
     gk.par_chunks_mut(TILE * l).enumerate().for_each(|(blk, gkb)| {
-        let (h0, nh) = (blk * TILE, TILE.min(h - blk * TILE));
-        let mut sc = Scratch::new(&p);
-        let grows = gather(g, b, l, h, h0, nh);
-        let mut gus = vec![0f32; nh * b * l]; // [nh, B, L]
-        let mut acc = vec![Complex::<f32>::default(); f];
-        for c in 0..nh {
-            let hi = h0 + c;
-            sc.forward(&p, k[hi * l..][..l].iter().copied());
-            let kh = sc.freq.clone();
-            acc.fill(Complex::default());
-            for bi in 0..b {
-                // The adjoint of a causal convolution is a correlation: multiply by conj spectra.
-                let grow = &grows[(c * b + bi) * l..][..l];
-                sc.forward(&p, grow.iter().copied());
-                let s = &spec[(hi * b + bi) * f * 2..][..f * 2];
-                for (j, a) in acc.iter_mut().enumerate() {
-                    *a += sc.freq[j] * Complex::new(s[2 * j], -s[2 * j + 1]);
+        pool.with(|t| {
+            let (h0, nh) = (blk * TILE, TILE.min(h - blk * TILE));
+            let ConvTask { rows: grows, out: gus, sc, kh, acc } = t;
+            let grows = gather(g, b, l, h, h0, nh, grows);
+            let gus = &mut gus[..nh * b * l]; // [nh, B, L]
+            for c in 0..nh {
+                let hi = h0 + c;
+                sc.forward(&p, k[hi * l..][..l].iter().copied());
+                kh.copy_from_slice(&sc.freq);
+                acc.fill(Complex::default());
+                for bi in 0..b {
+                    // The adjoint of a causal convolution is a correlation: multiply by conj spectra.
+                    let grow = &grows[(c * b + bi) * l..][..l];
+                    sc.forward(&p, grow.iter().copied());
+                    let s = &spec[(hi * b + bi) * f * 2..][..f * 2];
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        *a += sc.freq[j] * Complex::new(s[2 * j], -s[2 * j + 1]);
+                    }
+                    sc.inverse_times(&p, kh, true);
+                    for (t, v) in gus[(c * b + bi) * l..][..l].iter_mut().enumerate() {
+                        *v = sc.time[t] + d[hi] * grow[t];
+                    }
                 }
-                sc.inverse_times(&p, &kh, true);
-                for (t, v) in gus[(c * b + bi) * l..][..l].iter_mut().enumerate() {
-                    *v = sc.time[t] + d[hi] * grow[t];
-                }
+                sc.inverse(&p, acc.iter().copied());
+                gkb[c * l..][..l].copy_from_slice(&sc.time[..l]);
             }
-            sc.inverse(&p, acc.iter().copied());
-            gkb[c * l..][..l].copy_from_slice(&sc.time[..l]);
-        }
-        // SAFETY: this task writes only channels h0..h0+nh, which no other task writes.
-        unsafe { scatter(&gus, out, b, l, h, h0, nh) };
+            // SAFETY: this task writes only channels h0..h0+nh, which no other task writes.
+            unsafe { scatter(gus, out, b, l, h, h0, nh) };
+        })
     });
     // ∂d[h] = Σ_{b,l} g·u, in the [B·L, H] layout as it is (no transpose of u).
     let row = h.max(1);
@@ -361,9 +382,9 @@ pub fn causal_conv_grad(
     (gu, gk, gd)
 }
 
-/// Channels `h0..h0 + nh` of `x` [B,L,H] as rows, [nh, B, L].
-fn gather(x: &[f32], b: usize, l: usize, h: usize, h0: usize, nh: usize) -> Vec<f32> {
-    let mut rows = vec![0f32; nh * b * l];
+/// Channels `h0..h0 + nh` of `x` [B,L,H] as rows [nh, B, L], written over the front of `rows`.
+fn gather<'a>(x: &[f32], b: usize, l: usize, h: usize, h0: usize, nh: usize, rows: &'a mut [f32]) -> &'a [f32] {
+    let rows = &mut rows[..nh * b * l];
     for bi in 0..b {
         // Source rows are steps (h apart), columns the channels; destination rows are channels
         // (b·l apart).

@@ -18,6 +18,7 @@ pub mod fastmath;
 pub mod gelu;
 pub mod host;
 pub mod lipschitz;
+pub(crate) mod pool;
 pub mod rnn;
 pub mod scan;
 pub(crate) mod simd;
