@@ -1,130 +1,16 @@
-//! The math of the fused kernels on plain slices (f64 accumulation, rayon over channels).
-//! Kept free of tensor types so tests can compare them with direct formulas.
+//! Causal convolution by real FFT on the host, with its gradient: one rayon task per block of
+//! `TILE` channels.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
-
-use super::fastmath::sigmoid;
-use super::pool::TaskPool;
-use super::simd::simd_dispatch;
-use super::transpose::{Dst, Shared, TILE, transpose_into};
 use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
-/// `K[c,h,l] = 2·Re Σ_n W[c,h,n]·z[h,n]^l`, `z = exp(dtA)`.
-///
-/// Args: `w` [C,H,N2] and `dta` [H,N2] as (re, im). Returns [C,H,L].
-pub fn vandermonde(w: (&[f32], &[f32]), dta: (&[f32], &[f32]), c: usize, h: usize, n2: usize, l: usize) -> Vec<f32> {
-    let mut out = vec![0f32; c * h * l];
-    let dst = Shared::new(&mut out);
-    // One task per h: all channels share the powers z^l. Tasks write their rows of `out` in
-    // place (a per-task copy is an allocation in a worker, see `ops::pool`).
-    (0..h).into_par_iter().for_each(|hi| {
-        // SAFETY: task `hi` alone writes rows (ci, hi, ·).
-        let mut at: Vec<_> = (0..c).map(|ci| unsafe { dst.at((ci * h + hi) * l) }).collect();
-        let mut k: Vec<&mut [f32]> = at.iter_mut().map(|a| a.row(0, l)).collect();
-        let (zr, zi) = exp_modes(dta, hi, n2);
-        let (mut pr, mut pi) = (vec![1f64; n2], vec![0f64; n2]); // z^l
-        for li in 0..l {
-            for (ci, k) in k.iter_mut().enumerate() {
-                let base = (ci * h + hi) * n2;
-                let mut acc = 0f64;
-                for n in 0..n2 {
-                    acc += w.0[base + n] as f64 * pr[n] - w.1[base + n] as f64 * pi[n];
-                }
-                k[li] = (2.0 * acc) as f32;
-            }
-            advance(&mut pr, &mut pi, &zr, &zi);
-        }
-    });
-    out
-}
-
-/// Gradients of [`vandermonde`] given `g = ∂loss/∂K` [C,H,L]:
-/// returns (∂W re, ∂W im) [C,H,N2] and (∂dtA re, ∂dtA im) [H,N2].
-#[allow(clippy::type_complexity)]
-pub fn vandermonde_grad(
-    w: (&[f32], &[f32]),
-    dta: (&[f32], &[f32]),
-    g: &[f32],
-    c: usize,
-    h: usize,
-    n2: usize,
-    l: usize,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
-    let parts: Vec<(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>)> = (0..h)
-        .into_par_iter()
-        .map(|hi| {
-            let (zr, zi) = exp_modes(dta, hi, n2);
-            let (mut pr, mut pi) = (vec![1f64; n2], vec![0f64; n2]);
-            // S0 = Σ_l g_l z^l, S1 = Σ_l g_l·l·z^l per (c, n).
-            let (mut s0r, mut s0i, mut s1r, mut s1i) =
-                (vec![0f64; c * n2], vec![0f64; c * n2], vec![0f64; c * n2], vec![0f64; c * n2]);
-            for li in 0..l {
-                for ci in 0..c {
-                    let gl = g[(ci * h + hi) * l + li] as f64;
-                    let glm = gl * li as f64;
-                    let o = ci * n2;
-                    for n in 0..n2 {
-                        s0r[o + n] += gl * pr[n];
-                        s0i[o + n] += gl * pi[n];
-                        s1r[o + n] += glm * pr[n];
-                        s1i[o + n] += glm * pi[n];
-                    }
-                }
-                advance(&mut pr, &mut pi, &zr, &zi);
-            }
-            // K = 2 Re(W z^l): ∂W = 2·conj(S0) in (re, -im) form; ∂dtA = 2·conj(Σ_c W·S1).
-            let (mut gwr, mut gwi) = (vec![0f32; c * n2], vec![0f32; c * n2]);
-            let (mut gdr, mut gdi) = (vec![0f64; n2], vec![0f64; n2]);
-            for ci in 0..c {
-                let base = (ci * h + hi) * n2;
-                for n in 0..n2 {
-                    let o = ci * n2 + n;
-                    gwr[o] = (2.0 * s0r[o]) as f32;
-                    gwi[o] = (-2.0 * s0i[o]) as f32;
-                    let (wr, wi) = (w.0[base + n] as f64, w.1[base + n] as f64);
-                    gdr[n] += 2.0 * (wr * s1r[o] - wi * s1i[o]);
-                    gdi[n] += -2.0 * (wr * s1i[o] + wi * s1r[o]);
-                }
-            }
-            (gwr, gwi, gdr.iter().map(|v| *v as f32).collect(), gdi.iter().map(|v| *v as f32).collect())
-        })
-        .collect();
-    let (mut gwr, mut gwi) = (vec![0f32; c * h * n2], vec![0f32; c * h * n2]);
-    let (mut gdr, mut gdi) = (vec![0f32; h * n2], vec![0f32; h * n2]);
-    for (hi, (pwr, pwi, pdr, pdi)) in parts.into_iter().enumerate() {
-        for ci in 0..c {
-            let dst = (ci * h + hi) * n2;
-            gwr[dst..dst + n2].copy_from_slice(&pwr[ci * n2..][..n2]);
-            gwi[dst..dst + n2].copy_from_slice(&pwi[ci * n2..][..n2]);
-        }
-        gdr[hi * n2..][..n2].copy_from_slice(&pdr);
-        gdi[hi * n2..][..n2].copy_from_slice(&pdi);
-    }
-    (gwr, gwi, gdr, gdi)
-}
-
-fn exp_modes(dta: (&[f32], &[f32]), hi: usize, n2: usize) -> (Vec<f64>, Vec<f64>) {
-    (0..n2)
-        .map(|n| {
-            let (a, b) = (dta.0[hi * n2 + n] as f64, dta.1[hi * n2 + n] as f64);
-            let e = a.exp();
-            (e * b.cos(), e * b.sin())
-        })
-        .unzip()
-}
-
-#[inline]
-fn advance(pr: &mut [f64], pi: &mut [f64], zr: &[f64], zi: &[f64]) {
-    for n in 0..pr.len() {
-        let (r, i) = (pr[n], pi[n]);
-        pr[n] = r * zr[n] - i * zi[n];
-        pi[n] = r * zi[n] + i * zr[n];
-    }
-}
+use crate::ops::pool::TaskPool;
+use crate::ops::transpose::{Shared, TILE, transpose_into};
+use super::TASK;
 
 type Plans = (Arc<dyn RealToComplex<f32>>, Arc<dyn ComplexToReal<f32>>);
 
@@ -296,8 +182,8 @@ pub fn causal_conv(
         })
     });
     match (gelu_act, save) {
-        (true, true) => (super::gelu::gelu_host(&z), spec, z),
-        (true, false) => (super::gelu::gelu_host(&z), spec, Vec::new()),
+        (true, true) => (crate::ops::gelu::gelu_host(&z), spec, z),
+        (true, false) => (crate::ops::gelu::gelu_host(&z), spec, Vec::new()),
         (false, _) => (z, spec, Vec::new()),
     }
 }
@@ -320,7 +206,7 @@ pub fn causal_conv_grad(
     let g = if z.is_empty() {
         g
     } else {
-        gz = super::gelu::gelu_grad_host(z, g);
+        gz = crate::ops::gelu::gelu_grad_host(z, g);
         &gz
     };
     let n = fft_len(l);
@@ -403,118 +289,4 @@ unsafe fn scatter(rows: &[f32], out: Shared, b: usize, l: usize, h: usize, h0: u
         let mut dst = unsafe { out.at(bi * l * h + h0) };
         transpose_into(&rows[bi * l..], b * l, &mut dst, h, nh, l);
     }
-}
-
-/// Elements per parallel task of the row-wise loops.
-const TASK: usize = 1 << 14;
-
-/// GLU over the last axis: `[a, b] -> a·σ(b)`. Args: `x` [R, 2H]. Returns [R, H].
-pub fn glu(x: &[f32], h: usize) -> Vec<f32> {
-    let mut y = vec![0f32; x.len() / 2];
-    let rows = (TASK / h.max(1)).max(1);
-    y.par_chunks_mut(rows * h).zip(x.par_chunks(rows * 2 * h)).for_each(|(y, x)| glu_rows(x, y, h));
-    y
-}
-
-simd_dispatch! {
-    /// [`glu`] of whole rows.
-    fn glu_rows => glu_rows_body(x: &[f32], y: &mut [f32], h: usize)
-}
-
-#[inline(always)]
-fn glu_rows_body<const FMA: bool>(x: &[f32], y: &mut [f32], h: usize) {
-    for (y, x) in y.chunks_exact_mut(h).zip(x.chunks_exact(2 * h)) {
-        let (a, b) = x.split_at(h);
-        for (y, (a, b)) in y.iter_mut().zip(a.iter().zip(b)) {
-            *y = a * sigmoid(*b);
-        }
-    }
-}
-
-/// Gradient of [`glu`]: `∂a = g·σ(b)`, `∂b = g·a·σ(b)·(1-σ(b))`.
-pub fn glu_grad(x: &[f32], g: &[f32], h: usize) -> Vec<f32> {
-    let mut gx = vec![0f32; x.len()];
-    let rows = (TASK / h.max(1)).max(1);
-    let parts = gx.par_chunks_mut(rows * 2 * h).zip(x.par_chunks(rows * 2 * h)).zip(g.par_chunks(rows * h));
-    parts.for_each(|((gx, x), g)| glu_grad_rows(x, g, gx, h));
-    gx
-}
-
-simd_dispatch! {
-    /// [`glu_grad`] of whole rows.
-    fn glu_grad_rows => glu_grad_rows_body(x: &[f32], g: &[f32], gx: &mut [f32], h: usize)
-}
-
-#[inline(always)]
-fn glu_grad_rows_body<const FMA: bool>(x: &[f32], g: &[f32], gx: &mut [f32], h: usize) {
-    for ((gx, x), g) in gx.chunks_exact_mut(2 * h).zip(x.chunks_exact(2 * h)).zip(g.chunks_exact(h)) {
-        let ((ga, gb), (a, b)) = (gx.split_at_mut(h), x.split_at(h));
-        for j in 0..h {
-            let s = sigmoid(b[j]);
-            ga[j] = g[j] * s;
-            gb[j] = g[j] * a[j] * s * (1.0 - s);
-        }
-    }
-}
-
-/// LayerNorm over the last axis: `y = γ·(x - μ)/σ + β`, `σ = sqrt(var + eps)`.
-///
-/// Args: `x` [R, H], `gamma`, `beta` [H]. Returns `y` [R, H] and `1/σ` per row [R] (saved for
-/// the backward pass).
-pub fn layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, h: usize) -> (Vec<f32>, Vec<f32>) {
-    let rows = x.len() / h;
-    let mut y = vec![0f32; x.len()];
-    let mut rstd = vec![0f32; rows];
-    y.par_chunks_mut(h).zip(x.par_chunks(h)).zip(rstd.par_iter_mut()).for_each(|((y, x), r)| {
-        let mean = x.iter().map(|v| *v as f64).sum::<f64>() / h as f64;
-        let var = x.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / h as f64;
-        let rs = 1.0 / (var + eps as f64).sqrt();
-        *r = rs as f32;
-        for j in 0..h {
-            y[j] = ((x[j] as f64 - mean) * rs) as f32 * gamma[j] + beta[j];
-        }
-    });
-    (y, rstd)
-}
-
-/// Gradients of [`layer_norm`]: (∂x [R, H], ∂γ [H], ∂β [H]).
-pub fn layer_norm_grad(x: &[f32], gamma: &[f32], rstd: &[f32], g: &[f32], h: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    const ROWS_PER_TASK: usize = 256;
-    let mut gx = vec![0f32; x.len()];
-    let partial: Vec<(Vec<f64>, Vec<f64>)> = gx
-        .par_chunks_mut(h * ROWS_PER_TASK)
-        .zip(x.par_chunks(h * ROWS_PER_TASK))
-        .zip(g.par_chunks(h * ROWS_PER_TASK))
-        .zip(rstd.par_chunks(ROWS_PER_TASK))
-        .map(|(((gx, x), g), rstd)| {
-            let (mut gg, mut gb) = (vec![0f64; h], vec![0f64; h]);
-            let mut xhat = vec![0f32; h];
-            for (r, &rs) in rstd.iter().enumerate() {
-                let (x, g, gx) = (&x[r * h..][..h], &g[r * h..][..h], &mut gx[r * h..][..h]);
-                let mean = x.iter().map(|v| *v as f64).sum::<f64>() / h as f64;
-                let (mut m1, mut m2) = (0f64, 0f64);
-                for j in 0..h {
-                    xhat[j] = ((x[j] as f64 - mean) * rs as f64) as f32;
-                    let gxh = (g[j] * gamma[j]) as f64;
-                    m1 += gxh;
-                    m2 += gxh * xhat[j] as f64;
-                    gg[j] += (g[j] * xhat[j]) as f64;
-                    gb[j] += g[j] as f64;
-                }
-                let (m1, m2) = (m1 / h as f64, m2 / h as f64);
-                for j in 0..h {
-                    gx[j] = (rs as f64 * ((g[j] * gamma[j]) as f64 - m1 - xhat[j] as f64 * m2)) as f32;
-                }
-            }
-            (gg, gb)
-        })
-        .collect();
-    let (mut gg, mut gb) = (vec![0f64; h], vec![0f64; h]);
-    for (pg, pb) in partial {
-        for j in 0..h {
-            gg[j] += pg[j];
-            gb[j] += pb[j];
-        }
-    }
-    (gx, gg.into_iter().map(|v| v as f32).collect(), gb.into_iter().map(|v| v as f32).collect())
 }
