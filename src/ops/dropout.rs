@@ -45,7 +45,7 @@ pub fn draw_seed(device: &Device) -> u64 {
 
 /// `n` values, each `1/keep` with probability `keep`, else 0.
 pub fn mask(n: usize, keep: f64, seed: u64) -> Vec<f32> {
-    let mut m = vec![0f32; n];
+    let mut m = super::pool::zeros(n);
     let (scale, cut) = ((1.0 / keep) as f32, (keep * 4_294_967_296.0) as u64);
     m.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);

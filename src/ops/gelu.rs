@@ -73,14 +73,14 @@ fn gelu_grad_slice_body<const FMA: bool>(x: &[f32], g: &[f32], out: &mut [f32]) 
 
 /// `gelu(x)` elementwise, in parallel.
 pub fn gelu_host(x: &[f32]) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
+    let mut out = super::pool::zeros(x.len());
     out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(o, x)| gelu_slice(x, o));
     out
 }
 
 /// `g·gelu'(x)` elementwise, in parallel.
 pub fn gelu_grad_host(x: &[f32], g: &[f32]) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
+    let mut out = super::pool::zeros(x.len());
     let parts = out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)));
     parts.for_each(|(o, (x, g))| gelu_grad_slice(x, g, o));
     out

@@ -17,6 +17,7 @@ pub mod dwconv;
 pub mod fastmath;
 pub mod gelu;
 pub mod host;
+pub mod linear;
 pub mod lipschitz;
 pub(crate) mod pool;
 pub mod rnn;

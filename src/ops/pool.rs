@@ -32,3 +32,21 @@ impl<T, F: Fn() -> T> TaskPool<T, F> {
         r
     }
 }
+
+/// Elements below which [`zeros`] zeroes on the calling thread (a parallel job costs more).
+const PAR_ZERO: usize = 1 << 16;
+
+/// `n` zeros, written by all workers.
+///
+/// Why: the outputs of the fused kernels were zeroed by `vec![0.0; n]` on the calling thread,
+/// which glibc does with a serial `memset` once the heap is reused; in `bench fit` that was a
+/// fifth of the main thread's time, while the workers waited.
+pub(crate) fn zeros(n: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    if n < PAR_ZERO {
+        return vec![0.0; n];
+    }
+    let mut v = Vec::with_capacity(n);
+    v.par_extend(rayon::iter::repeat_n(0f32, n).with_min_len(PAR_ZERO));
+    v
+}

@@ -1,5 +1,6 @@
 //! Causal convolution of a sequence with a long kernel.
 
+use burn::nn::Linear;
 use burn::signal::{irfft, rfft};
 use burn::tensor::Tensor;
 
@@ -20,6 +21,19 @@ pub fn causal_conv(u: Tensor<3>, k: Tensor<2>, d: Tensor<1>, gelu: bool) -> Tens
 /// GLU over the last axis, fused on the CPU.
 pub fn glu_last(x: Tensor<3>) -> Tensor<3> {
     if crate::ops::supported(&x.device()) { crate::ops::glu_last(x) } else { burn::tensor::activation::glu(x, 2) }
+}
+
+/// `glu(linear(x))` over the last axis, fused on the CPU: the S4 blocks' output projection.
+///
+/// Args: `x` [B, L, H]; `linear` H → 2·O. Returns [B, L, O].
+pub fn linear_glu(x: Tensor<3>, linear: &Linear) -> Tensor<3> {
+    let [i, o2] = linear.weight.dims();
+    match &linear.bias {
+        Some(b) if crate::ops::supported(&x.device()) && i > 0 && o2 > 0 => {
+            crate::ops::linear::linear_glu(x, linear.weight.val(), b.val())
+        }
+        _ => glu_last(linear.forward(x)),
+    }
 }
 
 /// Causal convolution `y[b,h,l] = Σ_{j≤l} k[h,j]·u[b,h,l-j]` by FFT.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Activation;
 use super::complex::Complex;
-use super::conv::{causal_conv, glu_last};
+use super::conv::{causal_conv, linear_glu};
 use super::defaults;
 pub use super::diagonal::RealTransform;
 use super::diagonal::{DiagonalSystem, Disc, discretize};
@@ -503,7 +503,7 @@ impl S4 {
             .collect();
         let y = if channels == 1 { ys.into_iter().next().expect("one channel") } else { Tensor::cat(ys, 2) };
         let y = self.dropout.forward(y); // [B, L, C·H]
-        glu_last(self.output_linear.forward(y)) // [B, L, 2H] -> [B, L, H]
+        linear_glu(y, &self.output_linear) // [B, L, 2H] -> [B, L, H]
     }
 }
 

@@ -16,7 +16,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use serde::{Deserialize, Serialize};
 
 pub use super::Activation;
-use super::conv::{causal_conv, glu_last};
+use super::conv::{causal_conv, linear_glu};
 use super::defaults;
 use super::diagonal::{DiagonalSystem, Disc, RealTransform, discretize};
 use super::hyper::{self, SsmGroup, SsmHyper, SsmKind};
@@ -282,7 +282,7 @@ impl S4d {
             Some(r) => self.activation.apply(causal_conv(u, k, self.D.val(), false) + r),
         }; // [B, L, H]
         let y = self.dropout.forward(y);
-        glu_last(self.output_linear.forward(y)) // [B, L, 2H] -> [B, L, H]
+        linear_glu(y, &self.output_linear) // [B, L, 2H] -> [B, L, H]
     }
 }
 

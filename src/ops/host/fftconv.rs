@@ -8,9 +8,9 @@ use rayon::prelude::*;
 use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
-use crate::ops::pool::TaskPool;
-use crate::ops::transpose::{Shared, TILE, transpose_into};
 use super::TASK;
+use crate::ops::pool::{TaskPool, zeros};
+use crate::ops::transpose::{Shared, TILE, transpose_into};
 
 type Plans = (Arc<dyn RealToComplex<f32>>, Arc<dyn ComplexToReal<f32>>);
 
@@ -113,7 +113,7 @@ impl ConvTask {
         let sc = Scratch::new(p);
         let f = sc.freq.len();
         let acc = vec![Complex::default(); if grad { f } else { 0 }];
-        Self { rows: vec![0.0; len], out: vec![0.0; len], sc, kh: vec![Complex::default(); f], acc }
+        Self { rows: zeros(len), out: zeros(len), sc, kh: vec![Complex::default(); f], acc }
     }
 }
 
@@ -136,9 +136,9 @@ pub fn causal_conv(
     let n = fft_len(l);
     let f = n / 2 + 1;
     let p = plans(n);
-    let mut z = vec![0f32; b * l * h];
+    let mut z = zeros(b * l * h);
     // Inference keeps no spectra: at B=64, H=64, L=784 they are 25 MB a layer.
-    let mut spec = vec![0f32; if save { h * b * f * 2 } else { 0 }];
+    let mut spec = zeros(if save { h * b * f * 2 } else { 0 });
     let blocks = h.div_ceil(TILE);
     let parts: Vec<&mut [f32]> = if save {
         spec.chunks_mut(TILE * b * f * 2).collect()
@@ -212,8 +212,8 @@ pub fn causal_conv_grad(
     let n = fft_len(l);
     let f = n / 2 + 1;
     let p = plans(n);
-    let mut gu = vec![0f32; b * l * h];
-    let mut gk = vec![0f32; h * l];
+    let mut gu = zeros(b * l * h);
+    let mut gk = zeros(h * l);
     let out = Shared::new(&mut gu);
     let pool = TaskPool::new(h.div_ceil(TILE), || ConvTask::new(&p, TILE.min(h) * b * l, true));
     // Tasks as in the forward pass, so ∂k sums over the batch inside one task.

@@ -4,12 +4,15 @@
 use rayon::prelude::*;
 
 use super::fastmath::sigmoid;
+use super::pool::zeros;
 use super::simd::simd_dispatch;
 
 mod fftconv;
+mod linear;
 mod vandermonde;
 
 pub use fftconv::{causal_conv, causal_conv_grad, fft_len};
+pub use linear::{linear_glu, linear_glu_grad};
 pub use vandermonde::{vandermonde, vandermonde_grad};
 
 /// Elements per parallel task of the row-wise loops.
@@ -17,7 +20,7 @@ const TASK: usize = 1 << 14;
 
 /// GLU over the last axis: `[a, b] -> a·σ(b)`. Args: `x` [R, 2H]. Returns [R, H].
 pub fn glu(x: &[f32], h: usize) -> Vec<f32> {
-    let mut y = vec![0f32; x.len() / 2];
+    let mut y = zeros(x.len() / 2);
     let rows = (TASK / h.max(1)).max(1);
     y.par_chunks_mut(rows * h).zip(x.par_chunks(rows * 2 * h)).for_each(|(y, x)| glu_rows(x, y, h));
     y
@@ -40,7 +43,7 @@ fn glu_rows_body<const FMA: bool>(x: &[f32], y: &mut [f32], h: usize) {
 
 /// Gradient of [`glu`]: `∂a = g·σ(b)`, `∂b = g·a·σ(b)·(1-σ(b))`.
 pub fn glu_grad(x: &[f32], g: &[f32], h: usize) -> Vec<f32> {
-    let mut gx = vec![0f32; x.len()];
+    let mut gx = zeros(x.len());
     let rows = (TASK / h.max(1)).max(1);
     let parts = gx.par_chunks_mut(rows * 2 * h).zip(x.par_chunks(rows * 2 * h)).zip(g.par_chunks(rows * h));
     parts.for_each(|((gx, x), g)| glu_grad_rows(x, g, gx, h));
@@ -70,7 +73,7 @@ fn glu_grad_rows_body<const FMA: bool>(x: &[f32], g: &[f32], gx: &mut [f32], h: 
 /// the backward pass).
 pub fn layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, h: usize) -> (Vec<f32>, Vec<f32>) {
     let rows = x.len() / h;
-    let mut y = vec![0f32; x.len()];
+    let mut y = zeros(x.len());
     let mut rstd = vec![0f32; rows];
     y.par_chunks_mut(h).zip(x.par_chunks(h)).zip(rstd.par_iter_mut()).for_each(|((y, x), r)| {
         let mean = x.iter().map(|v| *v as f64).sum::<f64>() / h as f64;
@@ -87,7 +90,7 @@ pub fn layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, h: usize) ->
 /// Gradients of [`layer_norm`]: (∂x [R, H], ∂γ [H], ∂β [H]).
 pub fn layer_norm_grad(x: &[f32], gamma: &[f32], rstd: &[f32], g: &[f32], h: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     const ROWS_PER_TASK: usize = 256;
-    let mut gx = vec![0f32; x.len()];
+    let mut gx = zeros(x.len());
     let partial: Vec<(Vec<f64>, Vec<f64>)> = gx
         .par_chunks_mut(h * ROWS_PER_TASK)
         .zip(x.par_chunks(h * ROWS_PER_TASK))

@@ -3,13 +3,14 @@
 
 use rayon::prelude::*;
 
+use crate::ops::pool::zeros;
 use crate::ops::transpose::{Dst, Shared};
 
 /// `K[c,h,l] = 2·Re Σ_n W[c,h,n]·z[h,n]^l`, `z = exp(dtA)`.
 ///
 /// Args: `w` [C,H,N2] and `dta` [H,N2] as (re, im). Returns [C,H,L].
 pub fn vandermonde(w: (&[f32], &[f32]), dta: (&[f32], &[f32]), c: usize, h: usize, n2: usize, l: usize) -> Vec<f32> {
-    let mut out = vec![0f32; c * h * l];
+    let mut out = zeros(c * h * l);
     let dst = Shared::new(&mut out);
     // One task per h: all channels share the powers z^l. Tasks write their rows of `out` in
     // place (a per-task copy is an allocation in a worker, see `ops::pool`).

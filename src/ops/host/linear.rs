@@ -1,0 +1,130 @@
+//! `y = glu(x·W + b)`, the output projection of the S4 blocks, and its gradient, in row
+//! blocks: each task runs its own small GEMM and the bias and GLU while the block is in cache.
+//!
+//! Why not burn's Linear then the fused GLU: its matmul output is zeroed and then copied (to
+//! realign it) on the calling thread, and the bias add, the bias gradient and ∂W's
+//! reductions run serially below burn-flex's parallel threshold; in `bench fit` that was a
+//! quarter of the main thread's time, with the workers idle.
+//!
+//! Dimensions: R rows, I inputs, O outputs after the GLU (2·O before it).
+
+use rayon::prelude::*;
+
+use super::{glu_grad_rows, glu_rows};
+use crate::ops::pool::zeros;
+
+/// Floats of one task's pre-activation block (rows × 2·O): it stays in L2.
+const BLOCK: usize = 1 << 14;
+
+/// Rows per task.
+fn rows_per_task(o2: usize) -> usize {
+    (BLOCK / o2.max(1)).max(1)
+}
+
+/// `dst[m,n] (+)= lhs[m,k]·rhs[k,n]` for matrices given as (pointer, column stride, row stride).
+///
+/// # Safety
+/// Every index the strides reach must lie inside the buffers, and `dst` must be this task's
+/// alone.
+#[allow(clippy::too_many_arguments)]
+unsafe fn mm(
+    (m, n, k): (usize, usize, usize),
+    dst: (*mut f32, usize, usize),
+    accumulate: bool,
+    lhs: (*const f32, usize, usize),
+    rhs: (*const f32, usize, usize),
+) {
+    // SAFETY: the caller's.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.0,
+            dst.1 as isize,
+            dst.2 as isize,
+            accumulate,
+            lhs.0,
+            lhs.1 as isize,
+            lhs.2 as isize,
+            rhs.0,
+            rhs.1 as isize,
+            rhs.2 as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// Args: `x` [R, I], `w` [I, 2·O] (burn's Linear layout), `b` [2·O].
+/// Returns `y = glu(x·W + b)` [R, O] and the pre-activation `x·W + b` [R, 2·O].
+///
+/// # Panics
+/// With `i` or `o2` zero (the callers take burn's ops then) or sizes that do not match.
+pub fn linear_glu(x: &[f32], w: &[f32], b: &[f32], i: usize, o2: usize) -> (Vec<f32>, Vec<f32>) {
+    assert!(i > 0 && o2 > 0 && o2.is_multiple_of(2), "linear_glu: I = {i}, 2·O = {o2}");
+    assert!(w.len() == i * o2 && b.len() == o2 && x.len().is_multiple_of(i), "linear_glu: sizes");
+    let r = x.len() / i;
+    let (o, rt) = (o2 / 2, rows_per_task(o2));
+    let (mut y, mut pre) = (zeros(r * o), zeros(r * o2));
+    let tasks = pre.par_chunks_mut(rt * o2).zip(y.par_chunks_mut(rt * o)).zip(x.par_chunks(rt * i));
+    tasks.for_each(|((pre, y), x)| {
+        let rc = pre.len() / o2;
+        // SAFETY: pre is [rc, 2O], x [rc, I] and w [I, 2O], all row-major and of those sizes.
+        unsafe { mm((rc, o2, i), (pre.as_mut_ptr(), 1, o2), false, (x.as_ptr(), 1, i), (w.as_ptr(), 1, o2)) };
+        for row in pre.chunks_exact_mut(o2) {
+            for (p, b) in row.iter_mut().zip(b) {
+                *p += b;
+            }
+        }
+        glu_rows(pre, y, o);
+    });
+    (y, pre)
+}
+
+/// Gradients of [`linear_glu`] given `g = ∂loss/∂y` [R, O] and the saved pre-activation:
+/// (∂x [R, I], ∂W [I, 2·O], ∂b [2·O]).
+pub fn linear_glu_grad(x: &[f32], w: &[f32], pre: &[f32], g: &[f32], i: usize, o2: usize) -> [Vec<f32>; 3] {
+    let (o, rt) = (o2 / 2, rows_per_task(o2));
+    assert!(i > 0 && o2 > 0 && pre.len() == x.len() / i * o2, "linear_glu_grad: sizes");
+    let r = pre.len() / o2;
+    let mut gx = zeros(r * i);
+    let tasks =
+        gx.par_chunks_mut(rt * i).zip(pre.par_chunks(rt * o2)).zip(g.par_chunks(rt * o)).zip(x.par_chunks(rt * i));
+    // Each worker sums its blocks' ∂W and ∂b; the partial sums are added at the end.
+    let (gw, gb, _) = tasks
+        .fold(
+            || (vec![0f32; i * o2], vec![0f32; o2], vec![0f32; rt * o2]),
+            |(mut gw, mut gb, mut scratch), (((gx, pre), g), x)| {
+                let rc = pre.len() / o2;
+                let gt = &mut scratch[..rc * o2]; // ∂pre [rc, 2O]
+                glu_grad_rows(pre, g, gt, o);
+                // SAFETY: gx is [rc, I], gt [rc, 2O], w [I, 2O] (read as Wᵀ [2O, I]), x [rc, I]
+                // (read as xᵀ [I, rc]) and gw [I, 2O], all of those sizes.
+                unsafe {
+                    mm((rc, i, o2), (gx.as_mut_ptr(), 1, i), false, (gt.as_ptr(), 1, o2), (w.as_ptr(), o2, 1));
+                    mm((i, o2, rc), (gw.as_mut_ptr(), 1, o2), true, (x.as_ptr(), i, 1), (gt.as_ptr(), 1, o2));
+                }
+                for row in gt.chunks_exact(o2) {
+                    for (s, v) in gb.iter_mut().zip(row) {
+                        *s += v;
+                    }
+                }
+                (gw, gb, scratch)
+            },
+        )
+        .map(|(gw, gb, _)| (gw, gb, ()))
+        .reduce(
+            || (vec![0f32; i * o2], vec![0f32; o2], ()),
+            |(mut a, mut ab, _), (b, bb, _)| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                ab.iter_mut().zip(&bb).for_each(|(a, b)| *a += b);
+                (a, ab, ())
+            },
+        );
+    [gx, gw, gb]
+}
