@@ -8,7 +8,6 @@ use rayon::prelude::*;
 use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
-use super::TASK;
 use crate::ops::pool::{TaskPool, zeros};
 use crate::ops::transpose::{Shared, TILE, transpose_into};
 
@@ -189,10 +188,10 @@ pub fn causal_conv(
 }
 
 /// Gradients of [`causal_conv`] given `g = ∂loss/∂y` [B,L,H] and the saved `z` (empty: no
-/// activation): (∂u [B,L,H], ∂k [H,L], ∂d [H]).
+/// activation): (∂u [B,L,H], ∂k [H,L], ∂d [H]). `u` itself is not needed: ∂k comes from its
+/// spectra, and ∂d = ∂k[·, 0], since the skip `d·u` is a kernel tap at lag 0.
 #[allow(clippy::too_many_arguments)]
 pub fn causal_conv_grad(
-    u: &[f32],
     k: &[f32],
     d: &[f32],
     spec: &[f32],
@@ -248,23 +247,7 @@ pub fn causal_conv_grad(
             unsafe { scatter(gus, out, b, l, h, h0, nh) };
         })
     });
-    // ∂d[h] = Σ_{b,l} g·u, in the [B·L, H] layout as it is (no transpose of u).
-    let row = h.max(1);
-    let chunk = (TASK / row).max(1) * row;
-    let gd = g
-        .par_chunks(chunk)
-        .zip(u.par_chunks(chunk))
-        .map(|(g, u)| {
-            let mut s = vec![0f64; h];
-            for (gr, ur) in g.chunks_exact(row).zip(u.chunks_exact(row)) {
-                for ((s, g), u) in s.iter_mut().zip(gr).zip(ur) {
-                    *s += *g as f64 * *u as f64;
-                }
-            }
-            s
-        })
-        .reduce(|| vec![0f64; h], |a, b| a.iter().zip(&b).map(|(a, b)| a + b).collect());
-    let gd = gd.iter().map(|v| *v as f32).collect();
+    let gd = (0..h).map(|hi| if l == 0 { 0.0 } else { gk[hi * l] }).collect();
     (gu, gk, gd)
 }
 
