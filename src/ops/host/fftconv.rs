@@ -59,12 +59,22 @@ impl Scratch {
     }
 
     /// FFT of `x` zero-padded to n into `self.freq`.
-    fn forward(&mut self, p: &Plans, x: impl Iterator<Item = f32>) {
-        self.time.fill(0.0);
-        for (t, v) in self.time.iter_mut().zip(x) {
-            *t = v;
-        }
+    fn forward(&mut self, p: &Plans, x: &[f32]) {
+        self.load(x);
         p.0.process_with_scratch(&mut self.time, &mut self.freq, &mut self.work).expect("sizes match the plan");
+    }
+
+    /// FFT of `x` zero-padded to n into `out` (a kernel spectrum: no copy out of `self.freq`).
+    fn forward_into(&mut self, p: &Plans, x: &[f32], out: &mut [Complex<f32>]) {
+        self.load(x);
+        p.0.process_with_scratch(&mut self.time, out, &mut self.work).expect("sizes match the plan");
+    }
+
+    /// `x` then zeros into the time buffer, which the real FFT also uses as scratch.
+    fn load(&mut self, x: &[f32]) {
+        let (head, tail) = self.time.split_at_mut(x.len());
+        head.copy_from_slice(x);
+        tail.fill(0.0);
     }
 
     /// Inverse FFT of `spec` (scaled by 1/n) into `self.time`.
@@ -76,12 +86,30 @@ impl Scratch {
         self.finish_inverse(p);
     }
 
-    /// Inverse FFT of `self.freq·m` (`conj m` with `conj`), into `self.time`: the product is
-    /// taken in place, so no second spectrum-sized buffer is live (8 MB each at L = 2^20).
-    fn inverse_times(&mut self, p: &Plans, m: &[Complex<f32>], conj: bool) {
+    /// Inverse FFT of `self.freq·m` into `self.time`, first copying `self.freq` into `keep`
+    /// as interleaved (re, im) when there is one: the product is taken in place, in the same
+    /// pass, so no second spectrum-sized buffer is live (8 MB each at L = 2^20).
+    fn inverse_times(&mut self, p: &Plans, m: &[Complex<f32>], keep: Option<&mut [f32]>) {
         let scale = 1.0 / self.time.len() as f32;
-        for (f, m) in self.freq.iter_mut().zip(m) {
-            *f = *f * if conj { m.conj() } else { *m } * scale;
+        match keep {
+            Some(keep) => {
+                for ((f, m), k) in self.freq.iter_mut().zip(m).zip(keep.chunks_exact_mut(2)) {
+                    (k[0], k[1]) = (f.re, f.im);
+                    *f = *f * *m * scale;
+                }
+            }
+            None => self.freq.iter_mut().zip(m).for_each(|(f, m)| *f = *f * *m * scale),
+        }
+        self.finish_inverse(p);
+    }
+
+    /// Backward pass: `acc += self.freq·conj(û)` (`û` interleaved) and the inverse FFT of
+    /// `self.freq·conj(m)` into `self.time`, in one pass over the spectra.
+    fn correlate(&mut self, p: &Plans, m: &[Complex<f32>], u_hat: &[f32], acc: &mut [Complex<f32>]) {
+        let scale = 1.0 / self.time.len() as f32;
+        for (((f, m), u), a) in self.freq.iter_mut().zip(m).zip(u_hat.chunks_exact(2)).zip(acc) {
+            *a += *f * Complex::new(u[0], -u[1]);
+            *f = *f * m.conj() * scale;
         }
         self.finish_inverse(p);
     }
@@ -158,19 +186,12 @@ pub fn causal_conv(
             let ys = &mut ys[..nh * b * l]; // [nh, B, L]
             for c in 0..nh {
                 let hi = h0 + c;
-                sc.forward(&p, k[hi * l..][..l].iter().copied());
-                kh.copy_from_slice(&sc.freq);
+                sc.forward_into(&p, &k[hi * l..][..l], kh);
                 for bi in 0..b {
                     let row = &rows[(c * b + bi) * l..][..l];
-                    sc.forward(&p, row.iter().copied());
-                    if save {
-                        let at = (c * b + bi) * f * 2;
-                        for (j, v) in sc.freq.iter().enumerate() {
-                            s[at + 2 * j] = v.re;
-                            s[at + 2 * j + 1] = v.im;
-                        }
-                    }
-                    sc.inverse_times(&p, kh, false);
+                    sc.forward(&p, row);
+                    let keep = if save { Some(&mut s[(c * b + bi) * f * 2..][..f * 2]) } else { None };
+                    sc.inverse_times(&p, kh, keep);
                     for (t, yt) in ys[(c * b + bi) * l..][..l].iter_mut().enumerate() {
                         *yt = sc.time[t] + d[hi] * row[t];
                     }
@@ -224,18 +245,13 @@ pub fn causal_conv_grad(
             let gus = &mut gus[..nh * b * l]; // [nh, B, L]
             for c in 0..nh {
                 let hi = h0 + c;
-                sc.forward(&p, k[hi * l..][..l].iter().copied());
-                kh.copy_from_slice(&sc.freq);
+                sc.forward_into(&p, &k[hi * l..][..l], kh);
                 acc.fill(Complex::default());
                 for bi in 0..b {
                     // The adjoint of a causal convolution is a correlation: multiply by conj spectra.
                     let grow = &grows[(c * b + bi) * l..][..l];
-                    sc.forward(&p, grow.iter().copied());
-                    let s = &spec[(hi * b + bi) * f * 2..][..f * 2];
-                    for (j, a) in acc.iter_mut().enumerate() {
-                        *a += sc.freq[j] * Complex::new(s[2 * j], -s[2 * j + 1]);
-                    }
-                    sc.inverse_times(&p, kh, true);
+                    sc.forward(&p, grow);
+                    sc.correlate(&p, kh, &spec[(hi * b + bi) * f * 2..][..f * 2], acc);
                     for (t, v) in gus[(c * b + bi) * l..][..l].iter_mut().enumerate() {
                         *v = sc.time[t] + d[hi] * grow[t];
                     }
