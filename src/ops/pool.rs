@@ -50,3 +50,30 @@ pub(crate) fn zeros(n: usize) -> Vec<f32> {
     v.par_extend(rayon::iter::repeat_n(0f32, n).with_min_len(PAR_ZERO));
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::prelude::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn concurrent_tasks_never_share_a_set_and_sets_are_reused() {
+        let made = AtomicUsize::new(0);
+        let pool = TaskPool::new(64, || {
+            made.fetch_add(1, Ordering::Relaxed);
+            vec![0usize; 1024]
+        });
+        let ok = (0..64usize).into_par_iter().all(|t| {
+            pool.with(|buf| {
+                buf.fill(t);
+                std::thread::yield_now();
+                buf.iter().all(|v| *v == t)
+            })
+        });
+        assert!(ok, "a set was written by two tasks at once");
+        // One set per worker up front; more only if a worker nests tasks (none do here).
+        assert!(made.load(Ordering::Relaxed) <= rayon::current_num_threads());
+        assert_eq!(zeros(3 * PAR_ZERO + 5), vec![0.0; 3 * PAR_ZERO + 5]);
+    }
+}
