@@ -8,7 +8,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
+use burn::backend::{Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::Tensor;
 
 use super::{dims, flex, host, register_grads};
@@ -19,73 +19,66 @@ type AdTensor<B, C> = FloatTensor<Autodiff<B, C>>;
 /// Linear layer then GLU over the last axis.
 #[backend_extension(Flex, Autodiff)]
 pub trait LinearGluOps: Backend {
-    /// `glu(x·W + b)`: `x` [.., I], `w` [I, 2·O], `b` [2·O] → [.., O]; also returns the
-    /// pre-activation `x·W + b` [.., 2·O] for the backward pass.
-    fn linear_glu_saving(
-        x: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+    /// `glu(x·W + b)`: `x` [.., I], `w` [I, 2·O], `b` [2·O] → [.., O].
+    fn linear_glu(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
 
-    /// Gradients of `linear_glu_saving` (∂x, ∂W, ∂b) for output gradient `grad`.
+    /// Gradients of `linear_glu` (∂x, ∂W, ∂b) for output gradient `grad`; the pre-activation
+    /// is recomputed from the inputs.
     fn linear_glu_grad(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
-        pre: FloatTensor<Self>,
+        b: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
 impl LinearGluOps for Flex {
-    fn linear_glu_saving(x: FlexTensor, w: FlexTensor, b: FlexTensor) -> (FlexTensor, FlexTensor) {
+    fn linear_glu(x: FlexTensor, w: FlexTensor, b: FlexTensor) -> FlexTensor {
         let [i, o2] = dims(&w)[..] else { panic!("linear_glu: W must be [I, 2·O]") };
-        let (y, pre) = host::linear_glu(&host(&x), &host(&w), &host(&b), i, o2);
+        let y = host::linear_glu(&host(&x), &host(&w), &host(&b), i, o2);
         let mut shape = dims(&x);
-        *shape.last_mut().expect("rank ≥ 1") = o2;
-        let pre = flex(pre, &shape);
         *shape.last_mut().expect("rank ≥ 1") = o2 / 2;
-        (flex(y, &shape), pre)
+        flex(y, &shape)
     }
 
     fn linear_glu_grad(
         x: FlexTensor,
         w: FlexTensor,
-        pre: FlexTensor,
+        b: FlexTensor,
         grad: FlexTensor,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let [i, o2] = dims(&w)[..] else { panic!("linear_glu: W must be [I, 2·O]") };
-        let [gx, gw, gb] = host::linear_glu_grad(&host(&x), &host(&w), &host(&pre), &host(&grad), i, o2);
+        let [gx, gw, gb] = host::linear_glu_grad(&host(&x), &host(&w), &host(&b), &host(&grad), i, o2);
         (flex(gx, &dims(&x)), flex(gw, &[i, o2]), flex(gb, &[o2]))
     }
 }
 
 impl<B: Backend + LinearGluOps, C: CheckpointStrategy> LinearGluOps for Autodiff<B, C> {
-    fn linear_glu_saving(x: AdTensor<B, C>, w: AdTensor<B, C>, b: AdTensor<B, C>) -> (AdTensor<B, C>, AdTensor<B, C>) {
+    fn linear_glu(x: AdTensor<B, C>, w: AdTensor<B, C>, b: AdTensor<B, C>) -> AdTensor<B, C> {
         #[derive(Debug)]
         struct LinearGlu;
         impl<B: Backend + LinearGluOps> Backward<B, 3> for LinearGlu {
             type State = [B::FloatTensorPrimitive; 3];
             fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
                 let g = grads.consume::<B>(&ops.node);
-                let [x, w, pre] = ops.state;
-                let (gx, gw, gb) = B::linear_glu_grad(x, w, pre, g);
+                let [x, w, b] = ops.state;
+                let (gx, gw, gb) = B::linear_glu_grad(x, w, b, g);
                 register_grads::<B, _, _>(ops.parents, [gx, gw, gb], grads, |n| n.id);
             }
         }
         let guards = [x.node(), w.node(), b.node()];
         let (x, w, b) = (x.into_primitive(), w.into_primitive(), b.into_primitive());
-        let (y, pre) = B::linear_glu_saving(x.clone(), w.clone(), b);
-        let y = match LinearGlu.prepare::<C>(guards).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish([x, w, pre.clone()], y),
+        let y = B::linear_glu(x.clone(), w.clone(), b.clone());
+        match LinearGlu.prepare::<C>(guards).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish([x, w, b], y),
             OpsKind::UnTracked(prep) => prep.finish(y),
-        };
-        (y, Self::from_inner(pre))
+        }
     }
 
     fn linear_glu_grad(
         _x: AdTensor<B, C>,
         _w: AdTensor<B, C>,
-        _pre: AdTensor<B, C>,
+        _b: AdTensor<B, C>,
         _grad: AdTensor<B, C>,
     ) -> (AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>) {
         unimplemented!("second-order gradients of the fused Linear + GLU")
@@ -93,9 +86,12 @@ impl<B: Backend + LinearGluOps, C: CheckpointStrategy> LinearGluOps for Autodiff
 }
 
 /// `glu(x·W + b)` over the last axis through the backend extension (see
-/// [`LinearGluOps::linear_glu_saving`]). Args: `x` [B, L, I], `w` [I, 2·O], `b` [2·O].
+/// [`LinearGluOps::linear_glu`]). Args: `x` [B, L, I], `w` [I, 2·O], `b` [2·O].
 /// Returns [B, L, O].
 pub fn linear_glu(x: Tensor<3>, w: Tensor<2>, b: Tensor<1>) -> Tensor<3> {
-    let (y, _) = <Dispatch as LinearGluOps>::linear_glu_saving(x.into_dispatch(), w.into_dispatch(), b.into_dispatch());
-    Tensor::from_dispatch(y)
+    Tensor::from_dispatch(<Dispatch as LinearGluOps>::linear_glu(
+        x.into_dispatch(),
+        w.into_dispatch(),
+        b.into_dispatch(),
+    ))
 }

@@ -60,49 +60,62 @@ unsafe fn mm(
     }
 }
 
-/// Args: `x` [R, I], `w` [I, 2·O] (burn's Linear layout), `b` [2·O].
-/// Returns `y = glu(x·W + b)` [R, O] and the pre-activation `x·W + b` [R, 2·O].
+/// `pre = x·W + b` for one block of rows: `x` [rc, I], `pre` [rc, 2·O].
+fn pre_block(x: &[f32], w: &[f32], b: &[f32], pre: &mut [f32], i: usize, o2: usize) {
+    let rc = pre.len() / o2;
+    assert!(x.len() == rc * i && w.len() == i * o2 && b.len() == o2, "linear_glu: block sizes");
+    // SAFETY: pre is [rc, 2O], x [rc, I] and w [I, 2O], all row-major and of those sizes
+    // (asserted above).
+    unsafe { mm((rc, o2, i), (pre.as_mut_ptr(), 1, o2), false, (x.as_ptr(), 1, i), (w.as_ptr(), 1, o2)) };
+    for row in pre.chunks_exact_mut(o2) {
+        for (p, b) in row.iter_mut().zip(b) {
+            *p += b;
+        }
+    }
+}
+
+/// Args: `x` [R, I], `w` [I, 2·O] (burn's Linear layout), `b` [2·O]. Returns
+/// `y = glu(x·W + b)` [R, O]. The pre-activation lives one block at a time and is not kept:
+/// the backward pass recomputes it (one more small GEMM per block) rather than hold
+/// 2·O floats a row, which at B·L = 2^20 rows would be 512 MB a layer.
 ///
 /// # Panics
 /// With `i` or `o2` zero (the callers take burn's ops then) or sizes that do not match.
-pub fn linear_glu(x: &[f32], w: &[f32], b: &[f32], i: usize, o2: usize) -> (Vec<f32>, Vec<f32>) {
+pub fn linear_glu(x: &[f32], w: &[f32], b: &[f32], i: usize, o2: usize) -> Vec<f32> {
     assert!(i > 0 && o2 > 0 && o2.is_multiple_of(2), "linear_glu: I = {i}, 2·O = {o2}");
     assert!(w.len() == i * o2 && b.len() == o2 && x.len().is_multiple_of(i), "linear_glu: sizes");
     let r = x.len() / i;
     let (o, rt) = (o2 / 2, rows_per_task(o2));
-    let (mut y, mut pre) = (zeros(r * o), zeros(r * o2));
-    let tasks = pre.par_chunks_mut(rt * o2).zip(y.par_chunks_mut(rt * o)).zip(x.par_chunks(rt * i));
-    tasks.for_each(|((pre, y), x)| {
-        let rc = pre.len() / o2;
-        // SAFETY: pre is [rc, 2O], x [rc, I] and w [I, 2O], all row-major and of those sizes.
-        unsafe { mm((rc, o2, i), (pre.as_mut_ptr(), 1, o2), false, (x.as_ptr(), 1, i), (w.as_ptr(), 1, o2)) };
-        for row in pre.chunks_exact_mut(o2) {
-            for (p, b) in row.iter_mut().zip(b) {
-                *p += b;
-            }
-        }
-        glu_rows(pre, y, o);
-    });
-    (y, pre)
+    let mut y = zeros(r * o);
+    let tasks = y.par_chunks_mut(rt * o).zip(x.par_chunks(rt * i));
+    tasks.for_each_init(
+        || vec![0f32; rt * o2],
+        |pre, (y, x)| {
+            let pre = &mut pre[..y.len() / o * o2];
+            pre_block(x, w, b, pre, i, o2);
+            glu_rows(pre, y, o);
+        },
+    );
+    y
 }
 
-/// Gradients of [`linear_glu`] given `g = ∂loss/∂y` [R, O] and the saved pre-activation:
-/// (∂x [R, I], ∂W [I, 2·O], ∂b [2·O]).
-pub fn linear_glu_grad(x: &[f32], w: &[f32], pre: &[f32], g: &[f32], i: usize, o2: usize) -> [Vec<f32>; 3] {
+/// Gradients of [`linear_glu`] given `g = ∂loss/∂y` [R, O]: (∂x [R, I], ∂W [I, 2·O], ∂b [2·O]).
+pub fn linear_glu_grad(x: &[f32], w: &[f32], b: &[f32], g: &[f32], i: usize, o2: usize) -> [Vec<f32>; 3] {
+    assert!(i > 0 && o2 > 0 && g.len() * 2 == x.len() / i * o2, "linear_glu_grad: sizes");
     let (o, rt) = (o2 / 2, rows_per_task(o2));
-    assert!(i > 0 && o2 > 0 && pre.len() == x.len() / i * o2, "linear_glu_grad: sizes");
-    let r = pre.len() / o2;
+    let r = x.len() / i;
     let mut gx = zeros(r * i);
-    let tasks =
-        gx.par_chunks_mut(rt * i).zip(pre.par_chunks(rt * o2)).zip(g.par_chunks(rt * o)).zip(x.par_chunks(rt * i));
+    let tasks = gx.par_chunks_mut(rt * i).zip(g.par_chunks(rt * o)).zip(x.par_chunks(rt * i));
     // Each worker sums its blocks' ∂W and ∂b; the partial sums are added at the end.
     let (gw, gb, _) = tasks
         .fold(
-            || (vec![0f32; i * o2], vec![0f32; o2], vec![0f32; rt * o2]),
-            |(mut gw, mut gb, mut scratch), (((gx, pre), g), x)| {
-                let rc = pre.len() / o2;
-                let gt = &mut scratch[..rc * o2]; // ∂pre [rc, 2O]
-                glu_grad_rows(pre, g, gt, o);
+            || (vec![0f32; i * o2], vec![0f32; o2], vec![0f32; 2 * rt * o2]),
+            |(mut gw, mut gb, mut scratch), ((gx, g), x)| {
+                let rc = g.len() / o;
+                let (pre, gt) = scratch.split_at_mut(rt * o2);
+                let (pre, gt) = (&mut pre[..rc * o2], &mut gt[..rc * o2]); // [rc, 2O] each
+                pre_block(x, w, b, pre, i, o2);
+                glu_grad_rows(pre, g, gt, o); // ∂pre
                 // SAFETY: gx is [rc, I], gt [rc, 2O], w [I, 2O] (read as Wᵀ [2O, I]), x [rc, I]
                 // (read as xᵀ [I, rc]) and gw [I, 2O], all of those sizes.
                 unsafe {
