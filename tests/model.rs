@@ -111,27 +111,30 @@ fn fused_kernels_match_tensor_ops_in_value_and_gradient() {
     let ((v1, g1), (v2, g2)) = (gl(true), gl(false));
     assert!(max_rel(&v1, &v2) < 1e-6 && max_rel(&g1, &g2) < 1e-5, "glu");
 
-    // Linear + GLU against burn's Linear then GLU. 600 rows of 2·37 outputs are three row
-    // blocks of the fused kernel (the last partial), so ∂W and ∂b add partial sums.
+    // (GELU +) Linear + GLU against burn's GELU, Linear then GLU. 600 rows of 2·37 outputs are
+    // three row blocks of the fused kernel (the last partial), so ∂W and ∂b add partial sums.
     let (rows_b, rows_l) = (3, 200);
     let lin = burn::nn::LinearConfig::new(h, 2 * h).init(&dev);
     let x = t(randn(rows_b * rows_l * h, 18), [rows_b, rows_l, h], &dev).require_grad();
-    let lg = |fused: bool| {
-        let y = if fused {
-            wavessm::model::ssm::conv::linear_glu(x.clone(), &lin)
-        } else {
-            burn::tensor::activation::glu(lin.forward(x.clone()), 2)
+    for gelu in [false, true] {
+        let lg = |fused: bool| {
+            let y = if fused {
+                wavessm::model::ssm::conv::linear_glu(x.clone(), &lin, gelu)
+            } else {
+                let a = if gelu { burn::tensor::activation::gelu(x.clone()) } else { x.clone() };
+                burn::tensor::activation::glu(lin.forward(a), 2)
+            };
+            let value = host(y.clone());
+            let g = probe(y, 19).backward();
+            let bias = lin.bias.as_ref().expect("bias").grad(&g).expect("∂b");
+            (value, [host(x.grad(&g).unwrap()), host(lin.weight.grad(&g).unwrap()), host(bias)])
         };
-        let value = host(y.clone());
-        let g = probe(y, 19).backward();
-        let bias = lin.bias.as_ref().expect("bias").grad(&g).expect("∂b");
-        (value, [host(x.grad(&g).unwrap()), host(lin.weight.grad(&g).unwrap()), host(bias)])
-    };
-    let (v1, g1) = lg(true);
-    let (v2, g2) = wavessm::ops::with_generic_ops(|| lg(false));
-    assert!(max_rel(&v1, &v2) < 1e-5, "linear_glu values: {}", max_rel(&v1, &v2));
-    for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
-        assert!(max_rel(a, b) < 1e-4, "linear_glu gradient {i}: {}", max_rel(a, b));
+        let (v1, g1) = lg(true);
+        let (v2, g2) = wavessm::ops::with_generic_ops(|| lg(false));
+        assert!(max_rel(&v1, &v2) < 1e-5, "linear_glu (gelu {gelu}) values: {}", max_rel(&v1, &v2));
+        for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
+            assert!(max_rel(a, b) < 1e-4, "linear_glu (gelu {gelu}) gradient {i}: {}", max_rel(a, b));
+        }
     }
 
     // LayerNorm against burn's, with non-trivial scale and shift.

@@ -79,6 +79,11 @@ pub struct BenchArgs {
     /// Longest sequence of `bench length` (a power of 4 times `--min-len` ends the sweep exactly).
     #[arg(long, default_value_t = 1 << 16, value_parser = clap::value_parser!(u64).range(1024..=1 << 24))]
     pub max_len: u64,
+    /// `bench length`: before timing each length, run one untimed training step and evaluation
+    /// there, so the timed steps find their memory already faulted in (the steady state of a
+    /// long fit; without it, each length also pays the first touch of its new memory).
+    #[arg(long)]
+    pub warmup: bool,
     /// Batch size of `bench length` (lower it for the longest sequences).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub batch: u64,

@@ -1,7 +1,8 @@
 //! `wavessm bench length`: how the time grows with sequence length. The adding problem with
 //! its S4D experiment (2×64), B=16, 4 training steps plus an evaluation pass, at L = 1k, 4k,
 //! 16k, 64k (from `--min-len` on up to `--max-len`); prints the time, its growth per 4× in L (O(L log L)
-//! gives a little over 4) and the peak RSS.
+//! gives a little over 4) and the peak RSS. `--warmup` runs one untimed step and evaluation at
+//! each length first, which takes the first touch of new memory out of the timing.
 
 use anyhow::Result;
 
@@ -31,6 +32,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         let cfg =
             ConfigRequest { config_dirs: c.config_dir.clone(), files: c.config.clone(), tokens, ..Default::default() }
                 .resolve()?;
+        if a.warmup {
+            train_and_eval(&cfg, Some(1))?;
+        }
         let t = train_and_eval(&cfg, Some(STEPS))?;
         let ms = (t.train.1 + t.eval.1) * 1e3;
         let cpu = t.cpu.0 + t.cpu.1;

@@ -71,6 +71,16 @@ fn gelu_grad_slice_body<const FMA: bool>(x: &[f32], g: &[f32], out: &mut [f32]) 
     }
 }
 
+/// `out = gelu(x)` on the calling thread (for kernels that apply it block by block).
+pub(crate) fn gelu_into(x: &[f32], out: &mut [f32]) {
+    gelu_slice(x, out)
+}
+
+/// `out = g·gelu'(x)` on the calling thread.
+pub(crate) fn gelu_grad_into(x: &[f32], g: &[f32], out: &mut [f32]) {
+    gelu_grad_slice(x, g, out)
+}
+
 /// `gelu(x)` elementwise, in parallel.
 pub fn gelu_host(x: &[f32]) -> Vec<f32> {
     let mut out = super::pool::zeros(x.len());

@@ -1,4 +1,4 @@
-//! `glu(x·W + b)`, the S4 blocks' output projection, as a backend extension with a
+//! `glu(act(x)·W + b)`, the S4 blocks' activation and output projection, as a backend extension with a
 //! hand-written backward (see [`host::linear_glu`] for why it is fused).
 
 use burn::backend::autodiff::Autodiff;
@@ -19,8 +19,9 @@ type AdTensor<B, C> = FloatTensor<Autodiff<B, C>>;
 /// Linear layer then GLU over the last axis.
 #[backend_extension(Flex, Autodiff)]
 pub trait LinearGluOps: Backend {
-    /// `glu(x·W + b)`: `x` [.., I], `w` [I, 2·O], `b` [2·O] → [.., O].
-    fn linear_glu(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `glu(act(x)·W + b)`: `x` [.., I], `w` [I, 2·O], `b` [2·O] → [.., O]; `act` is exact
+    /// GELU with `gelu`, else identity.
+    fn linear_glu(x: FloatTensor<Self>, w: FloatTensor<Self>, b: FloatTensor<Self>, gelu: bool) -> FloatTensor<Self>;
 
     /// Gradients of `linear_glu` (∂x, ∂W, ∂b) for output gradient `grad`; the pre-activation
     /// is recomputed from the inputs.
@@ -29,13 +30,14 @@ pub trait LinearGluOps: Backend {
         w: FloatTensor<Self>,
         b: FloatTensor<Self>,
         grad: FloatTensor<Self>,
+        gelu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
 impl LinearGluOps for Flex {
-    fn linear_glu(x: FlexTensor, w: FlexTensor, b: FlexTensor) -> FlexTensor {
+    fn linear_glu(x: FlexTensor, w: FlexTensor, b: FlexTensor, gelu: bool) -> FlexTensor {
         let [i, o2] = dims(&w)[..] else { panic!("linear_glu: W must be [I, 2·O]") };
-        let y = host::linear_glu(&host(&x), &host(&w), &host(&b), i, o2);
+        let y = host::linear_glu(&host(&x), &host(&w), &host(&b), i, o2, gelu);
         let mut shape = dims(&x);
         *shape.last_mut().expect("rank ≥ 1") = o2 / 2;
         flex(y, &shape)
@@ -46,30 +48,31 @@ impl LinearGluOps for Flex {
         w: FlexTensor,
         b: FlexTensor,
         grad: FlexTensor,
+        gelu: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let [i, o2] = dims(&w)[..] else { panic!("linear_glu: W must be [I, 2·O]") };
-        let [gx, gw, gb] = host::linear_glu_grad(&host(&x), &host(&w), &host(&b), &host(&grad), i, o2);
+        let [gx, gw, gb] = host::linear_glu_grad(&host(&x), &host(&w), &host(&b), &host(&grad), i, o2, gelu);
         (flex(gx, &dims(&x)), flex(gw, &[i, o2]), flex(gb, &[o2]))
     }
 }
 
 impl<B: Backend + LinearGluOps, C: CheckpointStrategy> LinearGluOps for Autodiff<B, C> {
-    fn linear_glu(x: AdTensor<B, C>, w: AdTensor<B, C>, b: AdTensor<B, C>) -> AdTensor<B, C> {
+    fn linear_glu(x: AdTensor<B, C>, w: AdTensor<B, C>, b: AdTensor<B, C>, gelu: bool) -> AdTensor<B, C> {
         #[derive(Debug)]
-        struct LinearGlu;
+        struct LinearGlu(bool);
         impl<B: Backend + LinearGluOps> Backward<B, 3> for LinearGlu {
             type State = [B::FloatTensorPrimitive; 3];
             fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
                 let g = grads.consume::<B>(&ops.node);
                 let [x, w, b] = ops.state;
-                let (gx, gw, gb) = B::linear_glu_grad(x, w, b, g);
+                let (gx, gw, gb) = B::linear_glu_grad(x, w, b, g, self.0);
                 register_grads::<B, _, _>(ops.parents, [gx, gw, gb], grads, |n| n.id);
             }
         }
         let guards = [x.node(), w.node(), b.node()];
         let (x, w, b) = (x.into_primitive(), w.into_primitive(), b.into_primitive());
-        let y = B::linear_glu(x.clone(), w.clone(), b.clone());
-        match LinearGlu.prepare::<C>(guards).compute_bound().stateful() {
+        let y = B::linear_glu(x.clone(), w.clone(), b.clone(), gelu);
+        match LinearGlu(gelu).prepare::<C>(guards).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish([x, w, b], y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
@@ -80,18 +83,16 @@ impl<B: Backend + LinearGluOps, C: CheckpointStrategy> LinearGluOps for Autodiff
         _w: AdTensor<B, C>,
         _b: AdTensor<B, C>,
         _grad: AdTensor<B, C>,
+        _gelu: bool,
     ) -> (AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>) {
         unimplemented!("second-order gradients of the fused Linear + GLU")
     }
 }
 
-/// `glu(x·W + b)` over the last axis through the backend extension (see
+/// `glu(act(x)·W + b)` over the last axis through the backend extension (see
 /// [`LinearGluOps::linear_glu`]). Args: `x` [B, L, I], `w` [I, 2·O], `b` [2·O].
 /// Returns [B, L, O].
-pub fn linear_glu(x: Tensor<3>, w: Tensor<2>, b: Tensor<1>) -> Tensor<3> {
-    Tensor::from_dispatch(<Dispatch as LinearGluOps>::linear_glu(
-        x.into_dispatch(),
-        w.into_dispatch(),
-        b.into_dispatch(),
-    ))
+pub fn linear_glu(x: Tensor<3>, w: Tensor<2>, b: Tensor<1>, gelu: bool) -> Tensor<3> {
+    let (x, w, b) = (x.into_dispatch(), w.into_dispatch(), b.into_dispatch());
+    Tensor::from_dispatch(<Dispatch as LinearGluOps>::linear_glu(x, w, b, gelu))
 }

@@ -23,16 +23,17 @@ pub fn glu_last(x: Tensor<3>) -> Tensor<3> {
     if crate::ops::supported(&x.device()) { crate::ops::glu_last(x) } else { burn::tensor::activation::glu(x, 2) }
 }
 
-/// `glu(linear(x))` over the last axis, fused on the CPU: the S4 blocks' output projection.
+/// `glu(linear(act(x)))` over the last axis, fused on the CPU: the S4 blocks' output
+/// projection, with the activation (exact GELU with `gelu`) folded in.
 ///
 /// Args: `x` [B, L, H]; `linear` H → 2·O. Returns [B, L, O].
-pub fn linear_glu(x: Tensor<3>, linear: &Linear) -> Tensor<3> {
+pub fn linear_glu(x: Tensor<3>, linear: &Linear, gelu: bool) -> Tensor<3> {
     let [i, o2] = linear.weight.dims();
     match &linear.bias {
         Some(b) if crate::ops::supported(&x.device()) && i > 0 && o2 > 0 => {
-            crate::ops::linear::linear_glu(x, linear.weight.val(), b.val())
+            crate::ops::linear::linear_glu(x, linear.weight.val(), b.val(), gelu)
         }
-        _ => glu_last(linear.forward(x)),
+        _ => glu_last(linear.forward(if gelu { crate::ops::gelu(x) } else { x })),
     }
 }
 

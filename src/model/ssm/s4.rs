@@ -503,7 +503,7 @@ impl S4 {
             .collect();
         let y = if channels == 1 { ys.into_iter().next().expect("one channel") } else { Tensor::cat(ys, 2) };
         let y = self.dropout.forward(y); // [B, L, C·H]
-        linear_glu(y, &self.output_linear) // [B, L, 2H] -> [B, L, H]
+        linear_glu(y, &self.output_linear, false) // [B, L, 2H] -> [B, L, H]
     }
 }
 

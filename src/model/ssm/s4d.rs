@@ -277,12 +277,19 @@ impl S4d {
     /// Args: `u` [B, L, H]. Returns [B, L, H].
     fn mix(&self, u: Tensor<3>, response: Option<Tensor<3>>) -> Tensor<3> {
         let k = self.kernel_at(u.dims()[1]); // [H, L]
+        let gelu = self.activation == Activation::Gelu;
+        if response.is_none() && self.dropout.prob == 0.0 {
+            // With no dropout between them, GELU moves into the output projection, whose
+            // backward pass recomputes it from z instead of keeping gelu(z) [B, L, H].
+            let z = causal_conv(u, k, self.D.val(), false); // [B, L, H]
+            return linear_glu(z, &self.output_linear, gelu); // [B, L, H]
+        }
         let y = match response {
-            None => causal_conv(u, k, self.D.val(), self.activation == Activation::Gelu),
+            None => causal_conv(u, k, self.D.val(), gelu),
             Some(r) => self.activation.apply(causal_conv(u, k, self.D.val(), false) + r),
         }; // [B, L, H]
         let y = self.dropout.forward(y);
-        linear_glu(y, &self.output_linear) // [B, L, 2H] -> [B, L, H]
+        linear_glu(y, &self.output_linear, false) // [B, L, 2H] -> [B, L, H]
     }
 }
 
