@@ -77,7 +77,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1 << 10, value_parser = clap::value_parser!(u64).range(16..=1 << 24))]
     pub min_len: u64,
     /// Longest sequence of `bench length` (a power of 4 times `--min-len` ends the sweep exactly).
-    #[arg(long, default_value_t = 1 << 16, value_parser = clap::value_parser!(u64).range(1024..=1 << 24))]
+    #[arg(long, default_value_t = 1 << 16, value_parser = clap::value_parser!(u64).range(16..=1 << 24))]
     pub max_len: u64,
     /// `bench length`: before timing each length, run one untimed training step and evaluation
     /// there, so the timed steps find their memory already faulted in (the steady state of a

@@ -15,6 +15,7 @@ const STEPS: usize = 4;
 
 /// Runs the sweep, one line per length.
 pub fn run(a: &BenchArgs) -> Result<()> {
+    anyhow::ensure!(a.min_len <= a.max_len, "--min-len ({}) is above --max-len ({})", a.min_len, a.max_len);
     let c = &a.config;
     let b = a.batch as usize;
     let mut prev: Option<(f64, f64)> = None;
