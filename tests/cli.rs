@@ -158,6 +158,16 @@ fn bench_length_and_fit_print_their_lines() {
     assert!(o.status.success(), "{err}");
     let line = out.trim();
     assert!(line.starts_with("length seq_len=1024 batch=1 ms=") && line.contains(" growth=- cpu_s="), "{line}");
+    // Two short lengths after a warm-up each: the second line has a growth.
+    let args = ["bench", "length", "--min-len", "16", "--max-len", "64", "--batch", "1", "--warmup"];
+    let o = wavessm(dir.path(), &args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("length ")).collect();
+    assert!(lines.len() == 2 && lines[1].starts_with("length seq_len=64 ") && !lines[1].contains("growth=-"), "{out}");
+    let o = wavessm(dir.path(), &["bench", "length", "--min-len", "4096", "--max-len", "1024"]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success() && err.contains("--min-len (4096) is above --max-len (1024)"), "{err}");
     // The fit bench on a few MNIST images (its overrides win over the fixed setup).
     let mnist = common::data_dir().join("mnist");
     let path = format!("data.path={}", mnist.display());
