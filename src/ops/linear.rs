@@ -37,6 +37,7 @@ pub trait LinearGluOps: Backend {
 impl LinearGluOps for Flex {
     fn linear_glu(x: FlexTensor, w: FlexTensor, b: FlexTensor, gelu: bool) -> FlexTensor {
         let [i, o2] = dims(&w)[..] else { panic!("linear_glu: W must be [I, 2·O]") };
+        assert_eq!(dims(&x).last(), Some(&i), "linear_glu: the last axis of x must be W's I");
         let y = host::linear_glu(&host(&x), &host(&w), &host(&b), i, o2, gelu);
         let mut shape = dims(&x);
         *shape.last_mut().expect("rank ≥ 1") = o2 / 2;
@@ -51,6 +52,7 @@ impl LinearGluOps for Flex {
         gelu: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
         let [i, o2] = dims(&w)[..] else { panic!("linear_glu: W must be [I, 2·O]") };
+        assert_eq!(dims(&x).last(), Some(&i), "linear_glu: the last axis of x must be W's I");
         let [gx, gw, gb] = host::linear_glu_grad(&host(&x), &host(&w), &host(&b), &host(&grad), i, o2, gelu);
         (flex(gx, &dims(&x)), flex(gw, &[i, o2]), flex(gb, &[o2]))
     }

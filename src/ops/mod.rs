@@ -19,6 +19,7 @@ pub mod gelu;
 pub mod host;
 pub mod linear;
 pub mod lipschitz;
+pub(crate) mod matmul;
 pub(crate) mod pool;
 pub mod rnn;
 pub mod scan;

@@ -1,5 +1,6 @@
-//! `y = glu(x·W + b)`, the output projection of the S4 blocks, and its gradient, in row
-//! blocks: each task runs its own small GEMM and the bias and GLU while the block is in cache.
+//! `y = glu(act(x)·W + b)`, the activation and output projection of the S4 blocks, and its
+//! gradient, in row blocks: each task runs its own small GEMM and the bias and GLU while the
+//! block is in cache.
 //!
 //! Why not burn's Linear then the fused GLU: its matmul output is zeroed and then copied (to
 //! realign it) on the calling thread, and the bias add, the bias gradient and ∂W's
@@ -12,6 +13,7 @@ use rayon::prelude::*;
 
 use super::{glu_grad_rows, glu_rows};
 use crate::ops::gelu::{gelu_grad_into, gelu_into};
+use crate::ops::matmul::{matmul, rows, transposed};
 use crate::ops::pool::zeros;
 
 /// Floats of one task's pre-activation block (rows × 2·O): it stays in L2.
@@ -20,45 +22,6 @@ const BLOCK: usize = 1 << 14;
 /// Rows per task.
 fn rows_per_task(o2: usize) -> usize {
     (BLOCK / o2.max(1)).max(1)
-}
-
-/// `dst[m,n] (+)= lhs[m,k]·rhs[k,n]` for matrices given as (pointer, column stride, row stride).
-///
-/// # Safety
-/// Every index the strides reach must lie inside the buffers, and `dst` must be this task's
-/// alone.
-#[allow(clippy::too_many_arguments)]
-unsafe fn mm(
-    (m, n, k): (usize, usize, usize),
-    dst: (*mut f32, usize, usize),
-    accumulate: bool,
-    lhs: (*const f32, usize, usize),
-    rhs: (*const f32, usize, usize),
-) {
-    // SAFETY: the caller's.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.0,
-            dst.1 as isize,
-            dst.2 as isize,
-            accumulate,
-            lhs.0,
-            lhs.1 as isize,
-            lhs.2 as isize,
-            rhs.0,
-            rhs.1 as isize,
-            rhs.2 as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
 }
 
 /// One worker's block buffers of the backward pass: the pre-activation and its gradient
@@ -81,9 +44,7 @@ impl Scratch {
 fn pre_block(x: &[f32], w: &[f32], b: &[f32], pre: &mut [f32], i: usize, o2: usize) {
     let rc = pre.len() / o2;
     assert!(x.len() == rc * i && w.len() == i * o2 && b.len() == o2, "linear_glu: block sizes");
-    // SAFETY: pre is [rc, 2O], x [rc, I] and w [I, 2O], all row-major and of those sizes
-    // (asserted above).
-    unsafe { mm((rc, o2, i), (pre.as_mut_ptr(), 1, o2), false, (x.as_ptr(), 1, i), (w.as_ptr(), 1, o2)) };
+    matmul(pre, rc, o2, i, rows(x, i), rows(w, o2), 1.0, false);
     for row in pre.chunks_exact_mut(o2) {
         for (p, b) in row.iter_mut().zip(b) {
             *p += b;
@@ -136,7 +97,7 @@ pub fn linear_glu_grad(x: &[f32], w: &[f32], b: &[f32], g: &[f32], i: usize, o2:
     let mut gx = zeros(r * i);
     let tasks = gx.par_chunks_mut(rt * i).zip(g.par_chunks(rt * o)).zip(x.par_chunks(rt * i));
     // Each worker sums its blocks' ∂W and ∂b; the partial sums are added at the end.
-    let (gw, gb, _) = tasks
+    let (gw, gb) = tasks
         .fold(
             || (vec![0f32; i * o2], vec![0f32; o2], Scratch::new(rt, i, o2, gelu)),
             |(mut gw, mut gb, mut sc), ((gx, g), x)| {
@@ -148,12 +109,8 @@ pub fn linear_glu_grad(x: &[f32], w: &[f32], b: &[f32], g: &[f32], i: usize, o2:
                 glu_grad_rows(pre, g, gt, o); // ∂pre
                 // ∂act(x) = ∂pre·Wᵀ is ∂x without GELU, else it goes through gelu'(x).
                 let (ga, gx) = if gelu { (&mut ga[..rc * i], Some(gx)) } else { (gx, None) };
-                // SAFETY: ga is [rc, I], gt [rc, 2O], w [I, 2O] (read as Wᵀ [2O, I]), a [rc, I]
-                // (read as aᵀ [I, rc]) and gw [I, 2O], all of those sizes.
-                unsafe {
-                    mm((rc, i, o2), (ga.as_mut_ptr(), 1, i), false, (gt.as_ptr(), 1, o2), (w.as_ptr(), o2, 1));
-                    mm((i, o2, rc), (gw.as_mut_ptr(), 1, o2), true, (a.as_ptr(), i, 1), (gt.as_ptr(), 1, o2));
-                }
+                matmul(ga, rc, i, o2, rows(gt, o2), transposed(w, o2), 1.0, false); // ∂pre·Wᵀ
+                matmul(&mut gw, i, o2, rc, transposed(a, i), rows(gt, o2), 1.0, true); // += aᵀ·∂pre
                 if let Some(gx) = gx {
                     gelu_grad_into(x, ga, gx);
                 }
@@ -165,13 +122,13 @@ pub fn linear_glu_grad(x: &[f32], w: &[f32], b: &[f32], g: &[f32], i: usize, o2:
                 (gw, gb, sc)
             },
         )
-        .map(|(gw, gb, _)| (gw, gb, ()))
+        .map(|(gw, gb, _)| (gw, gb))
         .reduce(
-            || (vec![0f32; i * o2], vec![0f32; o2], ()),
-            |(mut a, mut ab, _), (b, bb, _)| {
+            || (vec![0f32; i * o2], vec![0f32; o2]),
+            |(mut a, mut ab), (b, bb)| {
                 a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
                 ab.iter_mut().zip(&bb).for_each(|(a, b)| *a += b);
-                (a, ab, ())
+                (a, ab)
             },
         );
     [gx, gw, gb]

@@ -1,4 +1,5 @@
-//! The math of the fused kernels on plain slices (f64 accumulation, rayon over channels).
+//! The math of the fused kernels on plain slices (f64 accumulation where rounding compounds,
+//! rayon over channels or row blocks).
 //! Kept free of tensor types so tests can compare them with direct formulas.
 
 use rayon::prelude::*;
